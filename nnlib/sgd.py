@@ -103,13 +103,29 @@ class Network:
         if not eta > 0:
             raise ValueError(f"eta (the learning rate) must be > 0, got {eta}. Try eta=3.0.")
 
-    def _stack(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
-        """Mini-batch as a list of (x, y) -> X (n_in, m), Y (n_out, m)."""
+    def _rows(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        """List of (x, y) -> X (m, n_in), Y (m, n_out): one example per *row*, so that picking a
+        shuffled mini-batch copies contiguous memory."""
         if len(mini_batch) == 0:
             raise ValueError("The mini-batch is empty: pass at least one (x, y) pair.")
-        X = self._check_x(np.hstack([x for x, _ in mini_batch]), "the stacked mini-batch")
-        Y = self._check_y(np.hstack([y for _, y in mini_batch]), len(mini_batch))
-        return X, Y
+        X = np.array([x for x, _ in mini_batch], dtype=float)
+        Y = np.array([y for _, y in mini_batch], dtype=float)
+        if X.ndim != 3 or X.shape[1:] != (self.sizes[0], 1):
+            shapes = sorted({np.shape(x) for x, _ in mini_batch})
+            raise ValueError(
+                f"x has shape {shapes[0] if len(shapes) == 1 else shapes}, but this network has "
+                f"{self.sizes[0]} inputs: expected ({self.sizes[0]}, 1) for each example. "
+                "Reshape a flat vector with x.reshape(-1, 1).")
+        if Y.ndim != 3 or Y.shape[1:] != (self.sizes[-1], 1):
+            raise ValueError(
+                f"y has shape {np.shape(mini_batch[0][1])}, expected ({self.sizes[-1]}, 1): a "
+                "one-hot column per example (see nnlib.data.one_hot).")
+        return X[:, :, 0], Y[:, :, 0]
+
+    def _stack(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        """List of (x, y) -> X (n_in, m), Y (n_out, m): the examples as columns."""
+        X, Y = self._rows(mini_batch)
+        return X.T, Y.T
 
     # ---- the forward pass ---------------------------------------------------------------------
 
@@ -149,25 +165,29 @@ class Network:
             raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}.")
         if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
-        X, Y = self._stack(training_data)  # stack once; each mini-batch is then a column slice
-        n = X.shape[1]
+        X, Y = self._rows(training_data)  # stack once; each mini-batch is then a few rows of these
+        n = X.shape[0]
         history = History()
         bar = range(epochs)
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(bar, desc="epochs", unit="epoch")
         for j in bar:
-            order = self.rng.permutation(n)
-            for k in range(0, n, mini_batch_size):
-                cols = order[k:k + mini_batch_size]
-                self._update_matrix(X[:, cols], Y[:, cols], eta)
+            self._epoch(X, Y, mini_batch_size, eta)
             history.epoch.append(j + 1)
-            history.cost.append(float(0.5 * np.sum((self.feedforward(X) - Y) ** 2) / n))
+            history.cost.append(float(0.5 * np.sum((self.feedforward(X.T) - Y.T) ** 2) / n))
             if test_data:
                 history.accuracy.append(self.evaluate(test_data) / len(test_data))
             if progress and history.accuracy:
                 bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}")
         return history
+
+    def _epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float) -> None:
+        """One pass over pre-stacked rows X (n, n_in), Y (n, n_out) in shuffled mini-batches."""
+        order = self.rng.permutation(X.shape[0])
+        for k in range(0, X.shape[0], mini_batch_size):
+            rows = order[k:k + mini_batch_size]
+            self._update_matrix(X[rows].T, Y[rows].T, eta)
 
     def update_mini_batch(self, mini_batch: Sequence[Example], eta: float) -> None:
         """One gradient-descent step from one mini-batch, one example at a time (Nielsen's loop).
@@ -201,9 +221,13 @@ class Network:
 
     def _update_matrix(self, X: np.ndarray, Y: np.ndarray, eta: float) -> None:
         nabla_b, nabla_w = self.backprop_matrix(X, Y)
-        m = X.shape[1]
-        self.weights = [w - (eta / m) * nw for w, nw in zip(self.weights, nabla_w)]
-        self.biases = [b - (eta / m) * nb for b, nb in zip(self.biases, nabla_b)]
+        step = eta / X.shape[1]
+        # Same update line, done in place: w - (eta/m)*nw would allocate two fresh (n, n_in)
+        # arrays per step, which costs more than the arithmetic for small mini-batches.
+        for w, nw, b, nb in zip(self.weights, nabla_w, self.biases, nabla_b):
+            nw *= step
+            w -= nw
+            b -= step * nb
 
     def backprop(self, x: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Gradient of the cost for one example: ``(nabla_b, nabla_w)``, shaped like
@@ -225,22 +249,24 @@ class Network:
         over the m examples, exactly what the loop in ``update_mini_batch`` accumulates."""
         activation = X
         activations = [X]  # a^0 .. a^L, each (n_l, m)
-        zs = []  # z^1 .. z^L
         for b, w in zip(self.biases, self.weights):
-            z = w @ activation + b
-            zs.append(z)
-            activation = sigmoid(z)
+            activation = sigmoid(w @ activation + b)
             activations.append(activation)
-        nabla_b = [np.zeros(b.shape) for b in self.biases]
-        nabla_w = [np.zeros(w.shape) for w in self.weights]
-        delta = self.cost_derivative(activations[-1], Y) * sigmoid_prime(zs[-1])
-        # Departure from the math's notation: python's negative indices count layers from the end,
-        # so nabla_w[-l] is dC/dW^{L-l+1}. Summing over the m columns happens inside the products:
-        # delta (n_l, m) @ a.T (m, n_{l-1}) adds the m outer products.
+        L = self.num_layers - 1
+        nabla_b: list[np.ndarray] = [None] * L  # type: ignore[list-item]
+        nabla_w: list[np.ndarray] = [None] * L  # type: ignore[list-item]
+        # Departure from the math's notation: sigma'(z) is computed as a * (1 - a) from the
+        # activation we already have, instead of Nielsen's sigmoid_prime(z); same number, no exp.
+        a = activations[-1]
+        delta = self.cost_derivative(a, Y) * a * (1 - a)
+        # Python's negative indices count layers from the end: nabla_w[-l] is dC/dW^{L-l+1}.
+        # The sum over the m examples happens inside the products: delta (n_l, m) @ a.T
+        # (m, n_{l-1}) adds up the m outer products the loop would add one by one.
         nabla_b[-1] = delta.sum(axis=1, keepdims=True)
         nabla_w[-1] = delta @ activations[-2].T
         for l in range(2, self.num_layers):
-            delta = (self.weights[-l + 1].T @ delta) * sigmoid_prime(zs[-l])
+            a = activations[-l]
+            delta = (self.weights[-l + 1].T @ delta) * a * (1 - a)
             nabla_b[-l] = delta.sum(axis=1, keepdims=True)
             nabla_w[-l] = delta @ activations[-l - 1].T
         return nabla_b, nabla_w
