@@ -1,13 +1,30 @@
 """Checkers for the notebooks' exercises: say right or wrong, kindly, without giving the answer.
 
 Each checker takes the learner's function (or value), runs it on cases it builds itself and
-compares with a reference computed here. It prints one line of feedback and returns True/False.
+compares with a reference computed here. It prints one line of feedback and returns a ``Verdict`` (truthy when right).
 A stub that still raises ``NotImplementedError`` is reported as "not attempted yet", so an
 unsolved exercise never breaks a notebook run.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
+
+
+class Verdict:
+    """What a checker returns: truthy when right. It prints nothing when it is a cell's last
+    value, because the checker has already printed its feedback."""
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = bool(ok)
+
+    def __bool__(self) -> Verdict:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
 
 
 def _attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, Any]:
@@ -19,15 +36,15 @@ def _attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, A
         return False, None
 
 
-def _report(ok: bool, right: str, wrong: str) -> bool:
+def _report(ok: bool, right: str, wrong: str) -> Verdict:
     print(("Right! " + right) if ok else ("Not yet: " + wrong))
-    return ok
+    return Verdict(ok)
 
 
 # ---- 01 SGD from scratch -------------------------------------------------------------------
 
 
-def check_sgd_update(fn: Callable[..., Any]) -> bool:
+def check_sgd_update(fn: Callable[..., Any]) -> Verdict:
     """Exercise 01.1: ``fn(w, nabla_w, eta, m)`` returns the weights after one mini-batch step."""
     import numpy as np
 
@@ -35,7 +52,7 @@ def check_sgd_update(fn: Callable[..., Any]) -> bool:
     w, nw = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     ran, got = _attempt(fn, w.copy(), nw.copy(), 0.5, 8)
     if not ran:
-        return False
+        return Verdict(False)
     want = w - (0.5 / 8) * nw
     if np.shape(got) != want.shape:
         return _report(False, "", f"expected an array of shape {want.shape}, got {np.shape(got)}.")
@@ -47,13 +64,13 @@ def check_sgd_update(fn: Callable[..., Any]) -> bool:
                    "mean gradient.", "compare with the update line at the top of the notebook.")
 
 
-def check_parameter_count(fn: Callable[..., Any]) -> bool:
+def check_parameter_count(fn: Callable[..., Any]) -> Verdict:
     """Exercise 01.2: ``fn(sizes)`` returns how many weights and biases ``Network(sizes)`` has."""
     cases = [[784, 30, 10], [64, 30, 10], [2, 3, 1], [5, 5, 5, 5]]
     for sizes in cases:
         ran, got = _attempt(fn, sizes)
         if not ran:
-            return False
+            return Verdict(False)
         want = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
         if got != want:
             hint = ("the input layer has no biases" if got == want + sizes[0] else
@@ -62,7 +79,7 @@ def check_parameter_count(fn: Callable[..., Any]) -> bool:
     return _report(True, "[784, 30, 10] has 23,860 numbers for SGD to tune.", "")
 
 
-def check_cross_entropy_delta(fn: Callable[..., Any]) -> bool:
+def check_cross_entropy_delta(fn: Callable[..., Any]) -> Verdict:
     """Exercise 01.3: ``fn(a, y, z)`` is the output error delta^L for the cross-entropy cost."""
     import numpy as np
 
@@ -75,7 +92,7 @@ def check_cross_entropy_delta(fn: Callable[..., Any]) -> bool:
     y[3] = 1.0
     ran, got = _attempt(fn, a, y, z)
     if not ran:
-        return False
+        return Verdict(False)
     if np.allclose(got, (a - y) * sigmoid_prime(z)):
         return _report(False, "", "that is the quadratic cost's delta. For cross-entropy, "
                        "dC/da = (a - y) / (a (1 - a)); multiply by sigma'(z) and simplify.")
@@ -95,7 +112,7 @@ _EN_SENTENCES = [
 ]
 
 
-def check_count_pos(count_pos: Callable[[Any], dict], nlp: Any) -> bool:
+def check_count_pos(count_pos: Callable[[Any], dict], nlp: Any) -> Verdict:
     """Exercise 02.1: ``count_pos(doc)`` -> {coarse POS: how many tokens have it}."""
     for text in _EN_SENTENCES:
         doc = nlp(text)
@@ -120,7 +137,7 @@ _PERCENT_SENTENCES = [
 _PERCENT_REFERENCE = [{"LIKE_NUM": True}, {"LOWER": {"IN": ["percent", "%", "pct"]}}]
 
 
-def check_percent_pattern(percent_pattern: Callable[[], list], nlp: Any) -> bool:
+def check_percent_pattern(percent_pattern: Callable[[], list], nlp: Any) -> Verdict:
     """Exercise 02.2: ``percent_pattern()`` returns one Matcher pattern for "5 percent", "12.5%"."""
     from spacy.matcher import Matcher
 
@@ -153,7 +170,7 @@ _CARDINAL_SENTENCES = _EN_SENTENCES + ["Google hired 40 people in Paris in 2023.
 _component_ids = iter(range(1_000_000))
 
 
-def check_drop_cardinals(drop_cardinals: Callable[[Any], Any], nlp: Any) -> bool:
+def check_drop_cardinals(drop_cardinals: Callable[[Any], Any], nlp: Any) -> Verdict:
     """Exercise 02.3: a component that removes CARDINAL entities and returns the Doc.
 
     The checker registers the function under a fresh name, adds it after "ner" for the run and
@@ -186,7 +203,7 @@ _JA_SENTENCES = ["猫が静かに庭を歩いていた。", "東京で新しい�
 _CONTENT_POS = {"NOUN", "PROPN", "VERB", "ADJ"}
 
 
-def check_content_lemmas(content_lemmas: Callable[[Any], list], nlp_ja: Any) -> bool:
+def check_content_lemmas(content_lemmas: Callable[[Any], list], nlp_ja: Any) -> Verdict:
     """Exercise 02.4: lemmas of the content words (NOUN, PROPN, VERB, ADJ) of a Japanese Doc."""
     for text in _JA_SENTENCES:
         doc = nlp_ja(text)
@@ -208,7 +225,7 @@ _QUESTIONS = [
 ]
 
 
-def check_predict_label(predict_label: Callable[[Any, str], str], textcat_nlp: Any) -> bool:
+def check_predict_label(predict_label: Callable[[Any, str], str], textcat_nlp: Any) -> Verdict:
     """Exercise 02.5: ``predict_label(nlp, text)`` -> the label with the highest score."""
     for text in _QUESTIONS:
         attempted, got = _attempt(predict_label, textcat_nlp, text)

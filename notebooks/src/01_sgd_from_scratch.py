@@ -371,7 +371,7 @@ def sgd_update(w, nabla_w, eta, m):
     raise NotImplementedError
 
 
-check_sgd_update(sgd_update);
+check_sgd_update(sgd_update)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -390,7 +390,7 @@ def parameter_count(sizes):
     raise NotImplementedError
 
 
-check_parameter_count(parameter_count);
+check_parameter_count(parameter_count)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -410,7 +410,7 @@ def cross_entropy_delta(a, y, z):
     raise NotImplementedError
 
 
-check_cross_entropy_delta(cross_entropy_delta);
+check_cross_entropy_delta(cross_entropy_delta)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
