@@ -48,6 +48,19 @@ def colab_cell() -> str:
     return COLAB_CELL.format(url=url, name=url.rstrip("/").rsplit("/", 1)[-1])
 
 
+def github_slug() -> str:
+    """'owner/name' from the repository address."""
+    return repo_url().rstrip("/").split("github.com/", 1)[1]
+
+
+def binder_url(notebook: str = "01_sgd_from_scratch.ipynb") -> str:
+    return f"https://mybinder.org/v2/gh/{github_slug()}/HEAD?urlpath=lab/tree/notebooks/{notebook}"
+
+
+def colab_url(notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{github_slug()}/blob/main/notebooks/{notebook}"
+
+
 def build(src: Path, timeout: int) -> float:
     nb = jupytext.read(src)
     nb.cells.insert(1, nbformat.v4.new_code_cell(colab_cell()))

@@ -100,3 +100,13 @@ def test_pip_section_resolves_in_a_fresh_venv(tmp_path):
                              "--dry-run", "--quiet", "--ignore-installed", *reqs],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_readme_badges_come_from_the_one_repository_address():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_notebooks
+
+    readme = (ROOT / "README.md").read_text()
+    assert build_notebooks.binder_url() in readme
+    for nb in ["01_sgd_from_scratch", "02_spacy_pipelines", "03_loading_llama", "04_step_through_generation"]:
+        assert build_notebooks.colab_url(nb + ".ipynb") in readme, f"no Colab badge for {nb}"

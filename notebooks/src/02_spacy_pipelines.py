@@ -67,7 +67,7 @@ import matplotlib.pyplot as plt
 import spacy
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 
 import nnlib
 from nnlib import exercises
@@ -596,7 +596,7 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 # (`<0xE6>`). No tags, no lemmas: just integer ids into an embedding table.
 
 # %%
-from nnlib.llama.tokenizer import Tokenizer  # noqa: E402  (notebook 03's tokenizer class)
+from nnlib.llama import Tokenizer  # noqa: E402  (notebook 03's tokenizer class)
 
 tokenizer = Tokenizer(nnlib.DATA_DIR / "tiny-llama" / "tokenizer.model")
 print("tiny Llama tokenizer:", tokenizer.n_words, "pieces; bos id", tokenizer.bos_id)

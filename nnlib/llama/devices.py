@@ -1,0 +1,206 @@
+"""Where a Llama runs and whether it fits: device, dtype, process-group backend, memory arithmetic.
+
+Meta's reference code assumes CUDA everywhere (``init_process_group("nccl")``, ``.cuda()``,
+``torch.cuda.HalfTensor``). Here the device is chosen once, explicitly, and everything else
+follows it; no process group is needed on one device.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Union
+
+import torch
+
+DeviceLike = Union[str, torch.device, None]
+
+#: Bytes per parameter for the formats the notebooks compare (int4: two weights per byte).
+BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}
+
+#: The published shapes of Meta's models (params.json) used by the memory table.
+KNOWN_MODELS: dict[str, dict[str, Any]] = {
+    "7B": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, vocab_size=32000,
+               multiple_of=256, ffn_dim_multiplier=None),                      # Llama 2 7B
+    "8B": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128256,
+               multiple_of=1024, ffn_dim_multiplier=1.3),                      # Llama 3 8B
+    "13B": dict(dim=5120, n_layers=40, n_heads=40, n_kv_heads=40, vocab_size=32000,
+                multiple_of=256, ffn_dim_multiplier=None),                     # Llama 2 13B
+    "70B": dict(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=128256,
+                multiple_of=4096, ffn_dim_multiplier=1.3),                     # Llama 3 70B
+}
+
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+           "half": torch.float16}
+
+
+def mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def choose_device(device: DeviceLike = None) -> torch.device:
+    """``None`` -> cuda if present, else mps, else cpu. A named device this torch cannot use
+    raises ValueError saying why (e.g. "this torch was built without CUDA")."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{device!r} is not a device name torch knows ({err}); use 'cpu', "
+                         "'cuda', 'cuda:1' or 'mps'.") from err
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise ValueError(f"Cannot use device {device!r}: this torch was built without CUDA "
+                             f"(torch {torch.__version__}). Use device='cpu' (or 'mps' on a Mac), "
+                             "or install a CUDA build of torch.")
+        if not torch.cuda.is_available():
+            raise ValueError(f"Cannot use device {device!r}: torch has CUDA support but sees no "
+                             "GPU (driver missing or CUDA_VISIBLE_DEVICES empty). Use device='cpu'.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"Cannot use device {device!r}: only {torch.cuda.device_count()} "
+                             "CUDA device(s) are visible.")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_built():
+            raise ValueError(f"Cannot use device {device!r}: this torch was built without MPS "
+                             "(Apple GPU) support. Use device='cpu'.")
+        if not mps.is_available():
+            raise ValueError(f"Cannot use device {device!r}: MPS needs an Apple-silicon Mac with "
+                             "macOS 12.3 or later. Use device='cpu'.")
+    elif dev.type != "cpu":
+        raise ValueError(f"Device type {dev.type!r} is not supported here; use 'cuda', 'mps' or 'cpu'.")
+    return dev
+
+
+def choose_dtype(device: torch.device, dtype: Union[str, torch.dtype, None] = None) -> torch.dtype:
+    """bf16 on a CUDA GPU that supports it (else fp16), fp16 on MPS, fp32 on the CPU (CPU half
+    matmuls are slow or missing in older torch), unless ``dtype`` is given."""
+    if dtype is not None:
+        if isinstance(dtype, torch.dtype):
+            return dtype
+        if dtype not in _DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype.")
+        return _DTYPES[dtype]
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def process_group_backend(device: DeviceLike = None) -> str:
+    """The ``torch.distributed`` backend for ``device``: ``nccl`` only with CUDA *and* a torch built
+    with NCCL, else ``gloo``. This is the fix for "Distributed package doesn't have NCCL built in"."""
+    import torch.distributed as dist
+
+    dev = choose_device(device) if device is None else torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available() and dist.is_available() and dist.is_nccl_available():
+        return "nccl"
+    return "gloo"
+
+
+def init_process_group_if_needed(device: DeviceLike = None) -> bool:
+    """Start a one-process group only when launched by torchrun (RANK/WORLD_SIZE set).
+
+    In a notebook there is no torchrun and nothing to start: returns False. Loading on one device
+    never needs a group; this exists for scripts that are launched with torchrun anyway.
+    """
+    import torch.distributed as dist
+
+    if not dist.is_available() or dist.is_initialized():
+        return False
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return False
+    dist.init_process_group(backend=process_group_backend(device))
+    return True
+
+
+# ---- memory arithmetic -----------------------------------------------------------------------
+
+
+def count_parameters(dim: int, n_layers: int, n_heads: int, vocab_size: int,
+                     n_kv_heads: Optional[int] = None, multiple_of: int = 256,
+                     ffn_dim_multiplier: Optional[float] = None, **_: Any) -> int:
+    """Parameters of a Llama with these ``params.json`` values (embedding and output untied)."""
+    from .model import ModelArgs, ffn_hidden_dim
+
+    n_kv = n_kv_heads or n_heads
+    args = ModelArgs(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv,
+                     vocab_size=vocab_size, multiple_of=multiple_of,
+                     ffn_dim_multiplier=ffn_dim_multiplier, max_seq_len=1, max_batch_size=1)
+    hd = dim // n_heads
+    hidden = ffn_hidden_dim(args)
+    attn = dim * n_heads * hd * 2 + dim * n_kv * hd * 2     # wq, wo + wk, wv
+    ffn = 3 * dim * hidden                                   # w1, w2, w3
+    per_layer = attn + ffn + 2 * dim                         # + two RMSNorm weights
+    return n_layers * per_layer + 2 * vocab_size * dim + dim  # + embeddings, output, final norm
+
+
+def weight_bytes(n_params: int, dtype: str = "bf16") -> int:
+    """Bytes for the weights alone in ``dtype`` (fp32, bf16, fp16, int8, int4)."""
+    if dtype not in BYTES_PER_PARAM:
+        raise ValueError(f"Unknown dtype {dtype!r}; use one of {list(BYTES_PER_PARAM)}.")
+    return int(n_params * BYTES_PER_PARAM[dtype])
+
+
+def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_batch_size: int,
+                   n_kv_heads: Optional[int] = None, dtype: str = "bf16", **_: Any) -> int:
+    """Bytes of the KV cache: keys and values, every layer, every position, every batch row:
+    2 * n_layers * max_batch_size * max_seq_len * n_kv_heads * head_dim * bytes."""
+    n_kv = n_kv_heads or n_heads
+    elems = 2 * n_layers * max_batch_size * max_seq_len * n_kv * (dim // n_heads)
+    return int(elems * BYTES_PER_PARAM[dtype])
+
+
+def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048,
+                 max_batch_size: int = 1, kv_dtype: Optional[str] = None) -> dict[str, int]:
+    """Memory for one of ``KNOWN_MODELS`` ('7B', '8B', '13B', '70B') or a params dict:
+    ``{"params", "weights", "kv_cache", "total"}`` in parameters / bytes. The KV cache is kept in
+    ``kv_dtype`` (default: ``dtype``, but never below 16 bits, as quantised weights still cache
+    activations in 16 bits)."""
+    shape = KNOWN_MODELS[model] if isinstance(model, str) else model
+    if isinstance(model, str) and model not in KNOWN_MODELS:
+        raise ValueError(f"Unknown model {model!r}; use one of {list(KNOWN_MODELS)} or a params dict.")
+    n = count_parameters(**shape)
+    kv_dtype = kv_dtype or (dtype if dtype in ("fp32", "bf16", "fp16") else "bf16")
+    w = weight_bytes(n, dtype)
+    kv = kv_cache_bytes(max_seq_len=max_seq_len, max_batch_size=max_batch_size, dtype=kv_dtype, **shape)
+    return {"params": n, "weights": w, "kv_cache": kv, "total": w + kv}
+
+
+def memory_table(max_seq_len: int = 2048, max_batch_size: int = 1) -> list[dict[str, Any]]:
+    """Rows of (model, dtype, GB of weights, GB of KV cache, GB in total) for the notebook's table."""
+    rows = []
+    for name in KNOWN_MODELS:
+        for dt in BYTES_PER_PARAM:
+            m = model_memory(name, dt, max_seq_len, max_batch_size)
+            rows.append({"model": name, "dtype": dt, "params_B": m["params"] / 1e9,
+                         "weights_GB": m["weights"] / 1e9, "kv_cache_GB": m["kv_cache"] / 1e9,
+                         "total_GB": m["total"] / 1e9})
+    return rows
+
+
+def free_memory_bytes(device: DeviceLike = "cpu") -> Optional[int]:
+    """Free memory on ``device`` in bytes, or None when it cannot be told."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free)
+    if dev.type in ("cpu", "mps"):  # MPS shares the Mac's unified memory
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None

@@ -1,0 +1,110 @@
+"""nnlib.llama.model and loading: parity with transformers' LlamaForCausalLM in three layouts
+(Hugging Face, Meta, Meta with 2 model-parallel shards), and the KV cache against a full pass."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from _llama_fixtures import (hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout,
+                             save_meta_layout)
+from nnlib.llama import Llama, ModelArgs, Transformer
+from nnlib.llama.model import ffn_hidden_dim
+
+torch.set_num_threads(2)
+SEQ = 40
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["rope", "scaled-rope"])
+def hf_model(request):
+    return make_hf_model(scaled_rope=request.param)
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(3, 2048, (2, SEQ), generator=g)
+
+
+def build(path, **kw):
+    return Llama.build(path, max_seq_len=64, max_batch_size=2, device="cpu", **kw)
+
+
+@pytest.mark.parametrize("layout", ["hf", "meta", "meta-mp2", "meta-mp2-vocab-split"])
+def test_logits_match_transformers(hf_model, tokens, tmp_path, layout):
+    want = hf_logits(hf_model, tokens)
+    if layout == "hf":
+        path = save_hf_layout(hf_model, tmp_path / "hf")
+    else:
+        sd, params = hf_to_meta_in_test(hf_model)
+        n = 1 if layout == "meta" else 2
+        path = save_meta_layout(sd, params, tmp_path / layout, n_shards=n,
+                                embed_axis=0 if layout.endswith("vocab-split") else 1)
+    llama = build(path)
+    assert llama.device == torch.device("cpu")
+    assert next(llama.model.parameters()).dtype == torch.float32
+    got = llama.model.forward(tokens, 0)
+    assert got.shape == (2, SEQ, 2048) and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
+def test_kv_cache_prefill_then_one_at_a_time_equals_full_pass(hf_model, tokens, tmp_path):
+    llama = build(save_hf_layout(hf_model, tmp_path / "hf"))
+    full = llama.model.forward(tokens, 0).clone()
+    prefill = 17
+    steps = [llama.model.forward(tokens[:, :prefill], 0)]
+    for pos in range(prefill, SEQ):
+        steps.append(llama.model.forward(tokens[:, pos:pos + 1], pos))
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
+    # and the no-cache path (training / baseline) is the same function
+    torch.testing.assert_close(llama.model.forward(tokens, 0, use_cache=False), full, atol=1e-5, rtol=0)
+
+
+def test_meta_parameter_names_and_shapes():
+    args = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=100, multiple_of=32,
+                     max_seq_len=16, max_batch_size=3)
+    model = Transformer(args)
+    names = set(model.state_dict())
+    for n in ["tok_embeddings.weight", "norm.weight", "output.weight",
+              "layers.1.attention.wq.weight", "layers.1.attention.wk.weight", "layers.1.attention.wv.weight",
+              "layers.1.attention.wo.weight", "layers.1.feed_forward.w1.weight",
+              "layers.1.feed_forward.w2.weight", "layers.1.feed_forward.w3.weight",
+              "layers.1.attention_norm.weight", "layers.1.ffn_norm.weight"]:
+        assert n in names
+    assert not any("cache" in n or "rope" in n for n in names)  # buffers are not weights
+    assert model.layers[0].attention.wk.weight.shape == (2 * 16, 64)
+    assert model.layers[0].attention.cache_k.shape == (3, 16, 2, 16)
+    assert ffn_hidden_dim(args) == 192  # int(2 * 256 / 3) = 170, rounded up to 32
+
+
+def test_training_mode_has_gradients_and_no_cache_writes():
+    args = ModelArgs(dim=32, n_layers=1, n_heads=2, vocab_size=50, multiple_of=16, max_seq_len=8,
+                     max_batch_size=1)
+    model = Transformer(args)
+    x = torch.randint(0, 50, (4, 8))  # batch 4 > max_batch_size: fine without the cache
+    loss = model(x, 0, use_cache=False).logsumexp(-1).mean()
+    loss.backward()
+    assert model.output.weight.grad is not None
+    assert model.layers[0].attention.cache_k.abs().sum() == 0
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(dim=30, n_heads=4), "divisible by n_heads"),
+    (dict(n_heads=4, n_kv_heads=3), "multiple of n_kv_heads"),
+    (dict(max_seq_len=0), "at least 1"),
+])
+def test_model_args_errors(kw, message):
+    base = dict(dim=32, n_layers=1, n_heads=4, vocab_size=10)
+    with pytest.raises(ValueError, match=message):
+        ModelArgs(**{**base, **kw})
+
+
+def test_forward_errors():
+    args = ModelArgs(dim=32, n_layers=1, n_heads=2, vocab_size=50, multiple_of=16, max_seq_len=8,
+                     max_batch_size=1)
+    model = Transformer(args)
+    with pytest.raises(ValueError, match="max_seq_len=8"):
+        model(torch.zeros(1, 9, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="max_batch_size=1"):
+        model(torch.zeros(2, 3, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="vocab_size is not set"):
+        Transformer(ModelArgs(dim=32, n_layers=1, n_heads=2))
