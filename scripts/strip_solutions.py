@@ -1,0 +1,54 @@
+"""Write copies of the notebooks without their exercise solutions, for a workshop hand-out.
+
+    python scripts/strip_solutions.py notebooks/*.ipynb --out handout/
+
+A solution is a collapsed ``<details><summary>Solution</summary> ... </details>`` block in a
+markdown cell (how every notebook in the series writes them). The block is replaced by one line
+saying where the solution is; the rest of the cell (often the next exercise's text) stays, and
+the checkers still work. The originals are never modified.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>.*?</details>\s*", re.S | re.I)
+PLACEHOLDER = "*(The solution is in the teacher's copy of this notebook.)*\n\n"
+
+
+def strip_notebook(nb: dict) -> tuple[dict, int]:
+    """Return (notebook without solution blocks, how many were removed)."""
+    removed = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        new, n = SOLUTION.subn(PLACEHOLDER, text)
+        if n:
+            removed += n
+            cell["source"] = new.rstrip("\n")
+    return nb, removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("notebooks", nargs="+", type=Path)
+    ap.add_argument("--out", type=Path, required=True, help="folder for the hand-out copies")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.notebooks:
+        if not path.is_file() or path.suffix != ".ipynb":
+            sys.exit(f"{path}: not a notebook file (.ipynb). Pass notebooks/*.ipynb.")
+        if args.out.resolve() == path.parent.resolve():
+            sys.exit("--out is the notebooks' own folder: choose another so the originals stay intact.")
+        nb, n = strip_notebook(json.loads(path.read_text(encoding="utf-8")))
+        (args.out / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"{path.name}: {n} solution(s) removed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

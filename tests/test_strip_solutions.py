@@ -1,0 +1,33 @@
+"""The workshop hand-out script removes every solution block and nothing else."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_handout_has_no_solutions_and_keeps_everything_else(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "strip_solutions.py"), *map(str, NOTEBOOKS),
+                    "--out", str(tmp_path)], check=True, capture_output=True, text=True)
+    for path in NOTEBOOKS:
+        original = json.loads(path.read_text())
+        handout = json.loads((tmp_path / path.name).read_text())
+        text = lambda nb: ["".join(c["source"]) for c in nb["cells"]]  # noqa: E731
+        n_solutions = sum(t.count("<summary>Solution</summary>") for t in text(original))
+        assert n_solutions > 0, f"{path.name} has no solution blocks to strip"
+        assert not any("<summary>Solution" in t for t in text(handout))
+        assert sum("teacher's copy" in t for t in text(handout)) == n_solutions
+        assert len(handout["cells"]) == len(original["cells"])
+        for a, b in zip(original["cells"], handout["cells"]):
+            if a["cell_type"] == "code":
+                assert a == b, "code cells (and the checkers they call) are untouched"
+
+
+def test_refuses_to_overwrite_the_originals():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "strip_solutions.py"), str(NOTEBOOKS[0]),
+                             "--out", str(NOTEBOOKS[0].parent)], capture_output=True, text=True)
+    assert result.returncode != 0 and "originals" in result.stderr
