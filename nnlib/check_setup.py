@@ -100,6 +100,25 @@ def device_line() -> str:
     return f"device: {device} ({str(dtype).replace('torch.', '')}) - {why.get(device.type, '')}"
 
 
+def weights_line(env: str = "NNLIB_LLAMA_DIR") -> tuple[str, bool]:
+    """What notebooks 03 and 04 will load: the tiny model, or the real checkpoint ``$env`` names."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get(env)
+    if not folder:
+        return f"weights: the tiny Llama in data/ ({env} is not set; set it to a checkpoint folder " \
+               "to use real weights)", True
+    path = Path(folder).expanduser()
+    try:
+        from nnlib.llama.checkpoint import read_params
+
+        layout, _params = read_params(path)
+    except Exception as exc:  # noqa: BLE001 - report the loader's own explanation
+        return f"weights: {env}={folder} cannot be loaded: {exc}", False
+    return f"weights: {env}={folder} ({layout} layout); notebooks 03 and 04 will use it", True
+
+
 def report() -> tuple[list[str], bool]:
     """The lines to print, and whether every notebook's needs are met."""
     lines = [
@@ -107,9 +126,9 @@ def report() -> tuple[list[str], bool]:
         f"torch: {_version('torch')}   spacy: {_version('spacy')}   transformers: {_version('transformers')}"
         f"   numpy: {_version('numpy')}",
         device_line(),
-        "",
     ]
-    all_ok = True
+    weights, all_ok = weights_line()
+    lines += [weights, ""]
     for notebook, needs in NEEDS.items():
         missing = [n for n in needs if not n.met()]
         all_ok &= not missing

@@ -28,3 +28,23 @@ def test_missing_needs_name_their_fix(monkeypatch):
 def test_present_needs_are_met():
     assert check_setup.Need("numpy", "module:numpy", "").met()
     assert check_setup.Need("labelled set", "file:textcat/train.jsonl", "").met()
+
+
+def test_weights_line_tiny_by_default_and_explains_a_bad_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("NNLIB_LLAMA_DIR", raising=False)
+    line, ok = check_setup.weights_line()
+    assert ok and "tiny Llama" in line and "NNLIB_LLAMA_DIR" in line
+    monkeypatch.setenv("NNLIB_LLAMA_DIR", str(tmp_path / "nowhere"))
+    line, ok = check_setup.weights_line()
+    assert not ok and "cannot be loaded" in line and "nowhere" in line
+
+
+def test_weights_line_names_the_layout_of_a_real_folder(monkeypatch, tmp_path):
+    import json
+
+    (tmp_path / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 2, "n_heads": 4,
+                                                      "vocab_size": 100, "norm_eps": 1e-5}))
+    (tmp_path / "consolidated.00.pth").write_bytes(b"")
+    monkeypatch.setenv("NNLIB_LLAMA_DIR", str(tmp_path))
+    line, ok = check_setup.weights_line()
+    assert ok and "meta" in line.lower(), line
