@@ -90,10 +90,14 @@ def safe_torch_load(path: PathLike) -> dict[str, torch.Tensor]:
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # torch's message has the useful line (e.g. "unsupported GLOBAL posix.system") in the middle.
+        lines = [ln for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        detail = (lines or [str(err).splitlines()[0] if str(err) else type(err).__name__])[0]
         raise ValueError(
-            f"Refusing to load {path}: it contains Python objects that would run code when "
-            "unpickled, not just tensors (torch.load(weights_only=True) rejected it). Weights from "
-            "Meta or Hugging Face never need that; get the file from a source you trust."
+            f"Refusing to load {path}: besides tensors it asks to build Python objects, and "
+            "unpickling those could run arbitrary code (torch.load(weights_only=True) rejected it: "
+            f"{detail.strip()[:200]}). Weights from Meta or Hugging Face never need that; "
+            "get the file from a source you trust, or convert it to safetensors."
         ) from err
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict (a dict of tensors); got {type(obj).__name__}.")
@@ -111,10 +115,25 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def expected_shapes(args: ModelArgs) -> dict[str, torch.Size]:
-    """The shape of every weight a Transformer(args) has, without allocating it."""
-    with torch.device("meta"):
-        small = ModelArgs(**{**args.__dict__, "max_seq_len": 1, "max_batch_size": 1})
-        return {k: v.shape for k, v in Transformer(small).state_dict().items()}
+    """The shape of every weight a ``Transformer(args)`` has, worked out from ``params.json``
+    alone (nothing allocated). ``tests/test_llama_checkpoint.py`` checks it against the model."""
+    hd, hidden = args.head_dim, ffn_hidden_dim(args)
+    shapes = {"tok_embeddings.weight": (args.vocab_size, args.dim), "norm.weight": (args.dim,),
+              "output.weight": (args.vocab_size, args.dim)}
+    for i in range(args.n_layers):
+        p = f"layers.{i}."
+        shapes.update({
+            p + "attention.wq.weight": (args.n_heads * hd, args.dim),
+            p + "attention.wk.weight": (args.n_kv_heads * hd, args.dim),
+            p + "attention.wv.weight": (args.n_kv_heads * hd, args.dim),
+            p + "attention.wo.weight": (args.dim, args.n_heads * hd),
+            p + "feed_forward.w1.weight": (hidden, args.dim),
+            p + "feed_forward.w2.weight": (args.dim, hidden),
+            p + "feed_forward.w3.weight": (hidden, args.dim),
+            p + "attention_norm.weight": (args.dim,),
+            p + "ffn_norm.weight": (args.dim,),
+        })
+    return {k: torch.Size(v) for k, v in shapes.items()}
 
 
 def merge_shards(shards: list[dict[str, torch.Tensor]], args: ModelArgs) -> dict[str, torch.Tensor]:
@@ -150,6 +169,10 @@ def merge_shards(shards: list[dict[str, torch.Tensor]], args: ModelArgs) -> dict
                 "Check that params.json belongs to these weights and that no shard is missing."
             )
         merged[key] = t
+    if "output.weight" not in merged and "tok_embeddings.weight" in merged:
+        # Tied embeddings (Llama 3.2 1B/3B): the output matrix *is* the embedding matrix, so
+        # Meta's file stores it once. Both names then point at the same tensor.
+        merged["output.weight"] = merged["tok_embeddings.weight"]
     missing = [k for k in want if k not in merged]
     if missing:
         raise ValueError(f"Checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}: incomplete download?")
@@ -268,6 +291,13 @@ def hf_config_to_params(config: dict[str, Any]) -> dict[str, Any]:
     )
     params.update(ffn_params_for(dim, config["intermediate_size"]))
     if rope_type == "llama3":
+        need = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        missing = [k for k in need if k not in rope]
+        if missing:
+            raise ValueError(f"config.json's rope_scaling is 'llama3' but lacks {missing}; Llama 3.1+ "
+                             "configs give all four (e.g. factor 8 or 32, low_freq_factor 1, "
+                             "high_freq_factor 4, original_max_position_embeddings 8192). Use the "
+                             "config.json that came with the weights.")
         params.update(use_scaled_rope=True, rope_scale_factor=rope["factor"],
                       rope_low_freq_factor=rope["low_freq_factor"],
                       rope_high_freq_factor=rope["high_freq_factor"],
@@ -286,7 +316,8 @@ def ffn_params_for(dim: int, hidden: int) -> dict[str, Any]:
 
 def hf_to_meta(hf: dict[str, torch.Tensor], args: ModelArgs, tie_word_embeddings: bool = False
                ) -> dict[str, torch.Tensor]:
-    """Rename HF tensors to Meta's names and undo the q/k row permutation."""
+    """Rename HF tensors to Meta's names and undo the q/k row permutation. ``output.weight`` is
+    the embedding matrix when the file has no ``lm_head.weight`` (``tie_word_embeddings``)."""
     out: dict[str, torch.Tensor] = {}
     for key, t in hf.items():
         if key.endswith("rotary_emb.inv_freq"):
@@ -304,7 +335,9 @@ def hf_to_meta(hf: dict[str, torch.Tensor], args: ModelArgs, tie_word_embeddings
         elif meta.endswith("attention.wk"):
             t = unpermute_from_hf(t, args.n_kv_heads)
         out[meta + ".weight"] = t
-    if "output.weight" not in out and (tie_word_embeddings or "tok_embeddings.weight" in out):
+    # Tied embeddings (Llama 3.2 1B/3B): the output matrix *is* the embedding matrix, and HF files
+    # then hold no lm_head.weight. One stored anyway is used as it is (as transformers 5 does).
+    if "output.weight" not in out and "tok_embeddings.weight" in out:
         out["output.weight"] = out["tok_embeddings.weight"]
     return out
 
@@ -404,7 +437,11 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
     elif args.use_scaled_rope:  # transformers 4.x
         config.rope_scaling = {k: v for k, v in rope.items() if k != "rope_theta"}
     config.architectures = ["LlamaForCausalLM"]
-    config.torch_dtype = str(next(iter(sd.values())).dtype).replace("torch.", "")
+    dtype_name = str(next(iter(sd.values())).dtype).replace("torch.", "")
+    if hasattr(config, "dtype"):  # transformers >= 4.56 renamed torch_dtype
+        config.dtype = dtype_name
+    else:
+        config.torch_dtype = dtype_name
     config.save_pretrained(str(out))
     if tokenizer_path is not None:
         shutil.copyfile(tokenizer_path, out / "tokenizer.model")
@@ -412,8 +449,23 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
             "tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
             "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
             "model_max_length": args.max_seq_len, "legacy": False,
+            # HF's LlamaTokenizer puts a space before the text unless told not to; match the file.
+            "add_prefix_space": sentencepiece_adds_dummy_prefix(tokenizer_path),
         }, indent=2) + "\n")
     return out
+
+
+def sentencepiece_adds_dummy_prefix(model_path: PathLike) -> bool:
+    """Whether a SentencePiece ``tokenizer.model`` puts a space (``▁``) before the text, as
+    Llama 2's does and the shipped tiny Llama's does not. Read from the file's normaliser spec."""
+    try:
+        from sentencepiece import sentencepiece_model_pb2
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(Path(model_path).read_bytes())
+        return bool(proto.normalizer_spec.add_dummy_prefix)
+    except Exception:  # not SentencePiece (or protobuf missing): HF's default
+        return True
 
 
 def total_numel(tensors: Iterable[torch.Tensor]) -> int:

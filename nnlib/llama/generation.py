@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import checkpoint, devices
 from .model import ModelArgs, Transformer
-from .tokenizer import BaseTokenizer, load_tokenizer
+from .tokenizer import BaseTokenizer, find_tokenizer_file, load_tokenizer
 
 PathLike = Union[str, Path]
 
@@ -33,9 +33,12 @@ PathLike = Union[str, Path]
 
 def sample_top_p(probs: torch.Tensor, p: float, generator: Optional[torch.Generator] = None
                  ) -> torch.Tensor:
-    """Nucleus sampling, Meta's rule: keep the most likely tokens whose probabilities *before*
-    them (in descending order) add up to at most ``p`` -- the smallest set reaching ``p``, plus
-    nothing more -- renormalise, draw one. ``probs`` (B, V) -> token ids (B, 1)."""
+    """Nucleus sampling, Meta's rule: sort high to low, keep each token whose *preceding* mass
+    (the cumulative sum minus itself) is at most ``p``, renormalise the kept ones, draw one.
+
+    The kept set is therefore the shortest most-likely-first prefix whose mass exceeds ``p`` (all
+    tokens if none does); it always holds the most likely token. ``probs`` (B, V), rows summing to
+    1 -> token ids (B, 1). ``generator`` makes the draw reproducible."""
     sorted_probs, order, keep = nucleus(probs, p)
     kept = torch.where(keep, sorted_probs, torch.zeros_like(sorted_probs))
     kept = kept / kept.sum(dim=-1, keepdim=True)
@@ -46,9 +49,9 @@ def sample_top_p(probs: torch.Tensor, p: float, generator: Optional[torch.Genera
 def nucleus(probs: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(probabilities sorted high to low, their token ids, which of them the nucleus keeps).
 
-    A token is kept when the mass of the tokens ranked above it is at most ``p``; the most likely
-    token is therefore always kept. Ties are ordered by id (stable sort), so the cut is
-    deterministic."""
+    A token is kept when the mass of the tokens ranked above it is at most ``p`` (Meta's
+    ``probs_sum - probs_sort > p`` drops the others); the most likely token is therefore always
+    kept. Ties are ordered by id (stable sort), so the cut is deterministic. Shapes: (B, V) each."""
     sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
     mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
     return sorted_probs, order, mass_before <= p
@@ -176,11 +179,12 @@ class Llama:
         t0 = time.perf_counter()
         ckpt = Path(ckpt_dir)
         layout, params = checkpoint.read_params(ckpt)
-        tok_path = Path(tokenizer_path) if tokenizer_path is not None else ckpt / "tokenizer.model"
+        # tokenizer.model (SentencePiece or tiktoken) or tokenizer.json, told apart by content.
+        tok_path = Path(tokenizer_path) if tokenizer_path is not None else find_tokenizer_file(ckpt)
         if not tok_path.is_file():
             raise FileNotFoundError(
-                f"No tokenizer at {tok_path}. Pass tokenizer_path= the tokenizer.model that came "
-                "with the weights (Meta keeps it next to the model folders)."
+                f"No tokenizer at {tok_path}. Pass tokenizer_path= the tokenizer.model or "
+                "tokenizer.json that came with the weights (Meta keeps it next to the model folders)."
             )
         tokenizer = load_tokenizer(tok_path)
         dev = devices.choose_device(device)
@@ -198,7 +202,11 @@ class Llama:
             _check_memory(args, dt, dev)
         torch.manual_seed(seed)
         state = checkpoint.load_state_dict(ckpt, args, layout)
-        state = {k: v.to(device=dev, dtype=dt) for k, v in state.items()}
+        moved: dict[int, torch.Tensor] = {}  # tied embeddings: one tensor under two names, moved once
+        for k, v in state.items():
+            if id(v) not in moved:
+                moved[id(v)] = v.to(device=dev, dtype=dt)
+            state[k] = moved[id(v)]
         with torch.device("meta"):
             model = Transformer(args)
         model.load_state_dict(state, strict=True, assign=True)
@@ -347,15 +355,47 @@ class Llama:
             out.append(item)
         return out
 
+    def chat_completion(self, dialogs: Sequence[Sequence[dict[str, str]]], temperature: float = 0.6,
+                        top_p: float = 0.9, max_gen_len: Optional[int] = None,
+                        logprobs: bool = False) -> list[dict[str, Any]]:
+        """Meta's chat API: dialogs in (each a list of ``{"role", "content"}``: an optional
+        system message, then user and assistant taking turns, ending with the user), one
+        ``{"generation": {"role": "assistant", "content": str}}`` per dialog out (with
+        ``logprobs``, also ``"tokens"`` and ``"logprobs"``). The prompt format follows the
+        tokenizer: Llama 3's headers, or Llama 2's ``[INST]`` for SentencePiece (see
+        ``nnlib.llama.chat``). The reply ends at the first stop token, which is not returned."""
+        from .chat import encode_dialog
+
+        if isinstance(dialogs, dict) or (isinstance(dialogs, Sequence) and len(dialogs) > 0
+                                         and isinstance(dialogs[0], dict)):
+            raise ValueError("dialogs must be a list of dialogs, each a list of messages: pass "
+                             "[dialog], e.g. [[{'role': 'user', 'content': 'Hi'}]].")
+        if max_gen_len is None:
+            max_gen_len = self.model.params.max_seq_len - 1
+        prompt_tokens = [encode_dialog(self.tokenizer, d) for d in dialogs]
+        gen_tokens, gen_logprobs = self.generate(prompt_tokens, max_gen_len, temperature, top_p,
+                                                 logprobs)
+        out = []
+        for i, t in enumerate(gen_tokens):
+            item: dict[str, Any] = {"generation": {"role": "assistant",
+                                                   "content": self.tokenizer.decode(t)}}
+            if logprobs:
+                item["tokens"] = [self.tokenizer.decode([x]) for x in t]
+                item["logprobs"] = gen_logprobs[i]
+            out.append(item)
+        return out
+
     # ---- step through --------------------------------------------------------------------
 
     @torch.inference_mode()
     def step(self, ids: Sequence[int], prev_pos: int, temperature: float = 0.6, top_p: float = 0.9,
              generator: Optional[torch.Generator] = None, top_k: int = 10,
-             use_cache: bool = True) -> GenerationStep:
+             use_cache: bool = True, logits: Optional[torch.Tensor] = None) -> GenerationStep:
         """One token after ``ids`` (one sequence). The model sees ``ids[prev_pos:]`` at
         ``prev_pos``; the cache must already hold ``ids[:prev_pos]`` (so ``prev_pos=0`` the first
-        time; rewinding is calling again with a smaller ``prev_pos``)."""
+        time; rewinding is calling again with a smaller ``prev_pos``). ``logits`` (V,), when
+        given, are this position's raw scores from an earlier call: the model is not run and only
+        the choice is made again (a widget's slider moved)."""
         ids = [int(x) for x in ids]
         self._check_request([ids], 0, temperature, top_p)
         if len(ids) >= self.model.params.max_seq_len:
@@ -363,7 +403,11 @@ class Llama:
         if not 0 <= prev_pos < len(ids):
             raise ValueError(f"prev_pos must be in 0..{len(ids) - 1}, got {prev_pos}.")
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
-        if use_cache:
+        if logits is not None:
+            if tuple(logits.shape) != (self.model.params.vocab_size,):
+                raise ValueError(f"logits must have shape ({self.model.params.vocab_size},), one "
+                                 f"score per vocabulary entry; got {tuple(logits.shape)}.")
+        elif use_cache:
             logits = self.model.forward(x[:, prev_pos:], prev_pos)[0, -1]
         else:
             logits = self.model.forward(x, 0, use_cache=False)[0, -1]

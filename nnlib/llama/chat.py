@@ -1,0 +1,141 @@
+"""Chat prompts: a dialog (a list of ``{"role", "content"}`` messages) -> the token ids a chat
+model was trained on, in Meta's two formats.
+
+- **Llama 3** (tiktoken or a Llama 3 ``tokenizer.json``): every message is
+  ``<|start_header_id|>role<|end_header_id|>\\n\\n`` + content + ``<|eot_id|>``; the dialog starts
+  with ``<|begin_of_text|>`` and ends with an open assistant header, so the model writes the
+  reply and ends it with ``<|eot_id|>``. ``ChatFormat`` follows Meta's class of that name.
+- **Llama 2** (SentencePiece): each user/assistant exchange is
+  ``<s>[INST] user [/INST] answer </s>``, the last user message ``<s>[INST] user [/INST]``, and a
+  system message is folded into the first user message between ``<<SYS>>`` and ``<</SYS>>``.
+
+Both start with ``check_dialog``: an optional leading system message, then user and assistant
+taking turns, ending with the user. Not here: tool calls, images, the ``ipython`` role.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+Message = Mapping[str, str]
+Dialog = Sequence[Message]
+
+ROLES = ("system", "user", "assistant")
+# Llama 2's markers (Meta's names).
+B_INST, E_INST = "[INST]", "[/INST]"
+B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+LLAMA2_TAGS = (B_INST, E_INST, "<<SYS>>", "<</SYS>>")
+
+
+def check_dialog(dialog: Any) -> None:
+    """Raise ValueError (naming the fix) unless ``dialog`` is an optional system message, then
+    user, assistant, user, ... ending with a user message (the one the model answers)."""
+    if isinstance(dialog, Mapping):
+        raise ValueError("A dialog is a list of messages, e.g. [{'role': 'user', 'content': 'Hi'}]; "
+                         "got a single message. Wrap it in a list.")
+    if isinstance(dialog, (str, bytes)) or not isinstance(dialog, Sequence):
+        raise ValueError("A dialog is a list of {'role', 'content'} messages, got "
+                         f"{type(dialog).__name__}.")
+    if len(dialog) == 0:
+        raise ValueError("The dialog is empty: give at least one {'role': 'user', 'content': ...} message.")
+    for i, m in enumerate(dialog):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise ValueError(f"Message {i} must be a dict with 'role' and 'content', got {m!r}.")
+        if m["role"] not in ROLES:
+            raise ValueError(f"Message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}.")
+        if not isinstance(m["content"], str):
+            raise ValueError(f"Message {i}'s content must be a str, got {type(m['content']).__name__}.")
+    start = 1 if dialog[0]["role"] == "system" else 0
+    for i in range(start, len(dialog)):
+        want = "user" if (i - start) % 2 == 0 else "assistant"
+        role = dialog[i]["role"]
+        if role == want:
+            continue
+        if role == "system":
+            raise ValueError(f"Message {i} is a system message, but only the first message may be "
+                             "one. Move it to the front, or fold it into a user message.")
+        if role == "user":
+            raise ValueError(f"Messages {i - 1} and {i} are both from the user; roles must take "
+                             "turns. Join them into one user message, or put the assistant's "
+                             "reply between them.")
+        raise ValueError(
+            f"Message {i} is from the assistant, but a user message must come "
+            + ("first (after the optional system message)." if i == start else
+               f"between it and message {i - 1}; roles must take turns. Join the two assistant "
+               "messages, or put the user's message between them."))
+    if dialog[-1]["role"] == "system":
+        raise ValueError("The dialog is only a system message: add the user's message after it.")
+    if dialog[-1]["role"] != "user":
+        raise ValueError("The dialog ends with an assistant message, but the model writes the "
+                         "assistant's next reply: the last message must be from the user. Drop "
+                         "the trailing assistant message or add the user's next one.")
+
+
+def chat_format_of(tokenizer: Any) -> str:
+    """'llama3' or 'llama2': from the tokenizer's ``chat_format``, else from its special tokens."""
+    fmt = getattr(tokenizer, "chat_format", None)
+    if fmt in ("llama2", "llama3"):
+        return fmt
+    return "llama3" if "<|start_header_id|>" in getattr(tokenizer, "special_tokens", {}) else "llama2"
+
+
+class ChatFormat:
+    """Llama 3's chat format over a tokenizer that has its special tokens (Meta's class name)."""
+
+    def __init__(self, tokenizer: Any):
+        special = getattr(tokenizer, "special_tokens", {})
+        missing = [t for t in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+                   if t not in special]
+        if missing:
+            raise ValueError(f"This tokenizer has no {missing}: it cannot write a Llama 3 chat "
+                             "prompt. Use the tokenizer that came with a Llama 3 model.")
+        self.tokenizer = tokenizer
+        self.start_header_id = special["<|start_header_id|>"]
+        self.end_header_id = special["<|end_header_id|>"]
+        self.eot_id = special["<|eot_id|>"]
+
+    def encode_header(self, message: Message) -> list[int]:
+        """``<|start_header_id|>role<|end_header_id|>\\n\\n``."""
+        tok = self.tokenizer
+        return ([self.start_header_id] + tok.encode(message["role"], bos=False, eos=False)
+                + [self.end_header_id] + tok.encode("\n\n", bos=False, eos=False))
+
+    def encode_message(self, message: Message) -> list[int]:
+        """Header, the content stripped of surrounding whitespace, ``<|eot_id|>``. Special-token
+        text inside the content stays plain text."""
+        body = self.tokenizer.encode(message["content"].strip(), bos=False, eos=False)
+        return self.encode_header(message) + body + [self.eot_id]
+
+    def encode_dialog_prompt(self, dialog: Dialog) -> list[int]:
+        """BOS, every message, then an empty assistant header for the model to continue."""
+        check_dialog(dialog)
+        ids = [self.tokenizer.bos_id]
+        for message in dialog:
+            ids += self.encode_message(message)
+        return ids + self.encode_header({"role": "assistant", "content": ""})
+
+
+def encode_llama2_dialog(tokenizer: Any, dialog: Dialog) -> list[int]:
+    """Llama 2's ``[INST]`` format (Meta's Llama 2 ``chat_completion``)."""
+    check_dialog(dialog)
+    for i, m in enumerate(dialog):
+        tags = [t for t in LLAMA2_TAGS if t in m["content"]]
+        if tags:
+            raise ValueError(f"Message {i} contains {tags}, Llama 2's own prompt markers; a message "
+                             "may not (they would fake a turn). Remove or reword them.")
+    msgs = [dict(m) for m in dialog]
+    if msgs[0]["role"] == "system":
+        first = B_SYS + msgs[0]["content"] + E_SYS + msgs[1]["content"]
+        msgs = [{"role": "user", "content": first}] + msgs[2:]
+    ids: list[int] = []
+    for prompt, answer in zip(msgs[:-1:2], msgs[1::2]):
+        text = f"{B_INST} {prompt['content'].strip()} {E_INST} {answer['content'].strip()} "
+        ids += tokenizer.encode(text, bos=True, eos=True)
+    ids += tokenizer.encode(f"{B_INST} {msgs[-1]['content'].strip()} {E_INST}", bos=True, eos=False)
+    return ids
+
+
+def encode_dialog(tokenizer: Any, dialog: Dialog) -> list[int]:
+    """The prompt ids for one dialog, in the format the tokenizer's vocabulary was made for."""
+    if chat_format_of(tokenizer) == "llama3":
+        return ChatFormat(tokenizer).encode_dialog_prompt(dialog)
+    return encode_llama2_dialog(tokenizer, dialog)
