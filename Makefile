@@ -33,6 +33,7 @@ lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 test: install
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest tests $(NBVAL) notebooks
 
 # pytest only, no notebooks: the quick loop while working on nnlib.

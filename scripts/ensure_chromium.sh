@@ -1,5 +1,6 @@
 #!/bin/sh
-# Make sure Debian's Chromium is at /usr/bin/chromium for tests/test_browser.py.
+# Make sure a Chromium for tests/test_browser.py exists: Debian's package at /usr/bin/chromium
+# (or chromium on the PATH, or the file named by NNLIB_CHROMIUM, which the test uses first).
 # Playwright's own browser download is not reachable from our machines, so the test
 # drives the distribution's package instead. This script never fails: without Chromium
 # the browser test skips itself (and fails only when CI is set).
@@ -9,6 +10,14 @@ CHROMIUM=/usr/bin/chromium
 
 if [ -x "$CHROMIUM" ]; then
     echo "ensure_chromium: $CHROMIUM is present."
+    exit 0
+fi
+if [ -n "${NNLIB_CHROMIUM:-}" ] && [ -x "$NNLIB_CHROMIUM" ]; then
+    echo "ensure_chromium: using NNLIB_CHROMIUM=$NNLIB_CHROMIUM."
+    exit 0
+fi
+if command -v chromium >/dev/null 2>&1; then
+    echo "ensure_chromium: $(command -v chromium) is present."
     exit 0
 fi
 

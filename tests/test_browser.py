@@ -1,0 +1,435 @@
+"""Real-browser test: Playwright drives Debian's Chromium against a JupyterLab on a free local port.
+
+What it is: the check that the notebooks and their widgets work where learners meet them, in a
+browser. A headless kernel test (nbval, tests/test_widgets_*.py) proves the Python side; only a
+browser shows that widget views load, that displacy's SVG and the plots render, and that a slider
+moved by a person reaches the kernel and comes back as a new picture.
+
+What it is not: a pixel comparison. Screenshots are saved under ``test-artifacts/`` for a person to
+look at; the assertions compare the page with itself (before and after a slider moves) or with the
+committed notebook (how many plots and displacy pictures it should show).
+
+Chromium: Playwright's own browser download is not reachable from our machines, so the test uses
+Debian's package at /usr/bin/chromium (``scripts/ensure_chromium.sh`` installs it, ``make test``
+runs that first), else ``chromium`` on the PATH, or the file named by ``NNLIB_CHROMIUM``.
+Without it the tests skip, unless the environment variable ``CI`` is set, where a missing browser
+is a failure.
+
+JupyterLab runs from this Python (``sys.executable -m jupyter lab``) on a copy of ``notebooks/``
+in a temporary folder, with its own settings, workspace and runtime folders, so a run never
+changes the repository's notebooks nor a user's JupyterLab set-up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path(os.environ.get("NNLIB_CHROMIUM")
+                or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+                or shutil.which("chromium") or "/usr/bin/chromium")
+
+SERVER_START_TIMEOUT_S = 120
+RUN_ALL_TIMEOUT_S = 240      # one notebook, top to bottom, on 2 busy cores
+WIDGET_TIMEOUT_MS = 60_000   # one slider move or step coming back from the kernel
+
+
+def _unavailable(reason: str) -> None:
+    """Skip, or fail under CI, where the browser test must run rather than quietly skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the browser test must run).")
+    pytest.skip(reason)
+
+
+def _notebook(prefix: str) -> Path:
+    """The committed notebook ``notebooks/<prefix>_*.ipynb``, or a skip while it does not exist."""
+    found = sorted(NOTEBOOKS.glob(f"{prefix}_*.ipynb"))
+    if not found:
+        pytest.skip(f"notebooks/{prefix}_*.ipynb does not exist yet; build it with "
+                    f"'python scripts/build_notebooks.py {prefix}' to run this browser test.")
+    return found[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---- fixtures: one JupyterLab and one Chromium for the whole session --------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"{CHROMIUM} not found: run 'bash scripts/ensure_chromium.sh' as root "
+                     "(or 'apt-get install chromium') to run the browser tests.")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _unavailable("the playwright package is missing: pip install -e '.[test]'.")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def lab(chromium_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Start ``jupyter lab`` on a copy of notebooks/; yield its base URL and token; stop it."""
+    base = tmp_path_factory.mktemp("lab")
+    root_dir = base / "notebooks"
+    shutil.copytree(NOTEBOOKS, root_dir, ignore=shutil.ignore_patterns(
+        "src", "_scratch", ".ipynb_checkpoints"))
+    settings = base / "settings"
+    # Every cell stays in the page ("none"), so counting outputs sees the whole notebook; no
+    # news or update check, which would only add toasts over the screenshots.
+    for name, values in {
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+                                                        "checkForUpdates": False},
+    }.items():
+        path = settings / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ,
+               JUPYTER_CONFIG_DIR=str(base / "config"),
+               JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(settings),
+               JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root_dir}", "--LabApp.expose_app_in_browser=True"]
+    if hasattr(os, "getuid") and os.getuid() == 0:
+        command.append("--allow-root")
+    ARTIFACTS.mkdir(exist_ok=True)
+    log_path = ARTIFACTS / "jupyter-lab.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=base, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"jupyter lab exited with code {server.returncode} before it "
+                            f"answered; its log is {log_path}.")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5):
+                    break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"jupyter lab did not answer on {url} within "
+                                f"{SERVER_START_TIMEOUT_S} s; its log is {log_path}.")
+                time.sleep(0.5)
+        yield {"url": url, "token": token, "root_dir": str(root_dir)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(chromium_path), headless=True,
+                                              args=["--disable-dev-shm-usage"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(WIDGET_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+# ---- driving JupyterLab ---------------------------------------------------------------------
+
+
+def _open_and_run_all(page: Any, lab: dict[str, str], notebook: Path) -> Any:
+    """Open ``notebook`` in JupyterLab, clear its outputs, run all cells, wait for the kernel.
+
+    Returns a locator for the notebook's panel (the page may hold other, hidden tabs). Fails
+    with the first error output if a cell raised, read from the notebook model in the page.
+    """
+    page.goto(f"{lab['url']}/lab?reset&token={lab['token']}")  # reset: no tabs restored
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    opened = page.evaluate(
+        """async (path) => {
+            const app = window.jupyterapp;
+            const panel = await app.commands.execute('docmanager:open',
+                                                     {path, factory: 'Notebook'});
+            await panel.context.ready;
+            await panel.sessionContext.ready;
+            app.shell.activateById(panel.id);
+            window.__nnlibPanel = panel;
+            const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+            return kernel ? panel.id : null;
+        }""",
+        notebook.name)
+    assert opened, f"{notebook.name}: JupyterLab opened it but started no kernel."
+    panel = page.locator(f"[id='{opened}']")
+    page.wait_for_function(
+        "() => window.__nnlibPanel.sessionContext.session.kernel.status === 'idle'",
+        timeout=120_000)
+    finished = page.evaluate(
+        """async (timeoutMs) => {
+            const app = window.jupyterapp;
+            await app.commands.execute('notebook:clear-all-cell-outputs');
+            const run = app.commands.execute('notebook:run-all-cells');
+            const late = new Promise(resolve => setTimeout(() => resolve('timeout'), timeoutMs));
+            return await Promise.race([run, late]);
+        }""",
+        RUN_ALL_TIMEOUT_S * 1000)
+    assert finished != "timeout", (
+        f"{notebook.name}: 'Run All Cells' did not finish within {RUN_ALL_TIMEOUT_S} s.")
+    page.wait_for_function(
+        """() => window.__nnlibPanel.sessionContext.session.kernel.status === 'idle'
+                 && ![...window.__nnlibPanel.node.querySelectorAll('.jp-InputPrompt')]
+                        .some(p => p.textContent.includes('*'))""",
+        timeout=120_000)
+    cells = page.evaluate(
+        """() => {
+            const cells = window.__nnlibPanel.content.model.cells;
+            const out = [];
+            for (let i = 0; i < cells.length; i++) {
+                const cell = cells.get(i).toJSON();
+                if (cell.cell_type === 'code') out.push(cell);
+            }
+            return out;
+        }""")
+    for index, cell in enumerate(cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                trace = "\n".join(output.get("traceback", []))[-2000:]
+                pytest.fail(f"{notebook.name}: code cell {index} raised "
+                            f"{output.get('ename')}: {output.get('evalue')}\n{trace}")
+    not_run = [i for i, cell in enumerate(cells)
+               if cell.get("execution_count") is None and "".join(cell["source"]).strip()]
+    assert not not_run, f"{notebook.name}: code cells {not_run} did not run (Run All stopped?)."
+    assert finished is True, f"{notebook.name}: 'Run All Cells' reported a failure."
+    # An error could also be printed by the front end (a widget that failed to load, say).
+    tracebacks = panel.locator(".jp-OutputArea-output",
+                               has_text="Traceback (most recent call last)")
+    assert tracebacks.count() == 0, (
+        f"{notebook.name}: an output shows a traceback: {tracebacks.first.inner_text()[:2000]}")
+    broken_widgets = panel.get_by_text("Error displaying widget")
+    assert broken_widgets.count() == 0, f"{notebook.name}: a widget view failed to load."
+    return panel
+
+
+def _shutdown_kernel(page: Any) -> None:
+    """Stop the notebook's kernel so the next notebook does not share 2 cores with it."""
+    try:
+        page.evaluate("async () => { await window.__nnlibPanel.sessionContext.shutdown(); }")
+    except Exception:  # the page may already be gone after a failure; the server stops it later
+        pass
+
+
+def _committed_outputs(notebook: Path) -> list[dict]:
+    """The outputs saved in the committed notebook: what a run is expected to show."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return [output for cell in cells for output in cell.get("outputs", [])]
+
+
+def _count_committed(notebook: Path, mime: str, contains: str = "") -> int:
+    count = 0
+    for output in _committed_outputs(notebook):
+        data = output.get("data", {}).get(mime)
+        if data is not None:
+            text = data if isinstance(data, str) else "".join(data)
+            count += contains in text
+    return count
+
+
+def _assert_plots_render(page: Any, panel: Any, notebook: Path, stem: str) -> None:
+    """Every PNG the committed notebook shows is drawn again, and decoded, in the browser."""
+    expected = _count_committed(notebook, "image/png")
+    images = panel.locator(".jp-OutputArea-output img")
+    if expected:
+        images.nth(expected - 1).wait_for(state="attached")
+    shown = images.count()
+    assert shown >= expected, (
+        f"{notebook.name}: the committed notebook shows {expected} plots, the browser {shown}.")
+    widths = images.evaluate_all("imgs => imgs.map(img => img.complete ? img.naturalWidth : 0)")
+    assert all(width > 0 for width in widths), (
+        f"{notebook.name}: a plot image did not decode in the browser (widths {widths}).")
+    if shown:
+        images.first.scroll_into_view_if_needed()
+        images.first.screenshot(path=ARTIFACTS / f"{stem}_first_plot.png")
+        page.screenshot(path=ARTIFACTS / f"{stem}_page.png")
+
+
+# ---- notebooks 01 to 03: run everything, no errors, pictures render --------------------------
+
+
+@pytest.mark.parametrize("prefix", ["01", "02", "03"])
+def test_notebook_runs_in_jupyterlab_without_errors(prefix: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    notebook = _notebook(prefix)  # skip before starting JupyterLab for a notebook not yet built
+    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    try:
+        panel = _open_and_run_all(page, lab, notebook)
+        _assert_plots_render(page, panel, notebook, notebook.stem)
+        displacy_expected = (_count_committed(notebook, "text/html", 'class="displacy"')
+                             + _count_committed(notebook, "text/html", 'class="entities"'))
+        if displacy_expected:
+            pictures = panel.locator(".jp-OutputArea-output svg.displacy, "
+                                    ".jp-OutputArea-output div.entities")
+            shown = pictures.count()
+            assert shown >= displacy_expected, (
+                f"{notebook.name}: the committed notebook shows {displacy_expected} displacy "
+                f"pictures, the browser {shown}.")
+            arcs = panel.locator(".jp-OutputArea-output svg.displacy .displacy-arc")
+            entities = panel.locator(".jp-OutputArea-output div.entities mark.entity")
+            if _count_committed(notebook, "text/html", 'class="displacy"'):
+                assert arcs.count() > 0, f"{notebook.name}: displacy's SVG has no arcs."
+                arcs.first.locator("xpath=ancestor::*[local-name()='svg'][1]").screenshot(
+                    path=ARTIFACTS / f"{notebook.stem}_displacy_dep.png")
+            if _count_committed(notebook, "text/html", 'class="entities"'):
+                assert entities.count() > 0, f"{notebook.name}: no entity is highlighted."
+                entities.first.locator("xpath=ancestor::div[contains(@class,'entities')][1]") \
+                    .screenshot(path=ARTIFACTS / f"{notebook.stem}_displacy_ents.png")
+        if prefix == "01":
+            _check_learning_rate_explorer(page, panel, notebook)
+    finally:
+        _shutdown_kernel(page)
+
+
+def _check_learning_rate_explorer(page: Any, panel: Any, notebook: Path) -> None:
+    """Notebook 01's widget: typing a new eta into its slider retrains and redraws the curves."""
+    explorer = panel.locator(".jp-OutputArea-output",
+                             has=page.locator(".widget-slider", has_text="eta")).first
+    assert explorer.count() == 1, f"{notebook.name}: the LearningRateExplorer is not shown."
+    curves = explorer.locator(".widget-output").first
+    curves.locator("img").first.wait_for()
+    explorer.scroll_into_view_if_needed()
+    explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_0_start.png")
+    before = _fingerprint(curves)
+    _set_slider(page, explorer.locator(".widget-slider", has_text="eta").first, 0.1)
+    _wait_changed(page, curves, before, "the learning curves after moving eta to 0.1")
+    explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_1_eta.png")
+
+
+# ---- notebook 04: the GenerationExplorer answers a person's sliders and clicks ---------------
+
+
+def _set_slider(page: Any, widget: Any, value: float) -> str:
+    """Type ``value`` into an ipywidgets slider's readout, as a person would; return the readout."""
+    readout = widget.locator(".widget-readout")
+    readout.scroll_into_view_if_needed()
+    readout.fill(f"{value:g}")
+    readout.press("Enter")
+    page.wait_for_function(
+        "([el, want]) => Math.abs(parseFloat(el.textContent) - want) < 1e-6",
+        arg=[readout.element_handle(), value])
+    return readout.inner_text()
+
+
+def _drag_slider(page: Any, widget: Any, fraction: float) -> str:
+    """Drag an ipywidgets slider's handle with the mouse to ``fraction`` of its track; return the
+    readout once it shows a new value."""
+    handle, track = widget.locator(".noUi-handle").first, widget.locator(".noUi-base").first
+    readout = widget.locator(".widget-readout")
+    handle.scroll_into_view_if_needed()
+    before = readout.inner_text()
+    start, base = handle.bounding_box(), track.bounding_box()
+    y = start["y"] + start["height"] / 2
+    page.mouse.move(start["x"] + start["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(base["x"] + fraction * base["width"], y, steps=8)
+    page.mouse.up()
+    page.wait_for_function("([el, old]) => el.textContent.trim() !== old.trim()",
+                           arg=[readout.element_handle(), before])
+    return readout.inner_text()
+
+
+def _fingerprint(element: Any) -> tuple[str, bytes]:
+    """What the element shows: its markup (img src, svg) and its pixels."""
+    return element.inner_html(), element.screenshot()
+
+
+def _wait_changed(page: Any, element: Any, before: tuple[str, bytes], what: str) -> None:
+    """Wait until ``element`` looks different from ``before``, then until it stops changing
+    (an Output widget is briefly empty while it redraws); fail after ``WIDGET_TIMEOUT_MS``."""
+    deadline = time.monotonic() + WIDGET_TIMEOUT_MS / 1000
+    while _fingerprint(element)[1] == before[1]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not change within {WIDGET_TIMEOUT_MS // 1000} s.")
+        page.wait_for_timeout(250)
+    last = _fingerprint(element)
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        now = _fingerprint(element)
+        if now == last:
+            return
+        last = now
+
+
+def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureRequest) -> None:
+    notebook = _notebook("04")
+    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    try:
+        panel = _open_and_run_all(page, lab, notebook)
+        _assert_plots_render(page, panel, notebook, notebook.stem)
+        explorer = panel.locator(".jp-OutputArea-output", has=page.locator(".nnlib-bars")).first
+        explorer.wait_for()
+        temperature = explorer.locator(".nnlib-temperature").first
+        top_p = explorer.locator(".nnlib-top-p").first
+        step = explorer.locator(".nnlib-step").first
+        text = explorer.locator(".nnlib-text").first
+        bars = explorer.locator(".nnlib-bars").first
+        for name, part in [("temperature slider", temperature), ("top_p slider", top_p),
+                           ("step button", step), ("text", text), ("bar chart", bars)]:
+            assert part.count() == 1, f"notebook 04: the GenerationExplorer has no {name}."
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_0_start.png")
+
+        before = _fingerprint(bars)
+        shown = _drag_slider(page, temperature, 0.75)  # dragged with the mouse, about 1.5
+        _wait_changed(page, bars, before, f"the bar chart after dragging temperature to {shown}")
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_1_temperature.png")
+
+        before = _fingerprint(bars)
+        _set_slider(page, top_p, 0.5)  # typed into the readout
+        _wait_changed(page, bars, before, "the bar chart after setting top_p to 0.5")
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_2_top_p.png")
+
+        text_before, bars_before = _fingerprint(text), _fingerprint(bars)
+        (step.locator("button") if step.locator("button").count() else step).click()
+        _wait_changed(page, text, text_before, "the generated text after clicking step")
+        _wait_changed(page, bars, bars_before, "the bar chart after clicking step")
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_3_step.png")
+    finally:
+        _shutdown_kernel(page)
