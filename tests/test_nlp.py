@@ -3,7 +3,9 @@ the small text classifier, and the notebook's exercise checkers with their refer
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import spacy
@@ -147,6 +149,23 @@ def test_words_per_second_counts_tokens(en):
     assert N.words_per_second(lambda ts: (en.make_doc(t) for t in ts), texts) > 0
 
 
+def test_plot_throughput_labels_rates_and_ratios():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlib.plots import plot_throughput
+
+    fig, ax = plt.subplots(figsize=(6, 2))
+    plot_throughput({"loop": 1000.0, "pipe": 2500.0}, ax=ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["pipe", "loop"]  # first on top
+    assert [t.get_text() for t in ax.texts] == ["2,500  (2.5x)", "1,000  (1.0x)"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="positive rate"):
+        plot_throughput({})
+
+
 # ---- the labelled data and the text classifier --------------------------------------------------
 
 def test_shipped_data_is_balanced(data):
@@ -205,44 +224,104 @@ def test_majority_baseline_is_the_share_of_the_top_train_label(train_labels, tes
 
 
 # ---- the notebook's exercises: stubs are "not attempted", reference solutions pass ---------------
+# Every checker returns a Verdict (truthy when right), never a bare bool, whatever the outcome.
 
 def _stub(*args):
     raise NotImplementedError
 
 
-def test_exercise_stubs_are_not_attempted(en, ja, textcat, capsys):
-    assert not exercises.check_count_pos(_stub, en)
-    assert not exercises.check_percent_pattern(_stub, en)
-    assert not exercises.check_drop_cardinals(_stub, en)
-    assert not exercises.check_content_lemmas(_stub, ja)
-    assert not exercises.check_predict_label(_stub, textcat)
-    assert capsys.readouterr().out.count("Not attempted yet") == 5
+def _drop_cardinals(doc):
+    doc.ents = [e for e in doc.ents if e.label_ != "CARDINAL"]
+    return doc
 
 
-def test_exercise_solutions_pass(en, ja, textcat):
-    def drop_cardinals(doc):
-        doc.ents = [e for e in doc.ents if e.label_ != "CARDINAL"]
-        return doc
-
-    def predict_label(nlp, text):
-        cats = nlp(text).cats
-        return max(cats, key=cats.get)
-
-    before = list(en.pipe_names)
-    assert exercises.check_count_pos(lambda doc: dict(Counter(t.pos_ for t in doc)), en)
-    assert exercises.check_percent_pattern(
-        lambda: [{"LIKE_NUM": True}, {"LOWER": {"IN": ["percent", "%", "pct"]}}], en)
-    assert exercises.check_drop_cardinals(drop_cardinals, en)
-    assert exercises.check_drop_cardinals(drop_cardinals, en)  # twice: no registry clash
-    assert en.pipe_names == before  # the checker leaves the pipeline as it found it
-    assert exercises.check_content_lemmas(
-        lambda doc: [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}], ja)
-    assert exercises.check_predict_label(predict_label, textcat)
+def _predict_label(nlp, text):
+    cats = nlp(text).cats
+    return max(cats, key=cats.get)
 
 
-def test_exercise_wrong_answers_fail(en):
-    assert not exercises.check_count_pos(lambda doc: {}, en)
-    assert not exercises.check_percent_pattern(lambda: [{"LOWER": "percent"}], en)
+def _least_likely_label(nlp, text):
+    cats = nlp(text).cats
+    return min(cats, key=cats.get)
+
+
+#: checker name -> (pipeline fixture, the notebook's hidden solution, a typical wrong answer)
+CHECKERS = {
+    "check_count_pos": ("en", lambda doc: dict(Counter(t.pos_ for t in doc)),
+                        lambda doc: dict(Counter(t.tag_ for t in doc))),
+    "check_percent_pattern": (
+        "en",
+        lambda: [{"LIKE_NUM": True}, {"LOWER": {"IN": ["percent", "%", "pct"]}}],
+        lambda: [{"IS_DIGIT": True}, {"LOWER": "percent"}]),
+    "check_drop_cardinals": ("en", _drop_cardinals, lambda doc: doc),
+    "check_content_lemmas": (
+        "ja",
+        lambda doc: [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}],
+        lambda doc: [t.text for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}]),
+    "check_predict_label": ("textcat", _predict_label, _least_likely_label),
+}
+
+
+def test_every_02_checker_is_covered():
+    source = Path(exercises.__file__).read_text()
+    section = source.split("# ---- 02 spaCy pipelines")[1].split("# ---- 03")[0]
+    assert set(re.findall(r"^def (check_\w+)", section, flags=re.M)) == set(CHECKERS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKERS))
+def test_checker_accepts_the_solution_and_rejects_a_wrong_answer(name, request, capsys):
+    fixture, solution, wrong = CHECKERS[name]
+    pipeline = request.getfixturevalue(fixture)
+    check = getattr(exercises, name)
+    before = list(pipeline.pipe_names)
+
+    verdict = check(solution, pipeline)
+    assert isinstance(verdict, exercises.Verdict) and verdict
+    assert capsys.readouterr().out.startswith("Right!")
+
+    verdict = check(wrong, pipeline)
+    assert isinstance(verdict, exercises.Verdict) and not verdict
+    assert capsys.readouterr().out.startswith("Not yet:")
+
+    verdict = check(_stub, pipeline)
+    assert isinstance(verdict, exercises.Verdict) and not verdict
+    assert "Not attempted yet" in capsys.readouterr().out
+    assert pipeline.pipe_names == before  # a checker leaves the pipeline as it found it
+
+
+def test_drop_cardinals_checker_can_run_twice(en):
+    # it registers the learner's function under a fresh name each time: no registry clash
+    assert exercises.check_drop_cardinals(_drop_cardinals, en)
+    assert exercises.check_drop_cardinals(_drop_cardinals, en)
+
+
+def test_checkers_reject_answers_of_the_wrong_kind(en, ja):
+    assert not exercises.check_count_pos(lambda doc: [t.pos_ for t in doc], en)
+    assert not exercises.check_count_pos(lambda doc: None, en)
     assert not exercises.check_percent_pattern(lambda: [{"NOT_AN_ATTR": 1}], en)
-    assert not exercises.check_drop_cardinals(lambda doc: doc, en)
+    assert not exercises.check_percent_pattern(lambda: "percent", en)
     assert not exercises.check_drop_cardinals(lambda doc: None, en)
+    assert not exercises.check_content_lemmas(lambda doc: 3, ja)
+
+
+def _notebook_solutions() -> dict[str, object]:
+    """The functions defined in notebook 02's hidden solutions (the ```python blocks inside the
+    <details> cells of its source), by name."""
+    import jupytext
+
+    src = Path(__file__).resolve().parent.parent / "notebooks" / "src" / "02_spacy_pipelines.py"
+    namespace: dict[str, object] = {"Counter": Counter}
+    for cell in jupytext.read(src).cells:
+        if cell.cell_type == "markdown" and "<summary>Solution" in cell.source:
+            for block in re.findall(r"```python\n(.*?)```", cell.source, flags=re.S):
+                exec(block, namespace)  # noqa: S102 - our own notebook's text
+    return {k: v for k, v in namespace.items() if callable(v) and k != "Counter"}
+
+
+def test_the_notebooks_hidden_solutions_pass_their_checkers(en, ja, textcat):
+    solutions = _notebook_solutions()
+    assert {f"check_{name}" for name in solutions} == set(CHECKERS)
+    pipelines = {"en": en, "ja": ja, "textcat": textcat}
+    for name, solution in solutions.items():
+        fixture = CHECKERS[f"check_{name}"][0]
+        assert getattr(exercises, f"check_{name}")(solution, pipelines[fixture]), name

@@ -36,7 +36,7 @@
 #
 # | The question in the learner's chat | Where it is answered here |
 # |---|---|
-# | what *is* a spaCy language model | §1 the package on disk, §1b spaCy model vs Llama |
+# | what *is* a spaCy language model | §1 the package on disk, §1b spaCy model vs Llama, §1c in Japanese |
 # | tokenization | §3 (English), §10 (Japanese), §11 (subwords) |
 # | POS tagging, lemmatization | §4 |
 # | dependency parsing, NER | §5, §6 |
@@ -59,6 +59,7 @@ _notebook_start = time.perf_counter()  # the last cell reports how long the whol
 import importlib.machinery
 import json
 import tempfile
+import textwrap
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -129,6 +130,7 @@ print(meta["lang"], meta["name"], meta["version"], "| spaCy", meta["spacy_versio
 for component, labels in meta["labels"].items():
     if labels:
         print(f"{component:<16} {len(labels):>3} labels, e.g. {labels[:6]}")
+print("trained on:", [source["name"] for source in meta["sources"]])
 perf = meta["performance"]
 print(f"accuracy on held-out text: POS tags {perf['tag_acc']:.3f}, "
       f"dependency LAS {perf['dep_las']:.3f}, entity F {perf['ents_f']:.3f}")
@@ -163,6 +165,17 @@ for name in nlp.config["nlp"]["pipeline"]:
 # heads predict tags, arcs and entities), about 12 MB, fast on a CPU, and it *annotates* text.
 # Llama 2 7B is one big transformer, about 13 GB in float16, trained to *predict the next token*;
 # it annotates nothing unless you prompt it to. Notebooks 03 and 04 open that one up.
+#
+# ### 1c · 日本語でまとめると:「spaCy の言語モデルとは何か」
+#
+# spaCy のモデルは、`pip` でインストールする **Python パッケージ**です。中にあるのは、パイプラインの
+# 組み立て方を書いた `config.cfg`、ラベル・学習データ・精度を記した `meta.json`、語彙 (`vocab`)、
+# トークナイザーの規則、そしてコンポーネントごとの重みのフォルダ (`tok2vec`、`tagger`、`parser`、
+# `ner` など) です。`spacy.load` は `config.cfg` からコンポーネントを順に組み立て、各フォルダの重みを
+# 読み込みます。それぞれは品詞・係り受け・固有表現などを文に**付与する**小さなニューラルネットで、
+# 次のトークンを予測する Llama のような大規模言語モデルとは別物です。部品は足したり外したりでき
+# (§8)、自分のデータで学習し直すこともできます (§9b)。日本語には GiNZA という同じ形のパッケージが
+# あります (§10)。
 
 # %% [markdown]
 # ## 2 · `Doc`, `Token`, `Span`: a C array with Python views
@@ -306,7 +319,8 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for a, b in pairs:
         print(f"{a!r} vs {b!r:<20} similarity {nlp(a).similarity(nlp(b)):.2f}")
-print("warning:", str(caught[0].message).split(".")[0])
+print(f"{len(caught)} warnings, each saying:")
+print(textwrap.fill(str(caught[0].message), width=100))
 
 # %% [markdown]
 # **What to notice.** The opposite meaning ("hate") scores highest and the same meaning in other
@@ -530,7 +544,9 @@ for t in doc_ja:
 # %% [markdown]
 # **What to notice.** `し -> する`, `い -> いる`: lemmas are dictionary forms of conjugated verbs
 # and auxiliaries. `tag_` is the Japanese (UniDic-style) POS, `pos_` the Universal one shared with
-# English. `研究 してい ます` is one verb phrase split into a noun + auxiliaries.
+# English. `研究 し て い ます` ("is researching") is one verb phrase in five tokens: the verbal
+# noun `研究` (a noun by its `tag_`, used as the VERB here) heads it, and `し` (する), `て`,
+# `い` (いる) and `ます` hang off it; the subject and objects attach to `研究` too.
 
 # %%
 nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
@@ -593,7 +609,9 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 # fixed vocabulary (2,048 pieces for the tiny Llama of notebook 03, 32,000 for Llama 2), learned
 # from character-pair frequencies, with `▁` marking a preceding space. Frequent words are one
 # piece; rare words are split into pieces; anything else falls back to raw UTF-8 bytes
-# (`<0xE6>`). No tags, no lemmas: just integer ids into an embedding table.
+# (`<0xE6>`). No tags, no lemmas: just integer ids into an embedding table. (Llama 2's tokenizer
+# also puts a `▁` before the very first word; the tiny Llama's does not, so `Apple` at the start
+# of a text and `▁Apple` after a space are different pieces.)
 
 # %%
 from nnlib.llama import Tokenizer  # noqa: E402  (notebook 03's tokenizer class)
@@ -616,11 +634,21 @@ print("GiNZA words  :", [t.text for t in nlp_ja(sentence)])
 print(f"Llama pieces : {len(pieces)} pieces for {len(sentence)} characters:", pieces[:9], "...")
 
 # %% [markdown]
+# Over the 300 English questions of §9, how many pieces does the tiny Llama need per spaCy word?
+
+# %%
+n_words = sum(len(nlp.make_doc(t)) for t in texts)
+n_pieces = sum(len(tokenizer.encode(t, bos=False, eos=False)) for t in texts)
+print(f"{len(texts)} questions: {n_words} spaCy words -> {n_pieces} tiny-Llama pieces, "
+      f"{n_pieces / n_words:.2f} pieces per word")
+
+# %% [markdown]
 # **What to notice.** spaCy splits by *linguistic* rules and keeps words whole (`doesn't` ->
 # `does` `n't`, and `U.K.` stays one token); the subword tokenizer splits by *frequency in its
 # training text* (Shakespeare, for the tiny Llama), so modern words break into fragments, and
 # Japanese, which it never saw, becomes three bytes per character. That is why the Llama needs
 # a lot of context to understand a word, and why a tokenizer must match the text it will meet.
+# A Llama's context length (`max_seq_len`) and its cost are counted in these pieces, not in words.
 
 # %% [markdown]
 # ## Exercises
@@ -637,7 +665,7 @@ def count_pos(doc: Doc) -> dict[str, int]:
     raise NotImplementedError
 
 
-_ = exercises.check_count_pos(count_pos, nlp)  # checkers also return True/False
+_ = exercises.check_count_pos(count_pos, nlp)  # a checker prints feedback and returns a Verdict
 
 # %% [markdown]
 # <details><summary>Solution</summary>
