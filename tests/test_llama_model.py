@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from _llama_fixtures import (hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout,
+from _llama_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
+from _llama_fixtures import (TOKENIZER, hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout,
                              save_meta_layout)
-from nnlib.llama import Llama, ModelArgs, Transformer
+from nnlib.llama import Llama, ModelArgs, Tokenizer, Transformer
 from nnlib.llama.model import ffn_hidden_dim
 
-torch.set_num_threads(2)
 SEQ = 40
 
 
@@ -108,3 +110,34 @@ def test_forward_errors():
         model(torch.zeros(2, 3, dtype=torch.long), 0)
     with pytest.raises(ValueError, match="vocab_size is not set"):
         Transformer(ModelArgs(dim=32, n_layers=1, n_heads=2))
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return Tokenizer(TOKENIZER)
+
+
+def test_tokenizer_follows_llamas_conventions(tokenizer):
+    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id, tokenizer.n_words) == (1, 2, -1, 2048)
+    ids = tokenizer.encode("ROMEO:\nO", bos=True, eos=True)
+    assert ids[0] == 1 and ids[-1] == 2
+    assert "<0x0A>" in [tokenizer.id_to_piece(i) for i in ids]  # newline: a byte piece
+    assert tokenizer.encode("ROMEO:", bos=False, eos=False) == tokenizer.encode("ROMEO:", False, False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\u2581"), max_size=60))
+def test_tokenizer_round_trip(tokenizer, text):
+    """Byte fallback and identity normalisation: any text comes back exactly (except U+2581 '▁',
+    SentencePiece's own marker for a space, which decodes as a space)."""
+    ids = tokenizer.encode(text, bos=True, eos=False)
+    assert all(0 <= i < tokenizer.n_words for i in ids)
+    assert tokenizer.decode(ids) == text
+
+
+def test_params_json_rope_scaling_factor_is_read():
+    from nnlib.llama import ModelArgs
+
+    base = {"dim": 64, "n_layers": 1, "n_heads": 4, "use_scaled_rope": True, "rope_theta": 5e5}
+    assert ModelArgs.from_dict({**base, "rope_scaling_factor": 32}).rope_scale_factor == 32
+    assert ModelArgs.from_dict({**base, "rope_scaling_factor": None}).rope_scale_factor == 8.0  # Meta's 3.1 default

@@ -163,9 +163,9 @@ def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048
     ``{"params", "weights", "kv_cache", "total"}`` in parameters / bytes. The KV cache is kept in
     ``kv_dtype`` (default: ``dtype``, but never below 16 bits, as quantised weights still cache
     activations in 16 bits)."""
-    shape = KNOWN_MODELS[model] if isinstance(model, str) else model
     if isinstance(model, str) and model not in KNOWN_MODELS:
         raise ValueError(f"Unknown model {model!r}; use one of {list(KNOWN_MODELS)} or a params dict.")
+    shape = KNOWN_MODELS[model] if isinstance(model, str) else model
     n = count_parameters(**shape)
     kv_dtype = kv_dtype or (dtype if dtype in ("fp32", "bf16", "fp16") else "bf16")
     w = weight_bytes(n, dtype)

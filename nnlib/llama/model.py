@@ -29,6 +29,10 @@ class ModelArgs:
     are chosen when the model is built. ``vocab_size = -1`` (as in Llama 2's files) means "take it
     from the tokenizer". ``rope_scale_factor`` and the two ``*_freq_factor`` values only matter with
     ``use_scaled_rope`` (Llama 3.1 uses 8, Llama 3.2 uses 32).
+
+    ``rope_theta`` defaults to 10000, Llama 1/2's value: their ``params.json`` files leave it out,
+    while Llama 3's always state it (500000). Meta's Llama 3 code defaults to 500000 instead, which
+    would silently load a Llama 2 download with the wrong rotary speeds.
     """
 
     dim: int = 4096
@@ -39,7 +43,7 @@ class ModelArgs:
     multiple_of: int = 256
     ffn_dim_multiplier: Optional[float] = None
     norm_eps: float = 1e-5
-    rope_theta: float = 500000.0
+    rope_theta: float = 10000.0
     use_scaled_rope: bool = False
     max_batch_size: int = 32
     max_seq_len: int = 2048
@@ -52,6 +56,9 @@ class ModelArgs:
     def from_dict(cls, params: dict[str, Any], **overrides: Any) -> "ModelArgs":
         """Build from a ``params.json`` dict; keys this class does not know are ignored."""
         known = {f.name for f in fields(cls)}
+        # Meta's later params.json files call the factor rope_scaling_factor; null means "default".
+        params = {("rope_scale_factor" if k == "rope_scaling_factor" else k): v for k, v in params.items()
+                  if not (k.startswith("rope_") and v is None)}
         kwargs = {k: v for k, v in params.items() if k in known}
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -106,10 +113,10 @@ class RMSNorm(nn.Module):
 # Apple MPS, which has no complex support in many torch versions.
 
 
-def rope_frequencies(args: ModelArgs) -> torch.Tensor:
+def rope_frequencies(args: ModelArgs, device: Any = None) -> torch.Tensor:
     """One rotation speed per pair of a head: theta ** (-2i / hd), shape (hd/2,), float32."""
     hd = args.head_dim
-    freqs = 1.0 / (args.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    freqs = 1.0 / (args.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd))
     if args.use_scaled_rope:
         freqs = scale_rope_frequencies(freqs, args)
     return freqs
@@ -129,7 +136,7 @@ def scale_rope_frequencies(freqs: torch.Tensor, args: ModelArgs) -> torch.Tensor
 
 def precompute_rope(args: ModelArgs, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of position * frequency, each (max_seq_len, hd/2), float32."""
-    freqs = rope_frequencies(args).to(device)
+    freqs = rope_frequencies(args, device)
     angles = torch.outer(torch.arange(args.max_seq_len, device=device, dtype=torch.float32), freqs)
     return torch.cos(angles), torch.sin(angles)
 
@@ -238,11 +245,21 @@ class Transformer(nn.Module):
             raise ValueError("vocab_size is not set (-1): take it from the tokenizer's n_words first.")
         self.params = params
         self.vocab_size, self.n_layers = params.vocab_size, params.n_layers
-        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+        # Built from an explicit empty tensor and initialised here, not by nn.Embedding itself:
+        # Llama.build constructs the model on the "meta" device (no memory) and torch's first
+        # random init of a meta tensor imports sympy and dynamo, about a second. Same numbers as
+        # nn.Embedding's own N(0, 1) init when the model is made for training.
+        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim,
+                                           _weight=torch.empty(params.vocab_size, params.dim))
+        if not self.tok_embeddings.weight.is_meta:
+            nn.init.normal_(self.tok_embeddings.weight)
         self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
         self.norm = RMSNorm(params.dim, eps=params.norm_eps)
         self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
-        cos, sin = precompute_rope(params)
+        # Where the weights are; on "meta" (Llama.build) a small real CPU table that
+        # reset_buffers() replaces on the chosen device.
+        w = self.tok_embeddings.weight
+        cos, sin = precompute_rope(params, "cpu" if w.is_meta else w.device)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 

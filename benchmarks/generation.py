@@ -1,0 +1,90 @@
+"""Generation speed on the shipped tiny Llama, side by side in one run: nnlib's ``generate`` with
+the KV cache, without it (the whole prefix re-run at every step), and transformers' ``generate``
+on the same weights (``save_hf`` export); then the step-through widget's slider update latency.
+
+Goals (issue 7): the cache >= 3x faster than no cache at 256 tokens; nnlib not slower than
+transformers; a slider update < 100 ms. Not a test: timings vary with the machine and its load.
+
+    .venv/bin/python benchmarks/generation.py [--lengths 32 64 128 253] [--ckpt data/tiny-llama]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llama import ROOT, best_of, hf_greedy, load_both  # noqa: E402  (benchmarks/llama.py)
+
+
+def slider_latency(llama, prompt: str, n: int = 20) -> dict[str, float]:
+    """Median seconds per temperature/top_p change: the recomputation alone (``Llama.step`` on
+    cached logits, no model call) and the whole widget update (recompute + chart + text)."""
+    ids = llama.tokenizer.encode(prompt, bos=True, eos=False)
+    first = llama.step(ids, 0, temperature=0.0, top_p=1.0)
+    values = [(0.2 + 1.6 * i / n, 0.3 + 0.7 * ((i * 7) % n) / n) for i in range(n)]
+    recompute = []
+    for t, p in values:
+        start = time.perf_counter()
+        llama.step(ids, 0, temperature=t, top_p=p, logits=first.logits, top_k=12)
+        recompute.append(time.perf_counter() - start)
+    out = {"recompute from cached logits": statistics.median(recompute)}
+    try:
+        from nnlib.widgets import GenerationExplorer
+    except ImportError:
+        return out
+    explorer = GenerationExplorer(llama, prompt, seed=0)
+    explorer.step()
+    widget = []
+    for t, p in values:
+        start = time.perf_counter()
+        explorer.temperature.value = t
+        explorer.top_p.value = p
+        widget.append((time.perf_counter() - start) / 2)  # two slider moves
+    out["whole widget update"] = statistics.median(widget)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", type=Path, default=ROOT / "data" / "tiny-llama")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128, 253],
+                        help="greedy tokens to generate (prompt + tokens <= 256)")
+    parser.add_argument("--prompt", default="ROMEO:")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best taken)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: the tiny model's matrices are too small to split)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        llama, _, hf, _ = load_both(args.ckpt, Path(tmp) / "hf", 1, 256)
+    ids = llama.tokenizer.encode(args.prompt, bos=True, eos=False)
+    room = llama.model.params.max_seq_len - len(ids)
+    llama.generate([ids], 16, temperature=0)  # warm-up: first calls pay one-off allocation costs
+    hf_greedy(hf, ids, 16)
+
+    print(f"{args.ckpt.name}: {llama.model.num_parameters():,} parameters, CPU float32, "
+          f"{args.threads} torch threads, best of {args.repeat}; greedy after {args.prompt!r}")
+    print(f"{'tokens':>7} {'cache tok/s':>12} {'no cache tok/s':>15} {'transformers tok/s':>19} "
+          f"{'cache speed-up':>15} {'nnlib/transformers':>19}")
+    for n in args.lengths:
+        n = min(n, room)
+        # nnlib may stop early at EOS; time per token actually produced
+        t_c, out_c = best_of(lambda: llama.generate([ids], n, temperature=0)[0][0], args.repeat)
+        t_n, _ = best_of(lambda: llama.generate([ids], n, temperature=0, use_cache=False)[0][0], 1)
+        t_h, _ = best_of(lambda: hf_greedy(hf, ids, n), args.repeat)
+        made = max(1, len(out_c))
+        r_c, r_n, r_h = made / t_c, made / t_n, n / t_h
+        print(f"{n:7d} {r_c:12.0f} {r_n:15.0f} {r_h:19.0f} {r_c / r_n:14.1f}x {r_c / r_h:18.2f}x")
+
+    for name, seconds in slider_latency(llama, args.prompt).items():
+        print(f"slider update, {name}: {seconds * 1000:.1f} ms (median; goal < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()

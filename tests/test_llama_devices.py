@@ -1,0 +1,169 @@
+"""nnlib.llama.devices: device and dtype choice, the process-group backend (the fix for "Distributed
+package doesn't have NCCL built in"), and the memory arithmetic behind notebook 03's table."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnlib.llama import devices
+from nnlib.llama.devices import (choose_device, choose_dtype, count_parameters, kv_cache_bytes,
+                                 memory_table, model_memory, process_group_backend)
+
+
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert choose_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "mps_available", lambda: True)
+    assert choose_device().type == "mps"
+    monkeypatch.setattr(devices, "mps_available", lambda: False)
+    assert choose_device() == torch.device("cpu")
+
+
+def test_cpu_is_always_usable():
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device(torch.device("cpu")) == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.backends.cuda.is_built(), reason="this torch has CUDA")
+def test_cuda_without_cuda_build_says_why():
+    with pytest.raises(ValueError, match="this torch was built without CUDA.*device='cpu'"):
+        choose_device("cuda:0")
+
+
+def test_cuda_built_but_no_gpu_says_why(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="sees no GPU"):
+        choose_device("cuda")
+
+
+def test_mps_not_available_says_why(monkeypatch):
+    mps = torch.backends.mps
+    monkeypatch.setattr(mps, "is_built", lambda: False)
+    with pytest.raises(ValueError, match="built without MPS"):
+        choose_device("mps")
+    monkeypatch.setattr(mps, "is_built", lambda: True)
+    monkeypatch.setattr(mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="Apple-silicon Mac"):
+        choose_device("mps")
+
+
+def test_unsupported_or_unknown_device():
+    with pytest.raises(ValueError, match="not a device name"):
+        choose_device("graphics-card")
+    with pytest.raises(ValueError, match="not supported here"):
+        choose_device("xpu")
+
+
+def test_dtype_per_device(monkeypatch):
+    assert choose_dtype(torch.device("cpu")) == torch.float32
+    assert choose_dtype(torch.device("mps")) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert choose_dtype(torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert choose_dtype(torch.device("cuda")) == torch.float16   # e.g. a T4 or V100
+    assert choose_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert choose_dtype(torch.device("cpu"), torch.float16) == torch.float16
+    with pytest.raises(ValueError, match="Unknown dtype"):
+        choose_dtype(torch.device("cpu"), "float8")
+
+
+@pytest.mark.parametrize("cuda, nccl, want", [
+    (True, True, "nccl"),
+    (True, False, "gloo"),    # a CUDA torch without NCCL (Windows): the seed's error
+    (False, True, "gloo"),
+    (False, False, "gloo"),   # a Mac: no CUDA, no NCCL
+])
+def test_process_group_backend(monkeypatch, cuda, nccl, want):
+    import torch.distributed as dist
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: nccl)
+    device = "cuda" if cuda else "cpu"
+    if cuda:  # the device checks need a real GPU; the backend choice only needs these answers
+        monkeypatch.setattr(devices, "choose_device", lambda d=None: torch.device("cuda"))
+    assert process_group_backend(torch.device(device)) == want
+    assert process_group_backend() == want
+
+
+def test_no_process_group_outside_torchrun(monkeypatch):
+    import torch.distributed as dist
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert devices.init_process_group_if_needed("cpu") is False
+    assert not (dist.is_available() and dist.is_initialized())
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
+def test_under_torchrun_on_a_cpu_the_group_uses_gloo(monkeypatch, tmp_path):
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a process group already exists in this process")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29571")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    try:
+        assert devices.init_process_group_if_needed("cpu") is True
+        assert dist.get_backend() == "gloo"
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ---- memory arithmetic -----------------------------------------------------------------------
+
+# Parameter counts Meta and Hugging Face publish for these checkpoints.
+PUBLISHED = {"7B": 6_738_415_616, "13B": 13_015_864_320, "8B": 8_030_261_248, "70B": 70_553_706_496}
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_parameter_counts_match_the_published_ones(name):
+    assert count_parameters(**devices.KNOWN_MODELS[name]) == PUBLISHED[name]
+
+
+def test_parameter_count_matches_a_built_model():
+    from nnlib.llama import ModelArgs, Transformer
+
+    shape = dict(dim=64, n_layers=3, n_heads=4, n_kv_heads=2, vocab_size=300, multiple_of=48,
+                 ffn_dim_multiplier=1.3)
+    model = Transformer(ModelArgs(**shape, max_seq_len=4, max_batch_size=1))
+    assert count_parameters(**shape) == model.num_parameters()
+
+
+def test_memory_for_a_7b_model():
+    m = model_memory("7B", "bf16", max_seq_len=2048, max_batch_size=1)
+    assert m["weights"] == 2 * PUBLISHED["7B"]                  # ~13.5 GB
+    # keys and values: 2 x 32 layers x 2048 positions x 4096 wide x 2 bytes = 1 GiB
+    assert m["kv_cache"] == 2 * 32 * 2048 * 4096 * 2
+    assert m["total"] == m["weights"] + m["kv_cache"]
+    assert model_memory("7B", "int4")["weights"] == PUBLISHED["7B"] // 2
+    assert model_memory("7B", "fp32")["weights"] == 4 * PUBLISHED["7B"]
+
+
+def test_grouped_query_attention_shrinks_the_cache():
+    full = kv_cache_bytes(n_layers=32, dim=4096, n_heads=32, max_seq_len=2048, max_batch_size=1)
+    gqa = kv_cache_bytes(n_layers=32, dim=4096, n_heads=32, n_kv_heads=8, max_seq_len=2048,
+                         max_batch_size=1)
+    assert full == 4 * gqa
+
+
+def test_memory_table_rows():
+    rows = memory_table()
+    assert {r["model"] for r in rows} == {"7B", "8B", "13B", "70B"}
+    assert {r["dtype"] for r in rows} == {"fp32", "bf16", "fp16", "int8", "int4"}
+    by = {(r["model"], r["dtype"]): r for r in rows}
+    assert by["70B", "bf16"]["weights_GB"] == pytest.approx(2 * 70.55, rel=1e-3)
+    for r in rows:
+        assert r["total_GB"] == pytest.approx(r["weights_GB"] + r["kv_cache_GB"])
+    with pytest.raises(ValueError, match="Unknown model"):
+        model_memory("405B")
+
+
+def test_free_memory_is_known_on_the_cpu():
+    free = devices.free_memory_bytes("cpu")
+    assert free is None or free > 0
