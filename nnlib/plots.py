@@ -253,7 +253,8 @@ class NextTokenBars:
     takes one entry per bar, top first. ``bars`` are the matplotlib rectangles (their widths are
     the probabilities drawn)."""
 
-    def __init__(self, ax, n: int, xlabel: str = "probability after temperature") -> None:
+    def __init__(self, ax, n: int, xlabel: str = "probability after temperature",
+                 cut_label: str = "nucleus cut") -> None:
         if n < 1:
             raise ValueError(f"NextTokenBars needs at least one bar, got n={n}.")
         self.ax, self.n = ax, n
@@ -261,7 +262,7 @@ class NextTokenBars:
         self.bars = ax.barh(self.y, [0.0] * n, color=_KEPT)
         self.values = [ax.text(0, y, "", va="center", ha="left", fontsize=7) for y in self.y]
         self.cut = ax.axhline(0, color="#c44e52", linestyle="--", linewidth=1.2, visible=False)
-        self.cut_text = ax.text(0.99, 0, "nucleus cut", color="#c44e52", va="bottom", ha="right",
+        self.cut_text = ax.text(0.99, 0, cut_label, color="#c44e52", va="bottom", ha="right",
                                 fontsize=8, transform=ax.get_yaxis_transform(), visible=False)
         ax.set_yticks(self.y, [""] * n)
         ax.tick_params(axis="y", labelsize=8)
@@ -273,7 +274,10 @@ class NextTokenBars:
         self.title = ax.text(0.0, 1.02, "", transform=ax.transAxes, fontsize=9, va="bottom")
         self._labels: list[str] = []
 
-    def update(self, labels, probs, kept, chosen=None, title: str = "") -> "NextTokenBars":
+    def update(self, labels, probs, kept, chosen=None, title: str = "",
+               chosen_note: str = "") -> "NextTokenBars":
+        """Redraw with one entry per bar; ``chosen_note`` is added after "<- chosen" (e.g. its
+        rank, when the chosen token is shown below candidates it does not follow)."""
         p, keep = _np(probs), [bool(k) for k in kept]
         if not (len(labels) == len(p) == len(keep) == self.n):
             raise ValueError(f"labels, probs and kept must have one entry per bar ({self.n}); "
@@ -284,7 +288,7 @@ class NextTokenBars:
             bar.set_facecolor(_CHOSEN if i == chosen else (_KEPT if keep[i] else _DROPPED))
             bar.set_edgecolor("black" if i == chosen else "none")
             text.set_x(v + top * 0.01)
-            text.set_text(f"{v:.3f}" + ("  <- chosen" if i == chosen else ""))
+            text.set_text(f"{v:.3f}" + (f"  <- chosen{chosen_note}" if i == chosen else ""))
             text.set_color("#8c3b0c" if i == chosen else "black")
             text.set_fontweight("bold" if i == chosen else "normal")
         if [repr(s) for s in labels] != self._labels:  # new tick labels only when they change
@@ -304,14 +308,15 @@ class NextTokenBars:
 
 
 def plot_next_token_bars(labels, probs, kept, chosen=None, ax=None, title: str = "",
-                         xlabel: str = "probability after temperature"):
-    """``NextTokenBars`` drawn once: candidates top first, kept blue, dropped grey, the cut dashed,
-    ``chosen`` (an index into the lists) orange. Returns the axes."""
+                         xlabel: str = "probability after temperature",
+                         cut_label: str = "nucleus cut"):
+    """``NextTokenBars`` drawn once: candidates top first, kept blue, dropped grey, the cut dashed
+    (labelled ``cut_label``), ``chosen`` (an index into the lists) orange. Returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 0.9 + 0.28 * len(labels)))
-    NextTokenBars(ax, len(labels), xlabel).update(labels, probs, kept, chosen, title)
+    NextTokenBars(ax, len(labels), xlabel, cut_label).update(labels, probs, kept, chosen, title)
     return ax
 
 
@@ -363,15 +368,21 @@ def plot_temperature_sweep(logits, temperatures, labels, n_top: int = 8, axes=No
     return axes
 
 
-def plot_nucleus(sorted_probs, p: float, labels=None, n_show: int = 25, ax=None):
+def plot_nucleus(sorted_probs, p: float, labels=None, n_show=None, ax=None):
     """Meta's ``sample_top_p`` picture: the probabilities sorted high to low (bars), their
     running sum (line), the threshold ``p`` (dotted) and the kept tokens in blue: a token is kept
-    while the mass *before* it is at most ``p``, so the one that crosses ``p`` is kept too."""
+    while the mass *before* it is at most ``p``, so the one that crosses ``p`` is kept too.
+    ``n_show`` bars (default: the nucleus and 10 more, at most 100); token labels under the bars
+    when there are at most 40."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    q = _np(sorted_probs)[:n_show]
-    cum = np.cumsum(_np(sorted_probs))[:n_show]
+    full = _np(sorted_probs)
+    full_cum = np.cumsum(full)
+    n_kept = int(((full_cum - full) <= p).sum())
+    if n_show is None:
+        n_show = min(len(full), n_kept + 10, 100)
+    q, cum = full[:n_show], full_cum[:n_show]
     keep = (cum - q) <= p
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3.4))
@@ -384,10 +395,13 @@ def plot_nucleus(sorted_probs, p: float, labels=None, n_show: int = 25, ax=None)
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("cumulative sum")
     twin.legend(loc="center right", fontsize=8)
-    if labels is not None:
+    if labels is not None and n_show <= 40:
         ax.set_xticks(x, [repr(s) for s in list(labels)[:n_show]], rotation=60, ha="right",
                       fontsize=7, family="monospace")
-    ax.set_title(f"nucleus for top_p = {p:g}: {int(keep.sum())} tokens kept (blue)", fontsize=9)
+    else:
+        ax.set_xlabel("rank")
+    ax.set_title(f"nucleus for top_p = {p:g}: {n_kept} of {len(full)} tokens kept (blue); "
+                 f"the first {n_show} shown", fontsize=9)
     return ax
 
 

@@ -167,3 +167,32 @@ def test_memory_table_rows():
 def test_free_memory_is_known_on_the_cpu():
     free = devices.free_memory_bytes("cpu")
     assert free is None or free > 0
+
+
+def test_the_seeds_torchrun_command_works_with_nnlib_build(tmp_path):
+    """The seed ran `torchrun --nproc_per_node 1 example_text_completion.py ...` and died in
+    Meta's build with "Distributed package doesn't have NCCL built in". The same launch with
+    nnlib's Llama.build starts a gloo group on this CPU-only torch and generates."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "example_text_completion.py"
+    script.write_text(
+        "import torch.distributed as dist\n"
+        "from nnlib.llama import Llama\n"
+        "from nnlib import DATA_DIR\n"
+        "llama = Llama.build(DATA_DIR / 'tiny-llama', max_seq_len=64, max_batch_size=2)\n"
+        "out = llama.text_completion(['ROMEO:'], temperature=0.0, max_gen_len=4)\n"
+        "print('backend', dist.get_backend(), 'text', repr(out[0]['generation']))\n"
+        "dist.destroy_process_group()\n"
+    )
+    import socket
+
+    with socket.socket() as s:  # a free port for torchrun's rendezvous (port 0 makes it wait forever)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                             "--master_addr", "127.0.0.1", "--master_port", str(port), str(script)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend gloo" in result.stdout

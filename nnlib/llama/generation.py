@@ -189,6 +189,9 @@ class Llama:
         tokenizer = load_tokenizer(tok_path)
         dev = devices.choose_device(device)
         dt = devices.choose_dtype(dev, dtype)
+        # Under torchrun (as in the seed's command) a process group is expected: start it with a
+        # backend this device has (gloo off-CUDA), never a hard-coded "nccl". Otherwise: nothing.
+        devices.init_process_group_if_needed(dev)
         if params.get("vocab_size", -1) in (-1, None):  # Llama 2's params.json: from the tokenizer
             params = {**params, "vocab_size": tokenizer.n_words}
         args = ModelArgs.from_dict(params, max_seq_len=max_seq_len, max_batch_size=max_batch_size)

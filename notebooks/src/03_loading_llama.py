@@ -1,0 +1,979 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Loading Llama: checkpoints, memory, devices, and the two errors that stop everyone
+#
+# The learner in the seed conversation hit two walls the first time they loaded a Llama:
+#
+# 1. Meta's `torchrun --nproc_per_node 1 example_text_completion.py ...` on a Mac died inside
+#    `Llama.build` with **`RuntimeError: Distributed package doesn't have NCCL built in`**.
+# 2. `LlamaForCausalLM.from_pretrained(..., device_map="auto")` followed by
+#    `model.generate(input_ids)` failed with **"Expected all tensors to be on the same device,
+#    but found at least two devices, cuda:0 and cpu"**.
+#
+# Both errors are about *where things live*: which process talks to which GPU, and which device
+# holds each tensor. This notebook makes both happen on purpose, explains them, and fixes them,
+# using the tiny Shakespeare Llama shipped in `data/tiny-llama/` (3 million parameters, trained
+# in this repository), so that everything runs on a laptop with no GPU and no downloads.
+#
+# **Learning goals.** After this notebook you can
+#
+# 1. open a Llama checkpoint and say what each file holds: `params.json`, `consolidated.00.pth`
+#    (names, shapes, dtypes, parameter count) and `tokenizer.model` (ids and pieces);
+# 2. work out how much memory a model needs in each dtype, and how big its KV cache is for a
+#    given `max_seq_len` and `max_batch_size`, before you download anything;
+# 3. explain the NCCL error: what NCCL, torchrun's environment variables and model parallelism
+#    are, and why one device needs no process group at all;
+# 4. load one model from Meta's layout, Hugging Face's layout and a model-parallel (MP=2) split,
+#    and check that all three give the same logits;
+# 5. choose a device and dtype, and say where the parameters and the KV cache live;
+# 6. load the same model with `LlamaForCausalLM.from_pretrained(..., device_map="auto")`,
+#    reproduce the device-mismatch error and fix it with `input_ids.to(model.device)`;
+# 7. run the same code on a GPU, on Apple's MPS, or on real Llama weights when you have them.
+#
+# | The seed's question | Where it is answered |
+# |---|---|
+# | what are `ckpt_dir`, `tokenizer_path`, `params.json`, `*.pth` | §1 |
+# | `max_seq_len`, `max_batch_size` | §2 (the KV cache) |
+# | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun` | §3 |
+# | `model_parallel_size`, "Loading a checkpoint for MP=2 but world size is 1" | §3, §4 |
+# | `torch.cuda.set_device`, `map_location="cpu"` | §3, §5 |
+# | `from_pretrained(..., device_map="auto")`, "Expected all tensors to be on the same device" | §6 |
+#
+# Budget: well under two minutes and under 2 GB of memory on a 2-core laptop CPU; the last cell
+# measures both.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import time
+
+_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+
+# %%
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.distributed as dist
+import transformers
+
+import nnlib
+from nnlib.llama import (Llama, ModelArgs, Tokenizer, choose_device, choose_dtype, find_tokenizer_file,
+                         kv_cache_bytes, load_tokenizer, memory_table, model_memory, process_group_backend,
+                         save_hf, save_meta)
+from nnlib.llama.checkpoint import read_params, unpermute_from_hf
+from nnlib.llama.devices import (BYTES_PER_PARAM, KNOWN_MODELS, count_parameters,
+                                 free_memory_bytes, init_process_group_if_needed)
+from nnlib.plots import plot_kv_cache, plot_memory_needs, plot_mp_split
+
+random.seed(0)
+np.random.seed(0)
+torch.manual_seed(0)
+transformers.logging.set_verbosity_error()       # keep the outputs to what this notebook prints
+transformers.utils.logging.disable_progress_bar()
+
+TINY_DIR = nnlib.DATA_DIR / "tiny-llama"
+SEED_PROMPT = "Q: What is the largest animal?\nA:"  # the prompt from the seed conversation
+LINE = "ROMEO: But, soft! what light through yonder window breaks?"
+
+# %% [markdown]
+# ## 1 · What a checkpoint is
+#
+# Meta's `Llama.build(ckpt_dir, tokenizer_path, ...)` reads a folder and one more file. Meta's
+# downloads look like this, and so does the tiny model (whose folder also holds a model card,
+# `README.md`, with its training log and loss curve, which `build` does not read):
+
+# %%
+for name in ("params.json", "consolidated.00.pth", "tokenizer.model"):
+    print(f"{name:<22} {(TINY_DIR / name).stat().st_size:>10,} bytes")
+
+# %% [markdown]
+# ### `params.json`: the shape of the network
+#
+# A few numbers fix every tensor's shape: the width `dim`, the number of blocks `n_layers`, the
+# query heads `n_heads` and key/value heads `n_kv_heads` (fewer than query heads means
+# grouped-query attention), the vocabulary size, and `multiple_of` / `ffn_dim_multiplier`, which
+# set the width of the feed-forward layer. `norm_eps` and `rope_theta` are constants of RMSNorm
+# and of the rotary position embedding. Note what is *not* here: `max_seq_len` and
+# `max_batch_size`. Those are chosen when you build the model, because they only size the KV
+# cache (§2).
+
+# %%
+params = json.loads((TINY_DIR / "params.json").read_text())
+print(json.dumps(params, indent=2))
+
+# %% [markdown]
+# ### `consolidated.00.pth`: a dictionary of named tensors
+#
+# The weights file is a `torch.save`d dictionary from names to tensors, nothing more. Load it
+# with `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a
+# pickle), and `mmap=True`, which maps the file instead of reading it all into memory: this is
+# how a 13 GB file opens in a second. `map_location="cpu"` keeps the tensors on the CPU
+# whatever device saved them (Meta's `build` does the same).
+
+# %%
+state_dict = torch.load(TINY_DIR / "consolidated.00.pth", map_location="cpu", weights_only=True, mmap=True)
+print(len(state_dict), "tensors\n")
+print(f"{'name':<38} {'shape':<14} dtype")
+for name, tensor in state_dict.items():
+    if name.startswith("layers.") and not name.startswith("layers.0."):
+        continue  # the other blocks repeat layer 0's nine tensors
+    print(f"{name:<38} {str(tuple(tensor.shape)):<14} {str(tensor.dtype).replace('torch.', '')}")
+print(f"... and the same nine tensors for layers.1 to layers.{params['n_layers'] - 1}")
+
+# %% [markdown]
+# What to notice: every name is one of Meta's (`tok_embeddings`, `layers.N.attention.wq`,
+# `feed_forward.w1`, `attention_norm` ...), the matrices are stored as `(out_features,
+# in_features)` like `torch.nn.Linear`, and `wk`/`wv` have 64 rows instead of 192 because only
+# 2 key/value heads of width 32 serve the 6 query heads. The file is float16, half the bytes of
+# float32; on a CPU the model is converted to float32 when it is loaded (§2, §5).
+#
+# ### Counting parameters
+#
+# The parameter count is the sum of the tensors' sizes. It also follows from `params.json`
+# alone (exercise 2 asks you to write that formula), which is how you know a model's size
+# before you download it.
+
+# %%
+n_params = sum(t.numel() for t in state_dict.values())
+print(f"parameters in the file:        {n_params:,}")
+print(f"from params.json alone:        {count_parameters(**params):,}")
+print(f"bytes as float16 (2 per param): {2 * n_params / 1e6:.3f} MB, "
+      f"file: {(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB")
+
+groups = Counter()
+for name, t in state_dict.items():
+    kind = ("embedding" if name.startswith("tok_embeddings") else "output" if name.startswith("output")
+            else "norms" if "norm" in name else "attention" if ".attention." in name else "feed-forward")
+    groups[kind] += t.numel()
+for kind, n in groups.most_common():
+    print(f"  {kind:<13} {n:>10,}  {100 * n / n_params:5.1f} %")
+
+# %% [markdown]
+# What to notice: the feed-forward layers hold most of the parameters; the norms are a rounding
+# error. In the tiny model the embedding and output (vocabulary 2048 × 192) are a quarter of
+# it; in Llama 2 7B they are only 4 % (32000 × 4096 against 6.7 billion).
+#
+# ### `tokenizer.model`: text to ids and back
+#
+# The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
+# vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
+# into them. `Tokenizer` is the class Meta's code uses, with the same methods.
+
+# %%
+tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")
+print("n_words:", tokenizer.n_words, "| bos_id:", tokenizer.bos_id, "| eos_id:", tokenizer.eos_id,
+      "| pad_id:", tokenizer.pad_id, "(-1: no padding token, as in Llama 2)")
+ids = tokenizer.encode(LINE, bos=True, eos=False)
+print(len(LINE), "characters ->", len(ids), "ids:", ids)
+print(" | ".join(f"{i}:{tokenizer.id_to_piece(i)}" for i in ids))
+print("decode(encode(line)) == line:", tokenizer.decode(ids) == LINE)
+
+# %% [markdown]
+# What to notice: `▁` marks a piece that starts with a space; common words are one piece
+# (`▁what`, `▁light`), rarer ones are split (`▁y` `onder`, `▁wind` `ow`). `ROMEO` at the very
+# start has no `▁`: unlike Llama 2's, this tokenizer adds no space in front of the text, so
+# `decode(encode(s)) == s` exactly, and a speaker's name at the start of a line (after a
+# newline) is split the same way as here. Id 1 is
+# `<s>`, the beginning of sequence (BOS) that `bos=True` puts in front. A text the vocabulary never saw still works,
+# because the tokenizer falls back to raw UTF-8 bytes (`<0xF0>` ...):
+
+# %%
+odd = "café 🦙"
+odd_ids = tokenizer.encode(odd, bos=False, eos=False)
+print(odd_ids)
+print(" | ".join(tokenizer.id_to_piece(i) for i in odd_ids))
+print("round trip:", tokenizer.decode(odd_ids) == odd)
+
+# %% [markdown]
+# ## 2 · Memory math: will it fit?
+#
+# Memory is parameters × bytes per parameter, plus the KV cache, plus some working space for
+# activations. Bytes per parameter depend on the dtype:
+
+# %%
+for dtype, nbytes in BYTES_PER_PARAM.items():
+    print(f"{dtype:<5} {nbytes:>4} bytes per parameter")
+
+# %% [markdown]
+# fp32 is the CPU default; bf16 and fp16 are what GPUs run; int8 and int4 are *quantized*
+# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files): stored in fewer bits and expanded on the
+# fly, at a small cost in quality. Here is what the published models need (`memory_table`
+# computes the parameter count from each model's `params.json`, as above, and the KV cache for
+# one sequence of 2048 tokens in 16 bits):
+
+# %%
+rows = memory_table(max_seq_len=2048, max_batch_size=1)
+DEVICES = {"laptop, 8 GB": 8, "laptop, 16 GB": 16, "RTX 4090, 24 GB": 24, "A100, 40 GB": 40,
+           "A100/H100, 80 GB": 80}
+dtypes = ("fp32", "bf16", "int8", "int4")
+print(f"{'model':<5} {'params':>7}  " + "  ".join(f"{d:>6}" for d in dtypes) + "   KV cache (2048 tokens)")
+for model_name in KNOWN_MODELS:
+    mine = {r["dtype"]: r for r in rows if r["model"] == model_name}
+    print(f"{model_name:<5} {mine['fp32']['params_B']:6.2f}B  "
+          + "  ".join(f"{mine[d]['weights_GB']:5.1f}G" for d in dtypes)
+          + f"   {mine['bf16']['kv_cache_GB']:.2f} GB")
+
+print("\nweights + KV cache fit in (x = no):")
+print(" " * 10 + " ".join(f"{label:>17}" for label in DEVICES))
+for r in rows:
+    if r["dtype"] in dtypes:
+        marks = ["fits" if r["total_GB"] <= gb else "x" for gb in DEVICES.values()]
+        print(f"{r['model'] + ' ' + r['dtype']:<10}" + " ".join(f"{m:>17}" for m in marks))
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 4.5))
+plot_memory_needs(rows, DEVICES, dtypes, ax=ax, title="Weights alone, per model and dtype")
+plt.show()
+
+# %% [markdown]
+# What to notice: 7B in fp32 (27 GB) fits nowhere on a laptop, which is why a CPU-only
+# learner either loads a smaller model or a quantized one; bf16 halves it (13.5 GB: a 16 GB
+# laptop can hold it, but barely, since the system needs memory too); int4 brings 70B to 35 GB.
+# "Fits" here is generous: leave 10–20 % for activations, the framework and the operating system.
+#
+# ### The KV cache: what `max_seq_len` and `max_batch_size` cost
+#
+# While generating, each layer keeps the keys and values of every token seen so far, so the
+# next token costs one new row instead of re-reading the whole prompt (notebook 04 steps through
+# it). Meta's code allocates this cache *up front* for the largest request it will serve:
+#
+# $$\text{bytes} = 2_{(K,V)} \times n_\text{layers} \times \text{max\_batch\_size} \times
+# \text{max\_seq\_len} \times n_\text{kv\_heads} \times \text{head\_dim} \times \text{bytes per value}$$
+#
+# That is why the seed's command passes `--max_seq_len 128 --max_batch_size 4`: with the
+# defaults of Meta's `ModelArgs` (`max_batch_size=32`, `max_seq_len=2048`) the cache alone would
+# be bigger than the 7B weights.
+
+# %%
+for model_name, seq, bsz in [("7B", 128, 4), ("7B", 2048, 32), ("8B", 2048, 32), ("8B", 8192, 1),
+                           ("70B", 8192, 1)]:
+    gb = kv_cache_bytes(max_seq_len=seq, max_batch_size=bsz, dtype="bf16", **KNOWN_MODELS[model_name]) / 1e9
+    print(f"{model_name:>3}  max_seq_len={seq:<5} max_batch_size={bsz:<3} KV cache {gb:7.3f} GB (bf16)")
+
+# %%
+seq_lens = [128, 256, 512, 1024, 2048, 4096, 8192]
+curves = {f"{m}, batch {b}": [kv_cache_bytes(max_seq_len=s, max_batch_size=b, dtype="bf16",
+                                             **KNOWN_MODELS[m]) / 1e9 for s in seq_lens]
+          for m in ("7B", "8B") for b in (1, 4)}
+fig, ax = plt.subplots(figsize=(7, 4))
+plot_kv_cache(seq_lens, curves, ax=ax, title="KV cache in bf16: Llama 2 7B (32 KV heads) vs Llama 3 8B (8)")
+plt.show()
+
+# %% [markdown]
+# What to notice: the cache grows linearly in both `max_seq_len` and `max_batch_size`. Llama 3
+# 8B has 8 key/value heads where Llama 2 7B has 32 (grouped-query attention), so its cache is
+# 4× smaller per token: that is what GQA is for. (8B at batch 4 lies exactly on 7B at batch 1.)
+#
+# ### The tiny model's real footprint
+#
+# Now load the tiny model (§4 explains `Llama.build`) and measure what its tensors take,
+# against the same formulas.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+try:
+    import psutil  # optional: only for the process's resident memory
+    rss = psutil.Process().memory_info().rss
+except ImportError:
+    psutil = None
+llama = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu")
+print(f"Llama.build took {llama.load_seconds * 1000:.0f} ms")
+if psutil is not None:
+    print(f"process memory grew by {(psutil.Process().memory_info().rss - rss) / 1e6:.1f} MB")
+
+
+# %%
+def tensor_bytes(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+buffers = dict(llama.model.named_buffers())
+measured = {
+    "weights": tensor_bytes(llama.model.parameters()),
+    "kv_cache": tensor_bytes(b for n, b in buffers.items() if "cache" in n),
+    "rope tables": tensor_bytes(b for n, b in buffers.items() if "rope" in n),
+}
+predicted = model_memory(params, "fp32", max_seq_len=256, max_batch_size=4)
+print(f"{'':<12} {'measured':>10} {'formula':>10}")
+for key in ("weights", "kv_cache"):
+    print(f"{key:<12} {measured[key] / 1e6:8.3f} MB {predicted[key] / 1e6:8.3f} MB")
+print(f"{'rope tables':<12} {measured['rope tables'] / 1e6:8.3f} MB   (cos/sin per position, float32)")
+print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB",
+      "-> in memory (fp32): twice that")
+
+# %% [markdown]
+# What to notice: the formulas are exact for the tensors. The file is float16 but on the CPU
+# the model runs in float32, so memory is twice the file size. The process grows by more than
+# the tensors (the previous cell, when `psutil` is installed): Python, torch's allocator and the
+# memory-mapped file all take their share.
+#
+# ## 3 · The NCCL error, for real
+#
+# Meta's `Llama.build` starts with `torch.distributed.init_process_group("nccl")`, then
+# `initialize_model_parallel(...)`, then `torch.cuda.set_device(local_rank)`. It was written for
+# one job: run a model that is **split over several NVIDIA GPUs**, one process per GPU.
+#
+# - **NCCL** (NVIDIA Collective Communications Library, "nickel") is how those processes
+#   exchange tensors, GPU to GPU: all-reduce, all-gather. It exists only for NVIDIA GPUs; torch
+#   on a Mac, and CPU-only torch anywhere, is built without it.
+# - **torchrun** starts the processes and tells each one who it is through environment
+#   variables: `RANK` (this process, 0 … N−1), `LOCAL_RANK` (its GPU on this machine),
+#   `WORLD_SIZE` (how many processes), `MASTER_ADDR` / `MASTER_PORT` (where they meet).
+#   `init_process_group` reads them (the `env://` method).
+# - **Model parallelism**: a checkpoint saved for `MP=2` is cut into two files, each holding
+#   half of most matrices (§4 draws which half). Meta's code runs each half in its own process,
+#   so it asserts that the number of files equals `WORLD_SIZE`; hence "Loading a checkpoint for
+#   MP=2 but world size is 1" when you run a 13B checkpoint with one process.
+#
+# First, what happens in a notebook, where torchrun has set nothing:
+
+# %%
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CPU-only torch also warns that NCCL has no default timeout
+        dist.init_process_group("nccl")
+except (ValueError, RuntimeError) as err:
+    print(f"{type(err).__name__}: {err}")
+
+# %% [markdown]
+# That is not the seed's error: without torchrun the call fails earlier, looking for `RANK`.
+# To get exactly what the seed saw, set the variables the way `torchrun --nproc_per_node 1`
+# sets them, call `init_process_group("nccl")` as Meta's `build` does, and put everything back
+# afterwards (the context manager below restores the environment and destroys any process group
+# it started, so the rest of the notebook runs as before).
+
+
+# %%
+def free_port() -> int:
+    """A TCP port nobody is listening on (torchrun uses 29500 unless told otherwise)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def torchrun_environment(**variables: str):
+    """Set the variables torchrun would set; afterwards restore the old ones and destroy any
+    process group started inside."""
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def one_process_torchrun() -> dict[str, str]:
+    """What `torchrun --nproc_per_node 1` puts in the environment of its one process."""
+    return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+
+
+print({k: (v if k != "MASTER_PORT" else "<a free port>") for k, v in one_process_torchrun().items()})
+
+# %%
+with torchrun_environment(**one_process_torchrun()):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch also warns that it has no NCCL timeout to use
+            dist.init_process_group("nccl")
+        print(f"init_process_group(\"nccl\") worked: this torch has NCCL and sees {torch.cuda.device_count()} "
+              "GPU(s). On a Mac or with CPU-only torch it fails with the seed's error.")
+    except RuntimeError as err:
+        print(f"{type(err).__name__}: {err}")
+print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+
+# %% [markdown]
+# That is the seed's error, word for word, raised by the same call. torchrun then reports its
+# child's failure as `ChildFailedError`, which is only the wrapper.
+#
+# **Would `"gloo"` fix it?** Only the first line. gloo is torch's CPU backend and exists
+# everywhere, but Meta's next lines put everything on CUDA, and that fails on this machine too:
+
+# %%
+try:
+    torch.zeros(1).cuda()  # what Meta's KV cache does: .cuda()
+    print("this machine has CUDA: .cuda() worked")
+except (AssertionError, RuntimeError) as err:
+    print(f"{type(err).__name__}: {err}")
+
+# %% [markdown]
+# **The fix.** On one device there is nothing to communicate, so no process group is needed at
+# all: `nnlib`'s `Llama.build` never starts one, chooses the device once, and puts every tensor
+# there. When a script *is* launched by torchrun anyway, `init_process_group_if_needed` starts
+# a group with the backend `process_group_backend` picks: `nccl` only with CUDA and a torch
+# built with NCCL, `gloo` everywhere else. Here is its choice on this machine, and a real
+# one-process group started with it:
+
+# %%
+print("process_group_backend():", process_group_backend())
+print("init_process_group_if_needed() in this notebook:", init_process_group_if_needed(),
+      "(no RANK/WORLD_SIZE: no group, nothing to do)")
+
+with torchrun_environment(**one_process_torchrun()):
+    try:
+        started = init_process_group_if_needed()
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        total = torch.tensor([dist.get_rank() + 1.0], device=device)
+        dist.all_reduce(total)  # sum over all processes: with one process, itself
+        print(f"under torchrun's variables: started={started}, backend={dist.get_backend()}, "
+              f"world size={dist.get_world_size()}, rank={dist.get_rank()}, all_reduce -> {total.item()}")
+    except (RuntimeError, ValueError) as err:  # e.g. a sandbox without a usable network interface
+        print(f"This machine could not start even a one-process group ({type(err).__name__}: {err}); "
+              "Llama.build does not need one.")
+print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+
+# %% [markdown]
+# What to notice: the group exists only inside the `with` block; the notebook is back to a
+# plain single process. Nothing below needs one.
+#
+# ## 4 · Loading with `Llama.build`: Meta's layout, Hugging Face's, and an MP=2 split
+#
+# `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len, max_batch_size, device=None,
+# dtype=None)` keeps Meta's signature and reads three layouts: Meta's (`params.json` +
+# `consolidated.NN.pth`, one file or several), and Hugging Face's (`config.json` +
+# `*.safetensors`). The model built in §2 came from Meta's layout. To get the other two, write
+# the same weights out in a temporary folder (deleted at the end of the notebook).
+
+# %%
+workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")
+WORK = Path(workdir.name)
+
+hf_dir = save_hf(llama, WORK / "tiny-llama-hf")
+print("Hugging Face layout:", sorted(p.name for p in hf_dir.iterdir()))
+llama_hf = Llama.build(hf_dir, max_seq_len=256, max_batch_size=4, device="cpu")
+
+# %% [markdown]
+# Hugging Face names the same tensors differently, and stores the rows of `q_proj`/`k_proj` in
+# another order: its rotary embedding rotates the two *halves* of each head, Meta's rotates
+# *neighbouring pairs*. A loader must rename and un-permute:
+
+# %%
+from safetensors import safe_open  # noqa: E402
+
+with safe_open(str(hf_dir / "model.safetensors"), framework="pt") as f:
+    hf_names = sorted(k for k in f.keys() if ".layers.0." in k)
+    q_proj = f.get_tensor("model.layers.0.self_attn.q_proj.weight")
+print("\n".join(hf_names))
+wq = llama.model.layers[0].attention.wq.weight
+print("\nq_proj equals wq as stored:          ", torch.equal(q_proj, wq))
+print("q_proj equals wq after un-permuting:  ", torch.equal(unpermute_from_hf(q_proj, params["n_heads"]), wq))
+
+# %% [markdown]
+# ### A model-parallel split, made here
+#
+# Meta's 13B ships as two files (MP=2) and 70B as eight. Each shard holds a slice of every big
+# matrix, cut so that each GPU can compute its part without the others until one exchange at
+# the end of the layer:
+#
+# - **column-parallel** (`wq wk wv w1 w3 output`): each shard has some *output* features, the
+#   rows: split on dim 0;
+# - **row-parallel** (`wo w2`): each shard has some *input* features, the columns: split on
+#   dim 1 (each GPU's partial products are summed with an all-reduce, over NCCL);
+# - `tok_embeddings`: on dim 1 in Llama 2's shards, on the vocabulary (dim 0) in Llama 3's;
+# - the norms are small and copied whole into every shard.
+#
+# `save_meta(..., n_shards=2)` cuts the tiny model this way, Llama 2 style:
+
+# %%
+mp_dir = save_meta(state_dict, ModelArgs.from_dict(params), WORK / "tiny-llama-mp2", n_shards=2)
+shutil.copyfile(TINY_DIR / "tokenizer.model", mp_dir / "tokenizer.model")
+print("MP=2 layout:", sorted(p.name for p in mp_dir.iterdir()))
+shards = [torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+          for p in sorted(mp_dir.glob("consolidated.*.pth"))]
+print(f"\n{'name':<34} {'whole':<12} {'shard 0':<12} {'shard 1':<12}")
+for name in ["tok_embeddings.weight"] + [f"layers.0.{k}.weight" for k in (
+        "attention.wq", "attention.wk", "attention.wo", "feed_forward.w1", "feed_forward.w2",
+        "attention_norm")] + ["output.weight"]:
+    print(f"{name:<34} {str(tuple(state_dict[name].shape)):<12} "
+          f"{str(tuple(shards[0][name].shape)):<12} {str(tuple(shards[1][name].shape)):<12}")
+
+
+# %%
+def split_axis(name: str):
+    """Read the split off the files: the dim where shard 0 is smaller than the whole weight."""
+    whole, piece = state_dict[name].shape, shards[0][name].shape
+    smaller = [d for d in range(len(whole)) if piece[d] != whole[d]]
+    return smaller[0] if smaller else None
+
+
+picture = ["tok_embeddings.weight"] + [f"layers.0.{k}.weight" for k in (
+    "attention.wq", "attention.wk", "attention.wv", "attention.wo", "feed_forward.w1",
+    "feed_forward.w3", "feed_forward.w2", "attention_norm")] + ["output.weight"]
+fig, axes = plt.subplots(2, 5, figsize=(12, 5.4))
+plot_mp_split([(n.replace("layers.0.", "").replace(".weight", ""), tuple(state_dict[n].shape), split_axis(n))
+               for n in picture], n_shards=2, axes=axes,
+              title="MP=2: blue is shard 0 (GPU 0), orange is shard 1 (GPU 1); shapes are (rows, cols)")
+plt.show()
+
+# %% [markdown]
+# Meta's code would need two processes for these two files. `nnlib` merges them on one device
+# instead: column-parallel pieces are concatenated on dim 0, row-parallel ones on dim 1, the
+# embedding on whichever axis makes the shapes add up to `params.json`'s, and norms taken once.
+
+# %%
+llama_mp2 = Llama.build(mp_dir, max_seq_len=256, max_batch_size=4, device="cpu")
+
+tokens = torch.tensor([tokenizer.encode(LINE, bos=True, eos=False)])
+logits = {name: m.model.forward(tokens, 0) for name, m in
+          [("Meta layout", llama), ("Hugging Face layout", llama_hf), ("MP=2 shards", llama_mp2)]}
+for name, value in logits.items():
+    diff = (value - logits["Meta layout"]).abs().max().item()
+    print(f"{name:<20} logits {tuple(value.shape)}  max |difference| from Meta layout: {diff:.1e}"
+          f"  identical: {torch.equal(value, logits['Meta layout'])}")
+for name, m in [("Meta layout", llama), ("Hugging Face layout", llama_hf), ("MP=2 shards", llama_mp2)]:
+    print(f"{name:<20} {m.text_completion(['ROMEO:'], temperature=0.0, max_gen_len=16)[0]['generation']!r}")
+
+# %% [markdown]
+# What to notice: three folders on disk, one model in memory, bit-for-bit the same logits and
+# the same greedy text. Renaming, un-permuting and concatenating move numbers around but never
+# change them.
+#
+# ## 5 · Device placement
+#
+# `Llama.build(device=None)` picks CUDA if there is a GPU, then Apple's MPS, then the CPU, and
+# a dtype that suits the device: bf16 on CUDA GPUs that support it (fp16 on older ones), fp16
+# on MPS, fp32 on the CPU (CPU half-precision matrix products are slow or missing in older
+# torch). Asking for a device this torch cannot use says why:
+
+# %%
+print("choose_device() on this machine:", choose_device())
+for name in ("cuda", "mps"):
+    try:
+        print(f"choose_device({name!r}) ->", choose_device(name))
+    except ValueError as err:
+        print(f"choose_device({name!r}): ValueError: {err}")
+print("dtype on cpu:", choose_dtype(torch.device("cpu")), "| on mps:", choose_dtype(torch.device("mps")),
+      "| on cuda: bfloat16 where torch.cuda.is_bf16_supported(), else float16")
+
+# %% [markdown]
+# ### Where each tensor lives
+#
+# Everything the model touches must be on one device: the parameters, the KV cache and the rope
+# tables (buffers, which move with the module but are not saved in the checkpoint), and the
+# input ids you pass in. `Llama.build` loads the file on the CPU (memory-mapped), converts each
+# tensor to the chosen dtype on the chosen device, and allocates the cache there.
+
+# %%
+def where(tensors):
+    return dict(Counter(f"{t.device}/{str(t.dtype).replace('torch.', '')}" for t in tensors))
+
+
+attention = llama.model.layers[0].attention
+print("parameters:       ", where(llama.model.parameters()))
+print("KV cache buffers: ", where(b for n, b in llama.model.named_buffers() if "cache" in n),
+      "each of shape", tuple(attention.cache_k.shape), "= (max_batch_size, max_seq_len, n_kv_heads, head_dim)")
+print("rope tables:      ", where(b for n, b in llama.model.named_buffers() if "rope" in n))
+print("llama.device:", llama.device, "| input ids must go there: tokens.to(llama.device) ->",
+      tokens.to(llama.device).device)
+
+# %% [markdown]
+# ### dtype changes memory and speed
+#
+# The same model in bfloat16 on the CPU: half the bytes for weights and cache. Whether it is
+# faster depends on the processor (recent x86 chips with AVX-512 BF16 or AMX, and Apple
+# silicon, have fast bf16; older ones emulate it). On a GPU, bf16/fp16 is the normal way to run
+# and is much faster than fp32.
+
+# %%
+llama_bf16 = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.bfloat16)
+for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
+    print(f"{name:<9} weights {tensor_bytes(m.model.parameters()) / 1e6:6.2f} MB, KV cache "
+          f"{tensor_bytes(b for n, b in m.model.named_buffers() if 'cache' in n) / 1e6:5.2f} MB, "
+          f"parameters on {where(m.model.parameters())}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+prompt_tokens = torch.randint(3, tokenizer.n_words, (1, 128), generator=torch.Generator().manual_seed(0))
+with torch.inference_mode():
+    for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
+        m.model.forward(prompt_tokens, 0)  # warm-up
+        start = time.perf_counter()
+        for _ in range(5):
+            m.model.forward(prompt_tokens, 0)
+        per_call = (time.perf_counter() - start) / 5
+        print(f"{name:<9} forward over 128 tokens: {per_call * 1000:6.1f} ms")
+    gap = (llama_bf16.model.forward(prompt_tokens, 0) - llama.model.forward(prompt_tokens, 0)).abs().max()
+print(f"largest logit difference bf16 vs fp32: {gap:.3f} (rounding: bf16 keeps about 3 significant digits)")
+
+# %% [markdown]
+# What to notice: the cache and weights halve exactly; the speed ratio is this machine's (the
+# cell's output is not checked, since timings vary). The logits differ slightly: bf16 rounds.
+# On a GPU, §7 runs the same model on CUDA.
+#
+# ## 6 · The Hugging Face path, and the device-mismatch error
+#
+# The seed's second program loads with transformers. `save_hf` wrote the tiny model in exactly
+# the layout `from_pretrained` expects (`config.json`, `model.safetensors`, `tokenizer.model`,
+# `tokenizer_config.json`). The seed passed `torch_dtype=torch.float16`; on a CPU, float16 is
+# slow and partly unsupported, so take the dtype `choose_dtype` gives for the device
+# (transformers ≥ 4.56 calls the argument `dtype`). `device_map="auto"` needs the `accelerate`
+# package and lets it place the layers: on the GPUs first, then the CPU, then the disk.
+
+# %%
+from transformers import LlamaForCausalLM, LlamaTokenizer  # noqa: E402
+
+hf_tokenizer = LlamaTokenizer.from_pretrained(hf_dir)
+model = LlamaForCausalLM.from_pretrained(hf_dir, dtype=choose_dtype(choose_device()), device_map="auto")
+print("model.device:       ", model.device)
+print("model.dtype:        ", model.dtype)
+print("model.hf_device_map:", getattr(model, "hf_device_map", None),
+      "(set only when the model is spread over several devices)")
+
+# %% [markdown]
+# On this machine there is no GPU, so `device_map="auto"` put everything on the CPU: the input
+# ids, which the tokenizer always makes on the CPU, are already where the model is, and the
+# seed's error **cannot happen here naturally**. The seed's lines run as they are:
+
+# %%
+inputs = hf_tokenizer(SEED_PROMPT, return_tensors="pt")
+input_ids = inputs.input_ids
+print("input_ids:", input_ids.tolist(), "on", input_ids.device)
+print("starts with BOS:", input_ids[0, 0].item() == hf_tokenizer.bos_token_id,
+      "| same ids as nnlib's tokenizer:", input_ids[0].tolist() == tokenizer.encode(SEED_PROMPT, bos=True, eos=False))
+with torch.inference_mode():
+    hf_logits = model(input_ids=input_ids).logits
+    ours = llama.model.forward(input_ids, 0)
+print("logits equal nnlib's within 1e-4:", torch.allclose(hf_logits, ours, atol=1e-4),
+      "| shape", tuple(hf_logits.shape))
+
+# %% [markdown]
+# ### Reproducing the mismatch without a GPU
+#
+# To see the error on a CPU-only machine the model has to be on a *second device*. CPU-only
+# torch has exactly one other: **`meta`**, a device whose tensors have a shape and a dtype but
+# no memory and no values (torch uses it to build a model before loading weights). The next
+# cell loads the model onto `meta` and makes the seed's call with `input_ids` left on the CPU.
+# This is the same mistake, and torch words it its own way for `meta`. **On a GPU the message is
+# the seed's**: `Expected all tensors to be on the same device, but found at least two devices,
+# cuda:0 and cpu! (when checking argument for argument index in method
+# wrapper_CUDA__index_select)`; §7 produces that one for real when a GPU is present.
+
+# %%
+meta_model = LlamaForCausalLM.from_pretrained(hf_dir, device_map="meta")
+print("meta_model.device:", meta_model.device, "| input_ids.device:", input_ids.device)
+try:
+    meta_model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=32,
+                        do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+except RuntimeError as err:
+    print(f"{type(err).__name__}: {err}")
+
+# %% [markdown]
+# (Where exactly: `generate` makes the position ids next to `input_ids`, on the CPU, and the
+# rotary embedding multiplies them with the model's frequencies, on `meta`. Ops on `meta` check
+# devices less strictly than CUDA kernels, so the embedding lookup lets the CPU ids through and
+# the rotary embedding is the first place that objects. On CUDA it is the embedding lookup
+# itself, as in the seed's traceback.)
+#
+# **The fix** is one line: put the inputs where the model is. On `meta` the call then runs
+# through the whole network (without numbers: `meta` has none, so it cannot produce text):
+
+# %%
+input_ids_on_model = input_ids.to(meta_model.device)
+print("input_ids.to(model.device).device:", input_ids_on_model.device)
+with torch.inference_mode():
+    out = meta_model(input_ids=input_ids_on_model)
+print("logits:", tuple(out.logits.shape), "on", out.logits.device, "(shapes only)")
+del meta_model
+
+# %% [markdown]
+# And with the real model, the seed's program with the fix, plus the two arguments
+# transformers asks for (an `attention_mask`, and a `pad_token_id` since Llama has no padding
+# token) and greedy decoding:
+
+# %%
+input_ids = input_ids.to(model.device)  # the fix
+attention_mask = inputs.attention_mask.to(model.device)
+generation_output = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=32,
+                                   do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+print(hf_tokenizer.decode(generation_output[0], skip_special_tokens=True))
+
+new_hf = generation_output[0, input_ids.shape[1]:].tolist()
+new_hf = new_hf[:new_hf.index(hf_tokenizer.eos_token_id)] if hf_tokenizer.eos_token_id in new_hf else new_hf
+new_ours, _ = llama.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)
+print("\nsame greedy tokens as nnlib's Llama.generate:", new_hf == new_ours[0])
+
+# %% [markdown]
+# What to notice: the tiny model was trained on Shakespeare only, so it answers like a line in
+# a play ("and a fish", then Holofernes speaks) rather than with "the blue whale"; what matters
+# is that transformers and `nnlib` produce the same tokens from the same weights. Newer transformers versions also move CPU inputs to the
+# model's device *inside* `generate`, so the seed's exact call may no longer fail there; a plain
+# forward call `model(input_ids)` never moves them, so `.to(model.device)` stays the habit.
+#
+# ## 7 · Real hardware and real weights
+#
+# The cells below run what they can on the machine they find: CUDA, Apple's MPS, and your own
+# downloaded Llama when the environment variable `NNLIB_LLAMA_DIR` names its folder. Where a
+# part is missing, the cell says in one sentence what it would show.
+
+# %%
+if torch.cuda.is_available():
+    gpu = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4)  # device=None -> cuda, bf16
+    print(f"nnlib on {torch.cuda.get_device_name(0)}: parameters {where(gpu.model.parameters())}, "
+          f"KV cache {where(b for n, b in gpu.model.named_buffers() if 'cache' in n)}")
+    print("greedy:", repr(gpu.text_completion(["ROMEO:"], temperature=0.0, max_gen_len=16)[0]["generation"]))
+    gpu_model = LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float16, device_map="auto")  # the seed's call
+    cpu_ids = hf_tokenizer(SEED_PROMPT, return_tensors="pt").input_ids  # on the CPU, as in the seed
+    print("model.device:", gpu_model.device, "| input_ids.device:", cpu_ids.device)
+    try:
+        with torch.inference_mode():
+            gpu_model(input_ids=cpu_ids)  # a forward call never moves its inputs
+    except RuntimeError as err:
+        print(f"{type(err).__name__}: {err}")
+    else:
+        print("No error: this transformers version moved the inputs to the model's device itself.")
+    fixed = gpu_model.generate(input_ids=cpu_ids.to(gpu_model.device), attention_mask=torch.ones_like(cpu_ids).to(gpu_model.device),
+                               max_new_tokens=32, do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+    print("with input_ids.to(model.device):", repr(hf_tokenizer.decode(fixed[0], skip_special_tokens=True)))
+    del gpu, gpu_model
+    torch.cuda.empty_cache()
+else:
+    print("No CUDA GPU here; on one (for example Colab with a GPU runtime) this cell loads the tiny model in "
+          "bfloat16 on cuda, shows the seed's exact 'Expected all tensors to be on the same device' error "
+          "from input_ids left on the CPU, and fixes it with input_ids.to(model.device).")
+
+# %%
+if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    mac = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="mps")  # float16
+    print(f"nnlib on mps: parameters {where(mac.model.parameters())}")
+    print("greedy:", repr(mac.text_completion(["ROMEO:"], temperature=0.0, max_gen_len=16)[0]["generation"]))
+    auto = LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float16, device_map="auto")
+    print("transformers with device_map='auto' put the model on:", auto.device)
+    on_mps = LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float16, device_map="mps")
+    print("with device_map='mps':", on_mps.device)
+    del mac, auto, on_mps
+else:
+    print("No Apple-silicon GPU (MPS) here; on a Mac with one this cell loads the tiny model in float16 on mps "
+          "and shows where transformers' device_map='auto' puts the model compared with device_map='mps'.")
+
+# %% [markdown]
+# ### Your own weights
+#
+# Point `NNLIB_LLAMA_DIR` at a folder you downloaded (Meta's layout or Hugging Face's; Llama 2
+# or Llama 3.x, e.g. Llama 3.2 1B, which needs about 5 GB in float32 on a CPU and 2.5 GB in
+# bf16/fp16 on a GPU) and start Jupyter from that shell:
+# `NNLIB_LLAMA_DIR=~/models/Llama-3.2-1B make lab`. The cells below then check the memory it
+# needs, load it on your best device and answer the seed's question. Without it they run on the
+# tiny model, with the same code.
+
+# %%
+LLAMA_DIR = os.environ.get("NNLIB_LLAMA_DIR")
+if LLAMA_DIR:
+    ckpt_dir = Path(LLAMA_DIR).expanduser()
+    print(f"NNLIB_LLAMA_DIR is set: this section loads {ckpt_dir.name!r}.")
+else:
+    ckpt_dir = TINY_DIR
+    print("NNLIB_LLAMA_DIR is not set, so this section runs on the tiny model; set it to the folder of a real "
+          "Llama (e.g. NNLIB_LLAMA_DIR=~/models/Llama-3.2-1B make lab) to load that instead.")
+
+layout, real_params = read_params(ckpt_dir)
+device = choose_device()
+print(f"layout: {layout} | dim {real_params['dim']}, {real_params['n_layers']} layers, "
+      f"{real_params['n_heads']} heads ({real_params.get('n_kv_heads') or real_params['n_heads']} KV), "
+      f"vocabulary {real_params.get('vocab_size')}")
+if real_params.get("vocab_size", -1) in (-1, None):  # Llama 2's params.json leaves it to the tokenizer
+    real_params = {**real_params, "vocab_size": load_tokenizer(find_tokenizer_file(ckpt_dir)).n_words}
+for dt in ("fp32", "bf16"):
+    need = model_memory(real_params, dt, max_seq_len=256, max_batch_size=1)
+    print(f"{dt}: {need['params'] / 1e6:,.1f}M parameters -> {need['weights'] / 1e6:,.1f} MB of weights "
+          f"+ {need['kv_cache'] / 1e6:,.2f} MB of KV cache (256 tokens, one sequence)")
+print(f"this run uses {device} in {str(choose_dtype(device)).replace('torch.', '')}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+free = free_memory_bytes(device)
+print(f"free memory on {device}:", "unknown" if free is None else f"{free / 1e9:.1f} GB")
+try:
+    real = Llama.build(ckpt_dir, max_seq_len=256, max_batch_size=1)  # device and dtype chosen for you
+    print(f"loaded in {real.load_seconds:.1f} s on {real.device}")
+except MemoryError as err:  # build checks before it loads
+    real = None
+    print(f"MemoryError: {err}")
+
+# %%
+if real is not None:
+    answer = real.text_completion([SEED_PROMPT], temperature=0.0, max_gen_len=32)[0]["generation"]
+    print(SEED_PROMPT + answer)
+    del real
+
+# %% [markdown]
+# ## 8 · Exercises
+#
+# Each exercise has a checker that says right or not yet. Solutions are hidden below each one;
+# try first.
+#
+# **Exercise 1.** Write the KV-cache size in bytes for a model's `params.json` (a dict), given
+# `max_seq_len`, `max_batch_size` and the bytes per cached value. Careful: Llama 2's
+# `params.json` has no `n_kv_heads`.
+
+# %%
+from nnlib.exercises import (check_kv_cache_bytes, check_llama_parameter_count, check_mp_split,  # noqa: E402
+                             check_to_model_device)
+
+
+def kv_cache_size(params, max_seq_len, max_batch_size, bytes_per_value):
+    raise NotImplementedError
+
+
+check_kv_cache_bytes(kv_cache_size)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def kv_cache_size(params, max_seq_len, max_batch_size, bytes_per_value):
+#     n_kv_heads = params.get("n_kv_heads") or params["n_heads"]
+#     head_dim = params["dim"] // params["n_heads"]
+#     return (2 * params["n_layers"] * max_batch_size * max_seq_len
+#             * n_kv_heads * head_dim * bytes_per_value)
+# ```
+# </details>
+#
+# **Exercise 2.** Count a Llama's parameters from its `params.json` alone (the output matrix is
+# separate from `tok_embeddings`). `nnlib.llama.ffn_hidden_dim(ModelArgs(...))` gives the
+# feed-forward width if you do not want to write that rule yourself.
+
+# %%
+def llama_parameter_count(params):
+    raise NotImplementedError
+
+
+check_llama_parameter_count(llama_parameter_count)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def llama_parameter_count(params):
+#     dim, n_layers, n_heads = params["dim"], params["n_layers"], params["n_heads"]
+#     n_kv_heads = params.get("n_kv_heads") or n_heads
+#     head_dim = dim // n_heads
+#     hidden = int(2 * 4 * dim / 3)
+#     if params.get("ffn_dim_multiplier") is not None:
+#         hidden = int(params["ffn_dim_multiplier"] * hidden)
+#     m = params["multiple_of"]
+#     hidden = m * ((hidden + m - 1) // m)
+#     attention = 2 * dim * dim + 2 * dim * n_kv_heads * head_dim   # wq, wo; wk, wv
+#     feed_forward = 3 * dim * hidden                              # w1, w2, w3
+#     per_layer = attention + feed_forward + 2 * dim               # + two RMSNorm weights
+#     return n_layers * per_layer + 2 * params["vocab_size"] * dim + dim  # embeddings, output, norm
+# ```
+# </details>
+#
+# **Exercise 3.** Split one weight the way an MP=`n_shards` checkpoint stores it (Llama 2
+# style, as in §4), and merge the shards back. The weight's name tells you its kind: the part
+# before `.weight`, e.g. `wq` in `layers.0.attention.wq.weight`.
+
+# %%
+def split(name, tensor, n_shards):
+    raise NotImplementedError
+
+
+def merge(name, shards):
+    raise NotImplementedError
+
+
+check_mp_split(split, merge)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def shard_dim(name):
+#     kind = name.split(".")[-2]
+#     if "norm" in kind:
+#         return None                      # copied whole into every shard
+#     if kind in ("wq", "wk", "wv", "w1", "w3", "output"):
+#         return 0                         # column-parallel: output features
+#     return 1                             # wo, w2 (row-parallel) and Llama 2's tok_embeddings
+#
+# def split(name, tensor, n_shards):
+#     dim = shard_dim(name)
+#     if dim is None:
+#         return [tensor.clone() for _ in range(n_shards)]
+#     return list(torch.chunk(tensor, n_shards, dim=dim))
+#
+# def merge(name, shards):
+#     dim = shard_dim(name)
+#     return shards[0] if dim is None else torch.cat(shards, dim=dim)
+# ```
+# </details>
+#
+# **Exercise 4.** A tokenizer returns a dict (`input_ids`, `attention_mask`, ...). Return a
+# copy with every tensor moved to the device of `model`'s parameters, and everything else as
+# it was. The checker tries it with a model on `meta`, the second device every torch has.
+
+# %%
+def to_model_device(batch, model):
+    raise NotImplementedError
+
+
+check_to_model_device(to_model_device)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def to_model_device(batch, model):
+#     device = next(model.parameters()).device       # Hugging Face models also have model.device
+#     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+# ```
+# </details>
+#
+# ## Summary
+#
+# - A Meta checkpoint is `params.json` (the shape), `consolidated.NN.pth` (a dict of named
+#   tensors, loaded with `weights_only=True, mmap=True`) and `tokenizer.model` (text ↔ ids).
+# - Memory ≈ parameters × bytes per parameter + a KV cache of
+#   `2 · n_layers · max_batch_size · max_seq_len · n_kv_heads · head_dim · bytes`, allocated
+#   up front: choose `max_seq_len` and `max_batch_size` to fit.
+# - "Distributed package doesn't have NCCL built in": Meta's code assumes one process per NVIDIA
+#   GPU. On one device no process group is needed; where one is, use `gloo` off CUDA.
+# - Meta's layout, Hugging Face's layout and model-parallel shards are the same numbers in
+#   different files: renamed, permuted, cut on dim 0 or 1. Loaded right, the logits are equal.
+# - Choose the device once, and put every tensor the model reads on it:
+#   `input_ids.to(model.device)`.
+#
+# Next: **04 · Step-through generation**, which takes this model and generates one token at a
+# time, showing `prev_pos`, the KV cache, temperature and top-p at every step.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import sys  # noqa: E402
+
+workdir.cleanup()  # the Hugging Face and MP=2 copies
+try:
+    import resource  # Unix only
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_text = f"{peak / 2**20 if sys.platform == 'darwin' else peak / 2**10:.0f} MB"  # bytes on macOS, KiB on Linux
+except ImportError:
+    peak_text = "unknown on this system"
+print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s, peak memory {peak_text}")
