@@ -262,6 +262,7 @@ class NextTokenBars:
         self.bars = ax.barh(self.y, [0.0] * n, color=_KEPT)
         self.values = [ax.text(0, y, "", va="center", ha="left", fontsize=7) for y in self.y]
         self.cut = ax.axhline(0, color="#c44e52", linestyle="--", linewidth=1.2, visible=False)
+        self.cut_label = cut_label
         self.cut_text = ax.text(0.99, 0, cut_label, color="#c44e52", va="bottom", ha="right",
                                 fontsize=8, transform=ax.get_yaxis_transform(), visible=False)
         ax.set_yticks(self.y, [""] * n)
@@ -275,9 +276,11 @@ class NextTokenBars:
         self._labels: list[str] = []
 
     def update(self, labels, probs, kept, chosen=None, title: str = "",
-               chosen_note: str = "") -> "NextTokenBars":
+               chosen_note: str = "", n_kept_total: int | None = None) -> "NextTokenBars":
         """Redraw with one entry per bar; ``chosen_note`` is added after "<- chosen" (e.g. its
-        rank, when the chosen token is shown below candidates it does not follow)."""
+        rank, when the chosen token is shown below candidates it does not follow).
+        ``n_kept_total``: how many tokens the nucleus keeps in all; when that is more than the
+        bars drawn, the cut lies below them and a note at the bottom says at which rank."""
         p, keep = _np(probs), [bool(k) for k in kept]
         if not (len(labels) == len(p) == len(keep) == self.n):
             raise ValueError(f"labels, probs and kept must have one entry per bar ({self.n}); "
@@ -302,6 +305,12 @@ class NextTokenBars:
             where = self.y[n_kept - 1] - 0.5
             self.cut.set_ydata([where, where])
             self.cut_text.set_y(where)
+            self.cut_text.set_text(self.cut_label)
+        elif n_kept_total is not None and n_kept_total > n_kept:
+            # Every drawn candidate is kept: the cut is further down the ranking, out of sight.
+            self.cut_text.set_visible(True)
+            self.cut_text.set_y(self.y[-1] - 0.5)
+            self.cut_text.set_text(f"{self.cut_label} further down, after rank {n_kept_total}")
         self.ax.set_xlim(0, top * 1.6)
         self.title.set_text(title)
         return self

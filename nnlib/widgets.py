@@ -151,7 +151,8 @@ class GenerationExplorer:
         self._stops = set(getattr(tok, "stop_tokens", [tok.eos_id]))
 
         self.temperature = w.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.05,
-                                         description="temperature", readout_format=".2f")
+                                         description="temperature", readout_format=".2f",
+                                         style={"description_width": "initial"})
         self.top_p = w.FloatSlider(value=top_p, min=0.01, max=1.0, step=0.01,
                                    description="top_p", readout_format=".2f")
         self.seed = w.IntText(value=seed, description="seed", layout=w.Layout(width="160px"))
@@ -424,7 +425,8 @@ class GenerationExplorer:
                  f"token {where}")
         outside = d["chosen_rank"] is not None and d["chosen_rank"] > len(d["ids"])
         self.chart.update(d["labels"], d["probs"], d["kept"], d["chosen"], title=title,
-                          chosen_note=f" (rank {d['chosen_rank']})" if outside else "")
+                          chosen_note=f" (rank {d['chosen_rank']})" if outside else "",
+                          n_kept_total=d["n_kept"])
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png")
         return buf.getvalue()

@@ -254,3 +254,16 @@ def test_bad_input_says_what_to_do(llama):
         GenerationExplorer(llama, PROMPT, max_gen_len=0)
     with pytest.raises(ValueError, match="top_p"):
         GenerationExplorer(llama, PROMPT, top_p=0.0)
+
+
+def test_the_nucleus_cut_is_drawn_or_named_when_it_lies_below_the_bars(llama):
+    explorer = GenerationExplorer(llama, PROMPT, temperature=0.7, top_p=0.5, seed=0)
+    chart = explorer.chart
+    n_kept = explorer.bar_data["n_kept"]
+    assert 0 < n_kept < chart.n, "at T=0.7, top_p=0.5 the nucleus is shorter than the chart here"
+    assert chart.cut.get_visible() and chart.cut_text.get_text() == "nucleus cut"
+    explorer.temperature.value, explorer.top_p.value = 1.5, 0.9  # a flat tail: many tokens kept
+    n_kept = explorer.bar_data["n_kept"]
+    assert n_kept > chart.n
+    assert not chart.cut.get_visible()
+    assert chart.cut_text.get_visible() and f"after rank {n_kept}" in chart.cut_text.get_text()
