@@ -433,3 +433,30 @@ def test_tied_embeddings_are_one_tensor_in_memory(ckpts, tmp_path):
     torch.save(sd, folder / "consolidated.00.pth")
     model = build(folder).model
     assert model.output.weight.data_ptr() == model.tok_embeddings.weight.data_ptr()
+
+
+def test_save_hf_round_trips_a_tied_llama3_with_its_tokenizer_json(ckpts, hf_model, tmp_path):
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from nnlib.llama import save_hf
+
+    llama = build(ckpts["hf"])  # tokenizer.json, tied embeddings
+    out = save_hf(llama, tmp_path / "again")
+    assert (out / "tokenizer.json").is_file() and not (out / "tokenizer.model").exists()
+    again = LlamaForCausalLM.from_pretrained(out)
+    assert again.config.tie_word_embeddings
+    ids = torch.tensor([llama.tokenizer.encode("To be, or not to be", bos=True, eos=False)])
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, hf_model(ids).logits, atol=1e-4, rtol=0)
+    assert AutoTokenizer.from_pretrained(out)("To be").input_ids[-2:] == \
+        llama.tokenizer.encode("To be", bos=False, eos=False)[-2:]
+
+
+def test_save_hf_refuses_a_tiktoken_file_with_the_fix(ckpts, tmp_path):
+    from nnlib.llama import save_hf
+
+    llama = build(ckpts["meta"])  # tiktoken rank file
+    with pytest.raises(ValueError, match="tokenizer.json"):
+        save_hf(llama, tmp_path / "hf")
+    out = save_hf(llama, tmp_path / "weights-only", tokenizer_path=False)
+    assert (out / "model.safetensors").is_file() and not (out / "tokenizer.model").exists()

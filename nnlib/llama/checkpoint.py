@@ -401,8 +401,10 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
             dtype: Optional[torch.dtype] = None) -> Path:
     """Write ``model`` (a ``Transformer`` or a ``Llama``) so that
     ``transformers.LlamaForCausalLM.from_pretrained(out_dir)`` loads it with the same logits:
-    ``config.json``, ``model.safetensors`` and, when known, ``tokenizer.model`` with a
-    ``tokenizer_config.json``. ``dtype`` defaults to the model's own."""
+    ``config.json``, ``model.safetensors`` and, when known, the tokenizer (a SentencePiece
+    ``tokenizer.model`` or a ``tokenizer.json``) with a ``tokenizer_config.json``;
+    ``tokenizer_path=False`` writes the weights only. Tied embeddings (Llama 3.2 1B/3B) are
+    written once, with ``tie_word_embeddings``. ``dtype`` defaults to the model's own."""
     from safetensors.torch import save_file
     from transformers import LlamaConfig
 
@@ -412,11 +414,18 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
         raise TypeError(f"save_hf expects a Llama or a Transformer, got {type(model).__name__}.")
     if tokenizer_path is None and tokenizer is not None:
         tokenizer_path = getattr(tokenizer, "model_path", None)
+    if tokenizer_path is False:  # weights and config only
+        tokenizer_path = None
     args = transformer.params
     sd = {k: v.detach().to("cpu", dtype or v.dtype) for k, v in transformer.state_dict().items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(meta_to_hf(sd, args), str(out / "model.safetensors"), metadata={"format": "pt"})
+    tied = transformer.output.weight.data_ptr() == transformer.tok_embeddings.weight.data_ptr()
+    hf = meta_to_hf(sd, args)
+    if tied:  # stored once, as Llama 3.2's own files do; tie_word_embeddings below re-ties it
+        hf.pop("lm_head.weight")
+    save_file({k: v.contiguous() for k, v in hf.items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
 
     rope: dict[str, Any] = {"rope_theta": args.rope_theta, "rope_type": "default"}
     if args.use_scaled_rope:
@@ -428,7 +437,8 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
         vocab_size=args.vocab_size, hidden_size=args.dim, intermediate_size=ffn_hidden_dim(args),
         num_hidden_layers=args.n_layers, num_attention_heads=args.n_heads,
         num_key_value_heads=args.n_kv_heads, rms_norm_eps=args.norm_eps,
-        max_position_embeddings=args.max_seq_len, tie_word_embeddings=False,
+        max_position_embeddings=args.max_seq_len,
+        tie_word_embeddings=tied,
         bos_token_id=getattr(tokenizer, "bos_id", 1), eos_token_id=getattr(tokenizer, "eos_id", 2),
         rope_theta=args.rope_theta,
     )
@@ -443,7 +453,12 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
     else:
         config.torch_dtype = dtype_name
     config.save_pretrained(str(out))
-    if tokenizer_path is not None:
+    if tokenizer_path is not None and _tokenizer_kind(tokenizer_path) == "tokenizer.json":
+        shutil.copyfile(tokenizer_path, out / "tokenizer.json")  # transformers reads it as it is
+        (out / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": args.max_seq_len,
+        }, indent=2) + "\n")
+    elif tokenizer_path is not None:
         shutil.copyfile(tokenizer_path, out / "tokenizer.model")
         (out / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
@@ -453,6 +468,23 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
             "add_prefix_space": sentencepiece_adds_dummy_prefix(tokenizer_path),
         }, indent=2) + "\n")
     return out
+
+
+def _tokenizer_kind(path: PathLike) -> str:
+    """'sentencepiece' or 'tokenizer.json'; a tiktoken rank file (Llama 3 in Meta's layout) has no
+    file transformers' LlamaForCausalLM side can read as it is, so it is refused with the fix."""
+    from .tokenizer import HFTokenizer, TiktokenTokenizer, load_tokenizer
+
+    tok = load_tokenizer(path)
+    if isinstance(tok, HFTokenizer):
+        return "tokenizer.json"
+    if isinstance(tok, TiktokenTokenizer):
+        raise ValueError(
+            f"{path} is a tiktoken rank file (Llama 3 in Meta's layout); save_hf can copy a "
+            "SentencePiece tokenizer.model or a tokenizer.json. Pass tokenizer_path= the "
+            "tokenizer.json of the Hugging Face download, or tokenizer_path=False to write weights only."
+        )
+    return "sentencepiece"
 
 
 def sentencepiece_adds_dummy_prefix(model_path: PathLike) -> bool:
