@@ -177,10 +177,10 @@ class Llama:
         before loading when the weights and cache will not fit (``check_memory=False`` skips it).
         """
         t0 = time.perf_counter()
-        ckpt = Path(ckpt_dir)
+        ckpt = Path(ckpt_dir).expanduser()
         layout, params = checkpoint.read_params(ckpt)
         # tokenizer.model (SentencePiece or tiktoken) or tokenizer.json, told apart by content.
-        tok_path = Path(tokenizer_path) if tokenizer_path is not None else find_tokenizer_file(ckpt)
+        tok_path = Path(tokenizer_path).expanduser() if tokenizer_path is not None else find_tokenizer_file(ckpt)
         if not tok_path.is_file():
             raise FileNotFoundError(
                 f"No tokenizer at {tok_path}. Pass tokenizer_path= the tokenizer.model or "
