@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import jupytext
