@@ -10,8 +10,8 @@
 #
 # By the end of this notebook you will be able to:
 #
-# 1. say what every symbol in that line is (`w`, `nw`, `nabla_w`, `eta`, `mini_batch`) and give
-#    its shape;
+# 1. say what every symbol in those lines is (`w`, `nw`, `nabla_w`, `nabla_b`, `eta`,
+#    `mini_batch`) and give its shape;
 # 2. explain why the step is divided by `len(mini_batch)`;
 # 3. derive backpropagation's four equations and check the gradient two ways (finite differences
 #    and torch's autograd, on the same numbers);
@@ -175,8 +175,9 @@ gaps = [np.abs(g - t.grad.numpy()).max() for g, t in zip(nw_lib + nb_lib, ws + b
 print("backprop equals autograd to within 1e-12:", max(gaps) < 1e-12)
 
 # %% [markdown]
-# **What to notice:** finite differences agree to about 6 digits (they are an approximation);
-# autograd agrees to rounding (~1e-16), because it *is* the chain rule, done by a machine.
+# **What to notice:** finite differences agree to about 1e-9, not exactly (they are an
+# approximation, with an error that shrinks like $\epsilon^2$); autograd agrees to rounding
+# (~1e-16), because it *is* the chain rule, done by a machine.
 #
 # ## 4. The update line, symbol by symbol
 #
@@ -188,7 +189,9 @@ eta = 3.0
 
 # %% [markdown]
 # **`nabla_w`** ("nabla" is the name of the symbol ∇) starts as zeros shaped like the weights,
-# and adds each example's gradient. So after the loop it is the **sum** of 10 gradients:
+# and adds each example's gradient. So after the loop it is the **sum** of 10 gradients, not yet
+# their mean. **`nabla_b`** is the same for the biases. This is the first half of Nielsen's
+# `update_mini_batch`:
 
 # %%
 nabla_b = [np.zeros(b.shape) for b in net.biases]
@@ -235,6 +238,34 @@ quadrupled = net.copy()
 quadrupled.update_mini_batch(mini_batch * 4, eta)
 print("same step with every example repeated 4 times:",
       all(np.allclose(p, q) for p, q in zip(stepped.weights, quadrupled.weights)))
+
+# %% [markdown]
+# ### The line, symbol by symbol
+#
+# `self.weights` is a Python **list with one matrix per layer** (two here), and `nabla_w` a list
+# of the same length and shapes. `zip` pairs each layer's `w` with its summed gradient `nw`; the
+# list comprehension builds the new list of matrices, one layer at a time. `mini_batch` is a list
+# of `(x, y)` pairs, so `len(mini_batch)` counts examples. Nielsen divides by `len(mini_batch)`,
+# not by `mini_batch_size`, because the last mini-batch of an epoch can be shorter.
+
+# %%
+x_0, y_0 = mini_batch[0]
+print(f"mini_batch       list of {len(mini_batch)} (x, y) pairs, x {x_0.shape}, y {y_0.shape}")
+print(f"eta              {eta} (one float for every layer)")
+print(f"eta / len(mini_batch) = {eta / len(mini_batch)}  (the step per unit of summed gradient)")
+for l, (w, nw) in enumerate(zip(net.weights, nabla_w)):
+    print(f"zip pair {l}:  w = weights[{l}] {w.shape}   nw = nabla_w[{l}] {nw.shape}")
+for l, (b, nb) in enumerate(zip(net.biases, nabla_b)):
+    print(f"zip pair {l}:  b = biases[{l}]  {b.shape}    nb = nabla_b[{l}] {nb.shape}")
+n = len(training)
+print(f"{n} examples in mini-batches of 10: {n // 10} of 10 and a last one of {n % 10}")
+
+# %% [markdown]
+# **What to notice:** every `nw` has its `w`'s shape, so `w - (eta/len(mini_batch))*nw` is plain
+# element-wise arithmetic on one matrix. The division is there because `nabla_w` is a **sum**
+# (reading it as already averaged, as is often done, would make the division look redundant).
+# For the last mini-batch of 7 examples, dividing by 7 still gives a true mean; dividing by 10
+# would shrink that step.
 
 # %% [markdown]
 # ## 5. The same step as one matrix
@@ -338,9 +369,10 @@ plt.show()
 print({k: round(v, 3) for k, v in final.items()})
 
 # %% [markdown]
-# **What to notice:** too small an `eta` (0.03) barely moves in 10 epochs; a large one (300)
-# jumps over the valleys of the cost and saturates the sigmoids, and the curves stall or
-# oscillate. Somewhere in between, learning is fast and steady.
+# **What to notice:** too small an `eta` (0.03) lowers the cost slowly, and after 10 epochs its
+# accuracy has not left chance (about 0.1). Too large ones (30, 300) overshoot in the first steps
+# and push the sigmoids into saturation, where $\sigma'(z) \approx 0$: the cost goes flat and
+# learning stops, at chance. Somewhere in between (3 here), learning is fast and steady.
 #
 # Now try it yourself. Each move of a control retrains from the same initial weights (under a
 # second) and keeps the previous run faint for comparison. Try a mini-batch of 1 (noisy: every

@@ -44,7 +44,7 @@
 # | modular pipelines | §1, §8, §8b |
 # | Cython speed | §2, §9 |
 # | pretrained pipelines per language | §10, §10b |
-# | fine-tuning on your own data | §9b training |
+# | fine-tuning on your own data | §9b training a new component, §9c fine-tuning the pretrained NER |
 #
 # Budget: top to bottom in well under two minutes on a laptop CPU, under 2 GB of memory with both
 # pipelines loaded (the last cell measures it).
@@ -155,14 +155,14 @@ for name in nlp.config["nlp"]["pipeline"]:
 # **What to notice.** A "spaCy model" is about 15 MB of files, and most of it is two sets of
 # weights: the shared `tok2vec` and the `ner`, which (no "listens" above) carries its own copy of
 # a tok2vec inside, so it can be trained or replaced on its own. `attribute_ruler` and `lemmatizer`
-# hold rules and lookup tables, not networks; `vocab` holds per-word attributes and the strings. Changing the pipeline is changing this
-# list: `nlp.add_pipe`, `nlp.remove_pipe`, `spacy.load(..., exclude=[...])`.
+# hold rules and lookup tables, not networks; `vocab` holds per-word attributes and the strings.
+# Changing the pipeline is changing this list: `nlp.add_pipe`, `nlp.remove_pipe`, `spacy.load(..., exclude=[...])`.
 #
 # ### 1b · A spaCy model is not a Llama
 #
 # Both get called "language models", but they are different animals. spaCy's `sm` pipeline is a
 # few small task-specific networks (a CNN embeds each word from its spelling and neighbours; small
-# heads predict tags, arcs and entities), about 12 MB, fast on a CPU, and it *annotates* text.
+# heads predict tags, arcs and entities), about 15 MB, fast on a CPU, and it *annotates* text.
 # Llama 2 7B is one big transformer, about 13 GB in float16, trained to *predict the next token*;
 # it annotates nothing unless you prompt it to. Notebooks 03 and 04 open that one up.
 #
@@ -174,7 +174,7 @@ for name in nlp.config["nlp"]["pipeline"]:
 # `ner` など) です。`spacy.load` は `config.cfg` からコンポーネントを順に組み立て、各フォルダの重みを
 # 読み込みます。それぞれは品詞・係り受け・固有表現などを文に**付与する**小さなニューラルネットで、
 # 次のトークンを予測する Llama のような大規模言語モデルとは別物です。部品は足したり外したりでき
-# (§8)、自分のデータで学習し直すこともできます (§9b)。日本語には GiNZA という同じ形のパッケージが
+# (§8)、自分のデータで学習し直したり、学習済みの部品を微調整したりもできます (§9b、§9c)。日本語には GiNZA という同じ形のパッケージが
 # あります (§10)。
 
 # %% [markdown]
@@ -206,12 +206,18 @@ print(doc.to_array(["ORTH", "POS"])[:3])  # the columns of that C array, as nump
 #
 # The English tokenizer is rules, not a network: split on whitespace, then peel off prefixes
 # (`$`, `(`), suffixes (`!`, `'s`, `.`), split infixes (`-` between letters), and keep special
-# cases from an exception table (`don't` -> `do` + `n't`, `U.K.` stays whole). `tokenizer.explain`
-# tells you which rule produced each token.
+# cases from an exception table (`don't` -> `do` + `n't`, `Let's` -> `Let` + `'s`).
+# `tokenizer.explain` tells you which rule produced each token.
 
 # %%
 for rule, text in nlp.tokenizer.explain("Let's meet in the U.K. (London) for $5.50, don't you think?"):
     print(f"{text:<8} {rule}")
+
+# %% [markdown]
+# **What to notice.** `Let's` and `don't` come from the exception table (`SPECIAL-1`, `SPECIAL-2`).
+# `U.K.` stays whole as a plain `TOKEN`: the suffix rule that splits off a final `.` (as in
+# `UK.` -> `UK` `.`) leaves letter-dot abbreviations alone. `5.50` stays whole too, while `$`,
+# `(` and `)`, `,`, `?` are peeled off as prefixes and suffixes.
 
 # %% [markdown]
 # Every token remembers whether a space followed it, so the original text is always recoverable
@@ -364,6 +370,11 @@ print("ruler then ner:", [(e.text, e.label_) for e in nlp_rules(text).ents])
 print(nlp_rules.pipe_names)
 
 # %% [markdown]
+# **What to notice.** The statistical NER alone finds nothing in this sentence: it never met these
+# names in training. The ruler runs first and sets its spans; `ner` keeps them and only labels the
+# tokens still free. Rules for what you can list, statistics for what you cannot (§9c instead
+# *teaches* the NER a new label).
+#
 # ### 8b · Your own component
 #
 # A component is any function that takes a `Doc` and returns it. Register it under a name with
@@ -513,7 +524,80 @@ print("same prediction after reload:", reloaded(q).cats == textcat_nlp(q).cats)
 # epochs by looking at `dev` over and over: that turns it into training data. With spaCy's CLI
 # the same thing is `spacy train config.cfg`; to **fine-tune** a pretrained component (say, teach
 # the English NER a new label) you start from `en_core_web_sm` with `[components.ner] source =
-# "en_core_web_sm"` in the config and keep some old examples in the mix, or it forgets.
+# "en_core_web_sm"` in the config and keep some old examples in the mix, or it forgets. §9c does
+# that fine-tuning in Python.
+
+# %% [markdown]
+# ## 9c · Fine-tuning a pretrained component: teach the NER a new label
+#
+# §9b trained a component from nothing. **Fine-tuning** starts from trained weights instead: here
+# the English `ner` learns a new label, `LIBRARY`, from nine sentences. Three things differ from
+# §9b: `ner.add_label("LIBRARY")`; `nlp.resume_training()`, an optimizer that keeps the weights
+# (`nlp.initialize()` would reset them); and the gold annotation keeps the entities the model
+# already finds, so the update does not teach it that `Apple` or `London` are not entities any
+# more. We fine-tune a second copy of the pipeline; `nlp` stays as it was.
+
+# %%
+import random  # noqa: E402
+
+from spacy.training import Example  # noqa: E402
+
+spacy.util.fix_random_seed(0)
+nlp_ft = nlp_tools.load_pipeline("en")  # a fresh copy to fine-tune
+library_rows = [
+    ("I tokenized the text with spaCy in Berlin.", ["spaCy"]),
+    ("GiNZA parses Japanese sentences.", ["GiNZA"]),
+    ("We compared NumPy and PyTorch on the same data.", ["NumPy", "PyTorch"]),
+    ("Install SentencePiece before you train a tokenizer.", ["SentencePiece"]),
+    ("The plots are drawn with matplotlib.", ["matplotlib"]),
+    ("In 2023 Google moved from NumPy to PyTorch.", ["NumPy", "PyTorch"]),
+    ("Tim Cook never used spaCy or GiNZA.", ["spaCy", "GiNZA"]),
+    ("Apple bought a startup in London for $1 billion.", []),
+    ("Mary flew to Tokyo on Monday with three colleagues.", []),
+]
+
+
+def library_example(text: str, names: list[str]) -> Example:
+    """Gold = the new LIBRARY spans plus the entities the pretrained NER already finds."""
+    doc = nlp_ft(text)
+    new = [doc.char_span(text.index(n), text.index(n) + len(n), label="LIBRARY") for n in names]
+    kept = [e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in new)]
+    entities = [(span.start_char, span.end_char, span.label_) for span in new + kept]
+    return Example.from_dict(nlp_ft.make_doc(text), {"entities": entities})
+
+
+ft_examples = [library_example(text, names) for text, names in library_rows]
+print("gold of one example:", [(e.text, e.label_) for e in ft_examples[6].reference.ents])
+
+# %%
+probes = ["They switched from NumPy to spaCy in Paris last year.",
+          "They moved from pandas to Keras in Paris.",
+          "In 2023 Google paid 40 engineers in Paris to study spaCy, "
+          "and Tim Cook visited Tokyo on Monday."]
+ents_before = [[(e.text, e.label_) for e in nlp_ft(text).ents] for text in probes]
+
+nlp_ft.get_pipe("ner").add_label("LIBRARY")
+optimizer = nlp_ft.resume_training()
+rng_ft = random.Random(0)
+with nlp_ft.select_pipes(enable=["ner"]):  # only the NER's weights change
+    for epoch in range(30):
+        rng_ft.shuffle(ft_examples)
+        for batch in spacy.util.minibatch(ft_examples, size=4):
+            nlp_ft.update(batch, sgd=optimizer, drop=0.2)
+
+for text, before in zip(probes, ents_before):
+    print(text)
+    print("  before:", before)
+    print("  after: ", [(e.text, e.label_) for e in nlp_ft(text).ents])
+
+# %% [markdown]
+# **What to notice.** The NER now tags `NumPy` and `spaCy` as `LIBRARY` in sentences it never
+# saw, and still finds `Paris`, `Google`, `Tim Cook` and `Tokyo`. But nine sentences teach
+# *names*, not the idea: `Keras` (never shown) is still a place, and `pandas` merely lost its
+# (wrong) `ORG`. And one old answer moved (`2023`: `DATE` before, `CARDINAL` after), because the
+# gold for "In 2023 Google moved ..." came from the model's own guess, `CARDINAL`. That is
+# forgetting on a small scale: real fine-tuning uses hundreds of examples of the new label and
+# mixes in many correctly annotated old ones.
 
 # %% [markdown]
 # ## 10 · Japanese with GiNZA
@@ -545,8 +629,8 @@ for t in doc_ja:
 # **What to notice.** `し -> する`, `い -> いる`: lemmas are dictionary forms of conjugated verbs
 # and auxiliaries. `tag_` is the Japanese (UniDic-style) POS, `pos_` the Universal one shared with
 # English. `研究 し て い ます` ("is researching") is one verb phrase in five tokens: the verbal
-# noun `研究` (a noun by its `tag_`, used as the VERB here) heads it, and `し` (する), `て`,
-# `い` (いる) and `ます` hang off it; the subject and objects attach to `研究` too.
+# noun `研究` (a noun by its `tag_`, used as the VERB here) heads it; `し` (する), `て` and `ます`
+# attach to it directly, `い` (いる) through `て`; the subject and objects attach to `研究` too.
 
 # %%
 nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
