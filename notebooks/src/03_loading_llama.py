@@ -46,10 +46,12 @@
 # |---|---|
 # | what are `ckpt_dir`, `tokenizer_path`, `params.json`, `*.pth` | §1 |
 # | `max_seq_len`, `max_batch_size` | §2 (the KV cache) |
-# | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun` | §3 |
-# | `model_parallel_size`, "Loading a checkpoint for MP=2 but world size is 1" | §3, §4 |
+# | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun`, `ChildFailedError` | §3 |
+# | `initialize_model_parallel`, `torch.manual_seed(1)`, silencing ranks > 0 | §3 (Meta's `build`, line by line) |
+# | `model_parallel_size`, `glob("*.pth")`, "Loading a checkpoint for MP=2 but world size is 1" | §3, §4 |
 # | `torch.cuda.set_device`, `map_location="cpu"` | §3, §5 |
 # | `from_pretrained(..., device_map="auto")`, "Expected all tensors to be on the same device" | §6 |
+# | the learner's `open_llama_3b`, your own weights | §7 |
 #
 # Budget: well under two minutes and under 2 GB of memory on a 2-core laptop CPU; the last cell
 # measures both.
@@ -346,6 +348,23 @@ print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st
 #   half of most matrices (§4 draws which half). Meta's code runs each half in its own process,
 #   so it asserts that the number of files equals `WORLD_SIZE`; hence "Loading a checkpoint for
 #   MP=2 but world size is 1" when you run a 13B checkpoint with one process.
+
+# %% [markdown]
+# ### Meta's `build`, line by line
+#
+# Every line of the seed's `build` serves that one job. Read with the three words above:
+#
+# | Meta's line | What it is for | On one device (`nnlib`'s `build`) |
+# |---|---|---|
+# | `init_process_group("nccl")` | join the processes torchrun started, over NCCL | not needed; under torchrun, `gloo` off CUDA |
+# | `model_parallel_size = int(os.environ.get("WORLD_SIZE", 1))` (when you pass `None`) | one checkpoint file per process | accepted and ignored: the files are merged |
+# | `initialize_model_parallel(model_parallel_size)` | fairscale records which processes hold pieces of the same model, so each layer knows whom to all-reduce or all-gather with | nothing to record |
+# | `local_rank = int(os.environ.get("LOCAL_RANK", 0))`, `torch.cuda.set_device(local_rank)` | process `k` on a machine uses that machine's GPU `k` | `choose_device()`: cuda, mps or cpu (§5) |
+# | `torch.manual_seed(1)`, "the seed must be the same in all processes" | each process samples the next token itself from the same full logits; with different seeds they would pick different tokens, and their halves of the model would go on with different texts | `Llama.build(seed=1)`: one generator (notebook 04, §9) |
+# | `if local_rank > 0: sys.stdout = open(os.devnull, "w")` | only rank 0 prints; otherwise each line would appear once per process | one process, nothing to silence |
+# | `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, two asserts, `checkpoints[get_model_parallel_rank()]` | process `k` loads `consolidated.0k.pth` (§4 runs these lines) | every file read and merged (§4) |
+# | `torch.load(ckpt_path, map_location="cpu")` | read into CPU memory whatever device saved the tensors; they reach the GPU when copied into the model | the same, plus `weights_only=True, mmap=True` (§1) |
+# | `params.json` → `ModelArgs(max_seq_len=..., max_batch_size=..., **params)` | the network's shape (§1) and the KV cache's two sizes (§2) | the same |
 #
 # First, what happens in a notebook, where torchrun has set nothing:
 
@@ -412,8 +431,18 @@ with torchrun_environment(**one_process_torchrun()):
 print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
 
 # %% [markdown]
-# That is the seed's error, word for word, raised by the same call. torchrun then reports its
-# child's failure as `ChildFailedError`, which is only the wrapper.
+# That is the seed's error, word for word, raised by the same call. How to read the seed's long
+# log, top to bottom:
+#
+# - `NOTE: Redirects are currently not supported in Windows or MacOs.` is torchrun saying it
+#   cannot redirect its children's output on a Mac. Harmless, and not the cause.
+# - The first traceback is the real failure: `example_text_completion.py` passes
+#   `--ckpt_dir`, `--tokenizer_path`, `--max_seq_len 128`, `--max_batch_size 4` (through
+#   `fire`) to `Llama.build`, whose first line is `init_process_group("nccl")`.
+# - The second traceback, ending in `ChildFailedError`, is torchrun's report that its one child
+#   (`--nproc_per_node 1`: one process on this machine) exited with code 1. Its "Root Cause"
+#   block names that child (rank 0, local_rank 0) and points back to the first traceback. Fix
+#   the first error and the second one goes away.
 #
 # **Would `"gloo"` fix it?** Only the first line. gloo is torch's CPU backend and exists
 # everywhere, but Meta's next lines put everything on CUDA, and that fails on this machine too:
@@ -535,6 +564,38 @@ plot_mp_split([(n.replace("layers.0.", "").replace(".weight", ""), tuple(state_d
 plt.show()
 
 # %% [markdown]
+# ### Which file each process loads, in Meta's `build`
+#
+# Meta's lines, with the asserts turned into returned messages so that all cases print:
+# `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, `assert len(checkpoints) > 0`,
+# `assert model_parallel_size == len(checkpoints)`, then `checkpoints[get_model_parallel_rank()]`.
+# `model_parallel_size` is `WORLD_SIZE` unless you pass it, and with model parallelism alone a
+# process's model-parallel rank is its `RANK`.
+
+# %%
+def meta_checkpoint_choice(ckpt_dir: Path, model_parallel_size: int, rank: int) -> str:
+    """What Meta's build does for process `rank`: the file it loads, or the assert it fails."""
+    checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))
+    if len(checkpoints) == 0:
+        return f"AssertionError: no checkpoint files found in {Path(ckpt_dir).name}/"
+    if model_parallel_size != len(checkpoints):
+        return (f"AssertionError: Loading a checkpoint for MP={len(checkpoints)} "
+                f"but world size is {model_parallel_size}")
+    return f"loads {checkpoints[rank].name}"
+
+
+(WORK / "empty").mkdir(exist_ok=True)
+for folder, world_size in [(TINY_DIR, 1), (mp_dir, 1), (mp_dir, 2), (WORK / "empty", 1)]:
+    for rank in range(world_size):
+        print(f"{folder.name + '/':<16} WORLD_SIZE={world_size}, RANK={rank}: "
+              f"{meta_checkpoint_choice(folder, world_size, rank)}")
+
+# %% [markdown]
+# What to notice: `sorted` matters, because `glob` returns files in no fixed order and process
+# `k` must get shard `k`. The two-file folder needs exactly two processes
+# (`torchrun --nproc_per_node 2`, two GPUs); with one it fails before reading a byte. `nnlib`
+# accepts `model_parallel_size` for the same signature but merges all the files instead.
+#
 # Meta's code would need two processes for these two files. `nnlib` merges them on one device
 # instead: column-parallel pieces are concatenated on dim 0, row-parallel ones on dim 1, the
 # embedding on whichever axis makes the shapes add up to `params.json`'s, and norms taken once.
@@ -724,9 +785,14 @@ print("\nsame greedy tokens as nnlib's Llama.generate:", new_hf == new_ours[0])
 # %% [markdown]
 # What to notice: the tiny model was trained on Shakespeare only, so it answers like a line in
 # a play ("and a fish", then Holofernes speaks) rather than with "the blue whale"; what matters
-# is that transformers and `nnlib` produce the same tokens from the same weights. Newer transformers versions also move CPU inputs to the
-# model's device *inside* `generate`, so the seed's exact call may no longer fail there; a plain
-# forward call `model(input_ids)` never moves them, so `.to(model.device)` stays the habit.
+# is that transformers and `nnlib` produce the same tokens from the same weights.
+#
+# The seed's log also held the answer before the error: transformers' `UserWarning` said that
+# `input_ids` was on cpu while the model was on cuda, and suggested
+# `input_ids = input_ids.to('cuda')`. `.to(model.device)` is the same fix without naming the
+# device. Newer transformers versions (5.24, which built this notebook, for one) move CPU inputs
+# to the model's device *inside* `generate` and no longer warn about them, so the seed's exact call may no longer fail there; a
+# plain forward call `model(input_ids)` never moves them, so `.to(model.device)` stays the habit.
 #
 # ## 7 · Real hardware and real weights
 #
@@ -783,6 +849,27 @@ else:
 # `NNLIB_LLAMA_DIR=~/models/Llama-3.2-1B make lab`. The cells below then check the memory it
 # needs, load it on your best device and answer the seed's question. Without it they run on the
 # tiny model, with the same code.
+#
+# The learner's own checkpoint was OpenLLaMA 3B (`open_llama_3b`), in Hugging Face's layout in
+# the folder they ran from (`model_path = '.'`). Its `config.json` is enough to size it before
+# loading: `hidden_size` 3200, 26 layers, 32 heads, `intermediate_size` 8640, a 32,000-token
+# vocabulary. In `params.json` terms (`ffn_params_for` picks the `multiple_of` that gives
+# 8640), with the same `count_parameters` as in §1:
+
+# %%
+from nnlib.llama.checkpoint import ffn_params_for  # noqa: E402
+
+open_llama_3b = {"dim": 3200, "n_layers": 26, "n_heads": 32, "vocab_size": 32000, **ffn_params_for(3200, 8640)}
+n_open = count_parameters(**open_llama_3b)
+print(f"open_llama_3b: {n_open / 1e9:.2f}B parameters")
+for dt in ("fp32", "fp16", "int4"):
+    print(f"  {dt}: {n_open * BYTES_PER_PARAM[dt] / 1e9:5.1f} GB of weights")
+
+# %% [markdown]
+# What to notice: in float16 (the seed's `torch_dtype=torch.float16`) it needs about 7 GB, which
+# fits, barely, on a GPU with 8 GB; on a CPU in float32 it needs twice that. To load that folder
+# with the cells below, set `NNLIB_LLAMA_DIR=path/to/open_llama_3b` (`nnlib` reads Hugging Face
+# folders with `*.safetensors` or `pytorch_model*.bin` weights).
 
 # %%
 LLAMA_DIR = os.environ.get("NNLIB_LLAMA_DIR")

@@ -41,7 +41,8 @@
 # | `torch.where(input_text_mask[:, cur_pos], ...)` | §3d |
 # | `token_logprobs = -F.cross_entropy(...)` | §5 (and its ordering bug) |
 # | `softmax(logits[:, -1] / temperature)`, `sample_top_p`, `argmax` | §6, §7, §8 |
-# | `eos_reached`, cutting at EOS, `echo` | §9, §10 |
+# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §3e |
+# | `eos_reached`, cutting at EOS, `echo` | §10 |
 #
 # Runs top to bottom in well under two minutes on a laptop CPU, with no network. The code is
 # `nnlib.llama` (Meta's names); `Llama.generate` and the widget share one step function.
@@ -239,7 +240,8 @@ for n, (start, shape) in enumerate(calls):
 #
 # The loop starts at the *shortest* prompt's end, so for a while the longer prompts get a
 # "next token" too. Meta's `torch.where` throws it away where `input_text_mask` says the column is
-# prompt text, so their own text is fed instead. Here is the tensor after the loop (blue: prompt,
+# prompt text, so their own text is fed instead. (Just before it, `next_token.reshape(-1)` gives
+# both choices one shape, `(bsz,)`: `sample_top_p` returns `(bsz, 1)`, `argmax` returns `(bsz,)`.) Here is the tensor after the loop (blue: prompt,
 # kept by the mask; orange: generated):
 
 # %%
@@ -254,6 +256,24 @@ for x, new in zip(prompts, out_tokens):
     print(f"{x!r:>28} -> {tok.decode(new)!r}")
 
 # %% [markdown]
+# ### 3e. Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
+#
+# `total_len` came from the *longest* prompt, so the loop fills every row up to `total_len`: a
+# short prompt gets more than `max_gen_len` new tokens. After the loop Meta's code cuts each row
+# to its own prompt plus `max_gen_len`, from `start = 0 if echo else len(prompt_tokens[i])`
+# (§10 shows `echo`), and then just before the first EOS (§10). The picture above is drawn
+# from what `generate` returned, so the tokens the cut dropped show as pad there:
+
+# %%
+for x, t, new in zip(prompts, batch, out_tokens):
+    print(f"{x!r:>28}: prompt {len(t):2d} tokens, the loop filled {total_len - len(t):2d} positions "
+          f"after it, toks[{len(t)} : {len(t)} + {max_gen_len}] keeps {len(new)}")
+
+# %% [markdown]
+# **What to notice:** every row returns exactly `max_gen_len` tokens (fewer only at an EOS, or
+# when `max_seq_len` caps `total_len`), however long its prompt. The short rows' extra tokens cost model work but are never
+# seen: one price of batching prompts of different lengths.
+#
 # ## 4. The KV cache: the same numbers, much faster
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
@@ -359,7 +379,8 @@ for T in [0.0] + temperatures:
 # ## 7. `sample_top_p` taken apart
 #
 # Meta's nucleus sampling in six steps, written out on the distribution above at `T = 0.8`,
-# `top_p = 0.9` (names as in Meta's function):
+# `top_p = 0.9` (names as in Meta's function; `top_p=0.9` is also `generate`'s default: keep the
+# smallest set of likeliest tokens whose mass reaches 90 %, and draw only from it):
 
 # %%
 T, top_p = 0.8, 0.9
