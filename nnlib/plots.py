@@ -337,16 +337,15 @@ def plot_temperature_sweep(logits, temperatures, labels, n_top: int = 8, axes=No
     import matplotlib.pyplot as plt
     import numpy as np
 
+    import torch
+
+    from nnlib.llama.generation import temperature_probs
+
     z = _np(logits)
     order = np.argsort(-z, kind="stable")[:n_top]
 
-    def softmax(t: float):
-        if t == 0:
-            out = np.zeros_like(z)
-            out[np.argmax(z)] = 1.0
-            return out
-        e = np.exp((z - z.max()) / t)
-        return e / e.sum()
+    def softmax(t: float):  # the same softmax(logits / T) that generate uses
+        return temperature_probs(torch.as_tensor(z), t).double().numpy()
 
     def entropy_bits(q):
         q = q[q > 0]
@@ -386,13 +385,17 @@ def plot_nucleus(sorted_probs, p: float, labels=None, n_show=None, ax=None):
     import matplotlib.pyplot as plt
     import numpy as np
 
+    import torch
+
+    from nnlib.llama.generation import nucleus
+
     full = _np(sorted_probs)
     full_cum = np.cumsum(full)
-    n_kept = int(((full_cum - full) <= p).sum())
+    full_keep = nucleus(torch.as_tensor(full)[None], p)[2][0].numpy()  # sample_top_p's own rule
+    n_kept = int(full_keep.sum())
     if n_show is None:
         n_show = min(len(full), n_kept + 10, 100)
-    q, cum = full[:n_show], full_cum[:n_show]
-    keep = (cum - q) <= p
+    q, cum, keep = full[:n_show], full_cum[:n_show], full_keep[:n_show]
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3.4))
     x = np.arange(len(q))

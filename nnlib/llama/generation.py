@@ -347,16 +347,8 @@ class Llama:
         if max_gen_len is None:
             max_gen_len = self.model.params.max_seq_len - 1
         prompt_tokens = [self.tokenizer.encode(x, bos=True, eos=False) for x in prompts]
-        gen_tokens, gen_logprobs = self.generate(prompt_tokens, max_gen_len, temperature, top_p,
-                                                 logprobs, echo)
-        out = []
-        for i, t in enumerate(gen_tokens):
-            item: dict[str, Any] = {"generation": self.tokenizer.decode(t)}
-            if logprobs:
-                item["tokens"] = [self.tokenizer.decode([x]) for x in t]
-                item["logprobs"] = gen_logprobs[i]
-            out.append(item)
-        return out
+        return self._completions(prompt_tokens, max_gen_len, temperature, top_p, logprobs, echo,
+                                 wrap=lambda text: text)
 
     def chat_completion(self, dialogs: Sequence[Sequence[dict[str, str]]], temperature: float = 0.6,
                         top_p: float = 0.9, max_gen_len: Optional[int] = None,
@@ -376,12 +368,18 @@ class Llama:
         if max_gen_len is None:
             max_gen_len = self.model.params.max_seq_len - 1
         prompt_tokens = [encode_dialog(self.tokenizer, d) for d in dialogs]
+        return self._completions(prompt_tokens, max_gen_len, temperature, top_p, logprobs, False,
+                                 wrap=lambda text: {"role": "assistant", "content": text})
+
+    def _completions(self, prompt_tokens, max_gen_len, temperature, top_p, logprobs, echo, wrap
+                     ) -> list[dict[str, Any]]:
+        """``generate``, then Meta's result dicts: ``{"generation": wrap(text)}``, and with
+        ``logprobs`` each token's text and logprob."""
         gen_tokens, gen_logprobs = self.generate(prompt_tokens, max_gen_len, temperature, top_p,
-                                                 logprobs)
+                                                 logprobs, echo)
         out = []
         for i, t in enumerate(gen_tokens):
-            item: dict[str, Any] = {"generation": {"role": "assistant",
-                                                   "content": self.tokenizer.decode(t)}}
+            item: dict[str, Any] = {"generation": wrap(self.tokenizer.decode(t))}
             if logprobs:
                 item["tokens"] = [self.tokenizer.decode([x]) for x in t]
                 item["logprobs"] = gen_logprobs[i]
@@ -469,13 +467,14 @@ def generate_seed_order(llama: Llama, prompt_tokens: Sequence[Sequence[int]], ma
 
 def _check_memory(args: ModelArgs, dtype: torch.dtype, device: torch.device) -> None:
     """Raise MemoryError *before* loading when weights + KV cache exceed the free memory."""
-    from .devices import count_parameters, free_memory_bytes
+    from .devices import count_parameters, free_memory_bytes, kv_cache_bytes, weight_bytes
 
-    n = count_parameters(**{k: getattr(args, k) for k in (
-        "dim", "n_layers", "n_heads", "vocab_size", "n_kv_heads", "multiple_of", "ffn_dim_multiplier")})
-    size = torch.empty((), dtype=dtype).element_size()
-    kv = 2 * args.n_layers * args.max_batch_size * args.max_seq_len * args.n_kv_heads * args.head_dim
-    need = (n + kv) * size
+    shape = {k: getattr(args, k) for k in ("dim", "n_layers", "n_heads", "vocab_size", "n_kv_heads",
+                                           "multiple_of", "ffn_dim_multiplier")}
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    n = count_parameters(**shape)
+    need = weight_bytes(n, name) + kv_cache_bytes(max_seq_len=args.max_seq_len,
+                                                  max_batch_size=args.max_batch_size, dtype=name, **shape)
     free = free_memory_bytes(device)
     if free is not None and need > free:
         raise MemoryError(
