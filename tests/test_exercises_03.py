@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnlib import exercises as ex
+from nnlib.exercises import loading_llama as ex
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "03_loading_llama.ipynb"

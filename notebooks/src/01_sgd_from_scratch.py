@@ -397,7 +397,7 @@ LearningRateExplorer(training, test)
 # `nabla_w`, `eta` and the mini-batch size `m`, return the new `w`.
 
 # %%
-from nnlib.exercises import check_cross_entropy_delta, check_parameter_count, check_sgd_update
+from nnlib.exercises.sgd_from_scratch import check_cross_entropy_delta, check_parameter_count, check_sgd_update
 
 
 def sgd_update(w, nabla_w, eta, m):

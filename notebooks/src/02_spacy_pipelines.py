@@ -71,7 +71,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 import nnlib
-from nnlib import exercises
+from nnlib.exercises import spacy_pipelines as exercises
 from nnlib import nlp as nlp_tools
 from nnlib.plots import plot_throughput
 

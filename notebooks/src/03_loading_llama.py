@@ -922,7 +922,7 @@ if real is not None:
 # `params.json` has no `n_kv_heads`.
 
 # %%
-from nnlib.exercises import (check_kv_cache_bytes, check_llama_parameter_count, check_mp_split,  # noqa: E402
+from nnlib.exercises.loading_llama import (check_kv_cache_bytes, check_llama_parameter_count, check_mp_split,  # noqa: E402
                              check_to_model_device)
 
 

@@ -649,7 +649,7 @@ explorer.temperature.value = 0.8
 # `k` most likely tokens of each row, set the others to 0, and renormalise each row to sum to 1.
 
 # %%
-from nnlib.exercises import check_fresh_pass_logprobs, check_top_k, check_zero_temperature_limit
+from nnlib.exercises.step_through_generation import check_fresh_pass_logprobs, check_top_k, check_zero_temperature_limit
 
 
 def top_k_probs(probs, k):

@@ -1,81 +1,12 @@
-"""Notebook widgets (ipywidgets, imported here only).
+"""``GenerationExplorer`` (notebook 04): step through ``Llama.generate`` one token at a time with
+temperature and top_p sliders; the bar chart is redrawn from cached logits.
 
-- ``LearningRateExplorer`` (notebook 01): train a small network for a few epochs with the chosen
-  ``eta`` and mini-batch size and redraw the learning curves, to *see* divergence and noise.
-- ``GenerationExplorer`` (notebook 04): step through ``Llama.generate`` one token at a time with
-  temperature and top_p sliders; the bar chart is redrawn from cached logits.
-
-Each widget keeps its logic in plain methods (``run``, ``step``, ...) so tests can drive it
-headless; the ipywidgets tree lives at ``.widget``.
+The logic lives in plain methods (``step``, ``back``, ``run``) so tests drive it headless; the
+ipywidgets tree is ``.widget``.
 """
 from __future__ import annotations
 
 from typing import Any, Optional
-
-
-# ---- 01 SGD from scratch -------------------------------------------------------------------
-
-
-class LearningRateExplorer:
-    """Sliders for ``eta`` (log scale) and the mini-batch size; each change retrains from the same
-    initial weights and redraws accuracy and cost, keeping the previous run faint for comparison.
-
-    ``training`` / ``test`` are in Nielsen's layout (``nnlib.data.load_digits``); only the first
-    ``n_train`` training examples are used so one run takes well under a second.
-    """
-
-    def __init__(self, training: list, test: list, sizes: tuple[int, ...] = (64, 30, 10),
-                 epochs: int = 10, n_train: int = 600, seed: int = 0) -> None:
-        import ipywidgets as w
-
-        self.training, self.test = training[:n_train], test
-        self.sizes, self.epochs, self.seed = list(sizes), epochs, seed
-        self.eta = w.FloatLogSlider(value=3.0, base=10, min=-2, max=2.5, step=0.1,
-                                    description="eta", continuous_update=False)
-        self.mini_batch_size = w.Dropdown(options=[1, 5, 10, 50, 200, 600], value=10,
-                                          description="mini-batch")
-        self.output = w.Output()
-        self.previous: Any = None
-        self.eta.observe(self._redraw, names="value")
-        self.mini_batch_size.observe(self._redraw, names="value")
-        self.widget = w.VBox([w.HBox([self.eta, self.mini_batch_size]), self.output])
-
-    def run(self):
-        """Train a fresh network (same seed, so the same start) with the current settings."""
-        from nnlib.sgd import Network
-
-        net = Network(self.sizes, seed=self.seed)
-        return net.SGD(self.training, self.epochs, int(self.mini_batch_size.value),
-                       float(self.eta.value), test_data=self.test, progress=False)
-
-    def _redraw(self, _change: Any = None) -> None:
-        import matplotlib.pyplot as plt
-
-        from nnlib.plots import plot_history
-
-        history = self.run()
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-            if self.previous is not None:
-                plot_history(self.previous[1], axes, label=self.previous[0])
-                for ax in axes:
-                    for line in ax.lines:
-                        line.set_alpha(0.3)
-            label = f"eta={self.eta.value:.3g}, m={self.mini_batch_size.value}"
-            plot_history(history, axes, label=label)
-            plt.show()
-        self.previous = (label, history)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        if self.previous is None:
-            self._redraw()
-        display(self.widget)
-
-
-# ---- 04 Step-through generation ------------------------------------------------------------
 
 
 class GenerationExplorer:

@@ -1,0 +1,140 @@
+"""Checkers for notebook 04 Step-through generation: each runs the learner's function on cases it builds
+itself, compares with a reference computed here, prints one line of feedback and returns a
+``Verdict`` (truthy when right)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .verdict import Verdict, attempt, report
+
+
+# The checkers build their own cases with torch; the third one runs the learner's model and
+# compares with its ``generate``. None of them changes the model's sampling generator.
+
+
+def _top_k_reference(probs: Any, k: int) -> Any:
+    import torch
+
+    vals, idx = torch.topk(probs, k, dim=-1)
+    out = torch.zeros_like(probs).scatter(-1, idx, vals)
+    return out / out.sum(dim=-1, keepdim=True)
+
+
+def check_top_k(top_k_probs: Callable[[Any, int], Any]) -> Verdict:
+    """Exercise 04.1: ``top_k_probs(probs, k)`` keeps the ``k`` most likely tokens of each row of
+    ``probs`` (B, V), zeroes the rest and renormalises each row to sum to 1."""
+    import torch
+
+    g = torch.Generator().manual_seed(41)
+    cases = [(torch.softmax(torch.randn(3, 40, generator=g) * 2, -1), 5),
+             (torch.softmax(torch.randn(2, 100, generator=g) * 3, -1), 1),
+             (torch.softmax(torch.randn(1, 30, generator=g), -1), 30)]
+    for probs, k in cases:
+        attempted, got = attempt(top_k_probs, probs.clone(), k)
+        if not attempted:
+            return Verdict(False)
+        want = _top_k_reference(probs, k)
+        try:
+            got = torch.as_tensor(got, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            return report(False, "", f"return a tensor of shape {tuple(probs.shape)}, got "
+                           f"{type(got).__name__}")
+        if got.shape != want.shape:
+            return report(False, "", f"for probs of shape {tuple(probs.shape)} and k={k} "
+                           f"expected the same shape back, got {tuple(got.shape)}")
+        n_nonzero = (got > 0).sum(dim=-1)
+        if bool((n_nonzero != k).any()):
+            return report(False, "", f"with k={k} each row should keep exactly {k} tokens, "
+                           f"yours keeps {n_nonzero.tolist()} (torch.topk gives values and ids)")
+        kept_raw = torch.where(want > 0, probs, torch.zeros_like(probs))
+        if torch.allclose(got, kept_raw, atol=1e-6) and k < probs.shape[-1]:
+            return report(False, "", "the right tokens, but the rows no longer sum to 1: "
+                           "divide by the kept mass (renormalise)")
+        if not torch.allclose(got, want, atol=1e-5):
+            return report(False, "", f"for k={k} some kept tokens are not the {k} most likely, "
+                           "or the rows are scaled differently")
+    return report(True, "top-k always keeps k tokens, however sure or unsure the model is; "
+                   "top-p adapts the count to the distribution.", "")
+
+
+def check_zero_temperature_limit(limit: Callable[[Any], Any]) -> Verdict:
+    """Exercise 04.2: ``limit(logits)`` (V,) -> the distribution softmax(logits / T) tends to as
+    T -> 0 from above, including when several logits tie for the maximum."""
+    import torch
+
+    g = torch.Generator().manual_seed(42)
+    cases = [torch.randn(12, generator=g), torch.tensor([1.0, 3.0, -2.0, 3.0, 0.5]),
+             torch.full((4,), 0.7), torch.tensor([-5.0, -1.0, -3.0])]
+    for logits in cases:
+        attempted, got = attempt(limit, logits.clone())
+        if not attempted:
+            return Verdict(False)
+        is_max = logits == logits.max()
+        want = is_max.float() / is_max.sum()
+        try:
+            got = torch.as_tensor(got, dtype=torch.float32).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            return report(False, "", f"return a tensor of {len(logits)} probabilities, got "
+                           f"{type(got).__name__}")
+        if got.shape != want.shape:
+            return report(False, "", f"expected {len(logits)} probabilities, got {got.numel()}")
+        if torch.allclose(got, torch.softmax(logits, -1), atol=1e-5) and not torch.allclose(got, want):
+            return report(False, "", "that is softmax(logits), the distribution at T = 1. "
+                           "Divide by a smaller and smaller T: what happens to the gaps?")
+        first = torch.zeros_like(want)
+        first[int(torch.argmax(logits))] = 1.0
+        if int(is_max.sum()) > 1 and torch.allclose(got, first):
+            return report(False, "", f"for {logits.tolist()} two or more logits tie for the "
+                           "maximum; exp((z_i - z_max)/T) stays 1 for each of them, so no tie "
+                           "wins (argmax picks the first one only by convention)")
+        if not torch.allclose(got, want, atol=1e-5):
+            return report(False, "", f"for {logits.tolist()} expected {want.tolist()}")
+    return report(True, "as T -> 0 all mass goes to the maximum (shared equally by ties): "
+                   "greedy decoding is the T = 0 end of sampling.", "")
+
+
+def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], llama: Any) -> Verdict:
+    """Exercise 04.3: ``fresh_logprobs(llama, prompt_tokens, completion)`` -> the log-probability
+    of each completion token from ONE forward pass over prompt + completion (no cache). It must
+    equal what ``llama.generate(..., logprobs=True)`` reports for the same greedy completion."""
+    import torch
+
+    checked = 0
+    for text in ("ROMEO:", "To be, or not to be", "The king"):
+        prompt = llama.tokenizer.encode(text, bos=True, eos=False)
+        state = llama.generator.get_state()
+        try:
+            (completion,), (want,) = llama.generate([prompt], 12, temperature=0.0, logprobs=True)
+        finally:
+            llama.generator.set_state(state)
+        if not completion:
+            continue
+        attempted, got = attempt(fresh_logprobs, llama, list(prompt), list(completion))
+        if not attempted:
+            return Verdict(False)
+        try:
+            got = torch.as_tensor(got, dtype=torch.float32).reshape(-1).cpu()
+        except (TypeError, ValueError, RuntimeError):
+            return report(False, "", f"return one number per completion token, got "
+                           f"{type(got).__name__}")
+        want_t = torch.tensor(want, dtype=torch.float32)
+        if got.numel() != want_t.numel():
+            return report(False, "", f"{len(completion)} completion tokens but {got.numel()} "
+                           "numbers: the logits at position i predict token i + 1, so take rows "
+                           "len(prompt) - 1 to the second-to-last")
+        if torch.allclose(got, torch.zeros_like(got)):
+            return report(False, "", "all zeros: that is the seed's ordering bug (the targets "
+                           "were still pad_id). Use the completion tokens as targets")
+        if bool((got > 0).any()):
+            return report(False, "", "a log-probability is never positive: use log_softmax, "
+                           "not the raw logits")
+        if not torch.allclose(got, want_t, atol=1e-3):
+            return report(False, "", f"for {text!r} got {[round(x, 3) for x in got.tolist()[:4]]}"
+                           f"... expected {[round(x, 3) for x in want[:4]]}... (log_softmax at "
+                           "temperature 1 of the row before each token)")
+        checked += 1
+    if not checked:
+        return report(False, "", "this model ended every test prompt at once (EOS), so there "
+                       "was nothing to compare; try it on the tiny model (load_tiny())")
+    return report(True, "one pass over the whole sequence gives every token's log-probability: "
+                   "the same numbers generate collects one step at a time.", "")

@@ -1,0 +1,40 @@
+"""What every exercise checker shares: the ``Verdict`` it returns, and how it runs the learner's
+function (a stub that still raises ``NotImplementedError`` is "not attempted yet", so an unsolved
+exercise never breaks a notebook run) and reports.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class Verdict:
+    """What a checker returns: truthy when right. It prints nothing when it is a cell's last
+    value, because the checker has already printed its feedback."""
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = bool(ok)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[bool, Any]:
+    """Call the learner's function; (False, None) if it is still the stub."""
+    try:
+        return True, fn(*args, **kwargs)
+    except NotImplementedError:
+        print("Not attempted yet: replace `raise NotImplementedError` with your code and re-run.")
+        return False, None
+
+
+def report(ok: bool, right: str, wrong: str) -> Verdict:
+    print(("Right! " + right) if ok else ("Not yet: " + wrong))
+    return Verdict(ok)
+
+

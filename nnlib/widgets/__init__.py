@@ -1,0 +1,23 @@
+"""Notebook widgets, one module per explorer (ipywidgets is imported only there).
+
+- ``nnlib.widgets.learning_rate``  ``LearningRateExplorer`` (notebook 01)
+- ``nnlib.widgets.generation``     ``GenerationExplorer`` (notebook 04)
+
+``from nnlib.widgets import GenerationExplorer`` still works: the name is looked up on first use,
+so that notebook 01 does not pay for importing torch and notebook 04 not for spaCy.
+"""
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "LearningRateExplorer": "learning_rate",
+    "GenerationExplorer": "generation",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'nnlib.widgets' has no attribute {name!r}")
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)
