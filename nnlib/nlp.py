@@ -135,17 +135,17 @@ def package_contents(nlp_or_path: Language | str | Path) -> list[PackageEntry]:
 # ---- drawing ------------------------------------------------------------------------------------
 
 
-def render(docs: Doc | Sequence[Doc], style: str = "dep", options: dict | None = None):
-    """displaCy's drawing of ``docs`` as an ``IPython.display.HTML`` (shown when a cell ends in it).
+def displacy_markup(docs: Doc | Sequence[Doc], style: str = "dep",
+                    options: dict | None = None) -> str:
+    """displaCy's HTML/SVG for ``docs``, with a reproducible id.
 
-    Same markup as ``displacy.render(docs, style, jupyter=True)``, except that displaCy's random
+    Same markup as ``displacy.render(docs, style, jupyter=False)``, except that displaCy's random
     SVG id prefix (a fresh ``uuid4`` per call) is replaced by one derived from the texts, so a
     re-executed notebook has identical outputs (nbval compares the HTML).
     """
     import hashlib
     import re
 
-    from IPython.display import HTML
     from spacy import displacy
 
     docs = [docs] if isinstance(docs, Doc) else list(docs)
@@ -153,8 +153,15 @@ def render(docs: Doc | Sequence[Doc], style: str = "dep", options: dict | None =
         raise ValueError(f"style must be 'dep', 'ent' or 'span', got {style!r}")
     markup = displacy.render(docs, style=style, options=options or {}, jupyter=False)
     stable = hashlib.sha1((style + "\n".join(d.text for d in docs)).encode()).hexdigest()[:32]
-    markup = re.sub(r"\b[0-9a-f]{32}(?=-\d)", stable, markup)
-    return HTML(f'<span class="tex2jax_ignore">{markup}</span>')
+    return re.sub(r"\b[0-9a-f]{32}(?=-\d)", stable, markup)
+
+
+def render(docs: Doc | Sequence[Doc], style: str = "dep", options: dict | None = None):
+    """displaCy's drawing of ``docs`` as an ``IPython.display.HTML`` (shown when a cell ends in it):
+    ``displacy_markup`` wrapped so that MathJax leaves the ``$`` signs of the text alone."""
+    from IPython.display import HTML
+
+    return HTML(f'<span class="tex2jax_ignore">{displacy_markup(docs, style, options)}</span>')
 
 
 def pad(text: str, width: int) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 _HOMES = {
     "LearningRateExplorer": "learning_rate",
     "GenerationExplorer": "generation",
+    "SentenceExplorer": "sentence",
 }
 
 __all__ = list(_HOMES)
