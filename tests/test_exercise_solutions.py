@@ -1,0 +1,303 @@
+"""Every exercise's hidden solution, read from the notebook sources themselves, passes its checker;
+a typical wrong answer gets its hint; the notebook's own stub is "not attempted yet".
+
+The format this test reads (described in CONTRIBUTING.md, "Exercises"):
+
+- an exercise is a code cell that defines the learner's function(s) as stubs raising
+  ``NotImplementedError`` and calls one checker, ``check_<name>(<learner functions>, <notebook
+  variables>)`` (a bare call, ``_ = ...`` or ``exercises.check_<name>(...)``);
+- the next cell is markdown starting with ``<details><summary>Solution</summary>``; the fenced
+  ```` ```python ```` blocks inside that ``<details>`` define the same function names;
+- a solution may use what the notebook imports (its top-level ``import`` statements), nothing else.
+
+Nothing here is copied from the notebooks, so a solution edited in a notebook is tested as edited,
+and a new exercise written in the same format is picked up without touching this file, except for
+its wrong answers in ``WRONG`` below (the coverage test asks for one).
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import pytest
+import torch
+
+import nnlib.exercises
+from nnlib.exercises import Verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+DETAILS = re.compile(r"\A\s*<details>\s*<summary>\s*Solution\s*</summary>(.*?)</details>", re.S | re.I)
+PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise as a notebook source writes it."""
+
+    notebook: str  # "01_sgd_from_scratch"
+    checker: str  # "check_sgd_update"
+    call: str  # the checker call's function expression, e.g. "exercises.check_count_pos"
+    learner: tuple[str, ...]  # the functions the learner writes, in the checker's argument order
+    arguments: tuple[str, ...]  # every argument of the call: learner functions and notebook variables
+    stub: str  # the exercise cell's function definitions (the stubs)
+    solution: str  # the code of the <details> block
+
+    @property
+    def id(self) -> str:
+        return f"{self.notebook[:2]}-{self.checker}"
+
+
+def _checker_call(tree: ast.Module) -> ast.Call | None:
+    """The one top-level ``check_*(...)`` call in a cell, or None."""
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        if isinstance(value, ast.Call):
+            func = value.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name.startswith("check_"):
+                return value
+    return None
+
+
+def _parse(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except SyntaxError:  # a cell with IPython magics: never an exercise or an import cell
+        return None
+
+
+def read_exercises(path: Path) -> list[Exercise]:
+    """Every exercise of one notebook source, with its stub and hidden solution."""
+    cells = jupytext.read(path).cells
+    found = []
+    for i, cell in enumerate(cells):
+        tree = _parse(cell.source) if cell.cell_type == "code" else None
+        call = _checker_call(tree) if tree else None
+        if call is None:
+            continue
+        stubs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        defined = {f.name for f in stubs}
+        arguments = tuple(ast.unparse(a) for a in call.args)
+        where = f"{path.name}, exercise calling {ast.unparse(call.func)}"
+        nxt = cells[i + 1] if i + 1 < len(cells) else None
+        match = DETAILS.match(nxt.source) if nxt is not None and nxt.cell_type == "markdown" else None
+        assert match, f"{where}: the next cell must be markdown starting with <details><summary>Solution</summary>"
+        solution = "\n".join(PYTHON_BLOCK.findall(match.group(1)))
+        assert solution.strip(), f"{where}: the <details> block has no ```python block"
+        found.append(Exercise(
+            notebook=path.stem, checker=ast.unparse(call.func).rsplit(".", 1)[-1], call=ast.unparse(call.func),
+            learner=tuple(a for a in arguments if a in defined), arguments=arguments,
+            stub="\n\n".join(ast.unparse(f) for f in stubs), solution=solution))
+    return found
+
+
+@cache
+def notebook_imports(notebook: str) -> dict[str, Any]:
+    """The namespace a notebook's top-level imports make: what its solutions may use."""
+    lines = []
+    for cell in jupytext.read(ROOT / "notebooks" / "src" / f"{notebook}.py").cells:
+        tree = _parse(cell.source) if cell.cell_type == "code" else None
+        lines += [ast.unparse(n) for n in (tree.body if tree else []) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)  # noqa: S102 - the repository's own notebook code
+    return namespace
+
+
+def define(exercise: Exercise, code: str) -> dict[str, Any]:
+    """Run ``code`` (a stub cell or a solution) over the notebook's imports; return its namespace."""
+    namespace = dict(notebook_imports(exercise.notebook))
+    exec(code, namespace)  # noqa: S102 - the repository's own notebook code
+    missing = [name for name in exercise.learner if not callable(namespace.get(name))]
+    assert not missing, f"{exercise.id}: the code does not define {missing}"
+    return namespace
+
+
+EXERCISES = [e for path in SOURCES for e in read_exercises(path)]
+
+
+# ---- the usual wrong answers per checker, each with the hint it must get -------------------------
+# Each entry maps the solution's namespace to the learner functions to replace: a wrong answer is
+# the notebook's own solution with one mistake, so it stays in step when the solution changes.
+
+Namespace = dict[str, Any]
+Mistake = tuple[Callable[[Namespace], Namespace], str]
+
+
+def _top_k_unnormalised(sol: Namespace) -> Namespace:
+    def top_k_probs(probs: torch.Tensor, k: int) -> torch.Tensor:
+        values, ids = torch.topk(probs, k, dim=-1)
+        return torch.zeros_like(probs).scatter(-1, ids, values)
+
+    return {"top_k_probs": top_k_probs}
+
+
+def _split_on_dim0_everywhere(sol: Namespace) -> Namespace:
+    def split(name: str, tensor: torch.Tensor, n_shards: int) -> list[torch.Tensor]:
+        return list(torch.chunk(tensor, n_shards, dim=0)) if tensor.dim() == 2 else [tensor] * n_shards
+
+    return {"split": split}
+
+
+def _norms_split(sol: Namespace) -> Namespace:
+    def split(name: str, tensor: torch.Tensor, n_shards: int) -> list[torch.Tensor]:
+        if tensor.dim() == 1:
+            return list(torch.chunk(tensor, n_shards, dim=0))
+        return sol["split"](name, tensor, n_shards)
+
+    return {"split": split}
+
+
+def _move_only_ids(sol: Namespace) -> Namespace:
+    def to_model_device(batch: dict, model: torch.nn.Module) -> dict:
+        return {**batch, "input_ids": batch["input_ids"].to(next(model.parameters()).device)}
+
+    return {"to_model_device": to_model_device}
+
+
+def _least_likely_label(sol: Namespace) -> Namespace:
+    def predict_label(classifier: Any, text: str) -> str:
+        cats = classifier(text).cats
+        return min(cats, key=cats.get)
+
+    return {"predict_label": predict_label}
+
+
+WRONG: dict[str, list[Mistake]] = {
+    # 01
+    "check_sgd_update": [(lambda sol: {"sgd_update": lambda w, nabla_w, eta, m: w - eta * nabla_w}, "divide by m")],
+    "check_parameter_count": [
+        (lambda sol: {"parameter_count": lambda s: sum(a * b + a + b for a, b in zip(s[:-1], s[1:]))}, "Not yet"),
+        (lambda sol: {"parameter_count": lambda s: sum(a * b for a, b in zip(s[:-1], s[1:]))}, "Not yet")],
+    "check_cross_entropy_delta": [
+        (lambda sol: {"cross_entropy_delta": lambda a, y, z: (a - y) * a * (1 - a)}, "quadratic")],
+    # 02
+    "check_count_pos": [(lambda sol: {"count_pos": lambda doc: dict(Counter(t.tag_ for t in doc))}, "Not yet")],
+    "check_percent_pattern": [
+        (lambda sol: {"percent_pattern": lambda: [{"IS_DIGIT": True}, {"LOWER": "percent"}]}, "Not yet")],
+    "check_drop_cardinals": [(lambda sol: {"drop_cardinals": lambda doc: doc}, "Not yet")],
+    "check_content_lemmas": [
+        (lambda sol: {"content_lemmas": lambda doc: [t.text for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB",
+                                                                                         "ADJ"}]}, "Not yet")],
+    "check_predict_label": [(_least_likely_label, "Not yet")],
+    # 03
+    "check_kv_cache_bytes": [
+        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, n) // 2}, "keys"),
+        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"]({**p, "n_kv_heads": None}, s, b, n)},
+         "grouped-query"),
+        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, 1)}, "bytes per value")],
+    "check_llama_parameter_count": [
+        (lambda sol: {"llama_parameter_count": lambda p: sol["llama_parameter_count"](p) - p["vocab_size"] * p["dim"]},
+         "output matrix"),
+        (lambda sol: {"llama_parameter_count": lambda p: sol["llama_parameter_count"](p)
+                      - (2 * p["n_layers"] + 1) * p["dim"]}, "RMSNorm"),
+        (lambda sol: {"llama_parameter_count": lambda p: "seven billion"}, "return a number")],
+    "check_mp_split": [
+        (_split_on_dim0_everywhere, "dim 1"),
+        (_norms_split, "norm"),
+        (lambda sol: {"merge": lambda name, shards: torch.cat(shards, dim=0)}, "concatenate on the same dim")],
+    "check_to_model_device": [
+        (lambda sol: {"to_model_device": lambda batch, model: batch}, "meta"),
+        (_move_only_ids, "attention_mask")],
+    # 04
+    "check_top_k": [
+        (_top_k_unnormalised, "renormalise"),
+        (lambda sol: {"top_k_probs": lambda p, k: sol["top_k_probs"](p, max(1, k - 1))}, "exactly")],
+    "check_zero_temperature_limit": [
+        (lambda sol: {"limit": lambda z: torch.softmax(z, -1)}, "T = 1"),
+        (lambda sol: {"limit": lambda z: torch.nn.functional.one_hot(z.argmax(), z.numel()).float()}, "tie")],
+    "check_fresh_pass_logprobs": [
+        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion: [0.0] * len(completion)}, "ordering bug"),
+        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion:
+                      sol["fresh_logprobs"](llama, prompt, completion)[1:]}, "predict token i + 1")],
+}
+
+
+# ---- the notebooks' variables a checker takes, made once per session -----------------------------
+
+
+@pytest.fixture(scope="session")
+def nlp():
+    from nnlib.nlp import load_pipeline
+
+    return load_pipeline("en")
+
+
+@pytest.fixture(scope="session")
+def nlp_ja():
+    from nnlib.nlp import load_pipeline
+
+    return load_pipeline("ja")
+
+
+@pytest.fixture(scope="session")
+def textcat_nlp():
+    from nnlib.nlp import load_textcat_data, train_textcat
+
+    return train_textcat(load_textcat_data()[0], n_epochs=10, seed=0)
+
+
+@pytest.fixture(scope="session")
+def llama():
+    from nnlib.llama import load_tiny
+
+    return load_tiny(max_seq_len=64, max_batch_size=1)
+
+
+def run(exercise: Exercise, functions: dict[str, Any], request: pytest.FixtureRequest) -> Verdict:
+    """Call the exercise's checker as the notebook does, with ``functions`` for the learner's."""
+    checker = eval(exercise.call, dict(notebook_imports(exercise.notebook)))  # noqa: S307 - a dotted name
+    args = [functions[a] if a in exercise.learner else request.getfixturevalue(a) for a in exercise.arguments]
+    verdict = checker(*args)
+    assert isinstance(verdict, Verdict), f"{exercise.checker} returned {verdict!r}, not a Verdict"
+    return verdict
+
+
+def test_every_notebook_with_exercises_is_read():
+    assert {e.notebook[:2] for e in EXERCISES} >= {"01", "02", "03", "04"}
+
+
+def test_every_checker_has_a_notebook_solution_and_a_wrong_answer():
+    checkers = {name for info in pkgutil.iter_modules(nnlib.exercises.__path__)
+                for name in dir(importlib.import_module(f"nnlib.exercises.{info.name}"))
+                if name.startswith("check_")}
+    in_notebooks = {e.checker for e in EXERCISES}
+    assert not checkers - in_notebooks, f"checkers with no exercise and solution in a notebook: {checkers - in_notebooks}"
+    assert not checkers - set(WRONG), f"checkers with no wrong answer in WRONG: {checkers - set(WRONG)}"
+    assert not set(WRONG) - checkers, f"WRONG names checkers that do not exist: {set(WRONG) - checkers}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
+def test_the_hidden_solution_passes(exercise: Exercise, request, capsys):
+    rng = torch.get_rng_state()
+    verdict = run(exercise, define(exercise, exercise.solution), request)
+    out = capsys.readouterr().out
+    assert torch.equal(torch.get_rng_state(), rng), f"{exercise.checker} used up draws of torch's default RNG"
+    assert verdict, f"{exercise.id}: the notebook's solution fails its checker:\n{out}"
+    assert out.startswith("Right!"), out
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
+def test_the_usual_wrong_answers_get_their_hints(exercise: Exercise, request, capsys):
+    solution = define(exercise, exercise.solution)
+    for number, (mistake, hint) in enumerate(WRONG[exercise.checker], 1):
+        verdict = run(exercise, {**solution, **mistake(solution)}, request)
+        out = capsys.readouterr().out
+        assert not verdict, f"{exercise.id}: the checker accepted wrong answer {number}"
+        assert "Not attempted" not in out and hint in out, f"{exercise.id}, wrong answer {number}: {out}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
+def test_the_notebooks_stub_is_not_attempted_yet(exercise: Exercise, request, capsys):
+    verdict = run(exercise, define(exercise, exercise.stub), request)
+    out = capsys.readouterr().out
+    assert not verdict and "Not attempted yet" in out, out
