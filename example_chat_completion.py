@@ -36,10 +36,16 @@ DIALOGS = [
 ]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
+    """Meta's chat example defaults: max_seq_len 512, max_batch_size 8, replies up to the end of
+    the context (max_gen_len None)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    args = add_meta_flags(parser, max_seq_len=512, max_batch_size=8, max_gen_len=None).parse_args(argv)
+    return add_meta_flags(parser, max_seq_len=512, max_batch_size=8, max_gen_len=None)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = make_parser().parse_args(argv)
     silence_other_ranks()
     check_world_size()
     generator = build_from_args(args)

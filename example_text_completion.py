@@ -88,11 +88,14 @@ def build_from_args(args: argparse.Namespace) -> Any:
     from nnlib.llama import Llama
 
     try:
-        return Llama.build(ckpt_dir=args.ckpt_dir, tokenizer_path=args.tokenizer_path,
-                           max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
-                           device=args.device, dtype=args.dtype, verbose=True)
+        llama = Llama.build(ckpt_dir=args.ckpt_dir, tokenizer_path=args.tokenizer_path,
+                            max_seq_len=args.max_seq_len, max_batch_size=args.max_batch_size,
+                            device=args.device, dtype=args.dtype)
     except (FileNotFoundError, ValueError, MemoryError) as err:
         raise SystemExit(f"error: {err}") from None
+    dtype = str(next(llama.model.parameters()).dtype).replace("torch.", "")
+    print(f"Loaded in {llama.load_seconds or 0.0:.2f} seconds on {llama.device} ({dtype})")
+    return llama
 
 
 def batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -108,10 +111,15 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def make_parser() -> argparse.ArgumentParser:
+    """Meta's text example defaults: max_seq_len 128, max_batch_size 4, max_gen_len 64."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    args = add_meta_flags(parser, max_seq_len=128, max_batch_size=4, max_gen_len=64).parse_args(argv)
+    return add_meta_flags(parser, max_seq_len=128, max_batch_size=4, max_gen_len=64)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = make_parser().parse_args(argv)
     silence_other_ranks()
     check_world_size()
     generator = build_from_args(args)
