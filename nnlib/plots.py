@@ -30,7 +30,8 @@ def show_digits(data, n: int = 20, cols: int = 10, side: int = 8, axes=None):
 
 
 def plot_history(history, axes=None, label: str | None = None):
-    """Learning curves from ``Network.SGD``: test accuracy (left) and training cost (right)."""
+    """Learning curves from ``Network.SGD``: accuracy on the held-out data it was given (left)
+    and training cost (right), from epoch 0 (before training)."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -38,7 +39,7 @@ def plot_history(history, axes=None, label: str | None = None):
     acc_ax, cost_ax = axes
     if history.accuracy:
         acc_ax.plot(history.epoch, history.accuracy, marker=".", label=label)
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+    acc_ax.set(xlabel="epoch", ylabel="held-out accuracy", ylim=(0, 1))
     cost_ax.plot(history.epoch, history.cost, marker=".", label=label)
     cost_ax.set(xlabel="epoch", ylabel="training cost (quadratic)")
     if label is not None:
@@ -432,4 +433,51 @@ def plot_cache_speed(lengths, with_cache, without_cache, ax=None):
     ax.set_ylim(0, max(with_cache) * 1.2)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return ax
+
+
+# ---- 01 SGD from scratch: the gradient check and the 1/m experiment ------------------------
+
+
+def plot_eps_sweep(eps, relative_error, ax=None, title: str = ""):
+    """Relative error of a central finite difference against ``eps``, log-log (notebook 01).
+
+    The V: on the right the truncation error falls like eps^2, on the left float rounding
+    (about u * C / eps) grows like 1/eps. Both are drawn as guides through the measured points.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.4))
+    eps, err = np.asarray(eps, dtype=float), np.asarray(relative_error, dtype=float)
+    ax.loglog(eps, err, "o-", label="measured")
+    best = int(np.argmin(err))
+    right, left = eps >= eps[best], eps <= eps[best]
+    ax.loglog(eps[right], err[right].max() * (eps[right] / eps[right].max()) ** 2, "--",
+              alpha=0.6, label=r"$\propto \epsilon^2$ (truncation)")
+    ax.loglog(eps[left], err[left].max() * (eps[left].min() / eps[left]), ":",
+              alpha=0.8, label=r"$\propto 1/\epsilon$ (rounding)")
+    ax.set(xlabel=r"$\epsilon$", ylabel="relative error", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_accuracy_grid(grid, etas, batch_sizes, ax=None, title: str = ""):
+    """Heatmap of held-out accuracy, one row per mini-batch size and one column per eta (from
+    ``nnlib.sgd.accuracy_grid``), each cell labelled with its number (notebook 01)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 2.6))
+    grid = np.asarray(grid, dtype=float)
+    ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
+    ax.set_yticks(range(len(batch_sizes)), [str(m) for m in batch_sizes])
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                color="black" if v > 0.5 else "white")
+    ax.set(xlabel="eta", ylabel="mini-batch size m", title=title)
     return ax

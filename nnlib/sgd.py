@@ -5,7 +5,8 @@ Learning*) rewritten so it can be read line for line next to his: the same names
 ``SGD``, ``update_mini_batch``, ``backprop``, ``evaluate``, ``cost_derivative``), the same sigmoid
 units and quadratic cost, the same standard-normal initialisation. Two things are added: the whole
 mini-batch as one matrix (``update_mini_batch_matrix``), which is how every real library does it,
-and the same step done by ``torch.optim.SGD`` (``torch_step``) so the numbers can be compared.
+and the same step done by ``torch.optim.SGD`` (``torch_step``, ``torch_update``) so the numbers
+can be compared, with the gradient torch's usual losses give (``torch_gradients``) next to ours.
 
 What it is not: a general or fast library. There is no cross-entropy, regularisation, momentum or
 GPU here; notebook 01 shows where each would go.
@@ -17,7 +18,7 @@ form stacks examples as columns, ``X`` is ``(sizes[0], m)``. ``weights[l]`` is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -26,8 +27,10 @@ LabelledExample = tuple[np.ndarray, int]  # (x (n_in, 1), label)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """The logistic function, elementwise."""
-    return 1.0 / (1.0 + np.exp(-z))
+    """The logistic function, elementwise. For z below about -709, exp(-z) overflows to inf and
+    the result is 0.0, the right limit: the warning numpy would print says nothing useful."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def sigmoid_prime(z: np.ndarray) -> np.ndarray:
@@ -40,8 +43,9 @@ def sigmoid_prime(z: np.ndarray) -> np.ndarray:
 class History:
     """What ``Network.SGD`` measured after each epoch, ready to plot.
 
-    ``accuracy`` is the fraction right on ``test_data`` (empty when no test data was given);
-    ``cost`` is the mean quadratic cost on the training data.
+    Entry 0 is measured *before* training (epoch 0), so a curve starts where the network did.
+    ``accuracy`` is the fraction right on the held-out data passed as ``test_data`` (empty when
+    none was given); ``cost`` is the mean quadratic cost on the training data.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -103,9 +107,9 @@ class Network:
         if not eta > 0:
             raise ValueError(f"eta (the learning rate) must be > 0, got {eta}. Try eta=3.0.")
 
-    def _rows(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    def stack_rows(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
         """List of (x, y) -> X (m, n_in), Y (m, n_out): one example per *row*, so that picking a
-        shuffled mini-batch copies contiguous memory."""
+        shuffled mini-batch copies contiguous memory. ``SGD`` stacks its data once with this."""
         if len(mini_batch) == 0:
             raise ValueError("The mini-batch is empty: pass at least one (x, y) pair.")
         X = np.array([x for x, _ in mini_batch], dtype=float)
@@ -122,9 +126,10 @@ class Network:
                 "one-hot column per example (see nnlib.data.one_hot).")
         return X[:, :, 0], Y[:, :, 0]
 
-    def _stack(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
-        """List of (x, y) -> X (n_in, m), Y (n_out, m): the examples as columns."""
-        X, Y = self._rows(mini_batch)
+    def stack(self, mini_batch: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+        """List of (x, y) -> X (n_in, m), Y (n_out, m): the examples as columns, the layout of
+        ``backprop_matrix``."""
+        X, Y = self.stack_rows(mini_batch)
         return X.T, Y.T
 
     # ---- the forward pass ---------------------------------------------------------------------
@@ -147,47 +152,54 @@ class Network:
 
     def total_cost(self, data: Sequence[Example]) -> float:
         """Mean quadratic cost C = 1/n sum_x 1/2 ||a(x) - y(x)||^2 over ``data``."""
-        X, Y = self._stack(data)
+        X, Y = self.stack(data)
         return float(0.5 * np.sum((self.feedforward(X) - Y) ** 2) / X.shape[1])
 
     # ---- learning -----------------------------------------------------------------------------
 
     def SGD(self, training_data: Sequence[Example], epochs: int, mini_batch_size: int,
             eta: float, test_data: Sequence[LabelledExample] | None = None,
-            progress: bool = True) -> History:
+            progress: bool = True, average: bool = True) -> History:
         """Train for ``epochs`` passes over ``training_data`` in shuffled mini-batches.
 
-        Nielsen's signature. Each mini-batch is applied with the matrix form (same numbers as the
-        loop, see ``update_mini_batch_matrix``). Returns the per-epoch ``History``.
+        Nielsen's signature. ``test_data`` is whatever held-out set to measure after each epoch:
+        pass the *validation* set while choosing ``eta``, the test set once at the end. Each
+        mini-batch is applied with the matrix form (same numbers as the loop, see
+        ``update_mini_batch_matrix``). ``average=False`` drops the 1/len(mini_batch) of the update
+        (steps by the summed gradient), for the experiment in notebook 01. Returns the
+        ``History``, epoch 0 (before any step) included.
         """
         self._check_eta(eta)
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}.")
         if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
             raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
-        X, Y = self._rows(training_data)  # stack once; each mini-batch is then a few rows of these
-        n = X.shape[0]
+        X, Y = self.stack_rows(training_data)  # stack once; each mini-batch is a few rows of these
         history = History()
-        bar = range(epochs)
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(bar, desc="epochs", unit="epoch")
-        for j in bar:
-            self._epoch(X, Y, mini_batch_size, eta)
-            history.epoch.append(j + 1)
-            history.cost.append(float(0.5 * np.sum((self.feedforward(X.T) - Y.T) ** 2) / n))
+
+        def measure(epoch: int) -> None:
+            history.epoch.append(epoch)
+            history.cost.append(float(0.5 * np.sum((self.feedforward(X.T) - Y.T) ** 2) / len(X)))
             if test_data:
                 history.accuracy.append(self.evaluate(test_data) / len(test_data))
-            if progress and history.accuracy:
-                bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}")
+
+        measure(0)
+        with _EpochBar(epochs, progress) as bar:
+            for j in range(epochs):
+                self.train_epoch(X, Y, mini_batch_size, eta, average)
+                measure(j + 1)
+                bar.step(history.accuracy[-1] if history.accuracy else None)
         return history
 
-    def _epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float) -> None:
-        """One pass over pre-stacked rows X (n, n_in), Y (n, n_out) in shuffled mini-batches."""
+    def train_epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float,
+                    average: bool = True) -> None:
+        """One pass over pre-stacked rows X (n, n_in), Y (n, n_out) (see ``stack_rows``) in
+        shuffled mini-batches: what ``SGD`` runs each epoch."""
+        self._check_eta(eta)
         order = self.rng.permutation(X.shape[0])
         for k in range(0, X.shape[0], mini_batch_size):
             rows = order[k:k + mini_batch_size]
-            self._update_matrix(X[rows].T, Y[rows].T, eta)
+            self._update_matrix(X[rows].T, Y[rows].T, eta, average)
 
     def update_mini_batch(self, mini_batch: Sequence[Example], eta: float) -> None:
         """One gradient-descent step from one mini-batch, one example at a time (Nielsen's loop).
@@ -216,12 +228,12 @@ class Network:
         rounding (about 1e-15).
         """
         self._check_eta(eta)
-        X, Y = self._stack(mini_batch)
+        X, Y = self.stack(mini_batch)
         self._update_matrix(X, Y, eta)
 
-    def _update_matrix(self, X: np.ndarray, Y: np.ndarray, eta: float) -> None:
+    def _update_matrix(self, X: np.ndarray, Y: np.ndarray, eta: float, average: bool = True) -> None:
         nabla_b, nabla_w = self.backprop_matrix(X, Y)
-        step = eta / X.shape[1]
+        step = eta / X.shape[1] if average else eta
         # Same update line, done in place: w - (eta/m)*nw would allocate two fresh (n, n_in)
         # arrays per step, which costs more than the arithmetic for small mini-batches.
         for w, nw, b, nb in zip(self.weights, nabla_w, self.biases, nabla_b):
@@ -236,6 +248,8 @@ class Network:
         The four equations of backpropagation (Nielsen, chapter 2):
         delta^L = dC/da * sigma'(z^L);  delta^l = (W^{l+1}.T delta^{l+1}) * sigma'(z^l);
         dC/db^l = delta^l;  dC/dW^l = delta^l (a^{l-1}).T
+        in Nielsen's numbering: layer 1 is the input, so ``self.weights[0]`` is his W^2 and
+        ``self.weights[l - 2]`` is W^l.
         """
         x = self._check_x(x)
         if x.shape[1] != 1:
@@ -245,8 +259,10 @@ class Network:
         return self.backprop_matrix(x, y)
 
     def backprop_matrix(self, X: np.ndarray, Y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Backprop for m examples at once (columns of X and Y); returns the gradients *summed*
-        over the m examples, exactly what the loop in ``update_mini_batch`` accumulates."""
+        """Backprop for m examples at once: X (n_in, m), Y (n_out, m), one example per column.
+        Returns the gradients *summed* over the m examples, exactly what the loop in
+        ``update_mini_batch`` accumulates. BP1, BP2 and BP4 read as for one example; BP3 alone
+        changes: delta is (n_l, m), so the bias gradient is its sum over the batch axis."""
         activation = X
         activations = [X]  # a^0 .. a^L, each (n_l, m)
         for b, w in zip(self.biases, self.weights):
@@ -283,6 +299,136 @@ class Network:
         return twin
 
 
+class _EpochBar:
+    """tqdm's bar over the epochs, or nothing when ``progress`` is False.
+
+    In a notebook tqdm draws a widget whose saved text stays at "0/epochs": a reader of the saved
+    notebook would think training never ran. So the widget is shown through a display handle
+    and, at the end, the handle is updated, which saves the finished bar's text as well.
+    """
+
+    def __init__(self, epochs: int, progress: bool) -> None:
+        self.epochs, self.progress = epochs, progress
+        self.bar: Any = None
+        self.handle: Any = None
+
+    def __enter__(self) -> "_EpochBar":
+        if not self.progress:
+            return self
+        from tqdm.auto import tqdm
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        if issubclass(tqdm, notebook_tqdm):
+            from IPython.display import display
+
+            self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch", display=False)
+            self.handle = display(self.bar.container, display_id=True)
+        else:
+            self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch")
+        return self
+
+    def step(self, accuracy: float | None) -> None:
+        if self.bar is None:
+            return
+        if accuracy is not None:
+            self.bar.set_postfix(accuracy=f"{accuracy:.3f}", refresh=False)
+        self.bar.update(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is None:
+            return
+        self.bar.close()
+        if self.handle is not None:
+            self.handle.update(self.bar.container)
+
+
+def accuracy_grid(training_data: Sequence[Example], held_out: Sequence[LabelledExample],
+                  etas: Sequence[float], batch_sizes: Sequence[int], steps: int = 150,
+                  average: bool = True, sizes: Sequence[int] = (64, 30, 10),
+                  seed: int = 0) -> np.ndarray:
+    """Accuracy on ``held_out`` after about ``steps`` SGD updates, for every (mini-batch size,
+    eta) pair: an array (len(batch_sizes), len(etas)). Every run starts from the same weights.
+
+    Each mini-batch size gets the same number of *steps* (epochs = steps * m / n, rounded up),
+    so a bigger batch is not handicapped by taking fewer of them. With ``average=True``
+    (Nielsen's update) the band of good ``eta`` should stay put as m grows; with
+    ``average=False`` (step by the sum) it should slide left as 1/m. Pass the *validation* set:
+    this is for choosing ``eta``.
+    """
+    n = len(training_data)
+    grid = np.zeros((len(batch_sizes), len(etas)))
+    for i, m in enumerate(batch_sizes):
+        epochs = -(-steps * int(m) // n)
+        for j, eta in enumerate(etas):
+            net = Network(sizes, seed=seed)
+            history = net.SGD(training_data, epochs, int(m), float(eta), test_data=held_out,
+                              progress=False, average=average)
+            grid[i, j] = history.accuracy[-1]
+    return grid
+
+
+def _torch_params(net: Network) -> tuple[list[Any], list[Any]]:
+    import torch
+
+    return ([torch.tensor(w, requires_grad=True) for w in net.weights],
+            [torch.tensor(b, requires_grad=True) for b in net.biases])
+
+
+def _torch_forward(weights: list[Any], biases: list[Any], X: Any) -> Any:
+    """Output activations for X (n_in, m) (columns, as in ``Network.backprop_matrix``)."""
+    import torch
+
+    a = X
+    for w, b in zip(weights, biases):
+        a = torch.sigmoid(w @ a + b)
+    return a
+
+
+LOSSES = ("nielsen", "mse_mean", "mse_sum")
+
+
+def torch_loss(a: Any, Y: Any, loss: str = "nielsen") -> Any:
+    """A torch loss for outputs ``a`` and targets ``Y``, both (n_out, m).
+
+    - ``"nielsen"``: the mean over the m examples of 1/2 ||a - y||^2. Its gradient is
+      ``nabla / m``, so ``torch.optim.SGD(lr=eta)`` takes Nielsen's step.
+    - ``"mse_mean"``: ``F.mse_loss(a, Y)``, which averages (a - y)^2 over all m * n_out numbers
+      and has no 1/2: the gradient is ``2 nabla / (m n_out)``.
+    - ``"mse_sum"``: ``F.mse_loss(a, Y, reduction="sum")``: no mean at all, gradient ``2 nabla``.
+    """
+    import torch.nn.functional as F
+
+    if loss == "nielsen":
+        return 0.5 * ((a - Y) ** 2).sum() / a.shape[1]
+    if loss == "mse_mean":
+        return F.mse_loss(a, Y)
+    if loss == "mse_sum":
+        return F.mse_loss(a, Y, reduction="sum")
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
+
+
+def torch_gradients(net: Network, mini_batch: Sequence[Example],
+                    loss: str = "nielsen") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(grad_b, grad_w)`` that torch's autograd gives for ``loss`` (see ``torch_loss``) on this
+    mini-batch, shaped like ``(net.biases, net.weights)``: what ``torch.optim.SGD`` multiplies by
+    ``lr``. Compare with ``net.backprop_matrix``'s summed ``nabla``."""
+    import torch
+
+    X, Y = net.stack(mini_batch)
+    weights, biases = _torch_params(net)
+    torch_loss(_torch_forward(weights, biases, torch.tensor(X)), torch.tensor(Y), loss).backward()
+    return [b.grad.numpy() for b in biases], [w.grad.numpy() for w in weights]
+
+
+def torch_update(weights: list[Any], biases: list[Any], optimizer: Any, X: Any, Y: Any,
+                 loss: str = "nielsen") -> None:
+    """One optimiser step on tensors: forward X (n_in, m), ``loss`` against Y (n_out, m),
+    backward, ``optimizer.step()``. The torch twin of ``update_mini_batch_matrix``."""
+    optimizer.zero_grad()
+    torch_loss(_torch_forward(weights, biases, X), Y, loss).backward()
+    optimizer.step()
+
+
 def torch_step(net: Network, mini_batch: Sequence[Example], eta: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The same SGD step done by torch: autograd for the gradient, ``torch.optim.SGD`` for the
     update. Returns ``(weights, biases)`` after the step; ``net`` itself is not changed.
@@ -292,15 +438,9 @@ def torch_step(net: Network, mini_batch: Sequence[Example], eta: float) -> tuple
     """
     import torch
 
-    X, Y = net._stack(mini_batch)
-    weights = [torch.tensor(w, requires_grad=True) for w in net.weights]
-    biases = [torch.tensor(b, requires_grad=True) for b in net.biases]
-    opt = torch.optim.SGD(weights + biases, lr=eta)
-    a = torch.tensor(X)
-    for w, b in zip(weights, biases):
-        a = torch.sigmoid(w @ a + b)
-    loss = 0.5 * ((a - torch.tensor(Y)) ** 2).sum() / X.shape[1]
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+    net._check_eta(eta)
+    X, Y = net.stack(mini_batch)
+    weights, biases = _torch_params(net)
+    torch_update(weights, biases, torch.optim.SGD(weights + biases, lr=eta),
+                 torch.tensor(X), torch.tensor(Y))
     return [w.detach().numpy() for w in weights], [b.detach().numpy() for b in biases]

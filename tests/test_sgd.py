@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from nnlib.data import load_digits, one_hot
-from nnlib.sgd import Network, sigmoid, torch_step
+from nnlib.sgd import Network, accuracy_grid, sigmoid, torch_gradients, torch_loss, torch_step
 
 
 def random_batch(sizes, m, seed=0):
@@ -123,7 +123,7 @@ def test_sgd_reaches_90_percent_on_digits():
     training, validation, test = load_digits()
     net = Network([64, 30, 10], seed=0)
     history = net.SGD(training, 15, 10, 3.0, test_data=test, progress=False)
-    assert history.epoch == list(range(1, 16))
+    assert history.epoch == list(range(0, 16))
     assert history.accuracy[-1] >= 0.90
     assert net.evaluate(test) / len(test) == history.accuracy[-1]
     assert history.cost[-1] < history.cost[0]
@@ -132,7 +132,7 @@ def test_sgd_reaches_90_percent_on_digits():
 def test_sgd_without_test_data_records_cost_only():
     training, _, _ = load_digits()
     history = Network([64, 10], seed=0).SGD(training[:100], 2, 10, 1.0, progress=False)
-    assert history.accuracy == [] and len(history.cost) == 2
+    assert history.accuracy == [] and len(history.cost) == 3
 
 
 def test_evaluate_counts_right_answers():
@@ -198,3 +198,100 @@ def test_bad_sgd_arguments():
         net.SGD(batch, 1, 0, 1.0, progress=False)
     with pytest.raises(ValueError, match="epochs"):
         net.SGD(batch, -1, 1, 1.0, progress=False)
+
+
+def test_history_starts_at_epoch_0_with_the_untrained_network():
+    training, validation, _ = load_digits()
+    net = Network([64, 10, 10], seed=4)
+    untrained = net.copy()
+    history = net.SGD(training[:50], 1, 10, 1.0, test_data=validation, progress=False)
+    assert history.epoch == [0, 1]
+    assert history.accuracy[0] == untrained.evaluate(validation) / len(validation)
+    assert history.cost[0] == pytest.approx(untrained.total_cost(training[:50]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=2, max_size=4), m=st.integers(1, 9),
+       seed=st.integers(0, 10_000))
+def test_backprop_matrix_sums_over_the_batch_like_autograd(sizes, m, seed):
+    """Independent reference: autograd of the *summed* cost; the bias gradient is (n, 1)."""
+    torch = pytest.importorskip("torch")
+    net = Network(sizes, seed=seed)
+    X, Y = net.stack(random_batch(sizes, m, seed))
+    ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
+    a = torch.tensor(X)
+    for w, b in zip(ws, bs):
+        a = torch.sigmoid(w @ a + b)
+    (0.5 * ((a - torch.tensor(Y)) ** 2).sum()).backward()
+    nabla_b, nabla_w = net.backprop_matrix(X, Y)
+    for got, t in zip(nabla_b + nabla_w, bs + ws):
+        assert got.shape == tuple(t.shape)
+        np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss, scale", [
+    ("nielsen", lambda m, n_out: 1 / m),              # 1/2 sum / m: the mean of C_x
+    ("mse_mean", lambda m, n_out: 2 / (m * n_out)),   # F.mse_loss: mean over m*n_out, no 1/2
+    ("mse_sum", lambda m, n_out: 2.0),                # reduction="sum": no mean at all
+])
+def test_torch_losses_scale_the_summed_gradient(loss, scale):
+    """torch_gradients comes from autograd; nabla from nnlib's backprop (finite-difference
+    checked above): their ratio is the factor each torch loss puts in front of the step."""
+    pytest.importorskip("torch")
+    net = Network([7, 5, 3], seed=2)
+    batch = random_batch(net.sizes, 6, 3)
+    nabla_b, nabla_w = net.backprop_matrix(*net.stack(batch))
+    grad_b, grad_w = torch_gradients(net, batch, loss)
+    for ours, theirs in zip(nabla_b + nabla_w, grad_b + grad_w):
+        np.testing.assert_allclose(theirs, scale(6, 3) * ours, rtol=1e-10, atol=1e-14)
+
+
+def test_mse_mean_is_torch_functional_mse_loss():
+    torch = pytest.importorskip("torch")
+    a, y = torch.rand(10, 4, dtype=torch.float64), torch.rand(10, 4, dtype=torch.float64)
+    assert torch_loss(a, y, "mse_mean").item() == pytest.approx(((a - y) ** 2).mean().item())
+    assert torch_loss(a, y, "mse_sum").item() == pytest.approx(((a - y) ** 2).sum().item())
+    with pytest.raises(ValueError, match="loss must be one of"):
+        torch_loss(a, y, "mse")
+
+
+@settings(max_examples=10, deadline=None)
+@given(m=st.sampled_from([1, 2, 5, 10]), eta=st.floats(0.01, 2.0), seed=st.integers(0, 1000))
+def test_dropping_the_mean_only_rescales_eta(m, eta, seed):
+    """Nielsen's remark: stepping by the sum with eta is the mean's step with eta * m (when every
+    mini-batch has m examples)."""
+    summed, mean = Network([6, 4, 3], seed=seed), Network([6, 4, 3], seed=seed)
+    data = random_batch(summed.sizes, 20, seed)
+    summed.SGD(data, 2, m, eta, progress=False, average=False)
+    mean.SGD(data, 2, m, eta * m, progress=False, average=True)
+    for a, b in zip(summed.weights + summed.biases, mean.weights + mean.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_accuracy_grid_is_one_sgd_run_per_cell():
+    training, validation, _ = load_digits()
+    etas, sizes = [0.5, 3.0], [5, 50]
+    grid = accuracy_grid(training[:100], validation[:50], etas, sizes, steps=20,
+                         average=False, sizes=(64, 8, 10), seed=1)
+    assert grid.shape == (2, 2)
+    # m=50 on 100 examples: 20 steps need 10 epochs
+    net = Network([64, 8, 10], seed=1)
+    history = net.SGD(training[:100], 10, 50, 3.0, test_data=validation[:50], progress=False,
+                      average=False)
+    assert grid[1, 1] == history.accuracy[-1]
+
+
+def test_progress_bar_outside_a_notebook_shows_the_finished_run(capsys):
+    training, _, _ = load_digits()
+    Network([64, 10], seed=0).SGD(training[:30], 3, 10, 1.0, progress=True)
+    assert "3/3" in capsys.readouterr().err
+
+
+def test_train_epoch_is_what_sgd_runs():
+    data = random_batch([5, 4, 2], 12, 0)
+    a, b = Network([5, 4, 2], seed=0), Network([5, 4, 2], seed=0)
+    a.SGD(data, 1, 4, 0.7, progress=False)
+    b.train_epoch(*b.stack_rows(data), 4, 0.7)
+    for x, y in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(x, y)

@@ -1,5 +1,6 @@
 """``LearningRateExplorer`` (notebook 01): train a small network for a few epochs with the chosen
-``eta`` and mini-batch size and redraw the learning curves, to *see* divergence and noise.
+``eta`` and mini-batch size, with or without the update's division by ``len(mini_batch)``, and
+redraw the learning curves, to *see* divergence, noise, and what the 1/m is for.
 
 The logic lives in plain methods (``run``) so tests drive it headless; the ipywidgets tree is
 ``.widget``.
@@ -10,11 +11,14 @@ from typing import Any, Optional
 
 
 class LearningRateExplorer:
-    """Sliders for ``eta`` (log scale) and the mini-batch size; each change retrains from the same
-    initial weights and redraws accuracy and cost, keeping the previous run faint for comparison.
+    """Sliders for ``eta`` (log scale) and the mini-batch size, and a "divide by m" box; each
+    change retrains from the same initial weights and redraws accuracy and cost, keeping the
+    previous run faint for comparison.
 
-    ``training`` / ``test`` are in Nielsen's layout (``nnlib.data.load_digits``); only the first
-    ``n_train`` training examples are used so one run takes well under a second.
+    ``training`` / ``test`` are in Nielsen's layout (``nnlib.data.load_digits``). ``test`` is the
+    held-out set the curves are measured on: pass the *validation* set, since moving the sliders
+    is choosing ``eta``. Only the first ``n_train`` training examples are used so one run takes
+    well under a second.
     """
 
     def __init__(self, training: list, test: list, sizes: tuple[int, ...] = (64, 30, 10),
@@ -27,11 +31,14 @@ class LearningRateExplorer:
                                     description="eta", continuous_update=False)
         self.mini_batch_size = w.Dropdown(options=[1, 5, 10, 50, 200, 600], value=10,
                                           description="mini-batch")
+        self.average = w.Checkbox(value=True, description="divide by m (mean gradient)",
+                                  indent=False)
         self.output = w.Output()
         self.previous: Any = None
         self.eta.observe(self._redraw, names="value")
         self.mini_batch_size.observe(self._redraw, names="value")
-        self.widget = w.VBox([w.HBox([self.eta, self.mini_batch_size]), self.output])
+        self.average.observe(self._redraw, names="value")
+        self.widget = w.VBox([w.HBox([self.eta, self.mini_batch_size, self.average]), self.output])
 
     def run(self):
         """Train a fresh network (same seed, so the same start) with the current settings."""
@@ -39,7 +46,8 @@ class LearningRateExplorer:
 
         net = Network(self.sizes, seed=self.seed)
         return net.SGD(self.training, self.epochs, int(self.mini_batch_size.value),
-                       float(self.eta.value), test_data=self.test, progress=False)
+                       float(self.eta.value), test_data=self.test, progress=False,
+                       average=bool(self.average.value))
 
     def _redraw(self, _change: Any = None) -> None:
         import matplotlib.pyplot as plt
@@ -56,6 +64,8 @@ class LearningRateExplorer:
                     for line in ax.lines:
                         line.set_alpha(0.3)
             label = f"eta={self.eta.value:.3g}, m={self.mini_batch_size.value}"
+            if not self.average.value:
+                label += ", sum (no 1/m)"
             plot_history(history, axes, label=label)
             plt.show()
         self.previous = (label, history)

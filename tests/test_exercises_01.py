@@ -1,0 +1,81 @@
+"""The backprop exercise of notebook 01: a right answer passes, each typical mistake is named by
+its equation (BP1-BP4, the batch sum), a stub is "not attempted yet". The answers here are
+written from the equations, not from nnlib."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlib.exercises.sgd_from_scratch import check_backprop_matrix
+
+
+def sigma(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def make_backprop(bp1=True, bp2_prime="right", bias_sum=True, bp4="right",
+                  mean=False):
+    """A matrix-form backprop with one mistake switched on."""
+    def backprop(weights, biases, X, Y):
+        activations, zs, a = [X], [], X
+        for w, b in zip(weights, biases):
+            z = w @ a + b
+            a = sigma(z)
+            zs.append(z)
+            activations.append(a)
+        L = len(weights)
+        nabla_b, nabla_w = [None] * L, [None] * L
+        delta = (activations[-1] - Y) * (sigma(zs[-1]) * (1 - sigma(zs[-1])) if bp1 else 1)
+        for k in range(L - 1, -1, -1):
+            if k < L - 1:
+                back = weights[k + 1].T @ delta
+                prime = {"right": sigma(zs[k]) * (1 - sigma(zs[k])), "sigma": sigma(zs[k]),
+                         "none": 1.0}[bp2_prime]
+                delta = back * prime
+            nabla_b[k] = delta.sum(axis=1, keepdims=True) if bias_sum else delta
+            a_prev = activations[k] if bp4 != "this layer" else activations[k + 1]
+            nabla_w[k] = delta @ a_prev.T if bp4 != "transposed" else (delta @ a_prev.T).T
+            if bp4 == "this layer":
+                nabla_w[k] = delta @ activations[k].T * 1.5
+            if mean:
+                nabla_b[k], nabla_w[k] = nabla_b[k] / X.shape[1], nabla_w[k] / X.shape[1]
+        return nabla_b, nabla_w
+    return backprop
+
+
+def test_right_answer_passes(capsys):
+    assert check_backprop_matrix(make_backprop())
+    assert capsys.readouterr().out.startswith("Right!")
+
+
+@pytest.mark.parametrize("mistake, named", [
+    (dict(bp1=False), "BP1"),
+    (dict(bp2_prime="none"), "BP2"),
+    (dict(bp2_prime="sigma"), "BP2"),
+    (dict(bias_sum=False), "summed over the batch axis"),
+    (dict(bp4="transposed"), "transposed"),
+    (dict(bp4="this layer"), "BP4"),
+    (dict(mean=True), "*mean*"),
+])
+def test_each_mistake_is_named(capsys, mistake, named):
+    assert not check_backprop_matrix(make_backprop(**mistake))
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet") and named in out, out
+
+
+def test_bias_sum_pitfall_is_named_as_bp3(capsys):
+    check_backprop_matrix(make_backprop(bias_sum=False))
+    assert "BP3" in capsys.readouterr().out
+
+
+def test_stub_is_not_attempted(capsys):
+    def backprop_matrix(weights, biases, X, Y):
+        raise NotImplementedError
+
+    assert not check_backprop_matrix(backprop_matrix)
+    assert "Not attempted yet" in capsys.readouterr().out
+
+
+def test_wrong_shape_of_answer(capsys):
+    assert not check_backprop_matrix(lambda w, b, X, Y: [np.zeros(1)])
+    assert "pair" in capsys.readouterr().out
