@@ -11,10 +11,18 @@ model was trained on, in Meta's two formats.
 
 Both start with ``check_dialog``: an optional leading system message, then user and assistant
 taking turns, ending with the user. Not here: tool calls, images, the ``ipython`` role.
+
+A checkpoint that carries its own chat template (GGUF's ``tokenizer.chat_template``, or
+``chat_template`` in a Hugging Face folder's ``tokenizer_config.json`` / ``chat_template.jinja``)
+is prompted with *that* template instead, rendered by Jinja in a sandbox with
+``add_generation_prompt=True``, as transformers' ``apply_chat_template`` does: SmolLM2 gets
+ChatML (``<|im_start|>user\n...<|im_end|>``), whatever its vocabulary looks like.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import json
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 Message = Mapping[str, str]
 Dialog = Sequence[Message]
@@ -134,8 +142,70 @@ def encode_llama2_dialog(tokenizer: Any, dialog: Dialog) -> list[int]:
     return ids
 
 
+def chat_template_of(tokenizer: Any) -> Optional[str]:
+    """The Jinja chat template that came with the tokenizer: its ``chat_template`` attribute (a
+    GGUF file's), else the one saved next to a ``tokenizer.json`` (``tokenizer_config.json``'s
+    ``chat_template``, or ``chat_template.jinja`` as transformers 5 writes it), else ``None``."""
+    template = getattr(tokenizer, "chat_template", None)
+    if template:
+        return template
+    path = getattr(tokenizer, "model_path", None)
+    if getattr(tokenizer, "kind", None) != "tokenizer.json" or not path:
+        return None  # Meta's folders carry no template: Meta's formats apply
+    folder = Path(path).parent
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        value = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+        if isinstance(value, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+            value = next((t.get("template") for t in value if t.get("name") == "default"), None)
+        if value:
+            return value
+    jinja = folder / "chat_template.jinja"
+    return jinja.read_text(encoding="utf-8") if jinja.is_file() else None
+
+
+def render_chat_template(template: str, dialog: Dialog, bos_token: str = "", eos_token: str = ""
+                         ) -> str:
+    """The prompt text of ``dialog`` under ``template``, ending with the opening of the
+    assistant's turn (``add_generation_prompt=True``). Jinja runs sandboxed (a template is code
+    from the model's author: it may not touch Python objects beyond what it is given), with
+    transformers' settings: ``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``, ``tojson``."""
+    from jinja2.exceptions import TemplateError
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise ValueError(f"The model's chat template refused this dialog: {message}")
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[loopcontrols])
+    env.filters["tojson"] = lambda x, indent=None: json.dumps(x, ensure_ascii=False, indent=indent)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template).render(
+            messages=[dict(m) for m in dialog], add_generation_prompt=True,
+            bos_token=bos_token, eos_token=eos_token)
+    except TemplateError as err:
+        raise ValueError(f"The model's chat template could not be rendered ({err}). Check the "
+                         "chat_template that came with the checkpoint.") from err
+
+
+def encode_template_dialog(tokenizer: Any, template: str, dialog: Dialog) -> list[int]:
+    """Render ``dialog`` with the checkpoint's template, then tokenize the text with its control
+    tokens (``<|im_start|>``) read as such and no BOS/EOS added: the template writes them."""
+    check_dialog(dialog)
+    special = {v: k for k, v in getattr(tokenizer, "special_tokens", {}).items()}
+    text = render_chat_template(template, dialog, special.get(tokenizer.bos_id, ""),
+                                special.get(tokenizer.eos_id, ""))
+    return tokenizer.encode(text, bos=False, eos=False, allowed_special="all")
+
+
 def encode_dialog(tokenizer: Any, dialog: Dialog) -> list[int]:
-    """The prompt ids for one dialog, in the format the tokenizer's vocabulary was made for."""
+    """The prompt ids for one dialog: the checkpoint's own chat template when it carries one,
+    else Meta's format for the tokenizer's vocabulary (Llama 3 headers or Llama 2 ``[INST]``)."""
+    template = chat_template_of(tokenizer)
+    if template:
+        return encode_template_dialog(tokenizer, template, dialog)
     if chat_format_of(tokenizer) == "llama3":
         return ChatFormat(tokenizer).encode_dialog_prompt(dialog)
     return encode_llama2_dialog(tokenizer, dialog)
