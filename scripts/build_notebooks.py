@@ -1,33 +1,38 @@
-"""Build the committed notebooks from their sources and execute them top to bottom.
+"""Execute the notebooks from their paired sources, or say which committed notebooks are stale.
 
-The notebooks are written as jupytext "percent" scripts in ``notebooks/src/`` (plain Python that
-diffs and reviews well) and committed executed, as ``notebooks/NN_name.ipynb``, so they read well on
-GitHub and nbval can compare their outputs.
+Each notebook is a jupytext pair: ``notebooks/src/NN_name.py``, a "percent" script that diffs and
+reviews well, and ``notebooks/NN_name.ipynb``, committed executed so that it reads well on GitHub
+and nbval can compare its outputs. Edit either one: JupyterLab with jupytext saves both, and
+``make notebooks`` first runs ``jupytext --sync`` (the newer file of each pair wins), then this.
 
-    python scripts/build_notebooks.py            # every notebook
+    python scripts/build_notebooks.py            # execute every notebook from its source
     python scripts/build_notebooks.py 01 03      # the ones whose name starts with these
+    python scripts/build_notebooks.py --check    # list stale notebooks; exit 1 if there are any
 
-Each notebook gets the same first code cell (``COLAB_CELL`` below), made from the repository
-address in ``pyproject.toml`` so the address lives in one place.
+The first code cell of every source is the Colab set-up cell; tests/test_notebooks.py checks that
+it equals ``colab_cell()``, made from the repository address in ``pyproject.toml`` so the address
+lives in one place.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from pathlib import Path
 
 import jupytext
 import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-SRC = ROOT / "notebooks" / "src"
 OUT = ROOT / "notebooks"
+#: jupytext pairing, relative to the notebook: notebooks/NN.ipynb <-> notebooks/src/NN.py
+FORMATS = "ipynb,src//py:percent"
 
 COLAB_CELL = '''\
 # Set-up. On Colab this installs the series' package, data and models (about a minute, once);
@@ -65,35 +70,68 @@ def colab_url(notebook: str) -> str:
     return f"https://colab.research.google.com/github/{github_slug()}/blob/main/notebooks/{notebook}"
 
 
-def build(src: Path, timeout: int) -> float:
+def cell_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """(cell type, source) of every cell: what a notebook says, whatever its outputs."""
+    return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
+
+
+def staleness(src: Path, notebooks: Path = OUT) -> str | None:
+    """Why ``notebooks/<src stem>.ipynb`` does not match its source, or None when it does."""
+    target = notebooks / (src.stem + ".ipynb")
+    if not target.exists():
+        return "not built yet"
+    built = nbformat.read(target, as_version=4)
+    want, have = cell_sources(jupytext.read(src)), cell_sources(built)
+    for i, (w, h) in enumerate(zip(want, have)):
+        if w != h:
+            return f"cell {i} ({w[0]}) differs from the source, starting {w[1][:60]!r}"
+    if len(want) != len(have):
+        return f"the source has {len(want)} cells, the notebook {len(have)}"
+    if built.metadata.get("jupytext", {}).get("formats") != FORMATS:
+        return f"not paired with its source (metadata jupytext.formats should be {FORMATS!r})"
+    return None
+
+
+def build(src: Path, timeout: int, notebooks: Path = OUT) -> float:
+    """Execute ``src`` top to bottom in a fresh kernel; write ``notebooks/<stem>.ipynb``, paired."""
     nb = jupytext.read(src)
-    nb.cells.insert(1, nbformat.v4.new_code_cell(colab_cell()))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata.pop("jupytext", None)
+    nb.metadata["jupytext"] = {"formats": FORMATS}  # keeps the pair: JupyterLab saves both files
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(OUT)}}).execute()
+                   resources={"metadata": {"path": str(notebooks)}}).execute()
     elapsed = time.perf_counter() - start
     for i, cell in enumerate(nb.cells):  # ids are random per build: make them stable for diffs
         cell["id"] = f"cell-{i:02d}"
-    target = OUT / (src.stem + ".ipynb")
-    nbformat.write(nb, target)
+    nbformat.write(nb, notebooks / (src.stem + ".ipynb"))
     return elapsed
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prefixes", nargs="*", help="build only notebooks whose name starts so")
+    parser.add_argument("prefixes", nargs="*", help="only notebooks whose name starts so")
+    parser.add_argument("--check", action="store_true",
+                        help="execute nothing; list the notebooks whose cells differ from their source")
+    parser.add_argument("--notebooks", type=Path, default=OUT,
+                        help="the folder of .ipynb files, with the sources in its src/ (default: notebooks/)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
-    args = parser.parse_args()
-    sources = sorted(SRC.glob("*.py"))
+    args = parser.parse_args(argv)
+    sources = sorted((args.notebooks / "src").glob("[0-9][0-9]_*.py"))
     if args.prefixes:
         sources = [s for s in sources if any(s.name.startswith(p) for p in args.prefixes)]
     if not sources:
-        print(f"no notebook sources matched in {SRC}", file=sys.stderr)
+        print(f"no notebook sources matched in {args.notebooks / 'src'}", file=sys.stderr)
         return 1
+    if args.check:
+        stale = {src: why for src in sources if (why := staleness(src, args.notebooks))}
+        for src, why in stale.items():
+            print(f"stale: {src.stem}.ipynb: {why}; rebuild it with "
+                  f"`python scripts/build_notebooks.py {src.name[:2]}` (or `make notebooks`)")
+        if not stale:
+            print(f"up to date: {', '.join(s.stem + '.ipynb' for s in sources)}")
+        return 1 if stale else 0
     for src in sources:
-        print(f"{src.stem}: {build(src, args.timeout):.1f} s")
+        print(f"{src.stem}: {build(src, args.timeout, args.notebooks):.1f} s")
     return 0
 
 

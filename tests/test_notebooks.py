@@ -1,14 +1,17 @@
-"""The committed notebooks are what their sources say, executed top to bottom, with no errors,
-learning goals first, the shared Colab cell, exercises with hidden solutions, and no downloads.
-(nbval, run by `make test` on notebooks/, re-executes them and compares outputs.)"""
+"""The committed notebooks are what their paired sources say, executed top to bottom, with no
+errors, learning goals first, the shared Colab cell, exercises with hidden solutions, and no
+downloads; `build_notebooks.py --check` names a stale one. (nbval, run by `make test` on
+notebooks/, re-executes them and compares outputs.)"""
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import build_notebooks  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
 DOWNLOAD = re.compile(r"spacy\.cli\.download|spacy download|hf_hub_download|snapshot_download|"
                       r"urlretrieve|requests\.get|wget |curl ")
 
@@ -35,14 +39,50 @@ def test_there_are_notebooks():
 
 
 def test_committed_notebook_matches_its_source(notebook):
-    path, nb = notebook
+    path, _ = notebook
     src = ROOT / "notebooks" / "src" / (path.stem + ".py")
     assert src.exists(), f"{path.name} has no source {src.relative_to(ROOT)}"
-    expected = [source(c).strip() for c in jupytext.read(src).cells]
-    expected.insert(1, build_notebooks.colab_cell())
-    got = [source(c).strip() for c in nb["cells"]]
-    assert got == expected, (f"{path.name} differs from its source: rebuild it with "
-                             f"`python scripts/build_notebooks.py {path.name[:2]}`")
+    why = build_notebooks.staleness(src)
+    assert why is None, f"{path.name}: {why}; rebuild it with `python scripts/build_notebooks.py {path.name[:2]}`"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_source_is_paired_and_starts_with_the_colab_cell(src):
+    nb = jupytext.read(src)
+    assert nb.metadata.get("jupytext", {}).get("formats") == build_notebooks.FORMATS, \
+        f"{src.name}: its jupytext header should say `formats: {build_notebooks.FORMATS}`"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert nb.cells[0].cell_type == "markdown" and code[0] is nb.cells[1], \
+        f"{src.name}: the title and goals, then the Colab set-up cell"
+    assert code[0].source.strip() == build_notebooks.colab_cell().strip(), \
+        f"{src.name}: the first code cell should be build_notebooks.colab_cell(); paste its output there"
+
+
+def _check(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check",
+                           "--notebooks", str(folder)], capture_output=True, text=True)
+
+
+def test_check_names_the_stale_notebook_and_ignores_outputs(tmp_path):
+    (tmp_path / "src").mkdir()
+    for name, code in [("01_a", "x = 1\nprint(x)"), ("02_b", "print('b')")]:
+        src = tmp_path / "src" / f"{name}.py"
+        src.write_text(f"# %% [markdown]\n# # {name}\n\n# %%\n{code}\n")
+        nb = jupytext.read(src)
+        nb.metadata["jupytext"] = {"formats": build_notebooks.FORMATS}
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    fresh = _check(tmp_path)
+    assert fresh.returncode == 0 and "up to date" in fresh.stdout, fresh.stdout + fresh.stderr
+
+    src = tmp_path / "src" / "02_b.py"
+    src.write_text(src.read_text().replace("print('b')", "print('B')"))
+    stale = _check(tmp_path)
+    assert stale.returncode == 1
+    assert "stale: 02_b.ipynb" in stale.stdout and "cell 1" in stale.stdout and "01_a" not in stale.stdout
+
+    (tmp_path / "src" / "03_c.py").write_text("# %%\nprint(3)\n")
+    assert "stale: 03_c.ipynb: not built yet" in _check(tmp_path).stdout
 
 
 def test_executed_in_order_without_errors(notebook):
@@ -57,13 +97,12 @@ def test_executed_in_order_without_errors(notebook):
             assert out["output_type"] != "error", f"{path.name}: error output in cell {count}"
 
 
-def test_goals_first_exercises_last_and_colab_cell(notebook):
+def test_goals_first_exercises_last(notebook):
     path, nb = notebook
     first = source(nb["cells"][0])
     assert nb["cells"][0]["cell_type"] == "markdown"
     assert re.search(r"learning goals|you will be able to|by the end", first, re.I), \
         f"{path.name}: the first cell should state the learning goals"
-    assert source(nb["cells"][1]).strip() == build_notebooks.colab_cell().strip()
     text = "\n".join(source(c) for c in nb["cells"])
     assert "Exercise" in text and "<details>" in text and "nnlib.exercises" in text
 
@@ -86,3 +125,15 @@ def test_no_paths_of_the_machine_that_ran_it(notebook):
     path, _ = notebook
     assert not re.search(r"/root/|/home/[a-z]|/tmp/|/Users/", path.read_text()), \
         f"{path.name} shows a local path in its outputs"
+
+
+@pytest.mark.slow
+def test_build_executes_and_keeps_the_pairing(tmp_path):
+    (tmp_path / "src").mkdir()
+    src = tmp_path / "src" / "01_a.py"
+    src.write_text("# %% [markdown]\n# # 01\n\n# %%\nprint(6 * 7)\n")
+    build_notebooks.build(src, timeout=60, notebooks=tmp_path)
+    nb = nbformat.read(tmp_path / "01_a.ipynb", as_version=4)
+    assert nb.metadata["jupytext"]["formats"] == build_notebooks.FORMATS
+    assert nb.cells[1].outputs[0]["text"] == "42\n"
+    assert build_notebooks.staleness(src, tmp_path) is None
