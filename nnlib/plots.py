@@ -330,44 +330,34 @@ def plot_next_token_bars(labels, probs, kept, chosen=None, ax=None, title: str =
     return ax
 
 
-def plot_temperature_sweep(logits, temperatures, labels, n_top: int = 8, axes=None):
-    """Left: softmax(logits / T) of the ``n_top`` most likely tokens for each T in
-    ``temperatures`` (temperature never reorders them, it only sharpens or flattens). Right: the
-    entropy of the whole distribution (bits) against T, from 0 (greedy, 0 bits) to 2, with the
-    chosen temperatures marked. ``logits`` (V,), ``labels`` one text per vocabulary id."""
+def plot_temperature_sweep(logits, probs_by_temperature, entropy_curve, labels, n_top: int = 8,
+                           axes=None):
+    """Left: the probabilities of the ``n_top`` most likely tokens (by ``logits`` (V,)) at each
+    temperature of ``probs_by_temperature`` ({T: softmax(logits / T)}, each (V,)): temperature
+    never reorders them, it only sharpens or flattens. Right: ``entropy_curve`` = (temperatures,
+    entropy in bits) against T, with the temperatures of the left panel marked. ``labels`` maps
+    a token id to its text. The caller computes the numbers (``nnlib.llama.sampling``)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    import torch
-
-    from nnlib.llama.generation import temperature_probs
-
     z = _np(logits)
     order = np.argsort(-z, kind="stable")[:n_top]
-
-    def softmax(t: float):  # the same softmax(logits / T) that generate uses
-        return temperature_probs(torch.as_tensor(z), t).double().numpy()
-
-    def entropy_bits(q):
-        q = q[q > 0]
-        return float(-(q * np.log2(q)).sum())
-
+    temperatures = list(probs_by_temperature)
+    grid, bits = _np(entropy_curve[0]), _np(entropy_curve[1])
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
     left, right = axes
     width = 0.8 / len(temperatures)
     for k, t in enumerate(temperatures):
-        left.bar(np.arange(n_top) + (k - (len(temperatures) - 1) / 2) * width, softmax(t)[order],
-                 width=width, label=f"T = {t:g}")
+        left.bar(np.arange(n_top) + (k - (len(temperatures) - 1) / 2) * width,
+                 _np(probs_by_temperature[t])[order], width=width, label=f"T = {t:g}")
     left.set_xticks(range(n_top), [repr(labels[i]) for i in order], rotation=40, ha="right",
                     fontsize=8, family="monospace")
     left.set_ylabel("probability")
     left.set_title("softmax(logits / T) of the most likely tokens", fontsize=9)
     left.legend(fontsize=8)
-    grid = np.linspace(0, 2, 81)
-    right.plot(grid, [entropy_bits(softmax(t)) for t in grid], color=_KEPT)
-    right.scatter(temperatures, [entropy_bits(softmax(t)) for t in temperatures], color=_CHOSEN,
-                  zorder=3)
+    right.plot(grid, bits, color=_KEPT)
+    right.scatter(temperatures, np.interp(temperatures, grid, bits), color=_CHOSEN, zorder=3)
     right.axhline(np.log2(len(z)), color="grey", linestyle=":", linewidth=1)
     right.text(0.02, np.log2(len(z)), f"uniform over {len(z)}: {np.log2(len(z)):.1f} bits",
                va="bottom", fontsize=8, color="grey")
@@ -377,22 +367,19 @@ def plot_temperature_sweep(logits, temperatures, labels, n_top: int = 8, axes=No
     return axes
 
 
-def plot_nucleus(sorted_probs, p: float, labels=None, n_show=None, ax=None):
+def plot_nucleus(sorted_probs, kept, p: float, labels=None, n_show=None, ax=None):
     """Meta's ``sample_top_p`` picture: the probabilities sorted high to low (bars), their
-    running sum (line), the threshold ``p`` (dotted) and the kept tokens in blue: a token is kept
-    while the mass *before* it is at most ``p``, so the one that crosses ``p`` is kept too.
+    running sum (line), the threshold ``p`` (dotted) and the kept tokens in blue (``kept``, a
+    boolean per sorted entry, e.g. ``sampling.nucleus(probs, p)[2][0]``): a token is kept while
+    the mass *before* it is at most ``p``, so the one that crosses ``p`` is kept too.
     ``n_show`` bars (default: the nucleus and 10 more, at most 100); token labels under the bars
     when there are at most 40."""
     import matplotlib.pyplot as plt
     import numpy as np
 
-    import torch
-
-    from nnlib.llama.generation import nucleus
-
     full = _np(sorted_probs)
     full_cum = np.cumsum(full)
-    full_keep = nucleus(torch.as_tensor(full)[None], p)[2][0].numpy()  # sample_top_p's own rule
+    full_keep = _np(kept).astype(bool)
     n_kept = int(full_keep.sum())
     if n_show is None:
         n_show = min(len(full), n_kept + 10, 100)

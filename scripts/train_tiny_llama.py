@@ -37,6 +37,7 @@ from tqdm import tqdm  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nnlib.llama.checkpoint import write_params_json  # noqa: E402
 from nnlib.llama.model import ModelArgs, Transformer  # noqa: E402
 
 # Lines that look like "Name." but are headings, not speakers.
@@ -406,10 +407,7 @@ def main() -> None:
     print(f"done in {minutes:.1f} min ({(time.time() - t_train) / 60:.1f} training); "
           f"val loss {log['val_loss'][-1][1]:.3f}", flush=True)
 
-    params = {k: getattr(margs, k) for k in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
-                                             "multiple_of", "ffn_dim_multiplier", "norm_eps", "rope_theta",
-                                             "use_scaled_rope")}
-    (out / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    write_params_json(margs, out)
     torch.save({k: v.to(torch.float16) for k, v in model.state_dict().items()}, out / "consolidated.00.pth")
     import platform
 

@@ -5,30 +5,29 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from nnlib.llama.checkpoint import shard_axis
+from nnlib.llama.devices import KNOWN_MODELS, count_parameters, format_of_bytes, kv_cache_bytes
+from nnlib.llama.model import ModelArgs, ffn_hidden_dim
+
 from .verdict import Verdict, attempt, report
 
 
 # References come from nnlib.llama (devices, checkpoint), so the notebook, the library and the
-# checkers share one definition of each quantity. torch is imported inside each checker.
+# checkers share one definition of each quantity.
 
-# params.json of published models (Llama 2 7B's has no n_kv_heads: it means n_kv_heads = n_heads).
-_LLAMA2_7B = dict(dim=4096, n_layers=32, n_heads=32, vocab_size=32000, multiple_of=256,
-                  ffn_dim_multiplier=None, norm_eps=1e-05)
-_LLAMA3_8B = dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128256,
-                  multiple_of=1024, ffn_dim_multiplier=1.3, norm_eps=1e-05, rope_theta=500000.0)
-_LLAMA3_70B = dict(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=128256,
-                   multiple_of=4096, ffn_dim_multiplier=1.3, norm_eps=1e-05, rope_theta=500000.0)
+# params.json of published models, from their one home (Llama 2 7B's has no n_kv_heads: it
+# means n_kv_heads = n_heads).
+_LLAMA2_7B = {k: v for k, v in KNOWN_MODELS["7B"].items() if k != "n_kv_heads"}
+_LLAMA3_8B = KNOWN_MODELS["8B"]
+_LLAMA3_70B = KNOWN_MODELS["70B"]
 _TINY_SHAPE = dict(dim=192, n_layers=6, n_heads=6, n_kv_heads=2, vocab_size=2048, multiple_of=32,
                    ffn_dim_multiplier=None)
-_BYTES_TO_DTYPE = {4: "fp32", 2: "bf16", 1: "int8"}
 
 
 def _kv_reference(params: dict, max_seq_len: int, max_batch_size: int, bytes_per_value: int) -> int:
-    from nnlib.llama.devices import kv_cache_bytes
-
     return kv_cache_bytes(params["n_layers"], params["dim"], params["n_heads"], max_seq_len,
                           max_batch_size, n_kv_heads=params.get("n_kv_heads"),
-                          dtype=_BYTES_TO_DTYPE[bytes_per_value])
+                          dtype=format_of_bytes(bytes_per_value))
 
 
 def check_kv_cache_bytes(fn: Callable[..., Any]) -> Verdict:
@@ -69,9 +68,6 @@ def check_kv_cache_bytes(fn: Callable[..., Any]) -> Verdict:
 def check_llama_parameter_count(fn: Callable[..., Any]) -> Verdict:
     """Exercise 03.2: ``fn(params)`` -> parameters of a Llama with this ``params.json`` (embedding
     and output separate, as in Meta's checkpoints)."""
-    from nnlib.llama.devices import count_parameters
-    from nnlib.llama.model import ModelArgs, ffn_hidden_dim
-
     for params in (_TINY_SHAPE, _LLAMA2_7B, _LLAMA3_8B, _LLAMA3_70B):
         ran, got = attempt(fn, dict(params))
         if not ran:
@@ -106,16 +102,7 @@ def check_llama_parameter_count(fn: Callable[..., Any]) -> Verdict:
 
 def _mp_axis(name: str, embedding_axis: int = 1) -> Any:
     """Meta's split axis for a weight: 0 (column-parallel), 1 (row-parallel), None (copied)."""
-    from nnlib.llama.checkpoint import COLUMN_PARALLEL, ROW_PARALLEL
-
-    kind = name.split(".")[-2]
-    if "norm" in kind:
-        return None
-    if kind in COLUMN_PARALLEL:
-        return 0
-    if kind in ROW_PARALLEL:
-        return 1
-    return embedding_axis  # tok_embeddings: dim 1 in Llama 2's shards
+    return shard_axis(name, embedding_axis)  # tok_embeddings: dim 1 in Llama 2's shards
 
 
 def check_mp_split(split: Callable[..., Any], merge: Callable[..., Any]) -> Verdict:

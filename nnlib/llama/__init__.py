@@ -5,28 +5,29 @@ device (CUDA, Apple MPS, CPU) without torchrun, plus a tiny Shakespeare Llama sh
     llama = load_tiny()
     llama.text_completion(["ROMEO:"], temperature=0.0, max_gen_len=40)
 
-Modules: ``model`` (ModelArgs, Transformer), ``tokenizer`` (SentencePiece, Llama 3 tiktoken,
-Hugging Face tokenizer.json), ``chat`` (Llama 2 / Llama 3 chat prompts), ``checkpoint`` (read
-Meta / HF / sharded layouts, write HF), ``devices`` (device, dtype, backend, memory arithmetic),
-``generation`` (Llama: build, generate, text_completion, chat_completion, steps;
-sample_top_p).
+One job per module; the names a learner imports are re-exported here, the rest are imported from
+their module:
+
+- ``model``       ModelArgs, Transformer (RMSNorm, rotary embeddings, attention with a KV cache)
+- ``tokenizer``   SentencePiece, Llama 3 tiktoken, Hugging Face tokenizer.json; load_tokenizer
+- ``chat``        Llama 2 / Llama 3 chat prompts (encode_dialog, ChatFormat)
+- ``checkpoint``  read Meta / HF / sharded layouts into Meta's names; write Meta and HF layouts
+- ``loading``     Llama.build, read_checkpoint (one function per layout), the memory check, load_tiny
+- ``devices``     device, dtype, process-group backend, memory arithmetic
+- ``sampling``    temperature, sample_top_p (nucleus), top-k, min-p, token logprobs
+- ``generation``  Llama (generate, text_completion, chat_completion, step, steps), GenerationStepper
 """
-from .chat import ChatFormat, check_dialog, encode_dialog
-from .checkpoint import load_state_dict, permute_for_hf, save_hf, save_meta, unpermute_from_hf
-from .devices import (choose_device, choose_dtype, kv_cache_bytes, memory_table, model_memory,
-                      process_group_backend)
-from .generation import (GenerationStep, Llama, choose_next, generate_seed_order, load_tiny,
-                         next_token_distribution, nucleus, sample_top_p, temperature_probs)
-from .model import ModelArgs, Transformer, ffn_hidden_dim
-from .tokenizer import (HFTokenizer, TiktokenTokenizer, Tokenizer, find_tokenizer_file,
-                        llama3_special_tokens, load_tokenizer)
+from .chat import encode_dialog
+from .checkpoint import save_hf
+from .devices import choose_device, choose_dtype
+from .generation import GenerationStep, GenerationStepper, Llama
+from .loading import load_tiny
+from .model import ModelArgs, Transformer
+from .sampling import sample_top_p
+from .tokenizer import Tokenizer, load_tokenizer
 
 __all__ = [
-    "Llama", "ModelArgs", "Transformer", "Tokenizer", "load_tiny", "sample_top_p", "save_hf",
-    "save_meta", "load_state_dict", "permute_for_hf", "unpermute_from_hf", "GenerationStep",
-    "choose_next", "next_token_distribution", "nucleus", "temperature_probs", "generate_seed_order",
-    "choose_device", "choose_dtype", "process_group_backend", "kv_cache_bytes", "model_memory",
-    "memory_table", "ffn_hidden_dim", "load_tokenizer",
-    "TiktokenTokenizer", "HFTokenizer", "find_tokenizer_file", "llama3_special_tokens",
-    "ChatFormat", "check_dialog", "encode_dialog",
+    "Llama", "ModelArgs", "Transformer", "Tokenizer", "load_tokenizer", "load_tiny",
+    "sample_top_p", "GenerationStep", "GenerationStepper", "encode_dialog", "save_hf",
+    "choose_device", "choose_dtype",
 ]

@@ -20,11 +20,13 @@ import pickle
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 
-from .model import ModelArgs, Transformer, ffn_hidden_dim
+from .devices import is_llama_3_2_shape
+from .model import ModelArgs, Transformer, ffn_hidden_dim, swiglu_base_width
+from .tokenizer import tokenizer_kind
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -34,6 +36,24 @@ COLUMN_PARALLEL = ("wq", "wk", "wv", "w1", "w3", "output")
 ROW_PARALLEL = ("wo", "w2")
 #: Keys in some Meta files that are not weights (Llama 2 stores its rope table).
 IGNORED_META_KEYS = ("rope.freqs",)
+#: ``use_scaled_rope`` with no factor in params.json: Llama 3.2 1B/3B use 32, Llama 3.1 uses 8.
+LLAMA_3_1_ROPE_FACTOR, LLAMA_3_2_ROPE_FACTOR = 8.0, 32.0
+
+
+def shard_axis(key: str, embedding_axis: Optional[int] = None) -> Optional[int]:
+    """The axis along which Meta's model-parallel shards split the weight ``key``: 0 for the
+    column-parallel ones (``wq wk wv w1 w3 output``, split by output rows), 1 for the row-parallel
+    ones (``wo w2``, split by input columns), None for what every shard holds whole (norms).
+    ``tok_embeddings`` is split on dim 1 in Llama 2 and on dim 0 in Llama 3: ``embedding_axis``
+    (None when the caller must work it out from the shapes)."""
+    name = key.split(".")[-2] if key.count(".") else key
+    if "norm" in name:
+        return None
+    if name in COLUMN_PARALLEL:
+        return 0
+    if name in ROW_PARALLEL:
+        return 1
+    return embedding_axis
 
 
 # ---- finding the files -----------------------------------------------------------------------
@@ -161,7 +181,7 @@ def merge_shards(shards: list[dict[str, torch.Tensor]], args: ModelArgs) -> dict
         if n == 1 or parts[0].dim() == 1:
             t = parts[0]
         else:
-            t = torch.cat(parts, dim=_shard_axis(key, parts[0].shape, n, want[key]))
+            t = torch.cat(parts, dim=_merge_axis(key, parts[0].shape, n, want[key]))
         if t.shape != want[key]:
             raise ValueError(
                 f"Shard shapes do not fit params.json: {key} is {tuple(t.shape)} after joining {n} "
@@ -179,13 +199,12 @@ def merge_shards(shards: list[dict[str, torch.Tensor]], args: ModelArgs) -> dict
     return merged
 
 
-def _shard_axis(key: str, shard_shape: torch.Size, n: int, full: torch.Size) -> int:
-    name = key.split(".")[-2]
-    if name in COLUMN_PARALLEL:
-        return 0
-    if name in ROW_PARALLEL:
-        return 1
-    # tok_embeddings (and anything unexpected): whichever axis makes n shards fill the full shape.
+def _merge_axis(key: str, shard_shape: torch.Size, n: int, full: torch.Size) -> int:
+    """``shard_axis``, with the embeddings' axis read from the shapes: whichever axis makes n
+    shards fill the full shape."""
+    axis = shard_axis(key)
+    if axis is not None:
+        return axis
     for axis in (0, 1):
         other = 1 - axis
         if shard_shape[axis] * n == full[axis] and shard_shape[other] == full[other]:
@@ -209,15 +228,7 @@ def save_meta(state_dict: dict[str, torch.Tensor], args: ModelArgs, out_dir: Pat
     out.mkdir(parents=True, exist_ok=True)
     shards: list[dict[str, torch.Tensor]] = [{} for _ in range(n_shards)]
     for key, t in state_dict.items():
-        name = key.split(".")[-2]
-        if t.dim() == 1 or n_shards == 1:
-            axis = None
-        elif name in COLUMN_PARALLEL:
-            axis = 0
-        elif name in ROW_PARALLEL:
-            axis = 1
-        else:
-            axis = embedding_axis
+        axis = None if t.dim() == 1 or n_shards == 1 else shard_axis(key, embedding_axis)
         if axis is not None and t.shape[axis] % n_shards:
             raise ValueError(f"{key} {tuple(t.shape)} does not split into {n_shards} equal shards on dim {axis}.")
         pieces = [t] * n_shards if axis is None else list(torch.chunk(t, n_shards, dim=axis))
@@ -225,8 +236,15 @@ def save_meta(state_dict: dict[str, torch.Tensor], args: ModelArgs, out_dir: Pat
             shard[key] = piece.clone()
     for i, shard in enumerate(shards):
         torch.save(shard, out / f"consolidated.{i:02d}.pth")
-    (out / "params.json").write_text(json.dumps(meta_params(args), indent=2) + "\n")
+    write_params_json(args, out)
     return out
+
+
+def write_params_json(args: ModelArgs, out_dir: PathLike) -> Path:
+    """Write ``out_dir/params.json`` for ``args``, as Meta's downloads have it; returns its path."""
+    path = Path(out_dir) / "params.json"
+    path.write_text(json.dumps(meta_params(args), indent=2) + "\n")
+    return path
 
 
 def meta_params(args: ModelArgs) -> dict[str, Any]:
@@ -310,7 +328,7 @@ def hf_config_to_params(config: dict[str, Any]) -> dict[str, Any]:
 def ffn_params_for(dim: int, hidden: int) -> dict[str, Any]:
     """``multiple_of``/``ffn_dim_multiplier`` that make Meta's formula give HF's intermediate_size:
     rounding up to a multiple of ``hidden`` itself lands exactly on ``hidden``."""
-    base = int(2 * (4 * dim) / 3)
+    base = swiglu_base_width(dim)
     return {"multiple_of": hidden, "ffn_dim_multiplier": None if base <= hidden else hidden / base}
 
 
@@ -379,8 +397,28 @@ def read_params(ckpt_dir: PathLike) -> tuple[str, dict[str, Any]]:
     layout = detect_layout(ckpt_dir)
     d = Path(ckpt_dir)
     if layout == "meta":
-        return layout, read_json(d / "params.json")
+        return layout, meta_rope_defaults(read_json(d / "params.json"))
     return layout, hf_config_to_params(read_json(d / "config.json"))
+
+
+def meta_rope_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """Fill in the rope factor a Meta ``params.json`` leaves out. Llama 3.1 and 3.2 both say only
+    ``use_scaled_rope: true``; Meta's code then uses 8 for 3.1 and 32 for 3.2 (as their Hugging
+    Face ``config.json`` files state), so the factor is told by the shape: 32 for Llama 3.2
+    1B/3B, else 8. A factor the file states (``rope_scaling_factor``) always wins."""
+    stated = params.get("rope_scaling_factor", params.get("rope_scale_factor"))
+    if not params.get("use_scaled_rope") or stated is not None:
+        return params
+    factor = LLAMA_3_2_ROPE_FACTOR if is_llama_3_2_shape(params) else LLAMA_3_1_ROPE_FACTOR
+    return {**params, "rope_scale_factor": factor}
+
+
+def ties_embeddings(layout: str, ckpt_dir: PathLike, params: dict[str, Any]) -> bool:
+    """Whether the checkpoint's output matrix is its embedding matrix (Llama 3.2 1B/3B), known
+    before any weight is read: ``tie_word_embeddings`` in an HF config, the shape for Meta's."""
+    if layout == "hf":
+        return bool(read_json(Path(ckpt_dir) / "config.json").get("tie_word_embeddings"))
+    return is_llama_3_2_shape(params)
 
 
 def load_state_dict(ckpt_dir: PathLike, args: ModelArgs, layout: Optional[str] = None
@@ -453,7 +491,7 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
     else:
         config.torch_dtype = dtype_name
     config.save_pretrained(str(out))
-    if tokenizer_path is not None and _tokenizer_kind(tokenizer_path) == "tokenizer.json":
+    if tokenizer_path is not None and _hf_tokenizer_file_kind(tokenizer_path) == "tokenizer.json":
         shutil.copyfile(tokenizer_path, out / "tokenizer.json")  # transformers reads it as it is
         (out / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": args.max_seq_len,
@@ -470,21 +508,17 @@ def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = 
     return out
 
 
-def _tokenizer_kind(path: PathLike) -> str:
-    """'sentencepiece' or 'tokenizer.json'; a tiktoken rank file (Llama 3 in Meta's layout) has no
-    file transformers' LlamaForCausalLM side can read as it is, so it is refused with the fix."""
-    from .tokenizer import HFTokenizer, TiktokenTokenizer, load_tokenizer
-
-    tok = load_tokenizer(path)
-    if isinstance(tok, HFTokenizer):
-        return "tokenizer.json"
-    if isinstance(tok, TiktokenTokenizer):
+def _hf_tokenizer_file_kind(path: PathLike) -> str:
+    """``tokenizer_kind``, refusing 'tiktoken': a tiktoken rank file (Llama 3 in Meta's layout)
+    is no file transformers' LlamaForCausalLM side can read as it is, so the fix is named."""
+    kind = tokenizer_kind(path)
+    if kind == "tiktoken":
         raise ValueError(
             f"{path} is a tiktoken rank file (Llama 3 in Meta's layout); save_hf can copy a "
             "SentencePiece tokenizer.model or a tokenizer.json. Pass tokenizer_path= the "
             "tokenizer.json of the Hugging Face download, or tokenizer_path=False to write weights only."
         )
-    return "sentencepiece"
+    return kind
 
 
 def sentencepiece_adds_dummy_prefix(model_path: PathLike) -> bool:
@@ -499,6 +533,3 @@ def sentencepiece_adds_dummy_prefix(model_path: PathLike) -> bool:
     except Exception:  # not SentencePiece (or protobuf missing): HF's default
         return True
 
-
-def total_numel(tensors: Iterable[torch.Tensor]) -> int:
-    return sum(t.numel() for t in tensors)

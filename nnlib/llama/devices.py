@@ -28,9 +28,47 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
                 multiple_of=4096, ffn_dim_multiplier=1.3),                     # Llama 3 70B
 }
 
-_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-           "half": torch.float16}
+#: Llama 3.2's small models: their output matrix *is* the embedding matrix (tied), which the
+#: parameter count must count once. Meta's params.json does not say so; the shape does.
+LLAMA_3_2_MODELS: dict[str, dict[str, Any]] = {
+    "3.2-1B": dict(dim=2048, n_layers=16, n_heads=32, n_kv_heads=8, vocab_size=128256,
+                   multiple_of=256, ffn_dim_multiplier=1.5, tied_embeddings=True),
+    "3.2-3B": dict(dim=3072, n_layers=28, n_heads=24, n_kv_heads=8, vocab_size=128256,
+                   multiple_of=256, ffn_dim_multiplier=1.0, tied_embeddings=True),
+}
+
+#: Every name a dtype may be given by (argument or NNLIB_DTYPE) -> the torch dtype.
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+          "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "half": torch.float16}
+#: The short name (a key of BYTES_PER_PARAM) of each torch dtype a Llama runs in.
+SHORT_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+#: Environment variables that override the automatic choice (an explicit argument still wins).
+DEVICE_ENV, DTYPE_ENV = "NNLIB_DEVICE", "NNLIB_DTYPE"
+
+
+def short_dtype_name(dtype: torch.dtype) -> str:
+    """'fp32', 'bf16' or 'fp16' for a torch dtype: the names the memory arithmetic uses."""
+    if dtype not in SHORT_DTYPE_NAMES:
+        raise ValueError(f"{dtype} is not a dtype a Llama runs in here; use one of "
+                         f"{[str(d) for d in SHORT_DTYPE_NAMES]}.")
+    return SHORT_DTYPE_NAMES[dtype]
+
+
+def format_of_bytes(bytes_per_value: float) -> str:
+    """The first format in BYTES_PER_PARAM with this many bytes per value (2 -> 'bf16')."""
+    for name, n in BYTES_PER_PARAM.items():
+        if n == bytes_per_value:
+            return name
+    raise ValueError(f"No format stores a value in {bytes_per_value!r} bytes; "
+                     f"use one of {sorted(set(BYTES_PER_PARAM.values()))}.")
+
+
+def is_llama_3_2_shape(params: dict[str, Any]) -> bool:
+    """Whether ``params`` (params.json values) have the shape of Llama 3.2 1B or 3B."""
+    keys = ("dim", "n_layers", "n_heads", "n_kv_heads")
+    return any(all(params.get(k) == shape[k] for k in keys) for shape in LLAMA_3_2_MODELS.values())
 
 
 def mps_available() -> bool:
@@ -39,8 +77,15 @@ def mps_available() -> bool:
 
 
 def choose_device(device: DeviceLike = None) -> torch.device:
-    """``None`` -> cuda if present, else mps, else cpu. A named device this torch cannot use
-    raises ValueError saying why (e.g. "this torch was built without CUDA")."""
+    """``None`` -> the ``NNLIB_DEVICE`` environment variable if set, else cuda if present, else
+    mps, else cpu. A named device this torch cannot use raises ValueError saying why (e.g. "this
+    torch was built without CUDA"); a bad ``NNLIB_DEVICE`` says so by name."""
+    if device is None and os.environ.get(DEVICE_ENV):
+        try:
+            return choose_device(os.environ[DEVICE_ENV])
+        except ValueError as err:
+            raise ValueError(f"{DEVICE_ENV}={os.environ[DEVICE_ENV]!r}: {err} Valid values: "
+                             "cpu, cuda, cuda:N, mps; or unset it to choose automatically.") from err
     if device is None:
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -77,14 +122,21 @@ def choose_device(device: DeviceLike = None) -> torch.device:
 
 
 def choose_dtype(device: torch.device, dtype: Union[str, torch.dtype, None] = None) -> torch.dtype:
-    """bf16 on a CUDA GPU that supports it (else fp16), fp16 on MPS, fp32 on the CPU (CPU half
-    matmuls are slow or missing in older torch), unless ``dtype`` is given."""
+    """``dtype`` if given, else the ``NNLIB_DTYPE`` environment variable if set, else bf16 on a
+    CUDA GPU that supports it (else fp16), fp16 on MPS, fp32 on the CPU (CPU half matmuls are
+    slow or missing in older torch). Unknown names raise ValueError listing the valid ones."""
+    if dtype is None and os.environ.get(DTYPE_ENV):
+        name = os.environ[DTYPE_ENV]
+        if name not in DTYPES:
+            raise ValueError(f"{DTYPE_ENV}={name!r} is not a dtype name; use one of "
+                             f"{sorted(DTYPES)}, or unset it to choose by device.")
+        return DTYPES[name]
     if dtype is not None:
         if isinstance(dtype, torch.dtype):
             return dtype
-        if dtype not in _DTYPES:
-            raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(_DTYPES)} or a torch.dtype.")
-        return _DTYPES[dtype]
+        if dtype not in DTYPES:
+            raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(DTYPES)} or a torch.dtype.")
+        return DTYPES[dtype]
     device = torch.device(device)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -125,8 +177,10 @@ def init_process_group_if_needed(device: DeviceLike = None) -> bool:
 
 def count_parameters(dim: int, n_layers: int, n_heads: int, vocab_size: int,
                      n_kv_heads: Optional[int] = None, multiple_of: int = 256,
-                     ffn_dim_multiplier: Optional[float] = None, **_: Any) -> int:
-    """Parameters of a Llama with these ``params.json`` values (embedding and output untied)."""
+                     ffn_dim_multiplier: Optional[float] = None, tied_embeddings: bool = False,
+                     **_: Any) -> int:
+    """Parameters of a Llama with these ``params.json`` values. With ``tied_embeddings`` (Llama
+    3.2 1B/3B) the output matrix is the embedding matrix and counts once."""
     from .model import ModelArgs, ffn_hidden_dim
 
     n_kv = n_kv_heads or n_heads
@@ -138,7 +192,8 @@ def count_parameters(dim: int, n_layers: int, n_heads: int, vocab_size: int,
     attn = dim * n_heads * hd * 2 + dim * n_kv * hd * 2     # wq, wo + wk, wv
     ffn = 3 * dim * hidden                                   # w1, w2, w3
     per_layer = attn + ffn + 2 * dim                         # + two RMSNorm weights
-    return n_layers * per_layer + 2 * vocab_size * dim + dim  # + embeddings, output, final norm
+    n_vocab_matrices = 1 if tied_embeddings else 2           # embeddings (+ output)
+    return n_layers * per_layer + n_vocab_matrices * vocab_size * dim + dim  # + final norm
 
 
 def weight_bytes(n_params: int, dtype: str = "bf16") -> int:
@@ -152,6 +207,8 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
                    n_kv_heads: Optional[int] = None, dtype: str = "bf16", **_: Any) -> int:
     """Bytes of the KV cache: keys and values, every layer, every position, every batch row:
     2 * n_layers * max_batch_size * max_seq_len * n_kv_heads * head_dim * bytes."""
+    if dtype not in BYTES_PER_PARAM:
+        raise ValueError(f"Unknown dtype {dtype!r}; use one of {list(BYTES_PER_PARAM)}.")
     n_kv = n_kv_heads or n_heads
     elems = 2 * n_layers * max_batch_size * max_seq_len * n_kv * (dim // n_heads)
     return int(elems * BYTES_PER_PARAM[dtype])
@@ -159,13 +216,15 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
 
 def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048,
                  max_batch_size: int = 1, kv_dtype: Optional[str] = None) -> dict[str, int]:
-    """Memory for one of ``KNOWN_MODELS`` ('7B', '8B', '13B', '70B') or a params dict:
+    """Memory for one of ``KNOWN_MODELS`` ('7B', '8B', '13B', '70B'), ``LLAMA_3_2_MODELS``
+    ('3.2-1B', '3.2-3B') or a params dict (``tied_embeddings=True`` counts the output once):
     ``{"params", "weights", "kv_cache", "total"}`` in parameters / bytes. The KV cache is kept in
     ``kv_dtype`` (default: ``dtype``, but never below 16 bits, as quantised weights still cache
     activations in 16 bits)."""
-    if isinstance(model, str) and model not in KNOWN_MODELS:
-        raise ValueError(f"Unknown model {model!r}; use one of {list(KNOWN_MODELS)} or a params dict.")
-    shape = KNOWN_MODELS[model] if isinstance(model, str) else model
+    known = {**KNOWN_MODELS, **LLAMA_3_2_MODELS}
+    if isinstance(model, str) and model not in known:
+        raise ValueError(f"Unknown model {model!r}; use one of {list(known)} or a params dict.")
+    shape = known[model] if isinstance(model, str) else model
     n = count_parameters(**shape)
     kv_dtype = kv_dtype or (dtype if dtype in ("fp32", "bf16", "fp16") else "bf16")
     w = weight_bytes(n, dtype)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -83,10 +83,15 @@ class ModelArgs:
         return self.dim // self.n_heads
 
 
+def swiglu_base_width(dim: int) -> int:
+    """int(2/3 * 4 * dim): the SwiGLU width before ``ffn_dim_multiplier`` and rounding."""
+    return int(2 * (4 * dim) / 3)
+
+
 def ffn_hidden_dim(args: ModelArgs) -> int:
     """Width of the SwiGLU layer: 2/3 of 4*dim (three matrices instead of two keep the parameter
     count of a 4*dim MLP), scaled by ``ffn_dim_multiplier``, rounded up to ``multiple_of``."""
-    hidden = int(2 * (4 * args.dim) / 3)
+    hidden = swiglu_base_width(args.dim)
     if args.ffn_dim_multiplier is not None:
         hidden = int(args.ffn_dim_multiplier * hidden)
     return args.multiple_of * ((hidden + args.multiple_of - 1) // args.multiple_of)
@@ -262,6 +267,7 @@ class Transformer(nn.Module):
         cos, sin = precompute_rope(params, "cpu" if w.is_meta else w.device)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.cache_ids = empty_cache_ids(params)
 
     def reset_buffers(self, device: Any = None, dtype: Optional[torch.dtype] = None) -> None:
         """(Re)allocate the rope tables (float32) and an empty KV cache on ``device`` in ``dtype``
@@ -270,6 +276,7 @@ class Transformer(nn.Module):
         device = w.device if device is None else device
         dtype = w.dtype if dtype is None else dtype
         self.rope_cos, self.rope_sin = precompute_rope(self.params, device)
+        self.cache_ids = empty_cache_ids(self.params)
         for layer in self.layers:
             attn = layer.attention
             shape = attn.cache_k.shape
@@ -293,7 +300,25 @@ class Transformer(nn.Module):
         if not use_cache:
             return self._forward(tokens, start_pos, use_cache=False)
         with torch.no_grad():  # the cache is for inference: never keep a graph through it
-            return self._forward(tokens, start_pos, use_cache=True)
+            logits = self._forward(tokens, start_pos, use_cache=True)
+        self._record_cache(tokens, start_pos)
+        return logits
+
+    def _record_cache(self, tokens: torch.Tensor, start_pos: int) -> None:
+        """Note which token ids the cache rows now hold. Positions after this call's last one
+        were computed from an older prefix, so they no longer count."""
+        end = start_pos + tokens.shape[1]
+        rows = self.cache_ids[: tokens.shape[0]]
+        rows[:, start_pos:end] = tokens.detach().cpu()
+        rows[:, end:] = -1
+
+    def cached_prefix_len(self, ids: Sequence[int], row: int = 0) -> int:
+        """How many leading tokens of ``ids`` the KV cache's batch row ``row`` holds, i.e. the
+        largest ``prev_pos`` from which ``forward(ids[prev_pos:], prev_pos)`` is exact. Another
+        ``generate`` (or any call with other tokens) in between makes this smaller."""
+        held = self.cache_ids[row, : min(len(ids), self.params.max_seq_len)]
+        same = (held == torch.as_tensor(list(ids[: len(held)]), dtype=torch.long)).tolist()
+        return same.index(False) if False in same else len(same)
 
     def _forward(self, tokens: torch.Tensor, start_pos: int, use_cache: bool) -> torch.Tensor:
         seqlen = tokens.shape[1]
@@ -318,4 +343,11 @@ class Transformer(nn.Module):
         return self.output(self.norm(h)).float()
 
     def num_parameters(self) -> int:
+        """Distinct parameters: tied embeddings (one tensor, two names) count once."""
         return sum(p.numel() for p in self.parameters())
+
+
+def empty_cache_ids(params: ModelArgs) -> torch.Tensor:
+    """(max_batch_size, max_seq_len) token ids the KV cache holds, -1 where it holds nothing; kept
+    on the CPU, beside the cache, so asking what it holds never touches the device."""
+    return torch.full((params.max_batch_size, params.max_seq_len), -1, dtype=torch.long)

@@ -212,7 +212,6 @@ class TiktokenTokenizer:
         names = list(special_tokens) if special_tokens is not None else llama3_special_tokens()
         _require_llama3_specials(names, path)
         self.model_path = str(path)
-        self.num_base_tokens = len(ranks)
         self.special_tokens: dict[str, int] = {t: len(ranks) + i for i, t in enumerate(names)}
         self.model = tiktoken.Encoding(name=path.name, pat_str=self.pat_str, mergeable_ranks=ranks,
                                        special_tokens=self.special_tokens)
@@ -368,6 +367,32 @@ def load_tokenizer(path: PathLike) -> Union[Tokenizer, TiktokenTokenizer, HFToke
             f"{p} is neither a SentencePiece model (Llama 1/2's tokenizer.model), a tiktoken rank "
             "file (Llama 3's tokenizer.model: lines of 'base64-token rank') nor a Hugging Face "
             f"tokenizer.json. {_HELP_FILES}") from err
+
+
+# ---- showing tokens ---------------------------------------------------------------------------
+
+
+def display_piece(tokenizer: BaseTokenizer, token: int) -> str:
+    """A readable label for one token id: SentencePiece's '\u2581' as a space, byte pieces such as
+    '<0x0A>' as the character when it is one byte of ASCII; other kinds decode the id alone."""
+    piece_of = getattr(tokenizer, "id_to_piece", None)
+    if piece_of is None:
+        return tokenizer.decode([token])
+    piece = piece_of(token)
+    if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+        byte = int(piece[3:5], 16)
+        return chr(byte) if byte < 128 else piece
+    return piece.replace("\u2581", " ")
+
+
+def decode_added(tokenizer: BaseTokenizer, prefix: Sequence[int], added: Sequence[int]) -> str:
+    """The text that ``added`` ids add after ``prefix``: decode(prefix + added) minus
+    decode(prefix). Decoding the new ids alone would lose SentencePiece's leading space and split
+    multi-byte characters; when the longer decode does not extend the shorter one (a tokenizer
+    that rewrites earlier text), the new ids are decoded alone."""
+    before = tokenizer.decode(list(prefix))
+    after = tokenizer.decode(list(prefix) + list(added))
+    return after[len(before):] if after.startswith(before) else tokenizer.decode(list(added))
 
 
 # ---- helpers shared by the kinds --------------------------------------------------------------

@@ -95,12 +95,13 @@ import torch.distributed as dist
 import transformers
 
 import nnlib
-from nnlib.llama import (Llama, ModelArgs, Tokenizer, choose_device, choose_dtype, find_tokenizer_file,
-                         kv_cache_bytes, load_tokenizer, memory_table, model_memory, process_group_backend,
-                         save_hf, save_meta)
-from nnlib.llama.checkpoint import read_params, unpermute_from_hf
+from nnlib.llama import (Llama, ModelArgs, Tokenizer, choose_device, choose_dtype, load_tokenizer,
+                         save_hf)
+from nnlib.llama.checkpoint import read_params, save_meta, unpermute_from_hf
 from nnlib.llama.devices import (BYTES_PER_PARAM, KNOWN_MODELS, count_parameters,
-                                 free_memory_bytes, init_process_group_if_needed)
+                                 free_memory_bytes, init_process_group_if_needed, kv_cache_bytes,
+                                 memory_table, model_memory, process_group_backend)
+from nnlib.llama.tokenizer import find_tokenizer_file
 from nnlib.plots import plot_kv_cache, plot_memory_needs, plot_mp_split
 
 random.seed(0)
@@ -959,7 +960,7 @@ check_kv_cache_bytes(kv_cache_size)
 # </details>
 #
 # **Exercise 2.** Count a Llama's parameters from its `params.json` alone (the output matrix is
-# separate from `tok_embeddings`). `nnlib.llama.ffn_hidden_dim(ModelArgs(...))` gives the
+# separate from `tok_embeddings`). `nnlib.llama.model.ffn_hidden_dim(ModelArgs(...))` gives the
 # feed-forward width if you do not want to write that rule yourself.
 
 # %%

@@ -75,9 +75,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nnlib.llama import (Llama, generate_seed_order, load_tiny, nucleus, sample_top_p,
-                         temperature_probs)
-from nnlib.llama.generation import display_piece
+from nnlib.llama import Llama, load_tiny, sample_top_p
+from nnlib.llama.generation import logprobs_scored_before_write
+from nnlib.llama.sampling import entropy_bits, nucleus, temperature_probs
+from nnlib.llama.tokenizer import display_piece
 from nnlib.plots import (plot_cache_speed, plot_next_token_bars, plot_nucleus,
                          plot_temperature_sweep, plot_token_grid)
 
@@ -343,14 +344,14 @@ print("tokens/s without the cache:", [f"{v:.0f}" for v in speed["no cache"]])
 # At that moment the target of the newly generated position is still `pad_id`, and
 # `ignore_index=pad_id` makes cross-entropy return 0 for it. So every generated token gets a
 # logprob of exactly 0.0 ("probability 1"), whatever it was. Meta's later code computes it after
-# the write. `generate_seed_order` reproduces the seed's order; `generate` does it right:
+# the write. `logprobs_scored_before_write` reproduces the pasted order; `generate` does it right:
 
 # %%
-seed_tokens, seed_lp = generate_seed_order(llama, [prompt_tokens], 8, temperature=0.0)
+early_tokens, early_lp = logprobs_scored_before_write(llama, [prompt_tokens], 8, temperature=0.0)
 fixed_tokens, fixed_lp = llama.generate([prompt_tokens], 8, temperature=0.0, logprobs=True)
-print("same tokens:", seed_tokens == fixed_tokens)
+print("same tokens:", early_tokens == fixed_tokens)
 print(f"{'token':>10} {'seed order':>11} {'fixed':>8}")
-for t, a, b in zip(fixed_tokens[0], seed_lp[0], fixed_lp[0]):
+for t, a, b in zip(fixed_tokens[0], early_lp[0], fixed_lp[0]):
     print(f"{display_piece(tok, t)!r:>10} {a:11.3f} {b:8.3f}")
 
 # %% [markdown]
@@ -378,7 +379,10 @@ print("generate's logprobs equal a fresh pass:",
 # %%
 temperatures = [0.3, 0.6, 1.0, 1.5]
 top_labels = {int(i): display_piece(tok, int(i)) for i in torch.topk(next_logits, 8).indices}
-plot_temperature_sweep(next_logits, temperatures, top_labels, n_top=8)
+grid = [float(t) for t in torch.linspace(0, 2, 81)]
+entropies = [float(entropy_bits(temperature_probs(next_logits, t))) for t in grid]
+plot_temperature_sweep(next_logits, {T: temperature_probs(next_logits, T) for T in temperatures},
+                       (grid, entropies), top_labels, n_top=8)
 plt.show()
 for T in [0.0] + temperatures:
     q = temperature_probs(next_logits, T)
@@ -421,7 +425,7 @@ print("nnlib.llama.sample_top_p, same generator seed:", int(same), "(same token:
 # and the most likely token is always kept, however small `top_p` is.
 
 # %%
-plot_nucleus(probs_sort[0], top_p, labels=[display_piece(tok, int(i)) for i in probs_idx[0, :40]])
+plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p, labels=[display_piece(tok, int(i)) for i in probs_idx[0, :40]])
 plt.show()
 
 # %% [markdown]
@@ -492,15 +496,15 @@ for x, new in zip(prompts, batched):
 # %% [markdown]
 # ## 9. Seeds and reproducibility
 #
-# Sampling draws from a random generator. nnlib keeps one per `Llama` (a CPU `torch.Generator`,
-# seeded by `Llama.build(seed=...)`, reset with `set_seed`), so the same seed gives the same text,
-# and since the generator lives on the CPU the draws are the same on CUDA and MPS for the same
+# Sampling draws from torch's default CPU generator, as Meta's code and transformers do: seeded by
+# `Llama.build(seed=...)` or by `torch.manual_seed` before a call, so the same seed gives the same
+# text, and since the draw is made on the CPU it is the same on CUDA and MPS for the same
 # probabilities (other hardware may still compute slightly different probabilities).
 
 # %%
 runs = {}
 for seed in (0, 0, 1):
-    llama.set_seed(seed)
+    torch.manual_seed(seed)
     (text,) = llama.text_completion([prompt], temperature=1.0, top_p=0.9, max_gen_len=24)
     runs.setdefault(seed, []).append(text["generation"])
 print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
@@ -545,7 +549,7 @@ def eos_five_percent(module, inputs, output):
 
 hook = llama.model.output.register_forward_hook(eos_five_percent)
 try:
-    llama.set_seed(3)
+    torch.manual_seed(3)
     ended, _ = llama.generate(batch, 30, temperature=1.0, top_p=1.0)
     trace = list(llama.steps(batch[0], 80, temperature=1.0, top_p=1.0, seed=3))
 finally:
@@ -589,7 +593,7 @@ with tempfile.TemporaryDirectory() as hf_dir, warnings.catch_warnings():
         hf_out = hf_model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_new,
                                    do_sample=False, pad_token_id=tok.eos_id)
 hf_new = hf_out[0, len(prompt_tokens):].tolist()
-stops = set(getattr(tok, "stop_tokens", [tok.eos_id]))  # Llama 3 has several
+stops = set(tok.stop_tokens)  # Llama 3 has several
 # transformers returns the stop token; Meta's generate does not:
 hf_new = hf_new[: next((j for j, t in enumerate(hf_new) if t in stops), len(hf_new))]
 del hf_model

@@ -1,0 +1,138 @@
+"""Choosing the next token from a row of logits: temperature, nucleus (``sample_top_p``), top-k,
+min-p, and the log-probabilities ``generate`` reports. Pure functions of tensors, no model.
+
+Every draw is made on the CPU in float32 (``choose_next`` moves the probabilities there first),
+so one seed gives the same token on CPU, CUDA and MPS for the same probabilities. ``generator``
+arguments default to ``None``: torch's default CPU generator, the one ``torch.manual_seed``
+seeds, as in Meta's code and in transformers.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def temperature_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(logits / T) over the last axis, in float32; at T = 0 the limit: all mass on the
+    argmax. ``logits`` (..., V) -> probabilities (..., V)."""
+    logits = logits.float()
+    if temperature > 0:
+        return torch.softmax(logits / temperature, dim=-1)
+    return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).float()
+
+
+def nucleus(probs: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(probabilities sorted high to low, their token ids, which of them the nucleus keeps).
+
+    A token is kept when the mass of the tokens ranked above it is at most ``p`` (Meta's
+    ``probs_sum - probs_sort > p`` drops the others); the most likely token is therefore always
+    kept. Ties are ordered by id (stable sort), so the cut is deterministic. Shapes: (B, V) each."""
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    return sorted_probs, order, mass_before <= p
+
+
+def sample_top_p(probs: torch.Tensor, p: float, generator: Optional[torch.Generator] = None
+                 ) -> torch.Tensor:
+    """Nucleus sampling, Meta's rule: sort high to low, keep each token whose *preceding* mass
+    (the cumulative sum minus itself) is at most ``p``, renormalise the kept ones, draw one.
+
+    The kept set is therefore the shortest most-likely-first prefix whose mass exceeds ``p`` (all
+    tokens if none does); it always holds the most likely token. ``probs`` (B, V), rows summing to
+    1 -> token ids (B, 1). ``generator=None`` draws from torch's default generator."""
+    sorted_probs, order, keep = nucleus(probs, p)
+    kept = torch.where(keep, sorted_probs, torch.zeros_like(sorted_probs))
+    kept = kept / kept.sum(dim=-1, keepdim=True)
+    rank = torch.multinomial(kept, num_samples=1, generator=generator)  # index into sorted order
+    return torch.gather(order, -1, rank)
+
+
+def top_k_keep(probs: torch.Tensor, k: int) -> torch.Tensor:
+    """Which tokens top-k sampling keeps: the ``k`` most likely of each row (ties by id).
+    ``probs`` (B, V) -> bool mask (B, V) in vocabulary order."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (how many tokens to keep), got {k!r}.")
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices[..., :k]
+    return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, True)
+
+
+def min_p_keep(probs: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Which tokens min-p sampling keeps: those at least ``min_p`` times as likely as the most
+    likely one, so the cut follows the model's confidence. (B, V) -> bool mask (B, V)."""
+    if not 0 <= min_p <= 1:
+        raise ValueError(f"min_p must be in [0, 1] (a fraction of the top probability), got {min_p!r}.")
+    return probs >= min_p * probs.max(dim=-1, keepdim=True).values
+
+
+def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
+    """Entropy of each distribution in bits (0 for a sure token, log2 V for a uniform one).
+    (..., V) -> (...)."""
+    p = probs.double()
+    return -(torch.where(p > 0, p * torch.log2(p), torch.zeros_like(p))).sum(dim=-1)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """log_softmax(logits)[target] for each position (temperature 1), 0 where the target is
+    ``pad_id``: the same numbers as Meta's ``-F.cross_entropy(..., ignore_index=pad_id)``.
+    ``logits`` (B, S, V), ``targets`` (B, S) -> float32 (B, S) on the CPU."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.where(targets == pad_id, torch.zeros_like(picked), picked).cpu()
+
+
+def choose_next(logits: torch.Tensor, temperature: float, top_p: float,
+                generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decision Meta's loop makes for each row of ``logits`` (B, V): argmax at temperature 0,
+    else ``sample_top_p(softmax(logits / temperature), top_p)``. Returns (ids (B,), probs (B, V)
+    after temperature), on the CPU in float32, where the draw is made whatever the model's
+    device, so a seed gives the same tokens on CPU, CUDA and MPS."""
+    logits = logits.float().cpu()
+    probs = temperature_probs(logits, temperature)
+    if temperature > 0:
+        next_token = sample_top_p(probs, top_p, generator).reshape(-1)
+    else:
+        next_token = torch.argmax(logits, dim=-1)
+    return next_token, probs
+
+
+def next_token_distribution(logits: torch.Tensor, temperature: float, top_p: float
+                            ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """For one position's raw ``logits`` (V,): (probs after temperature, the nucleus's token ids
+    most likely first, the smallest kept probability). What a slider redraws, with no model call."""
+    probs = temperature_probs(logits, temperature)
+    sorted_probs, order, keep = nucleus(probs[None], top_p)
+    kept = order[0][keep[0]]
+    return probs, kept, float(sorted_probs[0][keep[0]][-1])
+
+
+def candidates(logits: torch.Tensor, n: int, chosen: Optional[int] = None) -> list[int]:
+    """The ``n`` token ids a picture of the next position shows: ranked by raw logit (ties by id),
+    so temperature never reorders them; a ``chosen`` id from further down replaces the last one.
+    ``logits`` (V,)."""
+    order: list[int] = torch.sort(logits.float(), descending=True, stable=True).indices[:n].tolist()
+    if chosen is not None and chosen not in order:
+        order = order[:-1] + [int(chosen)]
+    return order
+
+
+def rank_of(logits: torch.Tensor, token: int) -> int:
+    """1 for the most likely token, 2 for the next ...: how many logits are higher, plus one."""
+    return int((logits > logits[token]).sum()) + 1
+
+
+def check_settings(temperature: float, top_p: float) -> None:
+    """A clear ValueError for a temperature or top_p that the sampler cannot use."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+            temperature != temperature or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature!r}.")
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not (0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (the probability mass to keep), got {top_p!r}.")
+
+
+__all__: Sequence[str] = [
+    "temperature_probs", "nucleus", "sample_top_p", "top_k_keep", "min_p_keep", "entropy_bits",
+    "token_logprobs", "choose_next", "next_token_distribution", "candidates", "rank_of",
+    "check_settings",
+]
