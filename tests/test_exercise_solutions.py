@@ -91,11 +91,12 @@ def read_exercises(path: Path) -> list[Exercise]:
         where = f"{path.name}, exercise calling {ast.unparse(call.func)}"
         nxt = cells[i + 1] if i + 1 < len(cells) else None
         match = DETAILS.match(nxt.source) if nxt is not None and nxt.cell_type == "markdown" else None
-        assert match, f"{where}: the next cell must be markdown starting with <details><summary>Solution</summary>"
+        assert match, f"{where}: the next cell must be markdown opening <details><summary>Solution</summary>"
         solution = "\n".join(PYTHON_BLOCK.findall(match.group(1)))
         assert solution.strip(), f"{where}: the <details> block has no ```python block"
+        func = ast.unparse(call.func)
         found.append(Exercise(
-            notebook=path.stem, checker=ast.unparse(call.func).rsplit(".", 1)[-1], call=ast.unparse(call.func),
+            notebook=path.stem, checker=func.rsplit(".", 1)[-1], call=func,
             learner=tuple(a for a in arguments if a in defined), arguments=arguments,
             stub="\n\n".join(ast.unparse(f) for f in stubs), solution=solution))
     return found
@@ -107,7 +108,8 @@ def notebook_imports(notebook: str) -> dict[str, Any]:
     lines = []
     for cell in jupytext.read(ROOT / "notebooks" / "src" / f"{notebook}.py").cells:
         tree = _parse(cell.source) if cell.cell_type == "code" else None
-        lines += [ast.unparse(n) for n in (tree.body if tree else []) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        imports = [n for n in (tree.body if tree else []) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        lines += [ast.unparse(n) for n in imports]
     namespace: dict[str, Any] = {}
     exec("\n".join(lines), namespace)  # noqa: S102 - the repository's own notebook code
     return namespace
@@ -172,39 +174,45 @@ def _least_likely_label(sol: Namespace) -> Namespace:
     return {"predict_label": predict_label}
 
 
+CONTENT = {"NOUN", "PROPN", "VERB", "ADJ"}
+
 WRONG: dict[str, list[Mistake]] = {
     # 01
-    "check_sgd_update": [(lambda sol: {"sgd_update": lambda w, nabla_w, eta, m: w - eta * nabla_w}, "divide by m")],
+    "check_sgd_update": [
+        (lambda sol: {"sgd_update": lambda w, nabla_w, eta, m: w - eta * nabla_w}, "divide by m")],
     "check_parameter_count": [
-        (lambda sol: {"parameter_count": lambda s: sum(a * b + a + b for a, b in zip(s[:-1], s[1:]))}, "Not yet"),
+        (lambda sol: {"parameter_count": lambda s: sum(a * b + a + b for a, b in zip(s[:-1], s[1:]))},
+         "Not yet"),
         (lambda sol: {"parameter_count": lambda s: sum(a * b for a, b in zip(s[:-1], s[1:]))}, "Not yet")],
     "check_cross_entropy_delta": [
         (lambda sol: {"cross_entropy_delta": lambda a, y, z: (a - y) * a * (1 - a)}, "quadratic")],
     # 02
-    "check_count_pos": [(lambda sol: {"count_pos": lambda doc: dict(Counter(t.tag_ for t in doc))}, "Not yet")],
+    "check_count_pos": [
+        (lambda sol: {"count_pos": lambda doc: dict(Counter(t.tag_ for t in doc))}, "Not yet")],
     "check_percent_pattern": [
         (lambda sol: {"percent_pattern": lambda: [{"IS_DIGIT": True}, {"LOWER": "percent"}]}, "Not yet")],
     "check_drop_cardinals": [(lambda sol: {"drop_cardinals": lambda doc: doc}, "Not yet")],
     "check_content_lemmas": [
-        (lambda sol: {"content_lemmas": lambda doc: [t.text for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB",
-                                                                                         "ADJ"}]}, "Not yet")],
+        (lambda sol: {"content_lemmas": lambda doc: [t.text for t in doc if t.pos_ in CONTENT]}, "Not yet")],
     "check_predict_label": [(_least_likely_label, "Not yet")],
     # 03
     "check_kv_cache_bytes": [
         (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, n) // 2}, "keys"),
-        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"]({**p, "n_kv_heads": None}, s, b, n)},
-         "grouped-query"),
-        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, 1)}, "bytes per value")],
+        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](
+            {**p, "n_kv_heads": None}, s, b, n)}, "grouped-query"),
+        (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, 1)},
+         "bytes per value")],
     "check_llama_parameter_count": [
-        (lambda sol: {"llama_parameter_count": lambda p: sol["llama_parameter_count"](p) - p["vocab_size"] * p["dim"]},
-         "output matrix"),
+        (lambda sol: {"llama_parameter_count": lambda p: sol["llama_parameter_count"](p)
+                      - p["vocab_size"] * p["dim"]}, "output matrix"),
         (lambda sol: {"llama_parameter_count": lambda p: sol["llama_parameter_count"](p)
                       - (2 * p["n_layers"] + 1) * p["dim"]}, "RMSNorm"),
         (lambda sol: {"llama_parameter_count": lambda p: "seven billion"}, "return a number")],
     "check_mp_split": [
         (_split_on_dim0_everywhere, "dim 1"),
         (_norms_split, "norm"),
-        (lambda sol: {"merge": lambda name, shards: torch.cat(shards, dim=0)}, "concatenate on the same dim")],
+        (lambda sol: {"merge": lambda name, shards: torch.cat(shards, dim=0)},
+         "concatenate on the same dim")],
     "check_to_model_device": [
         (lambda sol: {"to_model_device": lambda batch, model: batch}, "meta"),
         (_move_only_ids, "attention_mask")],
@@ -214,9 +222,11 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"top_k_probs": lambda p, k: sol["top_k_probs"](p, max(1, k - 1))}, "exactly")],
     "check_zero_temperature_limit": [
         (lambda sol: {"limit": lambda z: torch.softmax(z, -1)}, "T = 1"),
-        (lambda sol: {"limit": lambda z: torch.nn.functional.one_hot(z.argmax(), z.numel()).float()}, "tie")],
+        (lambda sol: {"limit": lambda z: torch.nn.functional.one_hot(z.argmax(), z.numel()).float()},
+         "tie")],
     "check_fresh_pass_logprobs": [
-        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion: [0.0] * len(completion)}, "ordering bug"),
+        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion: [0.0] * len(completion)},
+         "ordering bug"),
         (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion:
                       sol["fresh_logprobs"](llama, prompt, completion)[1:]}, "predict token i + 1")],
 }
@@ -256,7 +266,8 @@ def llama():
 def run(exercise: Exercise, functions: dict[str, Any], request: pytest.FixtureRequest) -> Verdict:
     """Call the exercise's checker as the notebook does, with ``functions`` for the learner's."""
     checker = eval(exercise.call, dict(notebook_imports(exercise.notebook)))  # noqa: S307 - a dotted name
-    args = [functions[a] if a in exercise.learner else request.getfixturevalue(a) for a in exercise.arguments]
+    args = [functions[a] if a in exercise.learner else request.getfixturevalue(a)
+            for a in exercise.arguments]
     verdict = checker(*args)
     assert isinstance(verdict, Verdict), f"{exercise.checker} returned {verdict!r}, not a Verdict"
     return verdict
@@ -271,7 +282,8 @@ def test_every_checker_has_a_notebook_solution_and_a_wrong_answer():
                 for name in dir(importlib.import_module(f"nnlib.exercises.{info.name}"))
                 if name.startswith("check_")}
     in_notebooks = {e.checker for e in EXERCISES}
-    assert not checkers - in_notebooks, f"checkers with no exercise and solution in a notebook: {checkers - in_notebooks}"
+    no_exercise = checkers - in_notebooks
+    assert not no_exercise, f"checkers with no exercise and hidden solution in a notebook: {no_exercise}"
     assert not checkers - set(WRONG), f"checkers with no wrong answer in WRONG: {checkers - set(WRONG)}"
     assert not set(WRONG) - checkers, f"WRONG names checkers that do not exist: {set(WRONG) - checkers}"
 

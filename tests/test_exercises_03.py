@@ -42,7 +42,8 @@ def test_nccl_cell_shows_the_seeds_error_on_a_torch_without_nccl():
     outputs = []
     for cell in cells:
         src = "".join(cell["source"])
-        if cell["cell_type"] == "code" and 'init_process_group("nccl")' in src and "torchrun_environment" in src:
+        nccl = 'init_process_group("nccl")' in src and "torchrun_environment" in src
+        if cell["cell_type"] == "code" and nccl:
             outputs.append("".join("".join(o.get("text", "")) for o in cell["outputs"]))
-    assert outputs, "notebook 03 has no cell that calls init_process_group(\"nccl\") under torchrun's variables"
+    assert outputs, 'notebook 03 has no cell calling init_process_group("nccl") under torchrun\'s variables'
     assert any("RuntimeError: Distributed package doesn't have NCCL built in" in o for o in outputs)

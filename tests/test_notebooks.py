@@ -43,7 +43,7 @@ def test_committed_notebook_matches_its_source(notebook):
     src = ROOT / "notebooks" / "src" / (path.stem + ".py")
     assert src.exists(), f"{path.name} has no source {src.relative_to(ROOT)}"
     why = build_notebooks.staleness(src)
-    assert why is None, f"{path.name}: {why}; rebuild it with `python scripts/build_notebooks.py {path.name[:2]}`"
+    assert why is None, f"{path.name}: {why}; rebuild: `python scripts/build_notebooks.py {path.name[:2]}`"
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)

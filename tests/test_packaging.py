@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -36,7 +37,8 @@ def environment() -> tuple[dict[str, str], dict[str, str]]:
                     name, spec = split_requirement(line)
                     pip[name] = spec
         else:
-            name, spec = split_requirement(dep.replace("=", "==", 1) if re.match(r"^[\w\-]+=[^=]", dep) else dep)
+            conda_pin = re.match(r"^[\w\-]+=[^=]", dep)  # conda's `name=1.2` is pip's `name==1.2`
+            name, spec = split_requirement(dep.replace("=", "==", 1) if conda_pin else dep)
             conda[name] = spec
     return conda, pip
 
@@ -70,7 +72,8 @@ def test_environment_installs_the_package_and_the_language_models():
 
 def test_torch_is_pinned_only_in_the_setup_path():
     deps = dict(split_requirement(r) for r in PYPROJECT["project"]["dependencies"])
-    assert deps["torch"].startswith(">="), "the package metadata keeps torch loosely bounded (Colab brings its own)"
+    assert deps["torch"].startswith(">="), \
+        "the package metadata keeps torch loosely bounded (Colab brings its own)"
     assert "torch==2.13.0" in (ROOT / "requirements" / "setup.txt").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert makefile.index("requirements/setup.txt") < makefile.index("-e '.[lab,test,dev]'"), \
@@ -86,10 +89,12 @@ def test_every_pyproject_dependency_has_a_lower_bound_only():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make lab" in readme
-    ci = [l for l in (ROOT / ".ci" / "run").read_text().splitlines() if l and not l.startswith("#")]
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = [line for line in lines if line and not line.startswith("#")]
     assert ci[-1].strip() == "make test"
 
 
+@pytest.mark.slow
 def test_pip_section_resolves_in_a_fresh_venv(tmp_path):
     """`pip install --dry-run` of environment.yml's pip section in a brand-new venv: the names and
     bounds resolve together. Needs the package index; skipped (with the reason) without it."""
