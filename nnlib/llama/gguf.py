@@ -185,12 +185,17 @@ def gguf_params(reader: "GGUFReader") -> dict[str, Any]:
     params: dict[str, Any] = dict(
         dim=dim, n_layers=int(need("block_count")), n_heads=heads, n_kv_heads=int(kv_heads),
         vocab_size=_vocab_size(reader),
-        norm_eps=float(metadata_value(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
-        rope_theta=float(metadata_value(reader, "llama.rope.freq_base", 10000.0)),
+        norm_eps=_shortest(metadata_value(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_theta=_shortest(metadata_value(reader, "llama.rope.freq_base", 10000.0)),
         use_scaled_rope=False,
     )
     params.update(ffn_params_for(dim, int(hidden if hidden is not None else need("feed_forward_length"))))
     return params
+
+
+def _shortest(value: float) -> float:
+    """A float32 metadata value as the decimal it was written from (1e-05, not 9.99999974738e-06)."""
+    return float(str(np.float32(value)))
 
 
 def _vocab_size(reader: "GGUFReader") -> int:
