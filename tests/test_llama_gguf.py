@@ -237,7 +237,7 @@ def test_written_gguf_gives_the_logits_of_the_same_weights_in_meta_layout(tmp_pa
     expected = q8_roundtrip(state) if kind == "Q8_0" else state
     meta = Llama.build(meta_folder(tmp_path, args, expected), max_seq_len=64, max_batch_size=2,
                        device="cpu", dtype=torch.float32)
-    ours = G.build_from_gguf(path, max_seq_len=64, max_batch_size=2, device="cpu",
+    ours = Llama.build(path, max_seq_len=64, max_batch_size=2, device="cpu",
                              dtype=torch.float32)
     for key in ("dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "norm_eps", "rope_theta"):
         assert getattr(ours.model.params, key) == getattr(meta.model.params, key), key
@@ -253,7 +253,7 @@ def test_written_gguf_with_tied_output_reuses_the_embedding(tmp_path):
     state = random_state(args)
     state["output.weight"] = state["tok_embeddings.weight"]
     path = write_gguf(tmp_path / "tied.gguf", args, state, tied=True)
-    llama = G.build_from_gguf(tmp_path, device="cpu", dtype=torch.float32)  # the folder works too
+    llama = Llama.build(tmp_path, device="cpu", dtype=torch.float32)  # the folder works too
     assert llama.model.output.weight.data_ptr() == llama.model.tok_embeddings.weight.data_ptr()
     torch.testing.assert_close(llama.model.output.weight, state["tok_embeddings.weight"])
     assert path.parent == tmp_path
@@ -288,21 +288,21 @@ def test_truncated_file_says_download_again(small_gguf, tmp_path):
         bad = tmp_path / f"cut{cut}.gguf"
         bad.write_bytes(data[:cut])
         with pytest.raises(ValueError, match="damaged or incomplete"):
-            G.build_from_gguf(bad, device="cpu")
+            Llama.build(bad, device="cpu")
 
 
 def test_not_a_gguf_file_says_so(tmp_path):
     bad = tmp_path / "model.gguf"
     bad.write_bytes(b"PK\x03\x04 this is a zip, not a model" * 10)
     with pytest.raises(ValueError, match="not a GGUF file"):
-        G.build_from_gguf(bad, device="cpu")
+        Llama.build(bad, device="cpu")
 
 
 def test_other_architecture_is_named(tmp_path):
     args = tiny_args()
     path = write_gguf(tmp_path / "qwen.gguf", args, random_state(args), arch="qwen2")
     with pytest.raises(ValueError, match=r"'qwen2' model.*only architecture 'llama'"):
-        G.build_from_gguf(path, device="cpu")
+        Llama.build(path, device="cpu")
 
 
 def test_quantization_gguf_cannot_dequantize_is_named(tmp_path):
@@ -332,13 +332,13 @@ def test_quantization_gguf_cannot_dequantize_is_named(tmp_path):
     w.write_tensors_to_file()
     w.close()
     with pytest.raises(ValueError, match=r"Q8_1.*cannot dequantize.*Q8_0"):
-        G.build_from_gguf(tmp_path / "q81b.gguf", device="cpu")
+        Llama.build(tmp_path / "q81b.gguf", device="cpu")
 
 
 def test_folder_with_two_gguf_files_asks_for_one(small_gguf):
     shutil.copy(small_gguf, small_gguf.parent / "copy.gguf")
     with pytest.raises(ValueError, match=r"2 \.gguf files.*Pass the path"):
-        G.build_from_gguf(small_gguf.parent, device="cpu")
+        Llama.build(small_gguf.parent, device="cpu")
 
 
 def test_folder_without_gguf_file_says_what_to_pass(tmp_path):

