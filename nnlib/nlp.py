@@ -15,8 +15,9 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import spacy
 from spacy.language import Language

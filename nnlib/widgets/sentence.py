@@ -11,8 +11,9 @@ import html
 import time
 import unicodedata
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 #: The token table's columns: (heading, the ``Doc.has_annotation`` name spaCy uses for it).
 #: A column whose component is switched off comes back empty, and the table says so.
@@ -130,7 +131,7 @@ class SentenceExplorer:
         self._full_ms: dict[tuple[str, str], float] = {}  # (lang, text) -> default pipeline time
         for nlp in self.pipelines.values():
             nlp("warm up")  # a pipeline's first call is several times slower than the next ones
-        self.analysis: Optional[SentenceAnalysis] = None
+        self.analysis: SentenceAnalysis | None = None
 
         self.text_box = w.Text(value=text, description="sentence", continuous_update=False,
                                layout=w.Layout(width="95%"))
@@ -158,7 +159,7 @@ class SentenceExplorer:
         (English ``senter``)."""
         return list(self.pipelines[lang].component_names)
 
-    def analyse(self, text: str, enabled: Optional[Sequence[str]] = None) -> SentenceAnalysis:
+    def analyse(self, text: str, enabled: Sequence[str] | None = None) -> SentenceAnalysis:
         """Run the sentence's pipeline with only ``enabled`` components (default: the ticked ones)
         and collect what the explorer shows. Does not touch the widgets."""
         if not isinstance(text, str):
