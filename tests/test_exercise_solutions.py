@@ -293,13 +293,16 @@ def test_the_hidden_solution_passes(exercise: Exercise, request, capsys):
     rng = torch.get_rng_state()
     verdict = run(exercise, define(exercise, exercise.solution), request)
     out = capsys.readouterr().out
-    assert torch.equal(torch.get_rng_state(), rng), f"{exercise.checker} used up draws of torch's default RNG"
+    assert torch.equal(torch.get_rng_state(), rng), (
+        f"{exercise.checker} changed torch's default RNG, so the learner's next seeded samples change: "
+        "run its random work under `torch.random.fork_rng()` or with its own torch.Generator")
     assert verdict, f"{exercise.id}: the notebook's solution fails its checker:\n{out}"
     assert out.startswith("Right!"), out
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
 def test_the_usual_wrong_answers_get_their_hints(exercise: Exercise, request, capsys):
+    assert exercise.checker in WRONG, f"{exercise.id}: add its usual wrong answers to WRONG in this file"
     solution = define(exercise, exercise.solution)
     for number, (mistake, hint) in enumerate(WRONG[exercise.checker], 1):
         verdict = run(exercise, {**solution, **mistake(solution)}, request)
