@@ -9,7 +9,7 @@ from .verdict import Verdict, attempt, report
 
 
 def check_sgd_update(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.1: ``fn(w, nabla_w, eta, m)`` returns the weights after one mini-batch step."""
+    """Exercise 01.2: ``fn(w, nabla_w, eta, m)`` returns the weights after one mini-batch step."""
     import numpy as np
 
     rng = np.random.default_rng(11)
@@ -29,7 +29,7 @@ def check_sgd_update(fn: Callable[..., Any]) -> Verdict:
 
 
 def check_parameter_count(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.2: ``fn(sizes)`` returns how many weights and biases ``Network(sizes)`` has."""
+    """Exercise 01.3: ``fn(sizes)`` returns how many weights and biases ``Network(sizes)`` has."""
     cases = [[784, 30, 10], [64, 30, 10], [2, 3, 1], [5, 5, 5, 5]]
     for sizes in cases:
         ran, got = attempt(fn, sizes)
@@ -44,7 +44,7 @@ def check_parameter_count(fn: Callable[..., Any]) -> Verdict:
 
 
 def check_cross_entropy_delta(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.3: ``fn(a, y, z)`` is the output error delta^L for the cross-entropy cost."""
+    """Exercise 01.4: ``fn(a, y, z)`` is the output error delta^L for the cross-entropy cost."""
     import numpy as np
 
     from nnlib.sgd import sigmoid, sigmoid_prime
@@ -94,7 +94,7 @@ def _autograd_gradients(weights: list, biases: list, X: Any, Y: Any) -> tuple[li
 
 
 def check_backprop_matrix(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.4: ``fn(weights, biases, X, Y)`` returns ``(nabla_b, nabla_w)`` for the m
+    """Exercise 01.1: ``fn(weights, biases, X, Y)`` returns ``(nabla_b, nabla_w)`` for the m
     examples in the columns of X (n_in, m), Y (n_out, m), *summed* over the m examples.
 
     Compared layer by layer, from the output backwards, with nnlib's ``backprop_matrix`` and
