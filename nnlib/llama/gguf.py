@@ -460,24 +460,26 @@ def _sentencepiece_from_pieces(tokens: list[str], scores: Sequence[float], types
 def read_gguf_checkpoint(path: PathLike, tokenizer_path: Optional[PathLike] = None, *,
                          max_seq_len: int = 512, max_batch_size: int = 4,
                          before_weights: Optional[Callable[[ModelArgs, bool], None]] = None,
-                         dtype: Optional[torch.dtype] = None
-                         ) -> tuple[ModelArgs, dict[str, torch.Tensor], Union[Path, GGUFTokenizer]]:
+                         dtype: Optional[torch.dtype] = None) -> tuple[ModelArgs, dict[str, torch.Tensor], Any]:
     """The ``"gguf"`` branch of ``loading.read_checkpoint``: (ModelArgs, state dict in Meta's
-    names on the CPU in ``dtype`` (float32 when None), the file's ``GGUFTokenizer`` -- or
-    ``tokenizer_path`` when one is given). ``before_weights(args, tied)`` (the memory check) runs
-    before any tensor is dequantized."""
+    names on the CPU in ``dtype`` (float32 when None), the tokenizer): the file's own
+    ``GGUFTokenizer``, or the one at ``tokenizer_path`` when given. The tokenizer is checked
+    against ``vocab_size`` and ``before_weights(args, tied)`` (the memory check) runs before any
+    tensor is dequantized."""
+    from .tokenizer import load_tokenizer
+
     file = find_gguf(path)
     reader = open_gguf(file)
     args = ModelArgs.from_dict(gguf_params(reader), max_seq_len=max_seq_len,
                                max_batch_size=max_batch_size)
-    tokenizer: Union[Path, GGUFTokenizer]
     if tokenizer_path is not None:
-        tokenizer = Path(tokenizer_path).expanduser()
+        tokenizer: Any = load_tokenizer(Path(tokenizer_path).expanduser())
     else:
         tokenizer = GGUFTokenizer(reader, str(file))
-        if tokenizer.n_words != args.vocab_size:
-            raise ValueError(f"{file}: the tokenizer has {tokenizer.n_words} tokens but the "
-                             f"model's vocab_size is {args.vocab_size}. " + _FIX_FILE)
+    if tokenizer.n_words != args.vocab_size:
+        raise ValueError(f"The tokenizer has {tokenizer.n_words} tokens but the model in {file} has "
+                         f"vocab_size {args.vocab_size}. Pass tokenizer_path= the tokenizer of "
+                         "this model, or leave it out to use the one the file carries.")
     if before_weights is not None:
         before_weights(args, has_tied_output(reader))
     return args, gguf_state_dict(reader, dtype or torch.float32), tokenizer
