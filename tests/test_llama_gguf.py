@@ -344,3 +344,45 @@ def test_folder_with_two_gguf_files_asks_for_one(small_gguf):
 def test_folder_without_gguf_file_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No \.gguf file in"):
         G.find_gguf(tmp_path)
+
+
+# ---- chat templates found next to a Hugging Face tokenizer.json -------------------------------
+
+BARD_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}<<SYS>>\n{{ m['content'] }}"
+    "\n<</SYS>>\n\n{% elif m['role'] == 'user' %}[INST] {{ m['content'] | trim }} [/INST]"
+    "{% else %} {{ m['content'] | trim }} {{ eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %} Answer:{% endif %}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["tokenizer_config.json", "chat_template.jinja"])
+def test_hf_folder_template_renders_as_transformers_does(tmp_path, where):
+    import json
+
+    from transformers import AutoTokenizer, LlamaTokenizerFast
+
+    from nnlib.llama.chat import chat_template_of, render_chat_template
+    from nnlib.llama.tokenizer import load_tokenizer
+
+    LlamaTokenizerFast(vocab_file=str(DATA_DIR / "tiny-llama" / "tokenizer.model"),
+                       legacy=False).save_pretrained(tmp_path)
+    if where == "chat_template.jinja":
+        (tmp_path / where).write_text(BARD_TEMPLATE, encoding="utf-8")
+    else:
+        config = json.loads((tmp_path / where).read_text())
+        config["chat_template"] = BARD_TEMPLATE
+        (tmp_path / where).write_text(json.dumps(config))
+    ours = load_tokenizer(tmp_path)
+    assert chat_template_of(ours) == BARD_TEMPLATE
+    ref = AutoTokenizer.from_pretrained(tmp_path)
+    expected = ref.apply_chat_template(DIALOG, add_generation_prompt=True, tokenize=False)
+    assert render_chat_template(BARD_TEMPLATE, DIALOG, "<s>", "</s>") == expected
+
+
+def test_meta_folder_carries_no_template_and_keeps_llama2_format():
+    from nnlib.llama.chat import chat_template_of, encode_llama2_dialog
+
+    tok = Tokenizer(DATA_DIR / "tiny-llama" / "tokenizer.model")
+    assert chat_template_of(tok) is None
+    assert encode_dialog(tok, DIALOG[1:2]) == encode_llama2_dialog(tok, DIALOG[1:2])
