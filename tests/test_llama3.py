@@ -1,69 +1,23 @@
-"""Llama 3.x end to end on an offline stand-in built by the tests (see _llama3_fixtures): the
-tiktoken and tokenizer.json readers agree token for token, the Meta and Hugging Face layouts of a
-tied-embedding, scaled-RoPE, GQA model give transformers' logits, chat prompts encode exactly as
-transformers' chat template does, generation stops on every stop token, bad input is refused
-with a message that names the fix."""
+"""Llama 3.x end to end on an offline stand-in built by the tests (tests/conftest.py): the Meta
+and Hugging Face layouts of a tied-embedding, scaled-RoPE, GQA model give transformers' logits,
+generation stops on every stop token, bad input is refused with a message that names the fix.
+(Tokenizers: test_llama_tokenizer.py; chat prompts: test_llama_chat.py.)"""
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from _llama3_fixtures import (LLAMA3_CHAT_TEMPLATE, NAMED, N_RANKS, SPECIAL_ID, SPECIALS, VOCAB,
-                              build_tokenizer_files, make_llama3_hf_model, meta_layout_from_hf,
-                              train_ranks, write_tokenizer_json)
-from nnlib import DATA_DIR
-from nnlib.llama import (HFTokenizer, Llama, ModelArgs, TiktokenTokenizer, Tokenizer,
-                         check_dialog, encode_dialog, load_tokenizer)
+from conftest import N_RANKS, SPECIAL_ID, make_llama3_hf_model, meta_layout_from_hf
+from nnlib.llama import Llama, ModelArgs, encode_dialog
 from nnlib.llama.checkpoint import hf_config_to_params
 from nnlib.llama.model import rope_frequencies
+from nnlib.llama.tokenizer import HFTokenizer, TiktokenTokenizer
 
-torch.set_num_threads(2)
-SP_MODEL = DATA_DIR / "tiny-llama" / "tokenizer.model"
-
-TEXTS = [
-    "ROMEO: But soft, what light through yonder window breaks?\n\nIt is the east.",
-    "  leading spaces\t\ttabs\r\nCRLF 123456 7,890 don't I'LL we've THEY'RE",
-    "émigré naïve façade 日本語 🙂 ﬁ ½ \u00a0nbsp",
-    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
-    "x<|eot_id|>y <|eom_id|>\n<|reserved_special_token_200|>",
-    "\n\n\n   \n\t",
-    "a" * 300 + " " * 50 + "!?" * 40,
-]
-
-DIALOGS = [
-    [{"role": "user", "content": "Who is Romeo?"}],
-    [{"role": "system", "content": "Answer in verse."},
-     {"role": "user", "content": "  What light through yonder window breaks?\n"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-     {"role": "assistant", "content": "Good morrow."}, {"role": "user", "content": "And then?\n\n"}],
-    [{"role": "user", "content": "Quote <|eot_id|> and 12345 verbatim: ‘ö’"},
-     {"role": "assistant", "content": "\n<|eot_id|>\n"}, {"role": "user", "content": "Again"}],
-]
-
-
-# ---- fixtures (built once per session, a few seconds) ----------------------------------------
-
-
-@pytest.fixture(scope="session")
-def tok_files(tmp_path_factory) -> dict[str, Path]:
-    return build_tokenizer_files(tmp_path_factory.mktemp("llama3-tokenizer"))
-
-
-@pytest.fixture(scope="session")
-def tiktok(tok_files) -> TiktokenTokenizer:
-    return TiktokenTokenizer(tok_files["tiktoken"])
-
-
-@pytest.fixture(scope="session")
-def hftok(tok_files) -> HFTokenizer:
-    return HFTokenizer(tok_files["json"])
+DIALOGS = [[{"role": "user", "content": "Who is Romeo?"}]]
 
 
 @pytest.fixture(scope="session")
@@ -82,145 +36,8 @@ def ckpts(tmp_path_factory, tok_files, hf_model) -> dict[str, Path]:
     return {"hf": hf_dir, "meta": meta_dir}
 
 
-@pytest.fixture(scope="session")
-def transformers_tokenizer(tok_files):
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(tokenizer_file=str(tok_files["json"]), bos_token="<|begin_of_text|>",
-                                   eos_token="<|eot_id|>", chat_template=LLAMA3_CHAT_TEMPLATE)
-
-
 def build(path, **kw) -> Llama:
     return Llama.build(path, max_seq_len=128, max_batch_size=2, device="cpu", **kw)
-
-
-# ---- tokenizers ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["tiktoken", "json"])
-def test_special_tokens_follow_meta_convention(tok_files, kind):
-    tok = load_tokenizer(tok_files[kind])
-    assert type(tok) is (TiktokenTokenizer if kind == "tiktoken" else HFTokenizer)
-    assert tok.n_words == VOCAB == N_RANKS + 256
-    assert tok.special_tokens == SPECIAL_ID
-    assert (tok.bos_id, tok.eos_id, tok.pad_id) == (N_RANKS, N_RANKS + 1, -1)
-    assert sorted(tok.stop_tokens) == [N_RANKS + 1, N_RANKS + 8, N_RANKS + 9]  # end_of_text, eom, eot
-    assert tok.chat_format == "llama3"
-
-
-@pytest.mark.parametrize("text", TEXTS)
-def test_tiktoken_and_tokenizer_json_give_the_same_ids(tiktok, hftok, text):
-    for bos, eos in [(True, False), (False, True), (False, False)]:
-        ids = tiktok.encode(text, bos=bos, eos=eos)
-        assert ids == hftok.encode(text, bos=bos, eos=eos)
-        assert (ids[0] == N_RANKS) == bos and (ids[-1] == N_RANKS + 1) == eos
-    plain = tiktok.encode(text, bos=False, eos=False)
-    assert tiktok.decode(plain) == text == hftok.decode(plain)
-    assert not set(plain) & set(SPECIAL_ID.values())  # special-token text is plain text by default
-    specials = tiktok.encode(text, bos=False, eos=False, allowed_special="all")
-    assert specials == hftok.encode(text, bos=False, eos=False, allowed_special="all")
-    assert tiktok.decode(specials) == text
-    assert sum(i >= N_RANKS for i in specials) == sum(text.count(t) for t in SPECIALS)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(st.text(max_size=30), st.sampled_from(NAMED),
-                          st.sampled_from([" ", "\n", "\n\n", "'s", "123456", "  \t"])),
-                max_size=8).map("".join))
-def test_tokenizers_agree_on_any_text(tiktok, hftok, text):
-    ids = tiktok.encode(text, bos=True, eos=False)
-    assert ids == hftok.encode(text, bos=True, eos=False)
-    assert tiktok.decode(ids[1:]) == text
-    assert tiktok.encode(text, False, False, allowed_special="all") == \
-        hftok.encode(text, False, False, allowed_special="all")
-
-
-def test_very_long_runs_are_cut_for_tiktoken_and_still_round_trip(tiktok):
-    for text in ["a" * 30_000 + "\n", "x" + " " * 60_000 + "y<|eot_id|>"]:
-        assert tiktok.decode(tiktok.encode(text, bos=False, eos=False)) == text
-
-
-def test_allowed_special_can_name_single_tokens(tiktok, hftok):
-    text = "<|begin_of_text|>hi<|eot_id|>"
-    for tok in (tiktok, hftok):
-        ids = tok.encode(text, False, False, allowed_special={"<|eot_id|>"})
-        assert ids[-1] == SPECIAL_ID["<|eot_id|>"] and SPECIAL_ID["<|begin_of_text|>"] not in ids
-        with pytest.raises(ValueError, match="not special tokens"):
-            tok.encode(text, False, False, allowed_special={"<eot>"})
-
-
-def test_the_kind_comes_from_the_contents_not_the_name(tok_files, tmp_path):
-    swapped = {"tiktoken": tmp_path / "tokenizer.json", "json": tmp_path / "tokenizer.model",
-               "sp": tmp_path / "vocab.json"}
-    shutil.copyfile(tok_files["tiktoken"], swapped["tiktoken"])
-    shutil.copyfile(tok_files["json"], swapped["json"])
-    shutil.copyfile(SP_MODEL, swapped["sp"])
-    assert isinstance(load_tokenizer(swapped["tiktoken"]), TiktokenTokenizer)
-    assert isinstance(load_tokenizer(swapped["json"]), HFTokenizer)
-    assert isinstance(load_tokenizer(swapped["sp"]), Tokenizer)
-
-
-def test_a_folder_picks_its_tokenizer_file(tok_files, tmp_path):
-    hf = tmp_path / "hf"
-    (hf / "original").mkdir(parents=True)
-    shutil.copyfile(tok_files["tiktoken"], hf / "original" / "tokenizer.model")
-    assert isinstance(load_tokenizer(hf), TiktokenTokenizer)  # HF download: original/tokenizer.model
-    shutil.copyfile(tok_files["json"], hf / "tokenizer.json")
-    assert isinstance(load_tokenizer(hf), HFTokenizer)
-    shutil.copyfile(SP_MODEL, hf / "tokenizer.model")
-    assert isinstance(load_tokenizer(hf), Tokenizer)  # Meta's tokenizer.model comes first
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="tokenizer.model .*tokenizer.json"):
-        load_tokenizer(empty)
-
-
-def test_sentencepiece_tokenizer_has_the_same_interface():
-    tok = load_tokenizer(SP_MODEL)
-    assert tok.stop_tokens == [tok.eos_id] == [2] and tok.chat_format == "llama2"
-    assert tok.special_tokens == {"<s>": 1, "</s>": 2}
-
-
-# ---- bad tokenizer files ---------------------------------------------------------------------
-
-
-def test_a_file_that_is_no_tokenizer_is_refused(tmp_path):
-    for name, data in [("text.model", b"just some words\nand more\n"), ("random.model", bytes(range(256)) * 4)]:
-        (tmp_path / name).write_bytes(data)
-        with pytest.raises(ValueError, match="neither a SentencePiece model .* nor a Hugging Face"):
-            load_tokenizer(tmp_path / name)
-
-
-def test_a_damaged_rank_file_names_the_line(tok_files, tmp_path):
-    lines = tok_files["tiktoken"].read_text().splitlines()
-    broken = tmp_path / "broken.model"
-    broken.write_text("\n".join(lines[:10] + ["not-base64!! x"] + lines[10:]) + "\n")
-    with pytest.raises(ValueError, match="line 11: .*not 'base64-token rank'"):
-        load_tokenizer(broken)
-    gap = tmp_path / "gap.model"
-    gap.write_text("\n".join(lines[:5] + lines[6:]) + "\n")
-    with pytest.raises(ValueError, match="not exactly 0..510"):
-        load_tokenizer(gap)
-
-
-def test_missing_special_tokens_are_named(tok_files, tmp_path):
-    ranks = train_ranks()
-    no_eot = write_tokenizer_json(ranks, tmp_path / "no_eot.json",
-                                  specials=[t for t in SPECIALS if t != "<|eot_id|>"])
-    with pytest.raises(ValueError, match=r"\['<\|eot_id\|>'\] are missing.*came with these weights"):
-        load_tokenizer(no_eot)
-    none = write_tokenizer_json(ranks, tmp_path / "none.json", specials=[])
-    with pytest.raises(ValueError, match="no begin/end-of-text tokens"):
-        load_tokenizer(none)
-    with pytest.raises(ValueError, match="start_header_id.*llama3_special_tokens"):
-        TiktokenTokenizer(tok_files["tiktoken"], special_tokens=["<|begin_of_text|>", "<|end_of_text|>"])
-
-
-def test_decode_refuses_ids_outside_the_vocabulary(tiktok, hftok):
-    for tok in (tiktok, hftok):
-        assert tok.decode([-1, 72, -1]) == tok.decode([72])  # pad is dropped
-        with pytest.raises(ValueError, match="outside this vocabulary of 768"):
-            tok.decode([VOCAB])
 
 
 # ---- checkpoints: tied embeddings, scaled RoPE, both layouts --------------------------------
@@ -300,70 +117,6 @@ def test_llama3_rope_scaling_without_its_numbers_is_refused():
               "intermediate_size": 128, "rope_scaling": {"rope_type": "llama3", "factor": 32.0}}
     with pytest.raises(ValueError, match="lacks .*low_freq_factor.*original_max_position_embeddings"):
         hf_config_to_params(config)
-
-
-# ---- chat ------------------------------------------------------------------------------------
-
-
-def template_ids(transformers_tokenizer, dialog, **kw) -> list[int]:
-    out = transformers_tokenizer.apply_chat_template(dialog, add_generation_prompt=True,
-                                                     tokenize=True, **kw)
-    return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-@pytest.mark.parametrize("dialog", DIALOGS[:3], ids=range(3))
-def test_chat_prompt_equals_transformers_chat_template(tiktok, hftok, transformers_tokenizer, dialog):
-    want = template_ids(transformers_tokenizer, dialog)
-    assert encode_dialog(tiktok, dialog) == want
-    assert encode_dialog(hftok, dialog) == want
-    assert want[0] == SPECIAL_ID["<|begin_of_text|>"]
-    assert tiktok.decode(want).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
-
-
-def test_special_token_text_in_a_message_stays_text(tiktok, hftok, transformers_tokenizer):
-    """Meta encodes message content with no special tokens allowed, so a message quoting
-    '<|eot_id|>' cannot end its turn early. A plain chat template would inject it; transformers
-    agrees with Meta once asked to sanitize control tokens."""
-    dialog = DIALOGS[3]
-    ours = encode_dialog(tiktok, dialog)
-    assert ours == encode_dialog(hftok, dialog)
-    assert ours.count(SPECIAL_ID["<|eot_id|>"]) == len(dialog)  # one per message, none injected
-    assert template_ids(transformers_tokenizer, dialog).count(SPECIAL_ID["<|eot_id|>"]) > len(dialog)
-    params = inspect.signature(transformers_tokenizer.apply_chat_template).parameters
-    if "sanitize_control_tokens" in params:  # transformers 5
-        assert ours == template_ids(transformers_tokenizer, dialog, sanitize_control_tokens=True)
-
-
-def test_llama2_chat_format_for_sentencepiece():
-    tok = load_tokenizer(SP_MODEL)
-    dialog = [{"role": "system", "content": "Speak as Juliet."}, {"role": "user", "content": " Hi "},
-              {"role": "assistant", "content": "Good morrow. "}, {"role": "user", "content": "Who?"}]
-    # Meta folds the system text into the first user message, then strips the whole: the user
-    # message's own leading space survives inside.
-    first = "[INST] <<SYS>>\nSpeak as Juliet.\n<</SYS>>\n\n Hi [/INST] Good morrow. "
-    want = tok.encode(first, bos=True, eos=True) + tok.encode("[INST] Who? [/INST]", bos=True, eos=False)
-    assert encode_dialog(tok, dialog) == want
-    with pytest.raises(ValueError, match="prompt markers"):
-        encode_dialog(tok, [{"role": "user", "content": "[INST] sneaky"}])
-
-
-@pytest.mark.parametrize("dialog, message", [
-    ([], "empty"),
-    ({"role": "user", "content": "Hi"}, "single message. Wrap it in a list"),
-    ([{"role": "user"}], "'role' and 'content'"),
-    ([{"role": "robot", "content": "x"}], "use one of system, user, assistant"),
-    ([{"role": "user", "content": 3}], "content must be a str"),
-    ([{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}], "user message must come first"),
-    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "both from the user.*Join them"),
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-      {"role": "assistant", "content": "c"}], "take turns"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "only the first message"),
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be from the user"),
-    ([{"role": "system", "content": "a"}], "only a system message"),
-])
-def test_bad_dialogs_are_refused_with_the_fix(dialog, message):
-    with pytest.raises(ValueError, match=message):
-        check_dialog(dialog)
 
 
 # ---- generation stops on every stop token ----------------------------------------------------

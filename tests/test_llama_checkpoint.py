@@ -14,11 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _llama_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
-from _llama_fixtures import (SMALL_PARAMS, TOKENIZER, hf_logits, make_hf_model, random_meta_dir,
-                             random_meta_state, save_meta_layout)
-from nnlib.llama import (Llama, ModelArgs, checkpoint, load_state_dict, permute_for_hf, save_hf,
-                         save_meta, unpermute_from_hf)
+from conftest import (SMALL_PARAMS, TOKENIZER, hf_logits, make_hf_model, random_meta_dir,
+                      random_meta_state, save_meta_layout)
+from nnlib.llama import Llama, ModelArgs, save_hf
+from nnlib.llama import checkpoint
+from nnlib.llama.checkpoint import load_state_dict, permute_for_hf, save_meta, unpermute_from_hf
 
 
 
@@ -159,16 +159,6 @@ def test_empty_directory(tmp_path):
         build(tmp_path)
 
 
-def test_no_tokenizer(copy_of, tmp_path):
-    d = copy_of()
-    (d / "tokenizer.model").unlink()
-    with pytest.raises(FileNotFoundError, match="tokenizer_path="):
-        build(d)
-    with pytest.raises(FileNotFoundError, match="No tokenizer"):
-        build(d, tokenizer_path=tmp_path / "nowhere" / "tokenizer.model")
-    assert build(d, tokenizer_path=TOKENIZER).tokenizer.n_words == 2048  # the fix works
-
-
 def test_a_missing_shard(copy_of):
     d = copy_of(n_shards=2)
     (d / "consolidated.01.pth").unlink()
@@ -184,49 +174,11 @@ def test_params_json_from_another_model(copy_of):
         build(d)
 
 
-def test_tokenizer_vocabulary_differs_from_vocab_size(copy_of):
-    d = copy_of()
-    params = json.loads((d / "params.json").read_text())
-    (d / "params.json").write_text(json.dumps({**params, "vocab_size": 32000}))
-    with pytest.raises(ValueError, match="2048 tokens but the model's vocab_size is 32000"):
-        build(d)
-
-
-def test_vocab_size_minus_one_is_taken_from_the_tokenizer(copy_of):
-    d = copy_of()
-    params = json.loads((d / "params.json").read_text())
-    (d / "params.json").write_text(json.dumps({**params, "vocab_size": -1}))  # as Llama 2 ships it
-    assert build(d).model.params.vocab_size == 2048
-
-
 def test_not_a_llama_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="only 'llama'"):
         build(tmp_path)
-
-
-@pytest.mark.skipif(torch.backends.cuda.is_built(), reason="this torch has CUDA")
-def test_cuda_on_a_torch_without_cuda(meta_dir):
-    with pytest.raises(ValueError, match="built without CUDA"):
-        build(meta_dir, device="cuda")
-
-
-def test_unknown_device_and_dtype(meta_dir):
-    with pytest.raises(ValueError, match="not a device name"):
-        build(meta_dir, device="gpu0")
-    with pytest.raises(ValueError, match="Unknown dtype"):
-        build(meta_dir, dtype="fp8")
-
-
-def test_memory_is_checked_before_loading(copy_of, monkeypatch):
-    from nnlib.llama import devices
-
-    d = copy_of()
-    (d / "consolidated.00.pth").write_bytes(b"not read: the check comes first")
-    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: 100_000)
-    with pytest.raises(MemoryError, match="GB .*free"):
-        build(d)
 
 
 # ---- safety: a pickle that runs code ---------------------------------------------------------
@@ -322,12 +274,50 @@ def test_the_shipped_tiny_model_exports_to_transformers(tmp_path):
     assert theirs[0, len(ids):].tolist() == ours[0]
 
 
-def test_a_half_precision_build_on_the_cpu(meta_dir):
-    """dtype= overrides the device's default: weights and KV cache in bf16, logits still float32."""
-    llama = build(meta_dir, dtype="bf16")
-    assert {p.dtype for p in llama.model.parameters()} == {torch.bfloat16}
-    assert llama.model.layers[0].attention.cache_k.dtype == torch.bfloat16
-    logits = llama.model.forward(TOKENS, 0)
-    assert logits.dtype == torch.float32
-    want = build(meta_dir).model.forward(TOKENS, 0)
-    assert (logits - want).abs().max() < 0.1 * want.abs().max()
+# ---- Llama 3.x rope factor in Meta's params.json ---------------------------------------------
+
+
+LLAMA_3_2_1B = {"dim": 2048, "n_layers": 16, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
+                "ffn_dim_multiplier": 1.5, "multiple_of": 256, "norm_eps": 1e-05,
+                "rope_theta": 500000.0, "use_scaled_rope": True}  # as Meta ships it: no factor
+LLAMA_3_2_3B = {**LLAMA_3_2_1B, "dim": 3072, "n_layers": 28, "n_heads": 24, "ffn_dim_multiplier": 1.0}
+LLAMA_3_1_8B = {"dim": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "vocab_size": 128256,
+                "ffn_dim_multiplier": 1.3, "multiple_of": 1024, "norm_eps": 1e-05,
+                "rope_theta": 500000.0, "use_scaled_rope": True}
+
+
+def read_args(tmp_path, params: dict) -> ModelArgs:
+    """ModelArgs as loading reads them from a Meta folder (the weights are not opened)."""
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    (tmp_path / "consolidated.00.pth").write_bytes(b"")
+    _, read = checkpoint.read_params(tmp_path)
+    return ModelArgs.from_dict(read)
+
+
+@pytest.mark.parametrize("params, factor", [(LLAMA_3_2_1B, 32.0), (LLAMA_3_2_3B, 32.0),
+                                            (LLAMA_3_1_8B, 8.0)], ids=["3.2-1B", "3.2-3B", "3.1-8B"])
+def test_a_meta_params_json_without_factor_gets_its_models_factor(tmp_path, params, factor):
+    """Llama 3.2's HF config.json says factor 32, Llama 3.1's says 8; Meta's params.json says
+    neither, so the shape decides."""
+    assert read_args(tmp_path, params).rope_scale_factor == factor
+
+
+@pytest.mark.parametrize("key", ["rope_scaling_factor", "rope_scale_factor"])
+def test_a_stated_rope_factor_always_wins(tmp_path, key):
+    assert read_args(tmp_path, {**LLAMA_3_2_1B, key: 16.0}).rope_scale_factor == 16.0
+    assert read_args(tmp_path, {**LLAMA_3_1_8B, key: 4.0}).rope_scale_factor == 4.0
+
+
+def test_shard_axis_is_metas_split():
+    """The one rule save_meta, merge_shards and notebook 03's checker share."""
+    assert [checkpoint.shard_axis(f"layers.0.attention.{w}.weight") for w in ("wq", "wk", "wv", "wo")] == [0, 0, 0, 1]
+    assert [checkpoint.shard_axis(f"layers.0.feed_forward.{w}.weight") for w in ("w1", "w2", "w3")] == [0, 1, 0]
+    assert checkpoint.shard_axis("output.weight") == 0
+    assert checkpoint.shard_axis("layers.3.ffn_norm.weight") is None
+    assert checkpoint.shard_axis("tok_embeddings.weight", embedding_axis=1) == 1
+
+
+def test_write_params_json_is_what_loading_reads(tmp_path):
+    args = ModelArgs(**SMALL_PARAMS, max_seq_len=8, max_batch_size=1)
+    path = checkpoint.write_params_json(args, tmp_path)
+    assert ModelArgs.from_dict(json.loads(path.read_text()), max_seq_len=8, max_batch_size=1) == args

@@ -96,6 +96,7 @@ def test_no_process_group_outside_torchrun(monkeypatch):
     assert not (dist.is_available() and dist.is_initialized())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
 def test_under_torchrun_on_a_cpu_the_group_uses_gloo(monkeypatch, tmp_path):
     import torch.distributed as dist
@@ -115,6 +116,41 @@ def test_under_torchrun_on_a_cpu_the_group_uses_gloo(monkeypatch, tmp_path):
             dist.destroy_process_group()
 
 
+# ---- NNLIB_DEVICE / NNLIB_DTYPE overrides ------------------------------------------------------
+
+
+def test_env_overrides_the_automatic_choice_and_an_argument_overrides_env(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "mps_available", lambda: False)
+    monkeypatch.setenv("NNLIB_DEVICE", "cpu")
+    assert choose_device() == torch.device("cpu")
+    monkeypatch.setenv("NNLIB_DTYPE", "bfloat16")
+    assert choose_dtype(torch.device("cpu")) == torch.bfloat16  # env wins over auto (fp32)
+    assert choose_dtype(torch.device("cpu"), "fp16") == torch.float16  # the argument wins
+    monkeypatch.setenv("NNLIB_DTYPE", "")
+    assert choose_dtype(torch.device("cpu")) == torch.float32  # empty means unset
+
+
+def test_env_device_wins_over_auto_detection_and_loses_to_an_argument(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # auto would pick cuda
+    monkeypatch.setenv("NNLIB_DEVICE", "cpu")
+    assert choose_device() == torch.device("cpu")
+    monkeypatch.setenv("NNLIB_DEVICE", "xpu")
+    assert choose_device("cpu") == torch.device("cpu")  # an explicit argument ignores env
+
+
+@pytest.mark.parametrize("var, value, call, listed", [
+    ("NNLIB_DEVICE", "gpu0", lambda: choose_device(), "cpu, cuda, cuda:N, mps"),
+    ("NNLIB_DEVICE", "xpu", lambda: choose_device(), "cpu, cuda, cuda:N, mps"),
+    ("NNLIB_DTYPE", "fp8", lambda: choose_dtype(torch.device("cpu")), "bfloat16"),
+])
+def test_a_bad_env_value_is_named_with_the_valid_ones(monkeypatch, var, value, call, listed):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ValueError, match=f"{var}={value!r}") as err:
+        call()
+    assert listed in str(err.value)
+
+
 # ---- memory arithmetic -----------------------------------------------------------------------
 
 # Parameter counts Meta and Hugging Face publish for these checkpoints.
@@ -124,6 +160,28 @@ PUBLISHED = {"7B": 6_738_415_616, "13B": 13_015_864_320, "8B": 8_030_261_248, "7
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_parameter_counts_match_the_published_ones(name):
     assert count_parameters(**devices.KNOWN_MODELS[name]) == PUBLISHED[name]
+
+
+def test_tied_embeddings_count_once_llama_3_2_1b():
+    """Llama 3.2 1B by hand: 16 layers of (wq, wo 2048x2048; wk, wv 512x2048; w1, w2, w3
+    8192x2048; two norms) + one 128256x2048 embedding shared with the output + the final norm:
+    1,235,814,400 (HF's model card says 1.24B; untied it would be 1.50B)."""
+    per_layer = 2 * 2048 * 2048 + 2 * 512 * 2048 + 3 * 8192 * 2048 + 2 * 2048
+    by_hand = 16 * per_layer + 128256 * 2048 + 2048
+    assert by_hand == 1_235_814_400
+    assert count_parameters(**devices.LLAMA_3_2_MODELS["3.2-1B"]) == by_hand
+    assert model_memory("3.2-1B", "bf16")["weights"] == 2 * by_hand
+    untied = {**devices.LLAMA_3_2_MODELS["3.2-1B"], "tied_embeddings": False}
+    assert count_parameters(**untied) == by_hand + 128256 * 2048
+
+
+def test_tied_count_matches_a_built_tied_model():
+    from nnlib.llama import ModelArgs, Transformer
+
+    shape = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=300, multiple_of=32)
+    model = Transformer(ModelArgs(**shape, max_seq_len=4, max_batch_size=1))
+    model.output.weight = model.tok_embeddings.weight  # tied, as Llama 3.2 1B/3B
+    assert count_parameters(**shape, tied_embeddings=True) == model.num_parameters()
 
 
 def test_parameter_count_matches_a_built_model():
@@ -169,8 +227,9 @@ def test_free_memory_is_known_on_the_cpu():
     assert free is None or free > 0
 
 
-def test_the_seeds_torchrun_command_works_with_nnlib_build(tmp_path):
-    """The seed ran `torchrun --nproc_per_node 1 example_text_completion.py ...` and died in
+@pytest.mark.slow
+def test_metas_torchrun_command_works_with_nnlib_build(tmp_path):
+    """The learner ran `torchrun --nproc_per_node 1 example_text_completion.py ...` and died in
     Meta's build with "Distributed package doesn't have NCCL built in". The same launch with
     nnlib's Llama.build starts a gloo group on this CPU-only torch and generates."""
     import subprocess

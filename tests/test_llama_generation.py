@@ -1,18 +1,15 @@
-"""nnlib.llama.generation: Meta's generate() semantics, sample_top_p, the step-through API, and the
-shipped tiny model's pinned greedy text. Every number is checked against a fresh forward pass."""
+"""nnlib.llama.generation: Meta's generate() semantics, seeding by torch.manual_seed, the
+step-through API, the GenerationStepper, the July-2023 logprobs order, and the shipped tiny
+model's pinned greedy text. Every number is checked against a fresh forward pass."""
 from __future__ import annotations
-
-from fractions import Fraction
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from _llama_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
-from _llama_fixtures import TINY_DIR, random_meta_dir
-from nnlib.llama import (GenerationStep, Llama, generate_seed_order, load_tiny, nucleus, sample_top_p,
-                         temperature_probs)
+from conftest import TINY_DIR, random_meta_dir
+from nnlib.llama import GenerationStep, GenerationStepper, Llama, load_tiny
+from nnlib.llama.generation import logprobs_scored_before_write
+from nnlib.llama.sampling import nucleus
 
 
 
@@ -46,110 +43,6 @@ class StopAt:
 
     def __getattr__(self, name):
         return getattr(self._tok, name)
-
-
-# ---- sample_top_p: Meta's nucleus rule -------------------------------------------------------
-
-
-@st.composite
-def dyadic_distributions(draw):
-    """Probabilities that are multiples of 1/256 and a p that is one too: float32 sums are then
-    exact, so the cut can be compared with exact arithmetic, equality cases included."""
-    n = draw(st.integers(1, 12))
-    cuts = sorted(draw(st.lists(st.integers(0, 256), min_size=n - 1, max_size=n - 1)))
-    counts = [b - a for a, b in zip([0] + cuts, cuts + [256])]
-    return counts, draw(st.integers(1, 256))
-
-
-def reference_nucleus(counts: list[int], p_num: int) -> list[int]:
-    """Brute force, in exact fractions: most likely first (ties by id), keep a token while the
-    mass before it is at most p."""
-    order = sorted(range(len(counts)), key=lambda i: (-counts[i], i))
-    p, kept, before = Fraction(p_num, 256), [], Fraction(0)
-    for i in order:
-        if before <= p:
-            kept.append(i)
-        before += Fraction(counts[i], 256)
-    return kept
-
-
-@settings(max_examples=200, deadline=None)
-@given(dyadic_distributions())
-def test_nucleus_matches_a_brute_force_reference(dist):
-    counts, p_num = dist
-    probs = torch.tensor([c / 256 for c in counts])
-    sorted_probs, order, keep = nucleus(probs[None], p_num / 256)
-    kept = order[0][keep[0]].tolist()
-    assert kept == reference_nucleus(counts, p_num)
-    assert kept, "the nucleus is never empty"
-    assert kept[0] == max(range(len(counts)), key=lambda i: (counts[i], -i))
-    # the shortest most-likely-first prefix whose mass exceeds p (or everything)
-    mass = [Fraction(counts[i], 256) for i in kept]
-    p = Fraction(p_num, 256)
-    assert sum(mass[:-1]) <= p
-    assert sum(mass) > p or len(kept) == len(counts)
-
-
-@settings(max_examples=100, deadline=None)
-@given(logits=st.lists(st.floats(-8, 8), min_size=1, max_size=40),
-       p=st.floats(1e-6, 1.0), seed=st.integers(0, 2**31 - 1))
-def test_sample_top_p_never_leaves_the_nucleus(logits, p, seed):
-    probs = torch.softmax(torch.tensor(logits), dim=-1)[None]
-    _, order, keep = nucleus(probs, p)
-    kept = set(order[0][keep[0]].tolist())
-    assert int(probs.argmax()) in kept
-    g = torch.Generator().manual_seed(seed)
-    token = sample_top_p(probs, p, generator=g)
-    assert token.shape == (1, 1) and int(token) in kept
-
-
-@settings(max_examples=50, deadline=None)
-@given(logits=st.lists(st.floats(-8, 8), min_size=2, max_size=40, unique=True),
-       seed=st.integers(0, 2**31 - 1))
-def test_tiny_p_gives_the_argmax(logits, seed):
-    probs = torch.softmax(torch.tensor(logits), dim=-1)[None]
-    g = torch.Generator().manual_seed(seed)
-    assert int(sample_top_p(probs, 1e-9, generator=g)) == int(probs.argmax())
-
-
-def meta_sample_top_p(probs, p, generator):
-    """Meta's algorithm step by step, as the learner reads it (the test's own copy)."""
-    probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True)
-    probs_sum = torch.cumsum(probs_sort, dim=-1)
-    mask = probs_sum - probs_sort > p
-    probs_sort[mask] = 0.0
-    probs_sort.div_(probs_sort.sum(dim=-1, keepdim=True))
-    next_token = torch.multinomial(probs_sort, num_samples=1, generator=generator)
-    return torch.gather(probs_idx, -1, next_token)
-
-
-def test_sample_top_p_draws_exactly_what_metas_code_draws():
-    g = torch.Generator().manual_seed(0)
-    probs = torch.softmax(3 * torch.randn(8, 300, generator=g), dim=-1)
-    for p in (0.05, 0.5, 0.9, 1.0):
-        ours = sample_top_p(probs, p, generator=torch.Generator().manual_seed(7))
-        meta = meta_sample_top_p(probs.clone(), p, generator=torch.Generator().manual_seed(7))
-        assert torch.equal(ours, meta)
-
-
-def test_sample_frequencies_follow_the_renormalised_nucleus():
-    probs = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
-    p = 0.7  # mass before: 0, .4, .65, .8 -> keep the first three
-    n = 20000
-    g = torch.Generator().manual_seed(0)
-    draws = sample_top_p(probs.expand(n, -1), p, generator=g).reshape(-1)
-    freq = torch.bincount(draws, minlength=6).float() / n
-    want = torch.tensor([0.4, 0.25, 0.15, 0, 0, 0]) / 0.8
-    assert freq[3:].sum() == 0
-    sigma = (want * (1 - want) / n).sqrt()
-    assert ((freq - want).abs() <= 5 * sigma + 1e-9).all(), (freq, want)
-
-
-def test_temperature_probs():
-    logits = torch.tensor([2.0, 1.0, 0.0])
-    torch.testing.assert_close(temperature_probs(logits, 1.0), torch.softmax(logits, -1))
-    torch.testing.assert_close(temperature_probs(logits, 0.5), torch.softmax(logits / 0.5, -1))
-    assert temperature_probs(logits, 0).tolist() == [1.0, 0.0, 0.0]  # the T -> 0 limit
 
 
 # ---- generate: Meta's semantics --------------------------------------------------------------
@@ -199,11 +92,17 @@ def test_echo_with_nothing_to_generate_scores_the_prompt(llama, prompts):
     assert llama.generate([prompts[1]], 0) == ([[]], None)
 
 
-def test_the_seeds_logprob_order_gives_zeros(llama, prompts):
-    right, right_lp = llama.generate(prompts, 5, temperature=0, logprobs=True, echo=True)
-    seed_toks, seed_lp = generate_seed_order(llama, prompts, 5, temperature=0, echo=True)
-    assert seed_toks == right
-    for prompt, good, bad in zip(prompts, right_lp, seed_lp):
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_scoring_before_the_write_gives_zeros(llama, prompts, temperature):
+    """Meta's July-2023 order: same tokens as generate, every generated token's logprob 0.0."""
+    torch.manual_seed(2)
+    right, right_lp = llama.generate(prompts, 5, temperature=temperature, logprobs=True, echo=True)
+    torch.manual_seed(2)
+    early_toks, early_lp = logprobs_scored_before_write(llama, prompts, 5, temperature=temperature,
+                                                       echo=True)
+    assert early_toks == right
+    for prompt, good, bad in zip(prompts, right_lp, early_lp):
+        assert all(x != 0.0 for x in good[len(prompt):])       # generate scores them
         assert bad[len(prompt):] == [0.0] * 5                  # every generated token: 0
         assert bad[:len(prompt)] == pytest.approx(good[:len(prompt)], abs=1e-5)  # prompt: right
 
@@ -240,14 +139,28 @@ def test_a_prompt_may_contain_eos(llama, prompts):
     assert echoed[0] == prompt + toks[0]
 
 
-def test_sampling_is_reproducible_with_a_seed(llama, prompts, tmp_path):
-    llama.set_seed(3)
+def test_torch_manual_seed_reproduces_samples(llama, prompts):
+    """As in Meta's code and transformers: generate draws from torch's default generator."""
+    torch.manual_seed(0)
     a, _ = llama.generate(prompts, 10, temperature=1.5, top_p=1.0)
-    llama.set_seed(3)
+    torch.manual_seed(0)
     b, _ = llama.generate(prompts, 10, temperature=1.5, top_p=1.0)
-    llama.set_seed(4)
+    torch.manual_seed(4)
     c, _ = llama.generate(prompts, 10, temperature=1.5, top_p=1.0)
     assert a == b and a != c
+    torch.manual_seed(0)
+    text_a = llama.text_completion(["ROMEO:"], temperature=1.0, max_gen_len=8)
+    torch.manual_seed(0)
+    assert llama.text_completion(["ROMEO:"], temperature=1.0, max_gen_len=8) == text_a
+
+
+def test_build_seed_seeds_torch(tmp_path):
+    """``Llama.build(seed=s)`` calls ``torch.manual_seed(s)``, as Meta's build does."""
+    path = random_meta_dir(tmp_path / "m", logit_scale=5.0)
+    Llama.build(path, max_seq_len=16, max_batch_size=1, device="cpu", seed=123)
+    after_build = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after_build, torch.rand(3))
 
 
 def test_text_completion_returns_metas_dicts(llama):
@@ -293,7 +206,7 @@ def test_steps_at_temperature_zero_are_greedy_generate(llama, prompts):
 
 
 def test_steps_draw_what_generate_draws_with_the_same_seed(llama, prompts):
-    llama.set_seed(11)
+    torch.manual_seed(11)
     sampled, _ = llama.generate([prompts[0]], 10, temperature=0.9, top_p=0.8)
     steps = list(llama.steps(prompts[0], 10, temperature=0.9, top_p=0.8, seed=11))
     assert [s.token for s in steps] == sampled[0]
@@ -332,6 +245,61 @@ def test_steps_reject_bad_requests(llama):
         next(llama.steps("ROMEO:", 3, temperature=-1))
     with pytest.raises(ValueError, match="top_p"):
         next(llama.steps("ROMEO:", 3, top_p=0))
+
+
+# ---- GenerationStepper: one generation in progress --------------------------------------------
+
+
+def test_stepping_to_the_end_is_generate_with_the_same_seed(llama, prompts):
+    stepper = GenerationStepper(llama, prompts[0], max_gen_len=10, seed=21)
+    steps = stepper.run(20, temperature=1.0, top_p=0.9)
+    torch.manual_seed(21)
+    (want,), _ = llama.generate([prompts[0]], 10, temperature=1.0, top_p=0.9)
+    assert stepper.tokens == want and stepper.finished and len(steps) == len(want)
+    assert stepper.step(1.0, 0.9) is None  # finished: nothing more
+
+
+def test_back_then_step_repeats_the_draw_without_the_model(llama, prompts, monkeypatch):
+    stepper = GenerationStepper(llama, prompts[1], max_gen_len=8, seed=3)
+    stepper.run(4, temperature=1.2, top_p=1.0)
+    calls = []
+    real = llama.model.forward
+    monkeypatch.setattr(llama.model, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    before, prev_pos = stepper.ids, stepper.history[-1].prev_pos
+    last = stepper.back()
+    assert calls == [] and stepper.ids == before[:-1] and stepper.prev_pos == prev_pos
+    preview = stepper.preview(1.2, 1.0)
+    assert calls == [] and preview.token == last.token  # a preview uses up nothing
+    again = stepper.step(1.2, 1.0)
+    assert again.token == last.token and stepper.ids == before
+    assert len(calls) == 1  # only the new token is run
+    while stepper.back() is not None:
+        pass
+    assert stepper.ids == list(prompts[1]) and stepper.history == []
+
+
+def test_the_stepper_asks_the_model_what_its_cache_holds(llama, prompts):
+    """Another generate in between overwrites the cache: the stepper re-runs from where the cache
+    stops agreeing and still gives the undisturbed tokens."""
+    undisturbed = GenerationStepper(llama, prompts[1], max_gen_len=6, seed=0)
+    want = [s.token for s in undisturbed.run(6, 0.0, 1.0)]
+    stepper = GenerationStepper(llama, prompts[1], max_gen_len=6, seed=0)
+    stepper.run(3, 0.0, 1.0)
+    llama.generate([prompts[0]], 4, temperature=0.0)  # clobbers cache row 0
+    stepper.step(0.0, 1.0)  # its logits were computed before; the next ones need the model
+    common = next(i for i, (a, b) in enumerate(zip(prompts[0], prompts[1])) if a != b)
+    assert stepper.prev_pos == common  # re-ran from where the two sequences part
+    stepper.run(6, 0.0, 1.0)
+    assert stepper.tokens == want
+
+
+def test_the_stepper_refuses_what_it_cannot_do(llama):
+    with pytest.raises(ValueError, match="empty"):
+        GenerationStepper(llama, [])
+    with pytest.raises(ValueError, match="max_seq_len"):
+        GenerationStepper(llama, [1] * 48)
+    with pytest.raises(ValueError, match="max_gen_len"):
+        GenerationStepper(llama, [1, 2], max_gen_len=0)
 
 
 # ---- the shipped tiny model ------------------------------------------------------------------

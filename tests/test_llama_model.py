@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from _llama_fixtures import one_torch_thread  # noqa: F401  (autouse fixture)
-from _llama_fixtures import (TOKENIZER, hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout,
-                             save_meta_layout)
-from nnlib.llama import Llama, ModelArgs, Tokenizer, Transformer
+from conftest import SMALL_PARAMS, hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout, save_meta_layout
+from nnlib.llama import Llama, ModelArgs, Transformer
 from nnlib.llama.model import ffn_hidden_dim
 
 SEQ = 40
@@ -112,32 +108,44 @@ def test_forward_errors():
         Transformer(ModelArgs(dim=32, n_layers=1, n_heads=2))
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer(TOKENIZER)
-
-
-def test_tokenizer_follows_llamas_conventions(tokenizer):
-    assert (tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id, tokenizer.n_words) == (1, 2, -1, 2048)
-    ids = tokenizer.encode("ROMEO:\nO", bos=True, eos=True)
-    assert ids[0] == 1 and ids[-1] == 2
-    assert "<0x0A>" in [tokenizer.id_to_piece(i) for i in ids]  # newline: a byte piece
-    assert tokenizer.encode("ROMEO:", bos=False, eos=False) == tokenizer.encode("ROMEO:", False, False)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\u2581"), max_size=60))
-def test_tokenizer_round_trip(tokenizer, text):
-    """Byte fallback and identity normalisation: any text comes back exactly (except U+2581 '▁',
-    SentencePiece's own marker for a space, which decodes as a space)."""
-    ids = tokenizer.encode(text, bos=True, eos=False)
-    assert all(0 <= i < tokenizer.n_words for i in ids)
-    assert tokenizer.decode(ids) == text
-
-
 def test_params_json_rope_scaling_factor_is_read():
     from nnlib.llama import ModelArgs
 
     base = {"dim": 64, "n_layers": 1, "n_heads": 4, "use_scaled_rope": True, "rope_theta": 5e5}
     assert ModelArgs.from_dict({**base, "rope_scaling_factor": 32}).rope_scale_factor == 32
     assert ModelArgs.from_dict({**base, "rope_scaling_factor": None}).rope_scale_factor == 8.0  # Meta's 3.1 default
+
+
+def test_the_cache_records_the_ids_it_holds_per_row():
+    """``cached_prefix_len`` follows what each call wrote: a prefill, then one token, then another
+    call over a shorter or different prefix that makes the later positions stale."""
+    torch.manual_seed(0)
+    model = Transformer(ModelArgs(**SMALL_PARAMS, max_seq_len=16, max_batch_size=2)).eval()
+    a, b = [1, 5, 9, 4, 7], [1, 5, 8, 3]
+    assert model.cached_prefix_len(a) == 0
+    model.forward(torch.tensor([a[:4], b]), 0)
+    assert model.cached_prefix_len(a) == 4 and model.cached_prefix_len(b, row=1) == 4
+    model.forward(torch.tensor([a[4:]]), 4)  # row 0 only
+    assert model.cached_prefix_len(a) == 5 and model.cached_prefix_len(b, row=1) == 4
+    model.forward(torch.tensor([b[:3]]), 0)  # another sequence overwrites row 0 from position 0
+    assert model.cached_prefix_len(a) == 2  # 1, 5 agree; position 2 and later do not
+    assert model.cached_prefix_len(b) == 3  # position 3 was computed after the old prefix
+    model.forward(torch.tensor([a]), 0, use_cache=False)  # the no-cache path writes nothing
+    assert model.cached_prefix_len(b) == 3
+
+
+def test_a_cached_prefix_gives_the_logits_of_a_full_pass():
+    """What ``cached_prefix_len`` promises: from that position on, a cached call is exact."""
+    torch.manual_seed(1)
+    model = Transformer(ModelArgs(**SMALL_PARAMS, max_seq_len=16, max_batch_size=1)).eval()
+    ids = [1, 17, 300, 42, 99, 7]
+    model.forward(torch.tensor([ids[:4]]), 0)
+    model.forward(torch.tensor([[5, 6]]), 0)  # clobbers positions 0-1
+    held = model.cached_prefix_len(ids)
+    assert held == 0
+    model.forward(torch.tensor([ids[:4]]), 0)
+    held = model.cached_prefix_len(ids)
+    assert held == 4
+    cached = model.forward(torch.tensor([ids[held:]]), held)[0]
+    full = model.forward(torch.tensor([ids]), 0, use_cache=False)[0, held:]
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)

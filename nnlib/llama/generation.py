@@ -119,12 +119,6 @@ class Llama:
         return loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device, dtype,
                              seed, model_parallel_size, check_memory)
 
-    @staticmethod
-    def set_seed(seed: int) -> None:
-        """``torch.manual_seed(seed)``: the generator ``generate`` draws from starts again, so the
-        same seed gives the same samples."""
-        torch.manual_seed(seed)
-
     # ---- generate ------------------------------------------------------------------------
 
     @torch.inference_mode()

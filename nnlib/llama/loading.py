@@ -32,8 +32,9 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = Non
                     before_weights: Optional[BeforeWeights] = None,
                     dtype: Optional[torch.dtype] = None
                     ) -> tuple[ModelArgs, dict[str, torch.Tensor], Union[Path, BaseTokenizer, None]]:
-    """(ModelArgs, state dict in Meta's names on the CPU, the tokenizer file or None) of a
-    checkpoint folder, whatever its layout.
+    """(ModelArgs, state dict in Meta's names on the CPU, the tokenizer) of a checkpoint folder,
+    whatever its layout. The tokenizer is loaded and checked against ``vocab_size`` before any
+    weight is read (a GGUF layout given a ``tokenizer_path`` returns that path instead).
 
     The layout comes from ``checkpoint.detect_layout`` and is dispatched here and nowhere else:
 
@@ -55,17 +56,15 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = Non
     ckpt = Path(ckpt_dir).expanduser()
     layout = checkpoint.detect_layout(ckpt)
     if layout in ("meta", "hf"):
-        tok_path = Path(tokenizer_path).expanduser() if tokenizer_path is not None else \
-            _tokenizer_file_or_none(ckpt)
         _, params = checkpoint.read_params(ckpt)
+        tokenizer = open_tokenizer(tokenizer_path, ckpt)
         if params.get("vocab_size", -1) in (-1, None):  # Llama 2's params.json: from the tokenizer
-            if tok_path is None or not tok_path.is_file():
-                raise FileNotFoundError(_no_tokenizer(tok_path, ckpt))
-            params = {**params, "vocab_size": load_tokenizer(tok_path).n_words}
+            params = {**params, "vocab_size": tokenizer.n_words}
         args = ModelArgs.from_dict(params, max_seq_len=max_seq_len, max_batch_size=max_batch_size)
+        check_vocabulary(tokenizer, args)
         if before_weights is not None:
             before_weights(args, checkpoint.ties_embeddings(layout, ckpt, params))
-        return args, checkpoint.load_state_dict(ckpt, args, layout), tok_path
+        return args, checkpoint.load_state_dict(ckpt, args, layout), tokenizer
     if layout == "gguf":
         from .gguf import read_gguf_checkpoint
 
@@ -76,7 +75,7 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = Non
 
 
 def check_memory_fits(args: ModelArgs, dtype: torch.dtype, device: torch.device,
-                 tied_embeddings: bool = False) -> None:
+                      tied_embeddings: bool = False) -> None:
     """Raise MemoryError *before* loading when weights + KV cache exceed the free memory of
     ``device`` (nothing is checked where the free memory cannot be told)."""
     shape = {k: getattr(args, k) for k in ("dim", "n_layers", "n_heads", "vocab_size", "n_kv_heads",
@@ -117,22 +116,15 @@ def build(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, max_seq
     # Under torchrun (as in Meta's example command) a process group is expected: start it with
     # a backend this device has (gloo off-CUDA), never a hard-coded "nccl". Otherwise: nothing.
     devices.init_process_group_if_needed(dev)
-    memory_check = _memory_check(dt, dev) if check_memory else None
-    args, state, tok_path = read_checkpoint(ckpt_dir, tokenizer_path, max_seq_len=max_seq_len,
-                                            max_batch_size=max_batch_size,
-                                            before_weights=memory_check, dtype=dt)
-    if isinstance(tok_path, BaseTokenizer):  # the GGUF layout: the file's own tokenizer
-        tokenizer = tok_path
-    elif tok_path is None or not Path(tok_path).is_file():
-        raise FileNotFoundError(_no_tokenizer(tok_path, Path(ckpt_dir)))
-    else:
-        tokenizer = load_tokenizer(tok_path)
-    if tokenizer.n_words != args.vocab_size:
-        raise ValueError(
-            f"The tokenizer has {tokenizer.n_words} tokens but the model's vocab_size is "
-            f"{args.vocab_size}: {tok_path} is not the tokenizer of this checkpoint. Pass "
-            "tokenizer_path= the one that came with these weights."
-        )
+    def memory_check(args: ModelArgs, tied: bool) -> None:
+        check_memory_fits(args, dt, dev, tied_embeddings=tied)
+
+    args, state, tokenizer = read_checkpoint(
+        ckpt_dir, tokenizer_path, max_seq_len=max_seq_len, max_batch_size=max_batch_size,
+        before_weights=memory_check if check_memory else None, dtype=dt)
+    if isinstance(tokenizer, (str, Path)):  # a GGUF file given another tokenizer's path
+        tokenizer = open_tokenizer(tokenizer, Path(ckpt_dir).expanduser())
+        check_vocabulary(tokenizer, args)
     torch.manual_seed(seed)
     moved: dict[int, torch.Tensor] = {}  # tied embeddings: one tensor under two names, moved once
     for k, v in state.items():
@@ -159,20 +151,23 @@ def load_tiny(device: Any = None, max_seq_len: int = 256, max_batch_size: int = 
                  device=device, dtype=dtype, seed=seed)
 
 
-def _memory_check(dtype: torch.dtype, device: torch.device) -> BeforeWeights:
-    def before_weights(args: ModelArgs, tied: bool) -> None:
-        check_memory_fits(args, dtype, device, tied_embeddings=tied)
-    return before_weights
-
-
-def _tokenizer_file_or_none(ckpt: Path) -> Optional[Path]:
-    try:
-        return find_tokenizer_file(ckpt)
-    except FileNotFoundError:
-        return None
-
-
-def _no_tokenizer(tok_path: Optional[Path], ckpt: Path) -> str:
-    where = f"at {tok_path}" if tok_path is not None else f"in {ckpt}"
-    return (f"No tokenizer {where}. Pass tokenizer_path= the tokenizer.model or tokenizer.json "
+def open_tokenizer(tokenizer_path: Optional[PathLike], ckpt: Path) -> BaseTokenizer:
+    """The tokenizer at ``tokenizer_path``, or the one in ``ckpt``; when there is none, an error
+    that says where it looked and what to pass."""
+    path = Path(tokenizer_path).expanduser() if tokenizer_path is not None else \
+        find_tokenizer_file(ckpt)  # raises FileNotFoundError naming the files it looked for
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No tokenizer at {path}. Pass tokenizer_path= the tokenizer.model or tokenizer.json "
             "that came with the weights (Meta keeps it next to the model folders).")
+    return load_tokenizer(path)
+
+
+def check_vocabulary(tokenizer: BaseTokenizer, args: ModelArgs) -> None:
+    """A ValueError naming the fix when the tokenizer is not this model's (another vocabulary)."""
+    if tokenizer.n_words != args.vocab_size:
+        where = getattr(tokenizer, "model_path", "the tokenizer")
+        raise ValueError(
+            f"The tokenizer has {tokenizer.n_words} tokens but the model's vocab_size is "
+            f"{args.vocab_size}: {where} is not the tokenizer of this checkpoint. Pass "
+            "tokenizer_path= the one that came with these weights.")

@@ -389,7 +389,8 @@ def decode_added(tokenizer: BaseTokenizer, prefix: Sequence[int], added: Sequenc
     """The text that ``added`` ids add after ``prefix``: decode(prefix + added) minus
     decode(prefix). Decoding the new ids alone would lose SentencePiece's leading space and split
     multi-byte characters; when the longer decode does not extend the shorter one (a tokenizer
-    that rewrites earlier text), the new ids are decoded alone."""
+    that rewrites earlier text, or a byte piece that ends inside a multi-byte character), the
+    new ids are decoded alone (U+FFFD for an incomplete character)."""
     before = tokenizer.decode(list(prefix))
     after = tokenizer.decode(list(prefix) + list(added))
     return after[len(before):] if after.startswith(before) else tokenizer.decode(list(added))
