@@ -58,12 +58,11 @@ def test_source_is_paired_and_starts_with_the_colab_cell(src):
         f"{src.name}: the first code cell should be build_notebooks.colab_cell(); paste its output there"
 
 
-def _check(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check",
-                           "--notebooks", str(folder)], capture_output=True, text=True)
+def test_check_names_the_stale_notebook_and_ignores_outputs(tmp_path, capsys):
+    def check(folder: Path) -> tuple[int, str]:
+        code = build_notebooks.main(["--check", "--notebooks", str(folder)])
+        return code, capsys.readouterr().out
 
-
-def test_check_names_the_stale_notebook_and_ignores_outputs(tmp_path):
     (tmp_path / "src").mkdir()
     for name, code in [("01_a", "x = 1\nprint(x)"), ("02_b", "print('b')")]:
         src = tmp_path / "src" / f"{name}.py"
@@ -72,17 +71,25 @@ def test_check_names_the_stale_notebook_and_ignores_outputs(tmp_path):
         nb.metadata["jupytext"] = {"formats": build_notebooks.FORMATS}
         nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
-    fresh = _check(tmp_path)
-    assert fresh.returncode == 0 and "up to date" in fresh.stdout, fresh.stdout + fresh.stderr
+    code, out = check(tmp_path)
+    assert code == 0 and "up to date" in out, out
 
     src = tmp_path / "src" / "02_b.py"
     src.write_text(src.read_text().replace("print('b')", "print('B')"))
-    stale = _check(tmp_path)
-    assert stale.returncode == 1
-    assert "stale: 02_b.ipynb" in stale.stdout and "cell 1" in stale.stdout and "01_a" not in stale.stdout
+    code, out = check(tmp_path)
+    assert code == 1 and "stale: 02_b.ipynb" in out and "cell 1" in out and "01_a" not in out, out
 
     (tmp_path / "src" / "03_c.py").write_text("# %%\nprint(3)\n")
-    assert "stale: 03_c.ipynb: not built yet" in _check(tmp_path).stdout
+    assert "stale: 03_c.ipynb: not built yet" in check(tmp_path)[1]
+
+
+@pytest.mark.slow  # a fresh interpreter importing jupytext and nbclient
+def test_check_runs_as_a_script_and_exits_non_zero_when_stale(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "01_a.py").write_text("# %%\nprint(1)\n")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check",
+                             "--notebooks", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 1 and "stale: 01_a.ipynb: not built yet" in result.stdout, result
 
 
 def test_executed_in_order_without_errors(notebook):
