@@ -204,11 +204,13 @@ def write_gguf(path: Path, args: ModelArgs, state: dict[str, torch.Tensor], kind
         parts = base.split(".", 2)
         gname = (f"blk.{parts[1]}.{back[parts[2]]}" if parts[0] == "layers" else top[base]) + ".weight"
         a = t.float().numpy()
-        if kind == "Q8_0" and a.ndim == 2:
-            w.add_tensor(gname, gguf.quants.quantize(a, gguf.GGMLQuantizationType.Q8_0),
-                         raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-        else:
+        if kind == "F32" or a.ndim == 1:  # norms stay F32, as llama.cpp writes them
             w.add_tensor(gname, a)
+        elif kind == "F16":
+            w.add_tensor(gname, a.astype(np.float16))
+        else:
+            qtype = gguf.GGMLQuantizationType[kind]
+            w.add_tensor(gname, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -216,10 +218,13 @@ def write_gguf(path: Path, args: ModelArgs, state: dict[str, torch.Tensor], kind
     return path
 
 
-def q8_roundtrip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What a Q8_0 file holds, as floats: every matrix quantized and dequantized by gguf."""
-    q8 = gguf.GGMLQuantizationType.Q8_0
-    return {k: torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(v.numpy(), q8), q8)
+def roundtrip(state: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """What a file of ``kind`` holds, as floats: every matrix quantized and dequantized by the
+    gguf library's reference code (F32: the weights themselves)."""
+    if kind == "F32":
+        return state
+    qtype = gguf.GGMLQuantizationType[kind]
+    return {k: torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(v.numpy(), qtype), qtype)
                                 .reshape(v.shape)) if v.dim() == 2 else v for k, v in state.items()}
 
 
@@ -229,12 +234,12 @@ def meta_folder(tmp: Path, args: ModelArgs, state: dict[str, torch.Tensor]) -> P
     return out
 
 
-@pytest.mark.parametrize("kind", ["F32", "Q8_0"])
+@pytest.mark.parametrize("kind", ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
 def test_written_gguf_gives_the_logits_of_the_same_weights_in_meta_layout(tmp_path, kind):
     args = tiny_args()
     state = random_state(args)
     path = write_gguf(tmp_path / f"tiny-{kind}.gguf", args, state, kind)
-    expected = q8_roundtrip(state) if kind == "Q8_0" else state
+    expected = roundtrip(state, kind)
     meta = Llama.build(meta_folder(tmp_path, args, expected), max_seq_len=64, max_batch_size=2,
                        device="cpu", dtype=torch.float32)
     ours = Llama.build(path, max_seq_len=64, max_batch_size=2, device="cpu",

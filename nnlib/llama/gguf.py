@@ -340,7 +340,9 @@ class GGUFTokenizer:
             raise ValueError(f"{source} uses tokenizer.ggml.model {model!r}; only 'gpt2' (byte-level "
                              "BPE) and 'llama' (SentencePiece) are supported. Pass tokenizer_path= "
                              "a tokenizer.json for this model.")
-        self.chat_format = "template" if self.chat_template else "llama2"
+        # Without a template, Meta's format for the vocabulary (see nnlib.llama.chat).
+        self.chat_format = "template" if self.chat_template else \
+            "llama3" if "<|start_header_id|>" in self.special_tokens else "llama2"
         stops = [self.eos_id] + [int(metadata_value(reader, f"tokenizer.ggml.{k}_token_id", -1))
                                  for k in ("eot", "eom")]
         turn_end = template_end_of_turn(self.chat_template, self.special_tokens)
