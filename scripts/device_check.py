@@ -153,6 +153,7 @@ class Row:
 
 
 def table(rows: Sequence[Row]) -> str:
+    """The rows as aligned plain-text columns under a header."""
     head = ("subject", "check", "measured", "limit", "result")
     cells = [head] + [(r.subject, r.check, r.measured, r.limit, r.status) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
@@ -319,7 +320,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if load is None:
             rows.append(Row(name, "logits, greedy", "-", why, None))
             continue
-        rows += model_rows(name, load, device, dtype, args.tokens)
+        try:
+            rows += model_rows(name, load, device, dtype, args.tokens)
+        except Exception as err:  # e.g. an op this device lacks: report it, check the rest
+            rows.append(Row(name, "build and compare", f"{type(err).__name__}: {err}"[:80], "no error", False))
         smol_for_torchrun = smol_gguf() if name == "smol" else smol_for_torchrun
     if not args.skip_torchrun:
         rows += torchrun_rows(device, dtype, smol_for_torchrun)
