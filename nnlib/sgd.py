@@ -7,6 +7,8 @@ units and quadratic cost, the same standard-normal initialisation. Two things ar
 mini-batch as one matrix (``update_mini_batch_matrix``), which is how every real library does it,
 and the same step done by ``torch.optim.SGD`` (``torch_step``, ``torch_update``) so the numbers
 can be compared, with the gradient torch's usual losses give (``torch_gradients``) next to ours.
+``SGD(..., average=False)`` drops the 1/len(mini_batch) and ``accuracy_grid`` runs the eta x m
+experiment of notebook 01 that shows what the division is for.
 
 What it is not: a general or fast library. There is no cross-entropy, regularisation, momentum or
 GPU here; notebook 01 shows where each would go.
