@@ -167,8 +167,7 @@ def write_gguf(path: Path, args: ModelArgs, state: dict[str, torch.Tensor], kind
                arch: str = "llama", tied: bool = False) -> Path:
     """A llama.cpp-style GGUF: metadata, the SentencePiece vocabulary of data/tiny-llama, and the
     tensors under llama.cpp's names, matrices quantized to ``kind``."""
-    from sentencepiece import SentencePieceProcessor
-    from sentencepiece import sentencepiece_model_pb2 as sp_model
+    from sentencepiece import SentencePieceProcessor, sentencepiece_model_pb2 as sp_model
 
     sp = SentencePieceProcessor(model_file=str(DATA_DIR / "tiny-llama" / "tokenizer.model"))
     w = gguf.GGUFWriter(str(path), arch)

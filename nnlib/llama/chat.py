@@ -21,8 +21,9 @@ ChatML (``<|im_start|>user\n...<|im_end|>``), whatever its vocabulary looks like
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 Message = Mapping[str, str]
 Dialog = Sequence[Message]
@@ -142,7 +143,7 @@ def encode_llama2_dialog(tokenizer: Any, dialog: Dialog) -> list[int]:
     return ids
 
 
-def chat_template_of(tokenizer: Any) -> Optional[str]:
+def chat_template_of(tokenizer: Any) -> str | None:
     """The Jinja chat template that came with the tokenizer: its ``chat_template`` attribute (a
     GGUF file's), else the one saved next to a ``tokenizer.json`` (``tokenizer_config.json``'s
     ``chat_template``, or ``chat_template.jinja`` as transformers 5 writes it), else ``None``."""

@@ -23,16 +23,25 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
 
 from .checkpoint import ffn_params_for
 from .model import ModelArgs
-from .tokenizer import (LLAMA3_PATTERN, AllowedSpecial, Tokenizer, _allowed, _check_ids,
-                        _check_text, _split_on_specials, _wrap)
+from .tokenizer import (
+    LLAMA3_PATTERN,
+    AllowedSpecial,
+    Tokenizer,
+    _allowed,
+    _check_ids,
+    _check_text,
+    _split_on_specials,
+    _wrap,
+)
 
 if TYPE_CHECKING:  # imported lazily at run time: ``import nnlib.llama`` must not need gguf
     from gguf import GGUFReader
@@ -50,7 +59,7 @@ GGUF_TOP_NAMES = {"token_embd": "tok_embeddings", "output_norm": "norm", "output
 
 #: ``tokenizer.ggml.pre`` -> the regular expression that cuts text before byte-pair merging.
 #: ``None``: GPT-2's own pattern (the ``tokenizers`` ByteLevel default).
-GGUF_PRE_TOKENIZERS: dict[str, Optional[str]] = {
+GGUF_PRE_TOKENIZERS: dict[str, str | None] = {
     "default": None, "gpt2": None, "gpt-2": None, "smollm": None, "starcoder": None,
     "llama3": LLAMA3_PATTERN, "llama-v3": LLAMA3_PATTERN, "llama-bpe": LLAMA3_PATTERN,
     "smaug-bpe": LLAMA3_PATTERN, "dbrx": LLAMA3_PATTERN, "falcon3": LLAMA3_PATTERN,
@@ -96,7 +105,7 @@ def is_gguf(path: PathLike) -> bool:
         return False
 
 
-def open_gguf(path: PathLike) -> "GGUFReader":
+def open_gguf(path: PathLike) -> GGUFReader:
     """A ``GGUFReader`` over the file (memory-mapped: tensors are read when dequantized), with the
     library's parser errors turned into one that names the fix, and every tensor checked to lie
     inside the file."""
@@ -138,7 +147,7 @@ def _plain_array_reader() -> type:
     return PlainArrayReader
 
 
-def metadata_value(reader: "GGUFReader", key: str, default: Any = None) -> Any:
+def metadata_value(reader: GGUFReader, key: str, default: Any = None) -> Any:
     """One metadata value as a Python object (str, int, float, bool or list), or ``default``."""
     field = reader.fields.get(key)
     return default if field is None else field.contents()
@@ -147,7 +156,7 @@ def metadata_value(reader: "GGUFReader", key: str, default: Any = None) -> Any:
 # ---- metadata -> ModelArgs -------------------------------------------------------------------
 
 
-def gguf_params(reader: "GGUFReader") -> dict[str, Any]:
+def gguf_params(reader: GGUFReader) -> dict[str, Any]:
     """The file's hyper-parameters as Meta ``params.json`` values (for ``ModelArgs.from_dict``),
     with a clear error for anything this Llama does not implement."""
     arch = metadata_value(reader, "general.architecture")
@@ -199,7 +208,7 @@ def _shortest(value: float) -> float:
     return float(str(np.float32(value)))
 
 
-def _vocab_size(reader: "GGUFReader") -> int:
+def _vocab_size(reader: GGUFReader) -> int:
     size = metadata_value(reader, "llama.vocab_size")
     if size is not None:
         return int(size)
@@ -212,7 +221,7 @@ def _vocab_size(reader: "GGUFReader") -> int:
     return int(embd[0].shape[-1])
 
 
-def has_tied_output(reader: "GGUFReader") -> bool:
+def has_tied_output(reader: GGUFReader) -> bool:
     """True when the file has no ``output.weight``: the embedding matrix is used again."""
     return not any(t.name == "output.weight" for t in reader.tensors)
 
@@ -258,7 +267,7 @@ def dequantize_tensor(tensor: Any, dtype: torch.dtype = torch.float32) -> torch.
     return torch.from_numpy(values).to(dtype)
 
 
-def gguf_state_dict(reader: "GGUFReader", dtype: torch.dtype = torch.float32
+def gguf_state_dict(reader: GGUFReader, dtype: torch.dtype = torch.float32
                     ) -> dict[str, torch.Tensor]:
     """Every tensor dequantized into ``dtype`` under Meta's name. With tied embeddings,
     ``output.weight`` is the *same* tensor object as ``tok_embeddings.weight`` (stored once)."""
@@ -299,7 +308,7 @@ class GGUFTokenizer:
 
     kind = "gguf"
 
-    def __init__(self, reader: "GGUFReader", source: str = "<gguf>"):
+    def __init__(self, reader: GGUFReader, source: str = "<gguf>"):
         self.model_path = source
         model = metadata_value(reader, "tokenizer.ggml.model")
         tokens_field = reader.fields.get("tokenizer.ggml.tokens")
@@ -315,7 +324,7 @@ class GGUFTokenizer:
         self.add_bos: bool = bool(metadata_value(reader, "tokenizer.ggml.add_bos_token",
                                                  model == "llama"))
         self.add_eos: bool = bool(metadata_value(reader, "tokenizer.ggml.add_eos_token", False))
-        self.chat_template: Optional[str] = metadata_value(reader, "tokenizer.chat_template")
+        self.chat_template: str | None = metadata_value(reader, "tokenizer.chat_template")
         self.special_tokens: dict[str, int] = {
             t: i for i, (t, k) in enumerate(zip(tokens, types)) if k in (_CONTROL, _USER_DEFINED)}
         self._pieces = tokens
@@ -325,7 +334,7 @@ class GGUFTokenizer:
             if not merges:
                 raise ValueError(f"{source}: a gpt2-style tokenizer without merges. " + _FIX_FILE)
             self._bpe = _byte_level_bpe(tokens, merges, types, pre, source)
-            self._sp: Optional[Tokenizer] = None
+            self._sp: Tokenizer | None = None
         elif model == "llama":
             scores = metadata_value(reader, "tokenizer.ggml.scores")
             if scores is None:
@@ -383,7 +392,7 @@ class GGUFTokenizer:
         return f"GGUFTokenizer({self.model_path!r}, n_words={self.n_words})"
 
 
-def template_end_of_turn(template: Optional[str], special: dict[str, int]) -> Optional[int]:
+def template_end_of_turn(template: str | None, special: dict[str, int]) -> int | None:
     """The id of the token a chat template closes every message with: the special token that
     appears in the template right after ``message['content']`` (``<|im_end|>`` in ChatML,
     ``<|eot_id|>`` in Llama 3's), else ``None``."""
@@ -459,10 +468,10 @@ def _sentencepiece_from_pieces(tokens: list[str], scores: Sequence[float], types
 # ---- a Llama from a GGUF file ----------------------------------------------------------------
 
 
-def read_gguf_checkpoint(path: PathLike, tokenizer_path: Optional[PathLike] = None, *,
+def read_gguf_checkpoint(path: PathLike, tokenizer_path: PathLike | None = None, *,
                          max_seq_len: int = 512, max_batch_size: int = 4,
-                         before_weights: Optional[Callable[[ModelArgs, bool], None]] = None,
-                         dtype: Optional[torch.dtype] = None) -> tuple[ModelArgs, dict[str, torch.Tensor], Any]:
+                         before_weights: Callable[[ModelArgs, bool], None] | None = None,
+                         dtype: torch.dtype | None = None) -> tuple[ModelArgs, dict[str, torch.Tensor], Any]:
     """The ``"gguf"`` branch of ``loading.read_checkpoint``: (ModelArgs, state dict in Meta's
     names on the CPU in ``dtype`` (float32 when None), the tokenizer): the file's own
     ``GGUFTokenizer``, or the one at ``tokenizer_path`` when given. The tokenizer is checked
