@@ -93,18 +93,6 @@ def find_gguf(path: PathLike) -> Path:
     return p
 
 
-def is_gguf(path: PathLike) -> bool:
-    """True for a file that starts with GGUF's magic bytes, or a folder holding a ``.gguf`` file."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        return any(p.glob("*.gguf"))
-    try:
-        with open(p, "rb") as f:
-            return f.read(4) == b"GGUF"
-    except OSError:
-        return False
-
-
 def open_gguf(path: PathLike) -> GGUFReader:
     """A ``GGUFReader`` over the file (memory-mapped: tensors are read when dequantized), with the
     library's parser errors turned into one that names the fix, and every tensor checked to lie
