@@ -132,6 +132,7 @@ def test_stepping_to_the_end_equals_generate(llama, temperature, top_p, seed):
     assert ex.step() is None  # finished: nothing more
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(temperature=st.floats(0.05, 2.0), top_p=st.floats(0.01, 1.0), seed=st.integers(0, 2**31))
 def test_the_marked_token_is_in_the_nucleus_and_is_what_step_takes(llama, temperature, top_p, seed):
@@ -164,6 +165,7 @@ def test_a_draw_from_the_tail_is_still_shown_and_marked(llama):
     assert any(f"rank {d['chosen_rank']}" in t.get_text() for t in ex.chart.values)
 
 
+@pytest.mark.slow
 def test_numbers_shown_equal_a_fresh_forward_pass(llama):
     ex = GenerationExplorer(llama, PROMPT, temperature=0.9, top_p=0.8, seed=5)
     ex.run(8)
@@ -182,6 +184,7 @@ def test_numbers_shown_equal_a_fresh_forward_pass(llama):
                                                  abs=1e-5)
 
 
+@pytest.mark.slow
 def test_back_rewinds_without_the_model_and_repeats_the_draw(llama, forward_calls):
     ex = GenerationExplorer(llama, PROMPT, temperature=1.0, top_p=0.95, seed=11)
     first = ex.run(6)
@@ -196,6 +199,7 @@ def test_back_rewinds_without_the_model_and_repeats_the_draw(llama, forward_call
     assert ex.tokens == [] and ex.back() is None
 
 
+@pytest.mark.slow
 def test_reset_and_a_new_seed_restart_from_the_prompt(llama):
     ex = GenerationExplorer(llama, PROMPT, temperature=1.2, top_p=0.95, seed=2)
     first = ex.run(10)
