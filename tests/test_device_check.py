@@ -110,3 +110,14 @@ def test_a_model_that_is_wrong_on_the_device_fails_the_run(monkeypatch, capsys):
                               "--skip-torchrun", "--skip-notebooks"])
     out = capsys.readouterr().out
     assert code == 1 and "FAIL" in out
+
+
+def test_a_model_that_cannot_run_on_the_device_is_a_failed_row(monkeypatch, capsys):
+    def load_fails_on_device(device, dtype, **kwargs):
+        raise RuntimeError("Placeholder storage has not been allocated on MPS device!")
+
+    monkeypatch.setattr(device_check, "shipped_models", lambda: [("tiny", load_fails_on_device, "")])
+    code = device_check.main(["--device", "cpu", "--dtype", "float16", "--skip-torchrun",
+                              "--skip-notebooks"])
+    out = capsys.readouterr().out
+    assert code == 1 and "RuntimeError: Placeholder storage" in out and "FAIL" in out
