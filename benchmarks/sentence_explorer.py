@@ -37,8 +37,7 @@ def timed(action, *args) -> float:
 
 def measure(repeat: int) -> dict[str, list[float]]:
     """Milliseconds per update, by kind of update."""
-    from nnlib import DATA_DIR
-    from nnlib import nlp as N
+    from nnlib import DATA_DIR, nlp as N
     from nnlib.llama import load_tokenizer
     from nnlib.widgets import SentenceExplorer
 

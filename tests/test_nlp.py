@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import spacy
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from nnlib import nlp as N
 from nnlib.exercises import spacy_pipelines as exercises
@@ -414,8 +413,8 @@ def test_checkers_reject_answers_of_the_wrong_kind(en, ja):
 
 
 def _notebook_solutions() -> dict[str, object]:
-    """The functions defined in notebook 02's hidden solutions (the ```python blocks inside the
-    <details> cells of its source), by name."""
+    """The functions defined in the hidden solutions of notebooks 02 and 02b (the ```python
+    blocks inside the <details> blocks of their sources), by name."""
     import jupytext
     from spacy.training import Example
 
@@ -425,8 +424,11 @@ def _notebook_solutions() -> dict[str, object]:
     given = set(namespace)
     for src in sorted((Path(__file__).resolve().parent.parent / "notebooks" / "src").glob("02*.py")):
         for cell in jupytext.read(src).cells:
-            if cell.cell_type == "markdown" and "<summary>Solution" in cell.source:
-                for block in re.findall(r"```python\n(.*?)```", cell.source, flags=re.S):
+            if cell.cell_type != "markdown":
+                continue
+            for details in re.findall(r"<details><summary>Solution</summary>(.*?)</details>",
+                                      cell.source, flags=re.S):
+                for block in re.findall(r"```python\n(.*?)```", details, flags=re.S):
                     exec(block, namespace)  # noqa: S102 - our own notebook's text
     return {k: v for k, v in namespace.items() if callable(v) and k not in given}
 

@@ -9,11 +9,9 @@ match Sudachi and SentencePiece called directly.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nnlib import DATA_DIR
-from nnlib import nlp as N
+from nnlib import DATA_DIR, nlp as N
 from nnlib.widgets import SentenceExplorer
 from nnlib.widgets.sentence import COLUMNS, is_japanese, token_row
 
