@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from nnlib import DATA_DIR
+from nnlib.llama.tokenizer import HFTokenizer, TiktokenTokenizer
 
 TINY_DIR = DATA_DIR / "tiny-llama"
 TOKENIZER = TINY_DIR / "tokenizer.model"  # a real SentencePiece file, vocabulary 2048
@@ -135,7 +136,7 @@ def hf_to_meta_in_test(model) -> tuple[dict, dict]:
 
 
 def save_meta_layout(sd: dict, params: dict, out: Path, n_shards: int = 1, embed_axis: int = 1,
-                     tokenizer: "Path | None" = TOKENIZER) -> Path:
+                     tokenizer: Path | None = TOKENIZER) -> Path:
     """Meta's files, split the way Meta's model-parallel checkpoints are (the test's own split)."""
     out.mkdir(parents=True, exist_ok=True)
     column = ("wq", "wk", "wv", "w1", "w3", "output")
@@ -350,16 +351,12 @@ def tok_files(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiktok(tok_files) -> "TiktokenTokenizer":
-    from nnlib.llama.tokenizer import TiktokenTokenizer
-
+def tiktok(tok_files) -> TiktokenTokenizer:
     return TiktokenTokenizer(tok_files["tiktoken"])
 
 
 @pytest.fixture(scope="session")
-def hftok(tok_files) -> "HFTokenizer":
-    from nnlib.llama.tokenizer import HFTokenizer
-
+def hftok(tok_files) -> HFTokenizer:
     return HFTokenizer(tok_files["json"])
 
 

@@ -11,15 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from conftest import (SMALL_PARAMS, TOKENIZER, hf_logits, make_hf_model, random_meta_dir,
-                      random_meta_state, save_meta_layout)
-from nnlib.llama import Llama, ModelArgs, save_hf
-from nnlib.llama import checkpoint
+from conftest import (
+    SMALL_PARAMS,
+    TOKENIZER,
+    hf_logits,
+    make_hf_model,
+    random_meta_dir,
+    random_meta_state,
+    save_meta_layout,
+)
+from nnlib.llama import Llama, ModelArgs, checkpoint, save_hf
 from nnlib.llama.checkpoint import load_state_dict, permute_for_hf, save_meta, unpermute_from_hf
-
 
 
 def build(path, **kw):
@@ -310,8 +314,9 @@ def test_a_stated_rope_factor_always_wins(tmp_path, key):
 
 def test_shard_axis_is_metas_split():
     """The one rule save_meta, merge_shards and notebook 03's checker share."""
-    assert [checkpoint.shard_axis(f"layers.0.attention.{w}.weight") for w in ("wq", "wk", "wv", "wo")] == [0, 0, 0, 1]
-    assert [checkpoint.shard_axis(f"layers.0.feed_forward.{w}.weight") for w in ("w1", "w2", "w3")] == [0, 1, 0]
+    attention = [checkpoint.shard_axis(f"layers.0.attention.{w}.weight") for w in ("wq", "wk", "wv", "wo")]
+    ffn = [checkpoint.shard_axis(f"layers.0.feed_forward.{w}.weight") for w in ("w1", "w2", "w3")]
+    assert attention == [0, 0, 0, 1] and ffn == [0, 1, 0]
     assert checkpoint.shard_axis("output.weight") == 0
     assert checkpoint.shard_axis("layers.3.ffn_norm.weight") is None
     assert checkpoint.shard_axis("tok_embeddings.weight", embedding_axis=1) == 1

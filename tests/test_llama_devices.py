@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from nnlib.llama import devices
-from nnlib.llama.devices import (choose_device, choose_dtype, count_parameters, kv_cache_bytes,
-                                 memory_table, model_memory, process_group_backend)
+from nnlib.llama.devices import (
+    choose_device,
+    choose_dtype,
+    count_parameters,
+    kv_cache_bytes,
+    memory_table,
+    model_memory,
+    process_group_backend,
+)
 
 
 def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):

@@ -12,7 +12,6 @@ from nnlib.llama.generation import logprobs_scored_before_write
 from nnlib.llama.sampling import nucleus
 
 
-
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
     """A small random Llama with the real 2048-piece tokenizer; logits spread out (scale 5) so

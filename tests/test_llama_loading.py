@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (TOKENIZER, hf_to_meta_in_test, make_hf_model, random_meta_dir, save_hf_layout,
-                      save_meta_layout)
-from nnlib.llama import Llama, ModelArgs
-from nnlib.llama import devices
+from conftest import (
+    TOKENIZER,
+    hf_to_meta_in_test,
+    make_hf_model,
+    random_meta_dir,
+    save_hf_layout,
+    save_meta_layout,
+)
+from nnlib.llama import Llama, ModelArgs, devices
 from nnlib.llama.loading import check_memory_fits, read_checkpoint
 
 TOKENS = torch.tensor([[1, 50, 900, 13, 7, 1500, 3, 44]])

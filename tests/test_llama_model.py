@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SMALL_PARAMS, hf_logits, hf_to_meta_in_test, make_hf_model, save_hf_layout, save_meta_layout
+from conftest import (
+    SMALL_PARAMS,
+    hf_logits,
+    hf_to_meta_in_test,
+    make_hf_model,
+    save_hf_layout,
+    save_meta_layout,
+)
 from nnlib.llama import Llama, ModelArgs, Transformer
 from nnlib.llama.model import ffn_hidden_dim
 

@@ -8,12 +8,19 @@ from fractions import Fraction
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from nnlib.llama.sampling import (candidates, choose_next, entropy_bits, min_p_keep, nucleus,
-                                  sample_top_p, temperature_probs, token_logprobs, top_k_keep)
-
+from nnlib.llama.sampling import (
+    candidates,
+    choose_next,
+    entropy_bits,
+    min_p_keep,
+    nucleus,
+    sample_top_p,
+    temperature_probs,
+    token_logprobs,
+    top_k_keep,
+)
 
 # ---- sample_top_p: Meta's nucleus rule -------------------------------------------------------
 

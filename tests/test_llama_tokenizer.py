@@ -7,13 +7,26 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from conftest import (NAMED, N_RANKS, SPECIAL_ID, SPECIALS, TOKENIZER, VOCAB3, train_ranks,
-                      write_tokenizer_json)
-from nnlib.llama.tokenizer import (HFTokenizer, TiktokenTokenizer, Tokenizer, decode_added,
-                                   display_piece, load_tokenizer)
+from conftest import (
+    N_RANKS,
+    NAMED,
+    SPECIAL_ID,
+    SPECIALS,
+    TOKENIZER,
+    VOCAB3,
+    train_ranks,
+    write_tokenizer_json,
+)
+from nnlib.llama.tokenizer import (
+    HFTokenizer,
+    TiktokenTokenizer,
+    Tokenizer,
+    decode_added,
+    display_piece,
+    load_tokenizer,
+)
 
 SP_MODEL = TOKENIZER
 

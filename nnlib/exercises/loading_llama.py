@@ -3,14 +3,14 @@ itself, compares with a reference computed here, prints one line of feedback and
 ``Verdict`` (truthy when right)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nnlib.llama.checkpoint import shard_axis
 from nnlib.llama.devices import KNOWN_MODELS, count_parameters, format_of_bytes, kv_cache_bytes
 from nnlib.llama.model import ModelArgs, ffn_hidden_dim
 
 from .verdict import Verdict, attempt, report
-
 
 # References come from nnlib.llama (devices, checkpoint), so the notebook, the library and the
 # checkers share one definition of each quantity.

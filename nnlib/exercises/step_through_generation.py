@@ -3,10 +3,10 @@ itself, compares with a reference computed here, prints one line of feedback and
 ``Verdict`` (truthy when right)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .verdict import Verdict, attempt, report
-
 
 # The checkers build their own cases with torch; the third one runs the learner's model and
 # compares with its ``generate``. None of them changes the model's sampling generator.

@@ -20,7 +20,7 @@ import pickle
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 
@@ -40,7 +40,7 @@ IGNORED_META_KEYS = ("rope.freqs",)
 LLAMA_3_1_ROPE_FACTOR, LLAMA_3_2_ROPE_FACTOR = 8.0, 32.0
 
 
-def shard_axis(key: str, embedding_axis: Optional[int] = None) -> Optional[int]:
+def shard_axis(key: str, embedding_axis: int | None = None) -> int | None:
     """The axis along which Meta's model-parallel shards split the weight ``key``: 0 for the
     column-parallel ones (``wq wk wv w1 w3 output``, split by output rows), 1 for the row-parallel
     ones (``wo w2``, split by input columns), None for what every shard holds whole (norms).
@@ -430,7 +430,7 @@ def ties_embeddings(layout: str, ckpt_dir: PathLike, params: dict[str, Any]) -> 
     return is_llama_3_2_shape(params)
 
 
-def load_state_dict(ckpt_dir: PathLike, args: ModelArgs, layout: Optional[str] = None
+def load_state_dict(ckpt_dir: PathLike, args: ModelArgs, layout: str | None = None
                     ) -> dict[str, torch.Tensor]:
     """One state dict in Meta's names, checked against ``args``, whatever the layout."""
     layout = layout or detect_layout(ckpt_dir)
@@ -444,8 +444,8 @@ def load_state_dict(ckpt_dir: PathLike, args: ModelArgs, layout: Optional[str] =
 # ---- writing the Hugging Face layout ---------------------------------------------------------
 
 
-def save_hf(model: Any, out_dir: PathLike, tokenizer_path: Optional[PathLike] = None,
-            dtype: Optional[torch.dtype] = None) -> Path:
+def save_hf(model: Any, out_dir: PathLike, tokenizer_path: PathLike | None = None,
+            dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` (a ``Transformer`` or a ``Llama``) so that
     ``transformers.LlamaForCausalLM.from_pretrained(out_dir)`` loads it with the same logits:
     ``config.json``, ``model.safetensors`` and, when known, the tokenizer (a SentencePiece

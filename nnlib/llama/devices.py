@@ -7,7 +7,7 @@ follows it; no process group is needed on one device.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 
@@ -121,7 +121,7 @@ def choose_device(device: DeviceLike = None) -> torch.device:
     return dev
 
 
-def choose_dtype(device: torch.device, dtype: Union[str, torch.dtype, None] = None) -> torch.dtype:
+def choose_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
     """``dtype`` if given, else the ``NNLIB_DTYPE`` environment variable if set, else bf16 on a
     CUDA GPU that supports it (else fp16), fp16 on MPS, fp32 on the CPU (CPU half matmuls are
     slow or missing in older torch). Unknown names raise ValueError listing the valid ones."""
@@ -176,8 +176,8 @@ def init_process_group_if_needed(device: DeviceLike = None) -> bool:
 
 
 def count_parameters(dim: int, n_layers: int, n_heads: int, vocab_size: int,
-                     n_kv_heads: Optional[int] = None, multiple_of: int = 256,
-                     ffn_dim_multiplier: Optional[float] = None, tied_embeddings: bool = False,
+                     n_kv_heads: int | None = None, multiple_of: int = 256,
+                     ffn_dim_multiplier: float | None = None, tied_embeddings: bool = False,
                      **_: Any) -> int:
     """Parameters of a Llama with these ``params.json`` values. With ``tied_embeddings`` (Llama
     3.2 1B/3B) the output matrix is the embedding matrix and counts once."""
@@ -204,7 +204,7 @@ def weight_bytes(n_params: int, dtype: str = "bf16") -> int:
 
 
 def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_batch_size: int,
-                   n_kv_heads: Optional[int] = None, dtype: str = "bf16", **_: Any) -> int:
+                   n_kv_heads: int | None = None, dtype: str = "bf16", **_: Any) -> int:
     """Bytes of the KV cache: keys and values, every layer, every position, every batch row:
     2 * n_layers * max_batch_size * max_seq_len * n_kv_heads * head_dim * bytes."""
     if dtype not in BYTES_PER_PARAM:
@@ -215,7 +215,7 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
 
 
 def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048,
-                 max_batch_size: int = 1, kv_dtype: Optional[str] = None) -> dict[str, int]:
+                 max_batch_size: int = 1, kv_dtype: str | None = None) -> dict[str, int]:
     """Memory for one of ``KNOWN_MODELS`` ('7B', '8B', '13B', '70B'), ``LLAMA_3_2_MODELS``
     ('3.2-1B', '3.2-3B') or a params dict (``tied_embeddings=True`` counts the output once):
     ``{"params", "weights", "kv_cache", "total"}`` in parameters / bytes. The KV cache is kept in
@@ -244,7 +244,7 @@ def memory_table(max_seq_len: int = 2048, max_batch_size: int = 1) -> list[dict[
     return rows
 
 
-def free_memory_bytes(device: DeviceLike = "cpu") -> Optional[int]:
+def free_memory_bytes(device: DeviceLike = "cpu") -> int | None:
     """Free memory on ``device`` in bytes, or None when it cannot be told."""
     dev = torch.device(device)
     if dev.type == "cuda":

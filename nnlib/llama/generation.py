@@ -16,17 +16,17 @@ Loading lives in ``loading`` (``Llama.build`` calls ``loading.build``).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Union
 
 import torch
 
 from . import loading
 from .chat import encode_dialog
 from .model import ModelArgs, Transformer
-from .sampling import (candidates, check_settings, choose_next, next_token_distribution,
-                       token_logprobs)
+from .sampling import candidates, check_settings, choose_next, next_token_distribution, token_logprobs
 from .tokenizer import BaseTokenizer, decode_added, display_piece
 
 PathLike = Union[str, Path]
@@ -108,12 +108,12 @@ class Llama:
         self.model = model
         self.tokenizer = tokenizer
         self.device = torch.device(device) if device is not None else model.tok_embeddings.weight.device
-        self.load_seconds: Optional[float] = None
+        self.load_seconds: float | None = None
 
     @staticmethod
-    def build(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, max_seq_len: int = 512,
+    def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_len: int = 512,
               max_batch_size: int = 4, device: Any = None, dtype: Any = None, seed: int = 1,
-              model_parallel_size: Optional[int] = None, check_memory: bool = True) -> "Llama":
+              model_parallel_size: int | None = None, check_memory: bool = True) -> Llama:
         """Load a Meta-layout (one or many shards) or Hugging Face-layout folder onto one device;
         ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. See ``loading.build``."""
         return loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device, dtype,
@@ -125,7 +125,7 @@ class Llama:
     def generate(self, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int,
                  temperature: float = 0.6, top_p: float = 0.9, logprobs: bool = False,
                  echo: bool = False, *, use_cache: bool = True
-                 ) -> tuple[list[list[int]], Optional[list[list[float]]]]:
+                 ) -> tuple[list[list[int]], list[list[float]] | None]:
         """Continue each prompt by up to ``max_gen_len`` tokens, Meta's signature and semantics.
 
         Returns (generation_tokens, generation_logprobs or None): per prompt the new tokens (with
@@ -202,7 +202,7 @@ class Llama:
         return out_tokens, out_logprobs
 
     def text_completion(self, prompts: Sequence[str], temperature: float = 0.6, top_p: float = 0.9,
-                        max_gen_len: Optional[int] = None, logprobs: bool = False, echo: bool = False
+                        max_gen_len: int | None = None, logprobs: bool = False, echo: bool = False
                         ) -> list[dict[str, Any]]:
         """Meta's text API: strings in, ``[{"generation": str}]`` out (with ``logprobs``, also
         ``"tokens"`` (each token's text) and ``"logprobs"``). ``max_gen_len=None`` means up to
@@ -216,7 +216,7 @@ class Llama:
                                  wrap=lambda text: text)
 
     def chat_completion(self, dialogs: Sequence[Sequence[dict[str, str]]], temperature: float = 0.6,
-                        top_p: float = 0.9, max_gen_len: Optional[int] = None,
+                        top_p: float = 0.9, max_gen_len: int | None = None,
                         logprobs: bool = False) -> list[dict[str, Any]]:
         """Meta's chat API: dialogs in (each a list of ``{"role", "content"}``: an optional
         system message, then user and assistant taking turns, ending with the user), one
@@ -267,8 +267,8 @@ class Llama:
         return self.model.forward(x, 0, use_cache=False)[0, -1].float().cpu()
 
     def step(self, ids: Sequence[int], prev_pos: int, temperature: float = 0.6, top_p: float = 0.9,
-             generator: Optional[torch.Generator] = None, top_k: int = 10,
-             use_cache: bool = True, logits: Optional[torch.Tensor] = None) -> GenerationStep:
+             generator: torch.Generator | None = None, top_k: int = 10,
+             use_cache: bool = True, logits: torch.Tensor | None = None) -> GenerationStep:
         """One token after ``ids`` (one sequence). The model sees ``ids[prev_pos:]`` at
         ``prev_pos``; the cache must already hold ``ids[:prev_pos]`` (so ``prev_pos=0`` the first
         time; rewinding is calling again with a smaller ``prev_pos``). ``logits`` (V,), when
@@ -295,8 +295,8 @@ class Llama:
             prev_pos=prev_pos,
         )
 
-    def steps(self, prompt: Union[str, Sequence[int]], max_gen_len: int, temperature: float = 0.6,
-              top_p: float = 0.9, *, seed: Optional[int] = None, top_k: int = 10,
+    def steps(self, prompt: str | Sequence[int], max_gen_len: int, temperature: float = 0.6,
+              top_p: float = 0.9, *, seed: int | None = None, top_k: int = 10,
               use_cache: bool = True) -> Iterator[GenerationStep]:
         """Generate one token at a time, yielding a ``GenerationStep`` for each; stops after a stop
         token (yielded, with ``eos=True``) or ``max_gen_len`` tokens. ``prompt`` is text (encoded
@@ -336,8 +336,8 @@ class GenerationStepper:
     ``torch.manual_seed(seed); llama.generate([prompt], max_gen_len, T, top_p)``.
     """
 
-    def __init__(self, llama: Llama, prompt: Union[str, Sequence[int]],
-                 max_gen_len: Optional[int] = None, seed: int = 0, top_k: int = 10) -> None:
+    def __init__(self, llama: Llama, prompt: str | Sequence[int],
+                 max_gen_len: int | None = None, seed: int = 0, top_k: int = 10) -> None:
         tok = llama.tokenizer
         ids = tok.encode(prompt, bos=True, eos=False) if isinstance(prompt, str) else \
             [int(x) for x in prompt]
@@ -383,11 +383,11 @@ class GenerationStepper:
         return self._prev_pos
 
     @property
-    def next_logits(self) -> Optional[torch.Tensor]:
+    def next_logits(self) -> torch.Tensor | None:
         """Raw scores (V,) for the next position; None once finished."""
         return None if self.finished else self._logits
 
-    def reset(self, seed: Optional[int] = None) -> None:
+    def reset(self, seed: int | None = None) -> None:
         """Back to the prompt; ``seed`` (default: the last one) restarts the generator."""
         if seed is not None:
             self.seed = int(seed)
@@ -395,13 +395,13 @@ class GenerationStepper:
         self._ids: list[int] = list(self.prompt_tokens)
         self.history: list[GenerationStep] = []
         self._states: list[torch.Tensor] = []  # generator state before each committed draw
-        self._logits: Optional[torch.Tensor] = None
+        self._logits: torch.Tensor | None = None
         self._prev_pos = 0
         self._forward()
 
     # ---- moving ------------------------------------------------------------------------------
 
-    def preview(self, temperature: float, top_p: float) -> Optional[GenerationStep]:
+    def preview(self, temperature: float, top_p: float) -> GenerationStep | None:
         """The step ``step(temperature, top_p)`` would commit now, drawn from a copy of the
         generator (nothing is used up, the model is not run); None once finished."""
         if self.finished:
@@ -410,7 +410,7 @@ class GenerationStepper:
         copy.set_state(self._generator.get_state())
         return self._decide(temperature, top_p, copy)
 
-    def step(self, temperature: float, top_p: float) -> Optional[GenerationStep]:
+    def step(self, temperature: float, top_p: float) -> GenerationStep | None:
         """Commit one token and run the model on it (KV cache); None once finished."""
         if self.finished:
             return None
@@ -432,7 +432,7 @@ class GenerationStepper:
             out.append(s)
         return out
 
-    def back(self) -> Optional[GenerationStep]:
+    def back(self) -> GenerationStep | None:
         """Remove the newest token and return its step (None at the prompt). No model call: its
         logits are kept, the cache position moves back, and the generator is restored, so step
         repeats the same draw unless a setting changed."""

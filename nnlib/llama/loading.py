@@ -9,8 +9,9 @@ knows nothing about layouts; a new one is one more branch in ``read_checkpoint``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
 
@@ -27,11 +28,11 @@ PathLike = Union[str, Path]
 BeforeWeights = Callable[[ModelArgs, bool], None]
 
 
-def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, *,
+def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, *,
                     max_seq_len: int = 512, max_batch_size: int = 4,
-                    before_weights: Optional[BeforeWeights] = None,
-                    dtype: Optional[torch.dtype] = None
-                    ) -> tuple[ModelArgs, dict[str, torch.Tensor], Union[Path, BaseTokenizer, None]]:
+                    before_weights: BeforeWeights | None = None,
+                    dtype: torch.dtype | None = None
+                    ) -> tuple[ModelArgs, dict[str, torch.Tensor], Path | BaseTokenizer | None]:
     """(ModelArgs, state dict in Meta's names on the CPU, the tokenizer) of a checkpoint folder,
     whatever its layout. The tokenizer is loaded and checked against ``vocab_size`` before any
     weight is read (a GGUF layout given a ``tokenizer_path`` returns that path instead).
@@ -94,9 +95,9 @@ def check_memory_fits(args: ModelArgs, dtype: torch.dtype, device: torch.device,
         )
 
 
-def build(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, max_seq_len: int = 512,
+def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_len: int = 512,
           max_batch_size: int = 4, device: Any = None, dtype: Any = None, seed: int = 1,
-          model_parallel_size: Optional[int] = None, check_memory: bool = True) -> "Llama":
+          model_parallel_size: int | None = None, check_memory: bool = True) -> Llama:
     """``Llama.build``: load a checkpoint folder (see ``read_checkpoint``) onto one device.
 
     No torchrun, process group or CUDA needed. ``device=None`` picks cuda, mps, then cpu;
@@ -142,7 +143,7 @@ def build(ckpt_dir: PathLike, tokenizer_path: Optional[PathLike] = None, max_seq
 
 
 def load_tiny(device: Any = None, max_seq_len: int = 256, max_batch_size: int = 8,
-              dtype: Any = None, seed: int = 1) -> "Llama":
+              dtype: Any = None, seed: int = 1) -> Llama:
     """The tiny Shakespeare Llama shipped in ``data/tiny-llama/`` (trained by
     ``scripts/train_tiny_llama.py``; context 256 tokens)."""
     from nnlib import DATA_DIR
@@ -151,7 +152,7 @@ def load_tiny(device: Any = None, max_seq_len: int = 256, max_batch_size: int = 
                  device=device, dtype=dtype, seed=seed)
 
 
-def open_tokenizer(tokenizer_path: Optional[PathLike], ckpt: Path) -> BaseTokenizer:
+def open_tokenizer(tokenizer_path: PathLike | None, ckpt: Path) -> BaseTokenizer:
     """The tokenizer at ``tokenizer_path``, or the one in ``ckpt``; when there is none, an error
     that says where it looked and what to pass."""
     path = Path(tokenizer_path).expanduser() if tokenizer_path is not None else \

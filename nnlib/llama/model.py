@@ -13,8 +13,9 @@ width of one head ``dim // n_heads``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,10 +39,10 @@ class ModelArgs:
     dim: int = 4096
     n_layers: int = 32
     n_heads: int = 32
-    n_kv_heads: Optional[int] = None
+    n_kv_heads: int | None = None
     vocab_size: int = -1
     multiple_of: int = 256
-    ffn_dim_multiplier: Optional[float] = None
+    ffn_dim_multiplier: float | None = None
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     use_scaled_rope: bool = False
@@ -53,7 +54,7 @@ class ModelArgs:
     rope_original_max_len: int = 8192
 
     @classmethod
-    def from_dict(cls, params: dict[str, Any], **overrides: Any) -> "ModelArgs":
+    def from_dict(cls, params: dict[str, Any], **overrides: Any) -> ModelArgs:
         """Build from a ``params.json`` dict; keys this class does not know are ignored."""
         known = {f.name for f in fields(cls)}
         # Meta's later params.json files call the factor rope_scaling_factor; null means "default".
@@ -184,7 +185,7 @@ class Attention(nn.Module):
         self.register_buffer("cache_v", torch.zeros(cache_shape), persistent=False)
 
     def forward(self, x: torch.Tensor, start_pos: int, cos: torch.Tensor, sin: torch.Tensor,
-                mask: Optional[torch.Tensor], use_cache: bool = True) -> torch.Tensor:
+                mask: torch.Tensor | None, use_cache: bool = True) -> torch.Tensor:
         bsz, seqlen, _ = x.shape
         xq = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim)
         xk = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim)
@@ -269,7 +270,7 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", sin, persistent=False)
         self.cache_ids = empty_cache_ids(params)
 
-    def reset_buffers(self, device: Any = None, dtype: Optional[torch.dtype] = None) -> None:
+    def reset_buffers(self, device: Any = None, dtype: torch.dtype | None = None) -> None:
         """(Re)allocate the rope tables (float32) and an empty KV cache on ``device`` in ``dtype``
         (default: where the weights are). Used after loading weights into a model made on "meta"."""
         w = self.tok_embeddings.weight

@@ -8,7 +8,7 @@ seeds, as in Meta's code and in transformers.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ def nucleus(probs: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor, 
     return sorted_probs, order, mass_before <= p
 
 
-def sample_top_p(probs: torch.Tensor, p: float, generator: Optional[torch.Generator] = None
+def sample_top_p(probs: torch.Tensor, p: float, generator: torch.Generator | None = None
                  ) -> torch.Tensor:
     """Nucleus sampling, Meta's rule: sort high to low, keep each token whose *preceding* mass
     (the cumulative sum minus itself) is at most ``p``, renormalise the kept ones, draw one.
@@ -83,7 +83,7 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, pad_id: int) -> 
 
 
 def choose_next(logits: torch.Tensor, temperature: float, top_p: float,
-                generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The decision Meta's loop makes for each row of ``logits`` (B, V): argmax at temperature 0,
     else ``sample_top_p(softmax(logits / temperature), top_p)``. Returns (ids (B,), probs (B, V)
     after temperature), on the CPU in float32, where the draw is made whatever the model's
@@ -107,7 +107,7 @@ def next_token_distribution(logits: torch.Tensor, temperature: float, top_p: flo
     return probs, kept, float(sorted_probs[0][keep[0]][-1])
 
 
-def candidates(logits: torch.Tensor, n: int, chosen: Optional[int] = None) -> list[int]:
+def candidates(logits: torch.Tensor, n: int, chosen: int | None = None) -> list[int]:
     """The ``n`` token ids a picture of the next position shows: ranked by raw logit (ties by id),
     so temperature never reorders them; a ``chosen`` id from further down replaces the last one.
     ``logits`` (V,)."""

@@ -26,9 +26,9 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import (AbstractSet, Iterator, Literal, Optional, Protocol, Sequence, Union,
-                    runtime_checkable)
+from typing import AbstractSet, Literal, Protocol, Union, runtime_checkable
 
 PathLike = Union[str, "os.PathLike[str]"]
 AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
@@ -202,7 +202,7 @@ class TiktokenTokenizer:
     chat_format = "llama3"
     pat_str = LLAMA3_PATTERN
 
-    def __init__(self, model_path: PathLike, special_tokens: Optional[Sequence[str]] = None):
+    def __init__(self, model_path: PathLike, special_tokens: Sequence[str] | None = None):
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"No tokenizer file at {path}. {_HELP_FILES}")
@@ -347,7 +347,7 @@ def tokenizer_kind(path: PathLike) -> str:
     return "sentencepiece"
 
 
-def load_tokenizer(path: PathLike) -> Union[Tokenizer, TiktokenTokenizer, HFTokenizer]:
+def load_tokenizer(path: PathLike) -> Tokenizer | TiktokenTokenizer | HFTokenizer:
     """Open the tokenizer at ``path`` (a file, or a checkpoint folder), choosing the kind from
     the file's contents, never from its name or a model name."""
     p = Path(path)
@@ -404,7 +404,7 @@ def _check_text(s: object) -> None:
         raise TypeError(f"encode expects a str, got {type(s).__name__}.")
 
 
-def _wrap(ids: list[int], bos: Optional[int], eos: Optional[int]) -> list[int]:
+def _wrap(ids: list[int], bos: int | None, eos: int | None) -> list[int]:
     return ([bos] if bos is not None else []) + ids + ([eos] if eos is not None else [])
 
 
@@ -437,13 +437,13 @@ def _allowed(special: dict[str, int], allowed: AllowedSpecial) -> dict[str, int]
     return {t: special[t] for t in allowed}
 
 
-def _split_on_specials(s: str, allowed: dict[str, int]) -> list[Union[str, int]]:
+def _split_on_specials(s: str, allowed: dict[str, int]) -> list[str | int]:
     """``s`` cut at each occurrence of an allowed special token: text pieces and special ids."""
     if not allowed or not s:
         return [s] if s else []
     longest_first = sorted(allowed, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(t) for t in longest_first))
-    parts: list[Union[str, int]] = []
+    parts: list[str | int] = []
     pos = 0
     for m in pattern.finditer(s):
         if m.start() > pos:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import io
-from typing import Any, Optional
+from typing import Any
 
 import ipywidgets as w
 from IPython.display import display
@@ -62,7 +62,7 @@ class GenerationExplorer:
     cache still holds and re-runs only the rest.
     """
 
-    def __init__(self, llama: Any, prompt: Any, max_gen_len: Optional[int] = None,
+    def __init__(self, llama: Any, prompt: Any, max_gen_len: int | None = None,
                  temperature: float = 0.6, top_p: float = 0.9, seed: int = 0, n_bars: int = 12
                  ) -> None:
         if not 0 <= temperature <= 2 or not 0 < top_p <= 1:
@@ -149,21 +149,21 @@ class GenerationExplorer:
         self.stepper.reset(int(self.seed.value))
         self._update()
 
-    def step(self) -> Optional[int]:
+    def step(self) -> int | None:
         """Commit one token (the one marked in the chart) and run the model on it; returns its
         id, or None when generation has already finished (EOS or the length limit)."""
         s = self.stepper.step(*self._settings())
         self._update()
         return None if s is None else s.token
 
-    def run(self, n: Optional[int] = None) -> list[int]:
+    def run(self, n: int | None = None) -> list[int]:
         """Up to ``n`` steps (default: the N box), stopping at EOS; returns the ids chosen."""
         n = int(self.n_steps.value) if n is None else int(n)
         chosen = [s.token for s in self.stepper.run(n, *self._settings())]
         self._update()
         return chosen
 
-    def back(self) -> Optional[int]:
+    def back(self) -> int | None:
         """Remove the newest token; returns its id (None at the prompt). No model call, and the
         generator is restored, so step repeats the same draw unless a setting changed."""
         s = self.stepper.back()
@@ -189,7 +189,7 @@ class GenerationExplorer:
         self.info.value = self._info_html()
         self.bars.value = self._chart_png()
 
-    def _bar_data(self, logits: Any, chosen_id: Optional[int]) -> dict[str, Any]:
+    def _bar_data(self, logits: Any, chosen_id: int | None) -> dict[str, Any]:
         """What the chart shows: ``sampling.candidates`` with their labels, probabilities after
         temperature and whether the nucleus keeps them."""
         position = len(self.stepper.ids) - (1 if self.finished and self.history else 0)
