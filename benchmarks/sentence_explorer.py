@@ -5,7 +5,8 @@ with the ticked components, time the default pipeline once for a new sentence, b
 table, the three word lists (spaCy, GiNZA, the tiny Llama's tokenizer) and displaCy's pictures,
 and write them into the widgets. Measured on the small pipelines (en_core_web_sm, GiNZA), for
 English and Japanese sentences, new sentences and checkbox toggles, each several times; prints
-the median and the worst time of each kind and their ratio to the 300 ms goal (below 1 = met).
+the median and the worst time of each kind and their ratio to the 300 ms goal (below 1 = met),
+next to the bare ``nlp(text)`` on the same texts, which shows how busy the machine was.
 
     .venv/bin/python benchmarks/sentence_explorer.py [--repeat 5]
 """
@@ -48,6 +49,9 @@ def measure(repeat: int) -> dict[str, list[float]]:
         for lang, sentences in SENTENCES.items():
             for sentence in sentences:
                 text = f"{sentence} ({r})"  # a new sentence each round: nothing cached
+                # the bare pipeline on the same text, side by side: how loaded this machine is
+                times.setdefault(f"{lang}: nlp(text) alone", []).append(
+                    timed(explorer.pipelines[lang], text + " "))
                 times.setdefault(f"{lang}: new sentence", []).append(
                     timed(explorer.set_text, text))
                 for name in TOGGLES[lang]:
@@ -67,9 +71,11 @@ def main() -> None:
         worst = max(values)
         print(f"{kind:<20}{len(values):>4}{statistics.median(values):>11.1f}{worst:>10.1f}"
               f"{worst / GOAL_MS:>22.2f}")
-    overall = max(max(v) for v in times.values())
-    print(f"worst update {overall:.1f} ms: {overall / GOAL_MS:.2f}x the {GOAL_MS:.0f} ms goal "
-          f"({'met' if overall < GOAL_MS else 'NOT met'})")
+    updates = [v for kind, v in times.items() if "alone" not in kind]
+    median = max(statistics.median(v) for v in updates)
+    worst = max(max(v) for v in updates)
+    print(f"slowest median update {median:.1f} ms: {median / GOAL_MS:.2f}x the {GOAL_MS:.0f} ms goal; "
+          f"worst single update {worst:.1f} ms: {worst / GOAL_MS:.2f}x")
 
 
 if __name__ == "__main__":
