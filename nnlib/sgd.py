@@ -198,6 +198,13 @@ class Network:
         """One pass over pre-stacked rows X (n, n_in), Y (n, n_out) (see ``stack_rows``) in
         shuffled mini-batches: what ``SGD`` runs each epoch."""
         self._check_eta(eta)
+        if np.ndim(X) != 2 or np.shape(X)[1] != self.sizes[0] or \
+                np.shape(Y) != (np.shape(X)[0], self.sizes[-1]):
+            raise ValueError(
+                f"train_epoch takes rows: X (n, {self.sizes[0]}) and Y (n, {self.sizes[-1]}), got "
+                f"{np.shape(X)} and {np.shape(Y)}. Stack a list of (x, y) pairs with stack_rows.")
+        if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
         order = self.rng.permutation(X.shape[0])
         for k in range(0, X.shape[0], mini_batch_size):
             rows = order[k:k + mini_batch_size]

@@ -295,3 +295,12 @@ def test_train_epoch_is_what_sgd_runs():
     b.train_epoch(*b.stack_rows(data), 4, 0.7)
     for x, y in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(x, y)
+
+
+def test_train_epoch_names_the_row_layout():
+    net = Network([5, 4, 2], seed=0)
+    X, Y = net.stack(random_batch(net.sizes, 3))  # columns: the wrong layout for train_epoch
+    with pytest.raises(ValueError, match=r"takes rows.*stack_rows"):
+        net.train_epoch(X, Y, 2, 1.0)
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        net.train_epoch(X.T, Y.T, 0, 1.0)
