@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nnlib import DATA_DIR, nlp as N
 from nnlib.widgets import SentenceExplorer
-from nnlib.widgets.sentence import COLUMNS, is_japanese, token_row
+from nnlib.widgets.sentence import COLUMNS, best_time, is_japanese, token_row
 
 EN = "She saw the mice, and they were running from the saw in London."
 JA = "彼女は東京大学で自然言語処理を研究しています。"
@@ -131,6 +131,20 @@ def test_timings_are_positive_and_compared_with_the_default_pipeline(explorer):
     a = explorer.set_component("parser", False)
     assert a.ms > 0 and a.full_ms > 0
     assert f"{a.ms:.1f} ms" in explorer.speed.value and "parser" in explorer.speed.value
+
+
+def test_best_time_returns_the_doc_and_the_fastest_of_its_runs(en):
+    calls = []
+
+    def counted(text):
+        calls.append(text)
+        return en(text)
+
+    doc, ms = best_time(counted, EN, budget_ms=1e9, most=3)
+    assert len(calls) == 3 and [t.text for t in doc] == [t.text for t in en(EN)] and ms > 0
+    calls.clear()
+    best_time(counted, EN, budget_ms=0.0)
+    assert len(calls) == 1  # a slow pipeline runs once
 
 
 def test_bad_input_is_explained(explorer, en):

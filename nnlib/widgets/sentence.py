@@ -47,6 +47,20 @@ def llama_pieces(tokenizer: Any, text: str) -> list[str]:
     return [tokenizer.decode([i]) for i in ids]
 
 
+def best_time(nlp: Any, text: str, budget_ms: float = 40.0, most: int = 5) -> tuple[Any, float]:
+    """``(nlp(text), milliseconds)``: the fastest of a few runs, as many as fit in ``budget_ms``
+    (at least one, at most ``most``). One run of a 10 ms pipeline is noisy enough to make
+    switching a component off look slower; the minimum of several is not. A slow pipeline runs
+    once, so an update stays quick."""
+    best, doc, spent, runs = float("inf"), None, 0.0, 0
+    while runs < most and (runs == 0 or spent + best < budget_ms):
+        start = time.perf_counter()
+        doc = nlp(text)
+        ms = (time.perf_counter() - start) * 1000
+        best, spent, runs = min(best, ms), spent + ms, runs + 1
+    return doc, best
+
+
 def token_row(token: Any) -> dict[str, str]:
     """One row of the token table: the token's text and the attribute of every column."""
     return {"text": token.text, "lemma_": token.lemma_, "pos_": token.pos_, "tag_": token.tag_,
@@ -175,17 +189,13 @@ class SentenceExplorer:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with nlp.select_pipes(enable=order):
-                start = time.perf_counter()
-                doc = nlp(text)
-                ms = (time.perf_counter() - start) * 1000
+                doc, ms = best_time(nlp, text)
             markup = self._markup(doc)
         key = (lang, text)
         if order == list(nlp.pipe_names):  # the default components: that run was the full one
             self._full_ms[key] = ms
         if key not in self._full_ms:
-            start = time.perf_counter()
-            nlp(text)
-            self._full_ms[key] = (time.perf_counter() - start) * 1000
+            self._full_ms[key] = best_time(nlp, text)[1]
         rows = [token_row(t) for t in doc]
         return SentenceAnalysis(
             text=text, lang=lang, enabled=order,
@@ -197,7 +207,8 @@ class SentenceExplorer:
                          if "ja" in self.pipelines else []),
             llama_pieces=llama_pieces(self.tokenizer, text) if self.tokenizer else [],
             ms=ms, full_ms=self._full_ms[key],
-            warnings=sorted({str(w.message)[:100] for w in caught if "[W" in str(w.message)}),
+            warnings=sorted({str(w.message).split(". ")[0] + "." for w in caught
+                             if "[W" in str(w.message)}),
             markup=markup)
 
     def set_text(self, text: str) -> SentenceAnalysis:
