@@ -166,6 +166,16 @@ def _move_only_ids(sol: Namespace) -> Namespace:
     return {"to_model_device": to_model_device}
 
 
+def _mean_over_batch(nablas: tuple[list, list], m: int) -> tuple[list, list]:
+    nabla_b, nabla_w = nablas
+    return [nb / m for nb in nabla_b], [nw / m for nw in nabla_w]
+
+
+def _transposed_nabla_w(nablas: tuple[list, list]) -> tuple[list, list]:
+    nabla_b, nabla_w = nablas
+    return nabla_b, [nw.T for nw in nabla_w]
+
+
 def _least_likely_label(sol: Namespace) -> Namespace:
     def predict_label(classifier: Any, text: str) -> str:
         cats = classifier(text).cats
@@ -186,7 +196,19 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"parameter_count": lambda s: sum(a * b for a, b in zip(s[:-1], s[1:]))}, "Not yet")],
     "check_cross_entropy_delta": [
         (lambda sol: {"cross_entropy_delta": lambda a, y, z: (a - y) * a * (1 - a)}, "quadratic")],
+    "check_backprop_matrix": [
+        (lambda sol: {"backprop_matrix": lambda w, b, X, Y: _mean_over_batch(
+            sol["backprop_matrix"](w, b, X, Y), X.shape[1])}, "*mean*"),
+        (lambda sol: {"backprop_matrix": lambda w, b, X, Y: _transposed_nabla_w(
+            sol["backprop_matrix"](w, b, X, Y))}, "transposed")],
     # 02
+    "check_ner_only_folders": [
+        (lambda sol: {"ner_only_folders": lambda: {*sol["ner_only_folders"](), "tok2vec"}}, "tok2vec"),
+        (lambda sol: {"ner_only_folders": lambda: {"ner"}}, "vocab")],
+    "check_sentence_pipeline": [(lambda sol: {"sentence_pipeline": lambda: "en_core_web_sm"}, "Language")],
+    "check_lemma_components": [
+        (lambda sol: {"lemma_components": lambda: [*sol["lemma_components"](), "ner"]}, "can go"),
+        (lambda sol: {"lemma_components": lambda: ["lemmatizer"]}, "different lemmas")],
     "check_count_pos": [
         (lambda sol: {"count_pos": lambda doc: dict(Counter(t.tag_ for t in doc))}, "Not yet")],
     "check_percent_pattern": [
