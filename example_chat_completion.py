@@ -13,10 +13,17 @@ Llama) was never taught to chat: it runs, but its replies only continue the text
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
-from example_text_completion import (SEPARATOR, add_meta_flags, batches, build_from_args, finish,
-                                     check_world_size, silence_other_ranks)
+from example_text_completion import (
+    SEPARATOR,
+    add_meta_flags,
+    batches,
+    build_from_args,
+    check_world_size,
+    finish,
+    silence_other_ranks,
+)
 
 DIALOGS = [
     [{"role": "user", "content": "What is the largest animal?"}],
@@ -44,7 +51,7 @@ def make_parser() -> argparse.ArgumentParser:
     return add_meta_flags(parser, max_seq_len=512, max_batch_size=8, max_gen_len=None)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     silence_other_ranks()
     check_world_size()

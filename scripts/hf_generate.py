@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ def placement(device: Any = None, dtype: Any = None) -> tuple[torch.device, torc
     return dev, dt, device_map
 
 
-def load(model_dir: str, gguf_file: Optional[str] = None, device: Any = None, dtype: Any = None
+def load(model_dir: str, gguf_file: str | None = None, device: Any = None, dtype: Any = None
          ) -> tuple[Any, Any]:
     """(tokenizer, model) from ``model_dir``, placed by ``placement``. Bad paths raise
     FileNotFoundError saying what the folder must hold."""
@@ -91,7 +92,7 @@ def greedy_continuation(tokenizer: Any, model: Any, prompt: str, max_new_tokens:
     return prompt_ids, new
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", help="Hugging Face model folder (or the folder of a .gguf)")
     parser.add_argument("--gguf_file", "--gguf-file", default=None,

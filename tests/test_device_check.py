@@ -75,7 +75,8 @@ def test_greedy_paths_may_part_only_at_a_near_tie():
     same = device_check.compare_greedy([1, 1, 1], [1, 1, 1], logits, tolerance=0.1)
     assert same.ok and (same.n_same, same.at) == (3, None)
     near = device_check.compare_greedy([1, 1, 1], [1, 3, 0], logits, tolerance=0.1)
-    assert near.ok and near.at == 1 and near.margin == pytest.approx(0.1) and near.allowed == pytest.approx(0.2)
+    assert near.ok and near.at == 1
+    assert near.margin == pytest.approx(0.1) and near.allowed == pytest.approx(0.2)
     far = device_check.compare_greedy([1, 1, 1], [1, 1, 0], logits, tolerance=0.1)
     assert not far.ok and far.at == 2 and far.margin == pytest.approx(5.0)
 
