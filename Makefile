@@ -15,7 +15,7 @@ PORT   ?= 8888
 OFFLINE := $(if $(wildcard wheelhouse/*.whl),--no-index --find-links wheelhouse,)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install lab test test-fast notebooks check-notebooks check-setup benchmarks wheelhouse clean
+.PHONY: install lab test test-fast notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
 
 install: $(STAMP)
 
@@ -48,7 +48,7 @@ test-fast: install
 # Sync each notebook with its paired source (jupytext: the newer file wins), then execute them
 # all from notebooks/src/ and write them with their outputs. NB=01 builds one.
 notebooks: install
-	$(VENV)/bin/jupytext --sync notebooks/src/[0-9][0-9]_*.py
+	$(VENV)/bin/jupytext --sync notebooks/src/[0-9][0-9]*_*.py
 	$(PY) scripts/build_notebooks.py $(NB)
 
 # Which committed notebooks no longer match their sources (exit 1 if any).
@@ -57,6 +57,11 @@ check-notebooks: install
 
 check-setup: install
 	$(PY) -m nnlib.check_setup
+
+# On a machine with a CUDA GPU or an Apple MPS device: each shipped model on the device against
+# CPU float32, the seed's torchrun command and notebooks 03/04 under nbval there (exit 0 without one).
+device-check: install
+	$(PY) scripts/device_check.py
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the folder of .ipynb files, with the sources in its src/ (default: notebooks/)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
-    sources = sorted((args.notebooks / "src").glob("[0-9][0-9]_*.py"))
+    sources = sorted((args.notebooks / "src").glob("[0-9][0-9]*_*.py"))
     if args.prefixes:
         sources = [s for s in sources if any(s.name.startswith(p) for p in args.prefixes)]
     if not sources:

@@ -35,7 +35,7 @@ import nnlib.exercises
 from nnlib.exercises import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]*_*.py"))
 DETAILS = re.compile(r"\A\s*<details>\s*<summary>\s*Solution\s*</summary>(.*?)</details>", re.S | re.I)
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
