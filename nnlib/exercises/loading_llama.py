@@ -161,7 +161,8 @@ def check_to_model_device(fn: Callable[..., Any]) -> Verdict:
     import torch
 
     for device in ("meta", "cpu"):  # meta: a second device that exists on every torch
-        model = torch.nn.Linear(3, 2, device=device)
+        with torch.random.fork_rng(devices=[]):  # the random init must not move the learner's seed
+            model = torch.nn.Linear(3, 2, device=device)
         batch = {"input_ids": torch.tensor([[1, 5, 9]]), "attention_mask": torch.ones(1, 3, dtype=torch.long),
                  "max_new_tokens": 32}
         ran, got = attempt(fn, dict(batch), model)
