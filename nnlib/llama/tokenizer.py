@@ -254,7 +254,8 @@ class HFTokenizer:
 
     Llama 3 files carry Meta's special tokens as "added tokens"; Llama 2 files carry ``<s>`` and
     ``</s>``. BOS/EOS are added here (never by the file's post-processor), so ``encode`` means
-    the same as for the other kinds.
+    the same as for the other kinds. Other Llama-architecture vocabularies (SmolLM2's, saved by
+    transformers) name BOS/EOS in ``tokenizer_config.json``, read as a fallback.
     """
 
     kind = "tokenizer.json"
@@ -277,6 +278,7 @@ class HFTokenizer:
         self.special_tokens = {t.content: i for i, t in self.tk.get_added_tokens_decoder().items()}
         self.n_words: int = self.tk.get_vocab_size(with_added_tokens=True)
         self.pad_id: int = -1
+        self.add_bos: bool = True  # Llama 2 and 3 always start with BOS
         if "<|begin_of_text|>" in self.special_tokens:
             _require_llama3_specials(list(self.special_tokens), path)
             self.chat_format = "llama3"
@@ -284,17 +286,50 @@ class HFTokenizer:
             self.eos_id = self.special_tokens["<|end_of_text|>"]
             self.stop_tokens = [self.special_tokens[t] for t in LLAMA3_STOP_TOKENS
                                 if t in self.special_tokens]
-        else:
+        elif self.tk.token_to_id("<s>") is not None and self.tk.token_to_id("</s>") is not None:
             bos, eos = self.tk.token_to_id("<s>"), self.tk.token_to_id("</s>")
-            if bos is None or eos is None:
-                raise ValueError(
-                    f"{path} has no begin/end-of-text tokens: neither Llama 3's <|begin_of_text|> "
-                    "and <|end_of_text|> nor Llama 2's <s> and </s>. It is not a Llama tokenizer; "
-                    f"{_HELP_FILES}")
             self.chat_format = "llama2"
             self.bos_id, self.eos_id = bos, eos
             self.special_tokens = {**self.special_tokens, "<s>": bos, "</s>": eos}
             self.stop_tokens = [eos]
+        else:
+            self._use_tokenizer_config(path)
+
+    def _use_tokenizer_config(self, path: Path) -> None:
+        """BOS/EOS named by ``tokenizer_config.json`` next to the file, for vocabularies with
+        neither Llama 2's nor Llama 3's special tokens (SmolLM2: ``<|im_start|>``,
+        ``<|im_end|>``). Such a model carries its own chat template, so ``chat_format`` is
+        "template"; the template's end-of-turn token joins ``stop_tokens``; and BOS is added
+        only when the file says so (``add_bos_token``, else the tokenizer.json's own
+        post-processor), as transformers does."""
+        import json
+
+        config_file = path.parent / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+
+        def token_id(key: str) -> int | None:
+            value = config.get(key)
+            text = value.get("content") if isinstance(value, dict) else value
+            return self.tk.token_to_id(text) if isinstance(text, str) else None
+
+        bos, eos = token_id("bos_token"), token_id("eos_token")
+        if eos is None:
+            raise ValueError(
+                f"{path} has no begin/end-of-text tokens: neither Llama 3's <|begin_of_text|> and "
+                "<|end_of_text|>, nor Llama 2's <s> and </s>, nor an eos_token in a "
+                f"tokenizer_config.json next to it ({config_file}). Put the tokenizer_config.json "
+                f"that came with the model next to tokenizer.json; {_HELP_FILES}")
+        self.bos_id, self.eos_id = (bos if bos is not None else -1), eos
+        if "add_bos_token" in config:
+            self.add_bos = bool(config["add_bos_token"]) and bos is not None
+        else:  # the tokenizer.json's post-processor decides, as in transformers
+            self.add_bos = bos is not None and self.tk.encode("a").ids[:1] == [bos]
+        from .chat import chat_template_of
+        from .gguf import template_end_of_turn
+
+        self.chat_format = "template" if chat_template_of(self) else "llama2"
+        turn_end = template_end_of_turn(chat_template_of(self), self.special_tokens)
+        self.stop_tokens = list(dict.fromkeys(i for i in (eos, turn_end) if i is not None))
 
     def encode(self, s: str, bos: bool, eos: bool, *, allowed_special: AllowedSpecial = frozenset()
                ) -> list[int]:
@@ -307,7 +342,8 @@ class HFTokenizer:
                 ids.append(part)
             else:
                 ids.extend(self.tk.encode(part, add_special_tokens=False).ids)
-        return _wrap(ids, self.bos_id if bos else None, self.eos_id if eos else None)
+        return _wrap(ids, self.bos_id if bos and self.add_bos else None,
+                     self.eos_id if eos else None)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text, special tokens written out, pad dropped."""
