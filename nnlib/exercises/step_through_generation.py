@@ -102,8 +102,8 @@ def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], 
     checked = 0
     for text in ("ROMEO:", "To be, or not to be", "The king"):
         prompt = llama.tokenizer.encode(text, bos=True, eos=False)
-        # Greedy (temperature 0) draws no random numbers: the learner's sampling is untouched.
-        (completion,), (want,) = llama.generate([prompt], 12, temperature=0.0, logprobs=True)
+        with torch.random.fork_rng(devices=[]):  # the learner's seeded sampling stays untouched
+            (completion,), (want,) = llama.generate([prompt], 12, temperature=0.0, logprobs=True)
         if not completion:
             continue
         attempted, got = attempt(fresh_logprobs, llama, list(prompt), list(completion))
