@@ -161,7 +161,9 @@ def test_a_bad_env_value_is_named_with_the_valid_ones(monkeypatch, var, value, c
 # ---- memory arithmetic -----------------------------------------------------------------------
 
 # Parameter counts Meta and Hugging Face publish for these checkpoints.
-PUBLISHED = {"7B": 6_738_415_616, "13B": 13_015_864_320, "8B": 8_030_261_248, "70B": 70_553_706_496}
+# Hugging Face's safetensors index totals / 2 bytes (Llama 2 70B: 137,953,296,384 bytes in fp16).
+PUBLISHED = {"7B": 6_738_415_616, "13B": 13_015_864_320, "2-70B": 68_976_648_192,
+             "8B": 8_030_261_248, "70B": 70_553_706_496}
 
 
 @pytest.mark.parametrize("name", PUBLISHED)
@@ -219,7 +221,8 @@ def test_grouped_query_attention_shrinks_the_cache():
 
 def test_memory_table_rows():
     rows = memory_table()
-    assert {r["model"] for r in rows} == {"7B", "8B", "13B", "70B"}
+    assert {r["model"] for r in rows} == {"7B", "13B", "2-70B", "8B", "70B"}
+    assert {r["label"] for r in rows} >= {"Llama 2 70B", "Llama 3 70B"}
     assert {r["dtype"] for r in rows} == {"fp32", "bf16", "fp16", "int8", "int4"}
     by = {(r["model"], r["dtype"]): r for r in rows}
     assert by["70B", "bf16"]["weights_GB"] == pytest.approx(2 * 70.55, rel=1e-3)
@@ -262,3 +265,47 @@ def test_metas_torchrun_command_works_with_nnlib_build(tmp_path):
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "backend gloo" in result.stdout
+
+
+# ---- notebook 03's memory helpers at real size, without allocating anything -------------------
+
+
+def test_memory_helpers_on_a_llama_3_2_1b_shaped_model_built_on_meta():
+    """Llama 3.2 1B's shape (vocabulary 128,256, tied output) built on the ``meta`` device: no
+    memory is allocated, yet the module's own tensors give an independent count that the
+    notebook's helpers must match: 1.24B parameters, not the untied 1.50B."""
+    from nnlib.llama import ModelArgs, Transformer
+
+    shape = devices.LLAMA_3_2_MODELS["3.2-1B"]
+    args = ModelArgs.from_dict(shape, max_seq_len=8, max_batch_size=1)
+    with torch.device("meta"):
+        model = Transformer(args)
+        model.output.weight = model.tok_embeddings.weight  # tied, as in the checkpoint
+    assert all(p.is_meta for p in model.parameters())
+    assert model.num_parameters() == count_parameters(**shape) == 1_235_814_400
+    mem = model_memory(shape, "bf16", max_seq_len=8192, max_batch_size=1)
+    assert mem["weights"] == 2 * model.num_parameters()              # about 2.5 GB, not 3.0 GB
+    # one token: keys and values of every layer, n_kv_heads x head_dim values each, 2 bytes
+    cache = model.layers[0].attention.cache_k
+    per_token = 2 * len(model.layers) * cache.shape[2] * cache.shape[3] * 2
+    assert devices.kv_cache_bytes_per_token(shape, "bf16") == per_token == 32 * 1024
+    assert mem["kv_cache"] == 8192 * per_token
+
+
+def test_storage_by_format_explains_bits_per_weight():
+    gguf = pytest.importorskip("gguf")
+    q41 = gguf.GGMLQuantizationType.Q4_1
+    q80 = gguf.GGMLQuantizationType.Q8_0
+    block41, bytes41 = gguf.GGML_QUANT_SIZES[q41]   # 32 weights: 16 bytes of 4-bit codes + scale + min
+    block80, bytes80 = gguf.GGML_QUANT_SIZES[q80]   # 32 weights: 32 bytes + scale
+    tensors = [("Q4_1", 64 * block41, 64 * bytes41), ("Q4_1", 32 * block41, 32 * bytes41),
+               ("Q8_0", 10 * block80, 10 * bytes80), ("F32", 100, 400)]
+    table = devices.storage_by_format(tensors)
+    assert list(table) == ["Q4_1", "Q8_0", "F32", "all"]
+    assert table["Q4_1"]["bits_per_weight"] == 5.0 and table["Q4_1"]["tensors"] == 2
+    assert table["Q8_0"]["bits_per_weight"] == 8.5
+    assert table["F32"]["bits_per_weight"] == 32.0
+    total_bytes = 96 * bytes41 + 10 * bytes80 + 400
+    assert table["all"]["bytes"] == total_bytes
+    with pytest.raises(ValueError, match="No tensors"):
+        devices.storage_by_format([])

@@ -7,6 +7,7 @@ follows it; no process group is needed on one device.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any, Union
 
 import torch
@@ -16,17 +17,23 @@ DeviceLike = Union[str, torch.device, None]
 #: Bytes per parameter for the formats the notebooks compare (int4: two weights per byte).
 BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}
 
-#: The published shapes of Meta's models (params.json) used by the memory table.
+#: The published shapes of Meta's models (params.json) used by the memory table. Keys are short;
+#: ``MODEL_LABELS`` names each one fully: "70B" is Llama 3 70B (vocabulary 128,256), whose
+#: parameter count differs from Llama 2 70B's ("2-70B", vocabulary 32,000).
 KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "7B": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=32, vocab_size=32000,
                multiple_of=256, ffn_dim_multiplier=None),                      # Llama 2 7B
-    "8B": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128256,
-               multiple_of=1024, ffn_dim_multiplier=1.3),                      # Llama 3 8B
     "13B": dict(dim=5120, n_layers=40, n_heads=40, n_kv_heads=40, vocab_size=32000,
                 multiple_of=256, ffn_dim_multiplier=None),                     # Llama 2 13B
+    "2-70B": dict(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=32000,
+                  multiple_of=4096, ffn_dim_multiplier=1.3),                   # Llama 2 70B
+    "8B": dict(dim=4096, n_layers=32, n_heads=32, n_kv_heads=8, vocab_size=128256,
+               multiple_of=1024, ffn_dim_multiplier=1.3),                      # Llama 3 8B
     "70B": dict(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, vocab_size=128256,
                 multiple_of=4096, ffn_dim_multiplier=1.3),                     # Llama 3 70B
 }
+MODEL_LABELS = {"7B": "Llama 2 7B", "13B": "Llama 2 13B", "2-70B": "Llama 2 70B",
+                "8B": "Llama 3 8B", "70B": "Llama 3 70B"}
 
 #: Llama 3.2's small models: their output matrix *is* the embedding matrix (tied), which the
 #: parameter count must count once. Meta's params.json does not say so; the shape does.
@@ -214,9 +221,35 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
     return int(elems * BYTES_PER_PARAM[dtype])
 
 
+def kv_cache_bytes_per_token(shape: dict[str, Any], dtype: str = "bf16") -> int:
+    """Bytes the KV cache grows by per token of one sequence: ``kv_cache_bytes`` with
+    ``max_seq_len = max_batch_size = 1`` (the one formula, reused)."""
+    return kv_cache_bytes(max_seq_len=1, max_batch_size=1, dtype=dtype, **shape)
+
+
+def storage_by_format(tensors: Iterable[tuple[str, int, int]]) -> dict[str, dict[str, float]]:
+    """How a (quantized) file stores its weights: ``tensors`` are ``(format, n_weights, n_bytes)``
+    per tensor (a GGUF reader's ``tensor_type.name``, ``n_elements``, ``n_bytes``). Returns per
+    format ``{"tensors", "weights", "bytes", "bits_per_weight"}``, plus ``"all"``: why a Q4_1
+    file is not 4 bits per weight (each block of 32 weights also stores a scale and a minimum;
+    some tensors keep more bits)."""
+    out: dict[str, dict[str, float]] = {}
+    for fmt, n, nbytes in tensors:
+        for key in (str(fmt), "all"):
+            row = out.setdefault(key, {"tensors": 0, "weights": 0, "bytes": 0})
+            row["tensors"] += 1
+            row["weights"] += int(n)
+            row["bytes"] += int(nbytes)
+    if not out:
+        raise ValueError("No tensors given: pass (format, n_weights, n_bytes) for each tensor.")
+    for row in out.values():
+        row["bits_per_weight"] = 8 * row["bytes"] / row["weights"]
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] == "all", -kv[1]["weights"])))
+
+
 def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048,
                  max_batch_size: int = 1, kv_dtype: str | None = None) -> dict[str, int]:
-    """Memory for one of ``KNOWN_MODELS`` ('7B', '8B', '13B', '70B'), ``LLAMA_3_2_MODELS``
+    """Memory for one of ``KNOWN_MODELS`` ('7B', '13B', '2-70B', '8B', '70B'), ``LLAMA_3_2_MODELS``
     ('3.2-1B', '3.2-3B') or a params dict (``tied_embeddings=True`` counts the output once):
     ``{"params", "weights", "kv_cache", "total"}`` in parameters / bytes. The KV cache is kept in
     ``kv_dtype`` (default: ``dtype``, but never below 16 bits, as quantised weights still cache
@@ -233,12 +266,14 @@ def model_memory(model: str = "7B", dtype: str = "bf16", max_seq_len: int = 2048
 
 
 def memory_table(max_seq_len: int = 2048, max_batch_size: int = 1) -> list[dict[str, Any]]:
-    """Rows of (model, dtype, GB of weights, GB of KV cache, GB in total) for the notebook's table."""
+    """Rows of (model key, its full label, dtype, GB of weights, GB of KV cache, GB in total) for
+    the notebook's table."""
     rows = []
     for name in KNOWN_MODELS:
         for dt in BYTES_PER_PARAM:
             m = model_memory(name, dt, max_seq_len, max_batch_size)
-            rows.append({"model": name, "dtype": dt, "params_B": m["params"] / 1e9,
+            rows.append({"model": name, "label": MODEL_LABELS[name], "dtype": dt,
+                         "params_B": m["params"] / 1e9,
                          "weights_GB": m["weights"] / 1e9, "kv_cache_GB": m["kv_cache"] / 1e9,
                          "total_GB": m["total"] / 1e9})
     return rows
