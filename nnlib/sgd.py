@@ -19,8 +19,9 @@ form stacks examples as columns, ``X`` is ``(sizes[0], m)``. ``weights[l]`` is
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -289,7 +290,7 @@ class Network:
         # (m, n_{l-1}) adds up the m outer products the loop would add one by one.
         nabla_b[-1] = delta.sum(axis=1, keepdims=True)
         nabla_w[-1] = delta @ activations[-2].T
-        for l in range(2, self.num_layers):
+        for l in range(2, self.num_layers):  # noqa: E741 - Nielsen's l, counted from the output
             a = activations[-l]
             delta = (self.weights[-l + 1].T @ delta) * a * (1 - a)
             nabla_b[-l] = delta.sum(axis=1, keepdims=True)
@@ -300,7 +301,7 @@ class Network:
         """dC/da for the quadratic cost C = 1/2 ||a - y||^2, i.e. ``a - y``."""
         return output_activations - y
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         """A network with the same sizes and copies of the same weights (for side-by-side runs)."""
         twin = Network(self.sizes)
         twin.weights = [w.copy() for w in self.weights]
@@ -321,7 +322,7 @@ class _EpochBar:
         self.bar: Any = None
         self.handle: Any = None
 
-    def __enter__(self) -> "_EpochBar":
+    def __enter__(self) -> _EpochBar:
         if not self.progress:
             return self
         from tqdm.auto import tqdm
@@ -438,7 +439,8 @@ def torch_update(weights: list[Any], biases: list[Any], optimizer: Any, X: Any, 
     optimizer.step()
 
 
-def torch_step(net: Network, mini_batch: Sequence[Example], eta: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def torch_step(net: Network, mini_batch: Sequence[Example], eta: float
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The same SGD step done by torch: autograd for the gradient, ``torch.optim.SGD`` for the
     update. Returns ``(weights, biases)`` after the step; ``net`` itself is not changed.
 

@@ -114,8 +114,10 @@ def hf_to_meta_in_test(model) -> tuple[dict, dict]:
            "norm.weight": sd["model.norm.weight"], "output.weight": output}
     for i in range(c.num_hidden_layers):
         p = f"model.layers.{i}."
-        out[f"layers.{i}.attention.wq.weight"] = unpermute(sd[p + "self_attn.q_proj.weight"], c.num_attention_heads)
-        out[f"layers.{i}.attention.wk.weight"] = unpermute(sd[p + "self_attn.k_proj.weight"], c.num_key_value_heads)
+        out[f"layers.{i}.attention.wq.weight"] = unpermute(sd[p + "self_attn.q_proj.weight"],
+                                                           c.num_attention_heads)
+        out[f"layers.{i}.attention.wk.weight"] = unpermute(sd[p + "self_attn.k_proj.weight"],
+                                                           c.num_key_value_heads)
         out[f"layers.{i}.attention.wv.weight"] = sd[p + "self_attn.v_proj.weight"]
         out[f"layers.{i}.attention.wo.weight"] = sd[p + "self_attn.o_proj.weight"]
         out[f"layers.{i}.feed_forward.w1.weight"] = sd[p + "mlp.gate_proj.weight"]

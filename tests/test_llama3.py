@@ -151,7 +151,8 @@ def test_generation_stops_on_each_stop_token(ckpts, stop):
     out, _ = forced.generate([prompt], max_gen_len=8, temperature=0.0)
     assert out[0] == free[0][:n_free]
     reply = forced.chat_completion([dialog], temperature=0.0, max_gen_len=8, logprobs=True)
-    assert reply[0]["generation"] == {"role": "assistant", "content": llama.tokenizer.decode(free[0][:n_free])}
+    want = {"role": "assistant", "content": llama.tokenizer.decode(free[0][:n_free])}
+    assert reply[0]["generation"] == want
     assert len(reply[0]["tokens"]) == len(reply[0]["logprobs"]) == n_free
 
 

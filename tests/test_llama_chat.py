@@ -75,12 +75,14 @@ def test_llama2_chat_format_for_sentencepiece():
     ([{"role": "user"}], "'role' and 'content'"),
     ([{"role": "robot", "content": "x"}], "use one of system, user, assistant"),
     ([{"role": "user", "content": 3}], "content must be a str"),
-    ([{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}], "user message must come first"),
+    ([{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}],
+     "user message must come first"),
     ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "both from the user.*Join them"),
     ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
       {"role": "assistant", "content": "c"}], "take turns"),
     ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}], "only the first message"),
-    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message must be from the user"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
+     "last message must be from the user"),
     ([{"role": "system", "content": "a"}], "only a system message"),
 ])
 def test_bad_dialogs_are_refused_with_the_fix(dialog, message):

@@ -120,7 +120,8 @@ def test_params_json_rope_scaling_factor_is_read():
 
     base = {"dim": 64, "n_layers": 1, "n_heads": 4, "use_scaled_rope": True, "rope_theta": 5e5}
     assert ModelArgs.from_dict({**base, "rope_scaling_factor": 32}).rope_scale_factor == 32
-    assert ModelArgs.from_dict({**base, "rope_scaling_factor": None}).rope_scale_factor == 8.0  # Meta's 3.1 default
+    # Meta's 3.1 default:
+    assert ModelArgs.from_dict({**base, "rope_scaling_factor": None}).rope_scale_factor == 8.0
 
 
 def test_the_cache_records_the_ids_it_holds_per_row():

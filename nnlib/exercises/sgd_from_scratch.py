@@ -3,7 +3,8 @@ itself, compares with a reference computed here, prints one line of feedback and
 ``Verdict`` (truthy when right)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .verdict import Verdict, attempt, report
 

@@ -4,7 +4,8 @@ exercise never breaks a notebook run) and reports.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Verdict:

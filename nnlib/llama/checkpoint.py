@@ -235,7 +235,8 @@ def save_meta(state_dict: dict[str, torch.Tensor], args: ModelArgs, out_dir: Pat
     for key, t in state_dict.items():
         axis = None if t.dim() == 1 or n_shards == 1 else shard_axis(key, embedding_axis)
         if axis is not None and t.shape[axis] % n_shards:
-            raise ValueError(f"{key} {tuple(t.shape)} does not split into {n_shards} equal shards on dim {axis}.")
+            raise ValueError(f"{key} {tuple(t.shape)} does not split into {n_shards} equal shards "
+                             f"on dim {axis}.")
         pieces = [t] * n_shards if axis is None else list(torch.chunk(t, n_shards, dim=axis))
         for shard, piece in zip(shards, pieces):
             shard[key] = piece.clone()
@@ -296,7 +297,8 @@ def hf_config_to_params(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"config.json is for model_type {kind!r}; only 'llama' checkpoints load here.")
     for flag in ("attention_bias", "mlp_bias"):
         if config.get(flag):
-            raise ValueError(f"config.json sets {flag}=true; Meta's Llama has no biases, so this is not supported.")
+            raise ValueError(f"config.json sets {flag}=true; Meta's Llama has no biases, "
+                             "so this is not supported.")
     if config.get("hidden_act", "silu") != "silu":
         raise ValueError(f"hidden_act {config['hidden_act']!r} is not Llama's 'silu'.")
     dim, heads = config["hidden_size"], config["num_attention_heads"]

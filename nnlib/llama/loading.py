@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,7 +22,7 @@ from .tokenizer import BaseTokenizer, find_tokenizer_file, load_tokenizer
 if TYPE_CHECKING:  # generation imports this module; the class is only named in annotations here
     from .generation import Llama
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 #: Called with the model's args and whether its embeddings are tied, after params.json /
 #: config.json is read and before any weight is: the place for a memory check.
 BeforeWeights = Callable[[ModelArgs, bool], None]

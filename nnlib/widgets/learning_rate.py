@@ -7,7 +7,7 @@ The logic lives in plain methods (``run``) so tests drive it headless; the ipywi
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 
 class LearningRateExplorer:
