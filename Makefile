@@ -35,15 +35,23 @@ lab: install
 LINTED := nnlib tests scripts benchmarks
 
 # Everything: lint, then every test (slow and browser ones included) and nbval on every notebook.
+# Two workers, one per core, each test file (and each notebook) kept on one worker; torch uses one
+# thread per worker so the two do not fight over the cores. Then the notebooks that run a Llama
+# again in half precision (NNLIB_DTYPE), as a CUDA (bfloat16) or Mac (float16) learner runs them.
+HALF_NOTEBOOKS := $(wildcard notebooks/03*_*.ipynb notebooks/04*_*.ipynb notebooks/05*_*.ipynb)
+PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+
 test: install
 	$(PY) -m ruff check $(LINTED)
 	bash scripts/ensure_chromium.sh
-	$(PY) -m pytest tests $(NBVAL) notebooks
+	$(PYTEST_2) tests $(NBVAL) notebooks
+	NNLIB_DTYPE=bfloat16 $(PYTEST_2) -q $(NBVAL) $(HALF_NOTEBOOKS)
+	NNLIB_DTYPE=float16 $(PYTEST_2) -q $(NBVAL) $(HALF_NOTEBOOKS)
 
 # The quick loop while working on nnlib: lint, pytest without the slow and browser tests, no nbval.
 test-fast: install
 	$(PY) -m ruff check $(LINTED)
-	$(PY) -m pytest tests -q -m "not slow and not browser"
+	$(PYTEST_2) tests -q -m "not slow and not browser"
 
 # Sync each notebook with its paired source (jupytext: the newer file wins), then execute them
 # all from notebooks/src/ and write them with their outputs. NB=01 builds one.
