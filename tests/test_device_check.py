@@ -90,6 +90,7 @@ def test_greedy_path_is_what_generate_gives_at_temperature_zero(tiny_fp32):
     assert logits.argmax(dim=-1).tolist() == tokens
 
 
+@pytest.mark.slow
 def test_a_whole_run_with_cpu_bf16_standing_in_for_the_device(capsys):
     code = device_check.main(["--device", "cpu", "--dtype", "bfloat16", "--models", "tiny",
                               "--tokens", "8", "--skip-torchrun", "--skip-notebooks"])
@@ -98,6 +99,7 @@ def test_a_whole_run_with_cpu_bf16_standing_in_for_the_device(capsys):
     assert "tiny cpu bfloat16" in out and "last logits" in out and "All 4 checks passed" in out
 
 
+@pytest.mark.slow
 def test_a_model_that_is_wrong_on_the_device_fails_the_run(monkeypatch, capsys):
     def load_broken_on_device(device, dtype, **kwargs):
         llama = load_tiny(device=device, dtype=dtype, **kwargs)

@@ -193,6 +193,7 @@ def test_trained_model_beats_majority_baseline(data, textcat):
     assert set(scores) >= {"f_SGD", "f_SPACY", "f_LLAMA", "macro_auc"}
 
 
+@pytest.mark.slow
 def test_training_is_reproducible(data, textcat):
     again = N.train_textcat(data[0])
     text = "Why does my loss explode with a big learning rate?"
@@ -326,6 +327,7 @@ def test_misclassified_checker(textcat, data, capsys):
     assert "Not attempted yet" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_added_examples_checker_retrains_and_names_the_leak(data, capsys):
     train, dev = data
 
