@@ -468,3 +468,77 @@ def plot_accuracy_grid(grid, etas, batch_sizes, ax=None, title: str = ""):
                 color="black" if v > 0.5 else "white")
     ax.set(xlabel="eta", ylabel="mini-batch size m", title=title)
     return ax
+
+
+# ---- 05 Inside one step: the KV cache and one attention row --------------------------------
+
+
+def plot_cache_fill(written_by, snapshot_titles, axes=None):
+    """Which positions of each layer's ``cache_k`` hold something, after each model call.
+
+    ``written_by`` is an int array (snapshots, n_layers, positions): the index of the call that
+    wrote that slot, -1 where the slot is still empty. One panel per snapshot, layers as rows and
+    cache positions as columns, so prefill shows as one wide block and each decode step as one
+    new column, in every layer at once."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    written_by = np.asarray(written_by, dtype=int)
+    n_snap, n_layers, n_pos = written_by.shape
+    if len(snapshot_titles) != n_snap:
+        raise ValueError(f"{n_snap} snapshots but {len(snapshot_titles)} titles: give one title each.")
+    if axes is None:
+        _, axes = plt.subplots(n_snap, 1, figsize=(min(12, 2 + 0.3 * n_pos), 1.0 + 1.1 * n_snap),
+                               sharex=True, squeeze=False)
+        axes = axes[:, 0]
+    n_calls = max(int(written_by.max()) + 1, 1)
+    colours = ["#f4f4f4", _KEPT] + [plt.cm.Oranges(0.35 + 0.55 * k / max(n_calls - 2, 1))
+                                    for k in range(n_calls - 1)]
+    cmap = ListedColormap(colours[: n_calls + 1])
+    for ax, grid, title in zip(axes, written_by, snapshot_titles):
+        ax.imshow(grid + 1, cmap=cmap, vmin=0, vmax=n_calls, aspect="auto", interpolation="nearest")
+        for (layer, pos), call in np.ndenumerate(grid):
+            if call >= 0:
+                ax.text(pos, layer, str(call), ha="center", va="center", fontsize=6, color="white")
+        ax.set_yticks(range(n_layers), [f"layer {i}" for i in range(n_layers)], fontsize=7)
+        ax.set_xticks(np.arange(-0.5, n_pos), minor=True)
+        ax.set_yticks(np.arange(-0.5, n_layers), minor=True)
+        ax.grid(which="minor", color="white", linewidth=1)
+        ax.tick_params(which="both", length=0, labelsize=7)
+        ax.set_title(title, fontsize=9, loc="left")
+    axes[-1].set_xticks(range(n_pos))
+    axes[-1].set_xlabel("cache position (the number in a cell: the call that wrote it; "
+                        "0 = prefill, blue)")
+    return axes
+
+
+def plot_attention_row(weights, labels, ax=None, title: str = "", kv_group: int = 1):
+    """One query's attention over the positions it may see: ``weights`` (heads, T), each row a
+    softmax summing to 1, drawn as a heat map with the token texts ``labels`` (T) under the
+    columns and a last row with the mean over heads. With grouped-query attention, ``kv_group``
+    query heads share one key/value head; lines separate the groups."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    w = _np(weights)
+    if w.ndim != 2 or w.shape[1] != len(labels):
+        raise ValueError(f"weights must be (heads, {len(labels)}) for {len(labels)} labels, got "
+                         f"shape {w.shape}.")
+    grid = np.vstack([w, w.mean(axis=0, keepdims=True)])
+    n_heads, n_pos = w.shape
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(14, 2 + 0.45 * n_pos), 1.2 + 0.3 * (n_heads + 1)))
+    ax.imshow(grid, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (h, t), v in np.ndenumerate(grid):
+        if v >= 0.1:
+            ax.text(t, h, f"{v:.1f}", ha="center", va="center", fontsize=6,
+                    color="white" if v > 0.5 else "black")
+    for g in range(kv_group, n_heads, kv_group):
+        ax.axhline(g - 0.5, color="#dd8452", linewidth=1)
+    ax.axhline(n_heads - 0.5, color="black", linewidth=1.5)
+    ax.set_yticks(range(n_heads + 1), [f"head {h}" for h in range(n_heads)] + ["mean"], fontsize=7)
+    ax.set_xticks(range(n_pos), labels, rotation=90, fontsize=7, family="monospace")
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=9)
+    return ax

