@@ -12,6 +12,18 @@ from .verdict import Verdict, attempt, report
 # compares with its ``generate``. None of them changes the model's sampling generator.
 
 
+def logprob_tolerance(dtype: Any) -> float:
+    """How far two correct computations of the same logprob may differ when the model runs in
+    ``dtype``: a fresh pass without the cache and ``generate``'s cached steps add the same numbers
+    in a different order, and each layer rounds to the dtype's precision. Measured with CPU
+    kernels on SmolLM2 (30 layers; the tiny model drifts less): about 2e-5 in float32, 7.5e-3 in
+    float16 and 7e-2 in bfloat16. The tolerance is a few times that; the mistakes the checkers
+    name (a zero, a shift by one token, a raw logit) move logprobs by 1 or more."""
+    import torch
+
+    return {torch.float16: 3e-2, torch.bfloat16: 0.25}.get(dtype, 1e-3)
+
+
 def _top_k_reference(probs: Any, k: int) -> Any:
     import torch
 
@@ -100,6 +112,7 @@ def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], 
     import torch
 
     checked = 0
+    tol = logprob_tolerance(llama.model.tok_embeddings.weight.dtype)
     for text in ("ROMEO:", "To be, or not to be", "The king"):
         prompt = llama.tokenizer.encode(text, bos=True, eos=False)
         with torch.random.fork_rng(devices=[]):  # the learner's seeded sampling stays untouched
@@ -125,13 +138,88 @@ def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], 
         if bool((got > 0).any()):
             return report(False, "", "a log-probability is never positive: use log_softmax, "
                            "not the raw logits")
-        if not torch.allclose(got, want_t, atol=1e-3):
+        if not torch.allclose(got, want_t, atol=tol):
             return report(False, "", f"for {text!r} got {[round(x, 3) for x in got.tolist()[:4]]}"
                            f"... expected {[round(x, 3) for x in want[:4]]}... (log_softmax at "
-                           "temperature 1 of the row before each token)")
+                           "temperature 1 of the row before each token; tolerance {tol:g} for the model's "
+                           "dtype)")
         checked += 1
     if not checked:
         return report(False, "", "this model ended every test prompt at once (EOS), so there "
                        "was nothing to compare; try it on the tiny model (load_tiny())")
     return report(True, "one pass over the whole sequence gives every token's log-probability: "
                    "the same numbers generate collects one step at a time.", "")
+
+
+def _unshifted_prompt_logprobs(logits: Any, tokens: Any, pad_id: int) -> Any:
+    """The off-by-one: row t of the logits scored against token t, itself (no shift)."""
+    import torch.nn.functional as F
+
+    return -F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)
+
+
+def _prompt_logprobs_reference(logits: Any, tokens: Any, pad_id: int) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    out = torch.zeros(tokens.shape, dtype=torch.float32)
+    out[:, 1:] = -F.cross_entropy(logits[:, :-1].transpose(1, 2), tokens[:, 1:], reduction="none",
+                                  ignore_index=pad_id)
+    return out
+
+
+def check_prompt_logprobs(prompt_logprobs: Callable[[Any, Any, int], Any]) -> Verdict:
+    """Exercise 04.4: ``prompt_logprobs(logits, tokens, pad_id)`` -> (B, T) float tensor: the
+    logprob of each token of ``tokens`` (B, T) given the tokens before it, from ``logits``
+    (B, T, V) of one forward pass over ``tokens``. Column 0 is 0.0 (nothing predicts the first
+    token), and so is every position holding ``pad_id``: what ``generate(prompts, 0,
+    logprobs=True, echo=True)`` returns. Cases are random logits, so the check is exact."""
+    import torch
+
+    g = torch.Generator().manual_seed(44)
+    cases = []
+    for (b, t, v), pad_id in (((2, 7, 11), -1), ((3, 5, 9), 0), ((1, 4, 6), -1)):
+        logits = torch.randn(b, t, v, generator=g) * 3
+        tokens = torch.randint(1, v, (b, t), generator=g)
+        if b > 1:
+            tokens[1:, t - 2:] = pad_id  # a shorter prompt, padded at the right as in Meta's grid
+        cases.append((logits, tokens, pad_id))
+    for logits, tokens, pad_id in cases:
+        try:
+            attempted, got = attempt(prompt_logprobs, logits.clone(), tokens.clone(), pad_id)
+        except (IndexError, RuntimeError) as err:
+            return report(False, "", f"it raised {type(err).__name__} with pad_id={pad_id} in "
+                           "tokens: pad_id (-1 for SentencePiece) is no real token; let "
+                           "cross_entropy skip it with ignore_index=pad_id")
+        if not attempted:
+            return Verdict(False)
+        want = _prompt_logprobs_reference(logits, tokens, pad_id)
+        try:
+            got = torch.as_tensor(got, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            return report(False, "", f"return a tensor of shape {tuple(tokens.shape)}, got "
+                           f"{type(got).__name__}")
+        if got.shape != want.shape:
+            return report(False, "", f"for tokens of shape {tuple(tokens.shape)} return one "
+                           f"logprob per token, shape {tuple(tokens.shape)}; got {tuple(got.shape)}")
+        if torch.allclose(got, _unshifted_prompt_logprobs(logits, tokens, pad_id), atol=1e-5):
+            return report(False, "", "that is the off-by-one of Meta's no-generation branch: "
+                           "row t of the logits predicts token t + 1, but you scored it against "
+                           "token t, itself. Score logits[:, :-1] against tokens[:, 1:]")
+        if torch.allclose(got[:, :-1], want[:, 1:], atol=1e-5):
+            return report(False, "", "the right numbers, one column to the left: token t's "
+                           "logprob belongs in column t, and column 0 is 0.0 (nothing predicts "
+                           "the first token)")
+        if bool((got > 1e-6).any()):
+            return report(False, "", "a log-probability is never positive: use log_softmax "
+                           "(or -cross_entropy), not the raw logits")
+        pad = tokens == pad_id
+        if bool(pad.any()) and not torch.allclose(got[pad], torch.zeros_like(got[pad])):
+            return report(False, "", "positions holding pad_id must get 0.0: they are no "
+                           "token (ignore_index=pad_id)")
+        if not torch.allclose(got, want, atol=1e-5):
+            return report(False, "", f"for tokens {tokens[0].tolist()} expected "
+                           f"{[round(x, 3) for x in want[0].tolist()]}, got "
+                           f"{[round(x, 3) for x in got[0].tolist()]}")
+    return report(True, "each row of logits scores the token after it; nnlib's generate does "
+                   "the same with max_gen_len=0 and echo=True.", "")
