@@ -221,6 +221,18 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
     return int(elems * BYTES_PER_PARAM[dtype])
 
 
+def logits_tolerance(dtype: torch.dtype, scale: float, n_eps: float = 32) -> float:
+    """The largest |difference| to accept between two implementations' logits computed in
+    ``dtype``: ``n_eps`` machine epsilons of the logits' size ``scale`` (their largest |value|).
+
+    Why: every layer rounds its result to the dtype's precision (eps = 1.2e-7 in fp32, 9.8e-4 in
+    fp16, 7.8e-3 in bf16), and two implementations round in different places, so their logits
+    drift apart by a few eps per layer, relative to the logits' size. 32 eps covers the 30-layer
+    SmolLM2 in all three dtypes (measured: about 1, 5 and 7 eps), yet a wrong or missing weight
+    moves logits by a good fraction of their size and is caught."""
+    return n_eps * torch.finfo(dtype).eps * scale
+
+
 def kv_cache_bytes_per_token(shape: dict[str, Any], dtype: str = "bf16") -> int:
     """Bytes the KV cache grows by per token of one sequence: ``kv_cache_bytes`` with
     ``max_seq_len = max_batch_size = 1`` (the one formula, reused)."""

