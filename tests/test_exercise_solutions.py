@@ -8,7 +8,8 @@ The format this test reads (described in CONTRIBUTING.md, "Exercises"):
   variables>)`` (a bare call, ``_ = ...`` or ``exercises.check_<name>(...)``);
 - the next cell is markdown starting with ``<details><summary>Solution</summary>``; the fenced
   ```` ```python ```` blocks inside that ``<details>`` define the same function names;
-- a solution may use what the notebook imports (its top-level ``import`` statements), nothing else.
+- a solution may use what the notebook imports (its top-level ``import`` statements) and the
+  notebook variables the checker call passes (``train``, ``dev``, ``nlp``...), nothing else.
 
 Nothing here is copied from the notebooks, so a solution edited in a notebook is tested as edited,
 and a new exercise written in the same format is picked up without touching this file, except for
@@ -54,7 +55,7 @@ class Exercise:
 
     @property
     def id(self) -> str:
-        return f"{self.notebook[:2]}-{self.checker}"
+        return f"{self.notebook.split('_')[0]}-{self.checker}"
 
 
 def _checker_call(tree: ast.Module) -> ast.Call | None:
@@ -115,9 +116,10 @@ def notebook_imports(notebook: str) -> dict[str, Any]:
     return namespace
 
 
-def define(exercise: Exercise, code: str) -> dict[str, Any]:
-    """Run ``code`` (a stub cell or a solution) over the notebook's imports; return its namespace."""
-    namespace = dict(notebook_imports(exercise.notebook))
+def define(exercise: Exercise, code: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``code`` (a stub cell or a solution) over the notebook's imports and the notebook
+    ``variables`` its checker call passes; return its namespace."""
+    namespace = {**notebook_imports(exercise.notebook), **(variables or {})}
     exec(code, namespace)  # noqa: S102 - the repository's own notebook code
     missing = [name for name in exercise.learner if not callable(namespace.get(name))]
     assert not missing, f"{exercise.id}: the code does not define {missing}"
@@ -184,6 +186,35 @@ def _least_likely_label(sol: Namespace) -> Namespace:
     return {"predict_label": predict_label}
 
 
+def _dev_rows() -> list[tuple[str, str]]:
+    from nnlib.nlp import load_textcat_data
+
+    return load_textcat_data()[1]
+
+
+def _without_gold(example: Any) -> Any:
+    from spacy.training import Example
+
+    return Example.from_dict(example.predicted.copy(), {"entities": []})
+
+
+def _loop_with(start_pos_of: Callable[[int], int], refeed: bool = False, row: int = -1) -> Namespace:
+    """A greedy cached loop with one mistake: the decode calls' start_pos (given the number of
+    tokens before the new one), re-feeding the whole sequence, or the logits row it reads."""
+    def my_generate(llama: Any, prompt_tokens: list[int], max_gen_len: int) -> list[int]:
+        tokens = list(prompt_tokens)
+        with torch.inference_mode():
+            logits = llama.model.forward(torch.tensor([tokens], device=llama.device), 0)
+            for _ in range(max_gen_len):
+                tokens.append(int(logits[0, row].argmax()))
+                fed = tokens if refeed else tokens[-1:]
+                start = 0 if refeed else start_pos_of(len(tokens) - 1)
+                logits = llama.model.forward(torch.tensor([fed], device=llama.device), start)
+        return tokens[len(prompt_tokens):]
+
+    return {"my_generate": my_generate}
+
+
 CONTENT = {"NOUN", "PROPN", "VERB", "ADJ"}
 
 WRONG: dict[str, list[Mistake]] = {
@@ -217,6 +248,20 @@ WRONG: dict[str, list[Mistake]] = {
     "check_content_lemmas": [
         (lambda sol: {"content_lemmas": lambda doc: [t.text for t in doc if t.pos_ in CONTENT]}, "Not yet")],
     "check_predict_label": [(_least_likely_label, "Not yet")],
+    "check_misclassified": [
+        (lambda sol: {"misclassified": lambda clf, rows: [
+            (text, predicted, gold) for text, gold, predicted in sol["misclassified"](clf, rows)]},
+         "swapped"),
+        (lambda sol: {"misclassified": lambda clf, rows: sol["misclassified"](clf, rows)[1:]}, "expected")],
+    "check_added_examples": [
+        (lambda sol: {"my_questions": lambda: [*sol["my_questions"](), *_dev_rows()[:1]]}, "dev question"),
+        (lambda sol: {"my_questions": lambda: sol["my_questions"]()[:1]}, "at least two")],
+    "check_rehearsal_examples": [
+        (lambda sol: {"rehearsal_examples": lambda nlp, texts: sol["rehearsal_examples"](nlp, texts)[:-1]},
+         "one spacy.training.Example per text"),
+        (lambda sol: {"rehearsal_examples": lambda nlp, texts: [_without_gold(e) for e in
+                                                                 sol["rehearsal_examples"](nlp, texts)]},
+         "no gold entities")],
     # 03
     "check_kv_cache_bytes": [
         (lambda sol: {"kv_cache_size": lambda p, s, b, n: sol["kv_cache_size"](p, s, b, n) // 2}, "keys"),
@@ -251,6 +296,26 @@ WRONG: dict[str, list[Mistake]] = {
          "ordering bug"),
         (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion:
                       sol["fresh_logprobs"](llama, prompt, completion)[1:]}, "predict token i + 1")],
+    "check_prompt_logprobs": [
+        (lambda sol: {"prompt_logprobs": lambda logits, tokens, pad_id: -torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)}, "off-by-one"),
+        (lambda sol: {"prompt_logprobs": lambda logits, tokens, pad_id:
+                      sol["prompt_logprobs"](logits, tokens, pad_id).roll(-1, dims=1)}, "column"),
+        (lambda sol: {"prompt_logprobs": lambda logits, tokens, pad_id: torch.where(
+            tokens == pad_id, torch.tensor(-1.0), sol["prompt_logprobs"](logits, tokens, pad_id))},
+         "pad_id")],
+    # 05
+    "check_generation_loop": [
+        (lambda sol: _loop_with(lambda n_before: n_before + 1), "next free position"),
+        (lambda sol: _loop_with(lambda n_before: 0), "pass start_pos = prev_pos"),
+        (lambda sol: _loop_with(lambda n_before: n_before, refeed=True), "redoes the prefix"),
+        (lambda sol: _loop_with(lambda n_before: n_before, row=0), "LAST row"),
+        (lambda sol: {"my_generate": lambda llama, p, n: p + sol["my_generate"](llama, p, n)},
+         "only the new tokens")],
+    "check_position_ids": [
+        (lambda sol: {"position_ids_from_mask": lambda m: torch.arange(m.shape[1]).expand_as(m)},
+         "column 0"),
+        (lambda sol: {"position_ids_from_mask": lambda m: m.long().cumsum(-1)}, "one too high")],
 }
 
 
@@ -279,17 +344,43 @@ def textcat_nlp():
 
 
 @pytest.fixture(scope="session")
+def train():
+    from nnlib.nlp import load_textcat_data
+
+    return load_textcat_data()[0]
+
+
+@pytest.fixture(scope="session")
+def dev():
+    return _dev_rows()
+
+
+@pytest.fixture(scope="session")
 def llama():
     from nnlib.llama import load_tiny
 
-    return load_tiny(max_seq_len=64, max_batch_size=1)
+    # Llama.build seeds torch as Meta's does; built lazily inside a test, that must not count as
+    # the checker moving torch's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        return load_tiny(max_seq_len=64, max_batch_size=1)
+
+
+@pytest.fixture(scope="session")
+def tiny(llama):
+    """Notebook 04 names the tiny model ``tiny`` (its ``llama`` is SmolLM2)."""
+    return llama
+
+
+def notebook_variables(exercise: Exercise, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The notebook variables the checker call takes (a pipeline, a Llama...), from fixtures."""
+    return {a: request.getfixturevalue(a) for a in exercise.arguments if a not in exercise.learner}
 
 
 def run(exercise: Exercise, functions: dict[str, Any], request: pytest.FixtureRequest) -> Verdict:
     """Call the exercise's checker as the notebook does, with ``functions`` for the learner's."""
     checker = eval(exercise.call, dict(notebook_imports(exercise.notebook)))  # noqa: S307 - a dotted name
-    args = [functions[a] if a in exercise.learner else request.getfixturevalue(a)
-            for a in exercise.arguments]
+    given = notebook_variables(exercise, request)
+    args = [functions[a] if a in exercise.learner else given[a] for a in exercise.arguments]
     verdict = checker(*args)
     assert isinstance(verdict, Verdict), f"{exercise.checker} returned {verdict!r}, not a Verdict"
     return verdict
@@ -312,8 +403,9 @@ def test_every_checker_has_a_notebook_solution_and_a_wrong_answer():
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
 def test_the_hidden_solution_passes(exercise: Exercise, request, capsys):
-    rng = torch.get_rng_state()
-    verdict = run(exercise, define(exercise, exercise.solution), request)
+    solution = define(exercise, exercise.solution, notebook_variables(exercise, request))
+    rng = torch.get_rng_state()  # taken after the fixtures: building a Llama seeds torch, as Meta's does
+    verdict = run(exercise, solution, request)
     out = capsys.readouterr().out
     assert torch.equal(torch.get_rng_state(), rng), (
         f"{exercise.checker} changed torch's default RNG, so the learner's next seeded samples change: "
@@ -325,7 +417,7 @@ def test_the_hidden_solution_passes(exercise: Exercise, request, capsys):
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.id)
 def test_the_usual_wrong_answers_get_their_hints(exercise: Exercise, request, capsys):
     assert exercise.checker in WRONG, f"{exercise.id}: add its usual wrong answers to WRONG in this file"
-    solution = define(exercise, exercise.solution)
+    solution = define(exercise, exercise.solution, notebook_variables(exercise, request))
     for number, (mistake, hint) in enumerate(WRONG[exercise.checker], 1):
         verdict = run(exercise, {**solution, **mistake(solution)}, request)
         out = capsys.readouterr().out
