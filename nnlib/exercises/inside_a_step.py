@@ -70,15 +70,15 @@ def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) 
         if not c.use_cache:
             return (f"{step} passed use_cache=False: the exercise is the cached loop, call "
                     "forward(new_tokens, prev_pos) with the cache (the default)")
-        if c.start_pos < expected_end and c.start_pos == 0 and k > 0:
-            return (f"{step} re-fed {len(c.ids)} tokens from position 0, though the cache already "
-                    f"held positions 0..{expected_end - 1}: the tokens come out right but every "
-                    "step redoes the prefix. Feed only tokens[prev_pos:] and advance prev_pos "
-                    "after each call")
+        refed = c.ids == sequence[c.start_pos: c.end] and c.end > expected_end
+        if c.start_pos < expected_end and refed:
+            return (f"{step} re-fed {len(c.ids)} tokens from position {c.start_pos}, though the "
+                    f"cache already held positions 0..{expected_end - 1}: every step redoes the "
+                    "prefix. Feed only tokens[prev_pos:] and advance prev_pos after each call")
         if c.start_pos < expected_end:
-            return (f"{step} started at start_pos={c.start_pos} but the cache already held "
-                    f"positions 0..{expected_end - 1}: feed only the tokens after them "
-                    "(prev_pos = where the previous call ended)")
+            return (f"{step} wrote {len(c.ids)} token(s) at start_pos={c.start_pos}, over positions "
+                    f"the cache already held (0..{expected_end - 1}): the new token sits at "
+                    f"position {expected_end}, so pass start_pos = prev_pos = {expected_end}")
         if c.start_pos > expected_end:
             return (f"{step} passed start_pos={c.start_pos}, but the next free position is "
                     f"{expected_end}: RoPE turns the token by the wrong angle and the cache "
