@@ -1,10 +1,11 @@
 """nnlib.widgets.GenerationExplorer driven headless on the shipped tiny Llama.
 
 What a learner relies on: the controls exist under the names and CSS classes the docstring
-promises; a slider move redraws from cached logits without running the model; a step adds one
-token, changes the text and the chart, and runs the model once; stepping to the end is exactly
-``generate`` with the same seed, temperature and top_p; every number shown equals a fresh forward
-pass; back and reset rewind without drift.
+promises; every control changes the state and what is drawn; a slider move redraws from cached
+logits without running the model; a step adds one token and runs the model once; the inverse-CDF
+draw has the kept, renormalised distribution (chi-square) and, at a fixed seed, equals a numpy
+reference loop; at temperature 0 stepping to the end is greedy ``generate``; every number shown
+equals a fresh forward pass (no cache) computed here; back, reset and forcing rewind without drift.
 """
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from scipy.stats import chisquare  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from nnlib.llama.sampling import Sampler, draw  # noqa: E402
 from nnlib.widgets import GenerationExplorer  # noqa: E402
 
 PROMPT = "ROMEO:\n"  # the speech begins: an unsure position, where the sliders matter
@@ -53,6 +59,31 @@ def all_children(widget):
         yield from all_children(child)
 
 
+def fresh_logits(llama, ids):
+    """Raw scores (len(ids), V) from one forward pass over the whole sequence, no KV cache."""
+    with torch.inference_mode():
+        return llama.model.forward(torch.tensor([ids]), 0, use_cache=False)[0].double().numpy()
+
+
+def reference_keep(p: np.ndarray, kind: str, top_p=0.9, top_k=40, min_p=0.05) -> np.ndarray:
+    """Each rule written from its definition, in numpy: the kept ids, most likely first."""
+    order = np.argsort(-p, kind="stable")
+    if kind == "greedy":
+        return order[:1]
+    if kind == "top-k":
+        return order[:top_k]
+    if kind == "min-p":
+        return order[p[order] >= min_p * p.max()]
+    before = np.cumsum(p[order]) - p[order]  # Meta: drop a token once the mass above it > p
+    return order[before <= top_p]
+
+
+def reference_probs(logits: np.ndarray, T: float) -> np.ndarray:
+    z = logits / T
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 def test_controls_have_the_documented_names_descriptions_and_classes(llama):
     import ipywidgets as w
 
@@ -60,14 +91,19 @@ def test_controls_have_the_documented_names_descriptions_and_classes(llama):
     assert isinstance(ex.widget, w.VBox) and "nnlib-generation-explorer" in ex.widget._dom_classes
     inside = list(all_children(ex.widget))
     expected = {
+        "sampler": (w.Dropdown, "sampler", "nnlib-sampler"),
         "temperature": (w.FloatSlider, "temperature", "nnlib-temperature"),
         "top_p": (w.FloatSlider, "top_p", "nnlib-top-p"),
+        "top_k": (w.IntSlider, "top_k", "nnlib-top-k"),
+        "min_p": (w.FloatSlider, "min_p", "nnlib-min-p"),
         "seed": (w.IntText, "seed", "nnlib-seed"),
         "n_steps": (w.BoundedIntText, "N", "nnlib-n"),
         "step_button": (w.Button, "step", "nnlib-step"),
         "run_button": (w.Button, "run N", "nnlib-run"),
         "back_button": (w.Button, "back one", "nnlib-back"),
         "reset_button": (w.Button, "reset", "nnlib-reset"),
+        "choice": (w.Dropdown, "branch", "nnlib-choice"),
+        "force_button": (w.Button, "take it", "nnlib-force"),
         "text": (w.HTML, None, "nnlib-text"),
         "bars": (w.Image, None, "nnlib-bars"),
         "info": (w.HTML, None, "nnlib-info"),
@@ -79,30 +115,87 @@ def test_controls_have_the_documented_names_descriptions_and_classes(llama):
         assert any(control is c for c in inside), f"{name} is not shown in .widget"
         if description is not None:
             assert control.description == description
+    assert list(ex.sampler.options) == ["top-p", "top-k", "min-p", "greedy"]
     assert (ex.temperature.min, ex.temperature.max) == (0.0, 2.0)
     assert 0 < ex.top_p.min and ex.top_p.max == 1.0
     assert ex.tokens == [] and not ex.finished
     assert ex.bars.value[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ROMEO:" in ex.text.value
+    assert [v for _, v in ex.choice.options] == ex.bar_data["ids"]
+
+
+def test_bars_show_the_renormalised_probabilities_and_the_t1_ones_behind(llama):
+    ex = GenerationExplorer(llama, PROMPT, temperature=0.7, top_p=0.5, seed=0)
+    d = ex.bar_data
+    logits = fresh_logits(llama, ex.ids)[-1]
+    p = reference_probs(logits, 0.7)
+    kept = reference_keep(p, "top-p", top_p=0.5)
+    renorm = np.zeros_like(p)
+    renorm[kept] = p[kept] / p[kept].sum()
+    assert d["probs"] == pytest.approx(renorm[d["ids"]].tolist(), abs=1e-5)
+    assert d["before_cut"] == pytest.approx(p[d["ids"]].tolist(), abs=1e-5)
+    assert d["t1"] == pytest.approx(reference_probs(logits, 1.0)[d["ids"]].tolist(), abs=1e-5)
+    assert d["kept"] == [i in set(kept.tolist()) for i in d["ids"]]
+    assert [b.get_width() for b in ex.chart.bars] == pytest.approx(d["probs"])
+    assert [b.get_width() for b in ex.chart.faint] == pytest.approx(d["t1"])
+    first = ex.chart.values[0].get_text()
+    assert f"{d['probs'][0]:.3f}" in first and f"({d['before_cut'][0]:.3f})" in first
+    assert 0 < d["n_kept"] < ex.chart.n and ex.chart.cut.get_visible()  # the cut is drawn
+    p_entropy = -(p * np.log2(np.where(p > 0, p, 1))).sum()
+    assert d["entropy"] == pytest.approx(p_entropy, abs=1e-3)
+    assert f"{d['entropy']:.2f} bits" in ex.info.value
 
 
 def test_slider_moves_redraw_from_cached_logits_without_the_model(llama, forward_calls):
     ex = GenerationExplorer(llama, PROMPT, temperature=0.6, top_p=0.9)
     assert len(forward_calls) == 1  # the prompt, once
-    png, probs = ex.bars.value, ex.bar_data["probs"]
+    png, before = ex.bars.value, ex.bar_data["before_cut"]
     widths = [b.get_width() for b in ex.chart.bars]
     ex.temperature.value = 1.5
-    assert ex.bars.value != png and ex.bar_data["probs"] != probs
+    assert ex.bars.value != png and ex.bar_data["before_cut"] != before
     assert [b.get_width() for b in ex.chart.bars] == pytest.approx(ex.bar_data["probs"])
     assert [b.get_width() for b in ex.chart.bars] != pytest.approx(widths)
-    assert max(ex.bar_data["probs"]) < max(probs)  # a higher temperature flattens
-    assert ex.bar_data["ids"] == sorted(ex.bar_data["ids"], key=lambda i: -ex.pending.logits[i])
+    assert max(ex.bar_data["before_cut"]) < max(before)  # a higher temperature flattens
+    logits = ex.stepper.next_logits
+    assert ex.bar_data["ids"] == sorted(ex.bar_data["ids"], key=lambda i: -logits[i])
     kept_wide, png = ex.bar_data["n_kept"], ex.bars.value
     ex.top_p.value = 0.3
     assert ex.bar_data["n_kept"] < kept_wide and ex.bars.value != png
     ex.temperature.value = 0.0
     assert ex.bar_data["probs"][0] == 1.0 and ex.bar_data["chosen"] == 0  # greedy: the argmax
     assert len(forward_calls) == 1, "a slider move must not run the model"
+
+
+def test_the_sampler_selector_and_each_rules_slider(llama, forward_calls):
+    ex = GenerationExplorer(llama, PROMPT, temperature=1.0, top_p=0.9, seed=4)
+    p = reference_probs(fresh_logits(llama, ex.ids)[-1], 1.0)
+    calls = len(forward_calls)
+    assert not ex.top_p.disabled and ex.top_k.disabled and ex.min_p.disabled
+    pngs = {ex.bars.value}
+
+    ex.sampler.value = "top-k"
+    assert ex.top_p.disabled and not ex.top_k.disabled and ex.min_p.disabled
+    ex.top_k.value = 5
+    assert ex.bar_data["n_kept"] == 5 and ex.bar_data["kept"] == [True] * 5 + [False] * 7
+    assert ex.chart.cut.get_visible()
+    pngs.add(ex.bars.value)
+
+    ex.sampler.value = "min-p"
+    ex.min_p.value = 0.2
+    want = reference_keep(p, "min-p", min_p=0.2)
+    assert ex.bar_data["n_kept"] == len(want)
+    assert ex.pending.kept.tolist() == want.tolist()
+    pngs.add(ex.bars.value)
+
+    ex.sampler.value = "greedy"
+    assert ex.top_p.disabled and ex.top_k.disabled and ex.min_p.disabled
+    assert ex.bar_data["n_kept"] == 1 and ex.pending.token == int(p.argmax())
+    assert "greedy keeps 1 of" in ex.info.value
+    pngs.add(ex.bars.value)
+    assert len(pngs) == 4, "each sampler must draw something different"
+    assert len(forward_calls) == calls, "a selector or slider must not run the model"
+    with pytest.raises(ValueError, match="sampler kind"):
+        GenerationExplorer(llama, PROMPT, sampler="beam")
 
 
 def test_step_adds_one_token_changes_text_and_chart_and_runs_the_model_once(llama, forward_calls):
@@ -117,25 +210,125 @@ def test_step_adds_one_token_changes_text_and_chart_and_runs_the_model_once(llam
     assert ex.history[-1].position == len(prompt_ids(llama))
 
 
-@pytest.mark.parametrize("temperature,top_p,seed", [(0.0, 0.9, 0), (0.6, 0.9, 1), (1.0, 0.5, 7),
-                                                    (1.7, 1.0, 123)])
-def test_stepping_to_the_end_equals_generate(llama, temperature, top_p, seed):
+@pytest.mark.parametrize("sampler", ["top-p", "top-k", "min-p", "greedy"])
+def test_stepping_to_the_end_at_temperature_0_equals_greedy_generate(llama, sampler):
     n = 30
-    ex = GenerationExplorer(llama, PROMPT, max_gen_len=n, temperature=temperature, top_p=top_p,
-                            seed=seed)
+    ex = GenerationExplorer(llama, PROMPT, max_gen_len=n, temperature=0.0, sampler=sampler,
+                            seed=5)
     ex.run(n + 5)
     assert ex.finished
-    torch.manual_seed(seed)
-    (want,), _ = llama.generate([prompt_ids(llama)], n, temperature=temperature, top_p=top_p)
+    (want,), _ = llama.generate([prompt_ids(llama)], n, temperature=0.0)
     assert ex.tokens == want
     assert ex.completion == llama.tokenizer.decode(want)
     assert ex.step() is None  # finished: nothing more
 
 
+@pytest.mark.parametrize("kind,T,seed", [("top-p", 0.6, 1), ("top-p", 1.7, 123), ("top-k", 1.0, 7),
+                                         ("min-p", 1.3, 2)])
+def test_at_a_fixed_seed_the_choices_equal_a_numpy_inverse_cdf_loop(llama, kind, T, seed):
+    """The relation to the seed: one u = torch.rand(float64) per token from a generator seeded
+    with ``seed``, then the first kept token (most likely first) whose cumulative probability
+    exceeds u. Re-done here with numpy on fresh forward passes."""
+    n = 12
+    ex = GenerationExplorer(llama, PROMPT, max_gen_len=n, temperature=T, sampler=kind, seed=seed,
+                            top_p=0.9, top_k=20, min_p=0.05)
+    ex.run(n)
+    g = torch.Generator().manual_seed(seed)
+    ids = prompt_ids(llama)
+    for _ in range(n):
+        u = float(torch.rand((), generator=g, dtype=torch.float64))
+        p = reference_probs(fresh_logits(llama, ids)[-1], T)
+        kept = reference_keep(p, kind, top_p=0.9, top_k=20, min_p=0.05)
+        cum = np.cumsum(p[kept] / p[kept].sum())
+        ids.append(int(kept[min(np.searchsorted(cum, u, side="right"), len(kept) - 1)]))
+        if ids[-1] in llama.tokenizer.stop_tokens:
+            break
+    assert ex.ids == ids
+
+
+@pytest.mark.parametrize("kind", ["top-p", "top-k", "min-p"])
+def test_the_inverse_cdf_draw_has_the_kept_renormalised_distribution(kind):
+    """Chi-square of 20000 draws against the kept probabilities, computed here with numpy."""
+    logits = torch.randn(300, generator=torch.Generator().manual_seed(0)) * 2
+    sampler = Sampler(kind, temperature=0.9, top_p=0.8, top_k=12, min_p=0.1)
+    p = reference_probs(logits.double().numpy(), 0.9)
+    kept = reference_keep(p, kind, top_p=0.8, top_k=12, min_p=0.1)
+    expected = p[kept] / p[kept].sum()
+    g = torch.Generator().manual_seed(1)
+    n = 20000
+    where = {int(t): k for k, t in enumerate(kept)}
+    counts = np.zeros(len(kept))
+    for u in torch.rand(n, generator=g, dtype=torch.float64).tolist():
+        token = draw(logits, sampler, u).token
+        assert token in where, "a token outside the kept set was drawn"
+        counts[where[token]] += 1
+    # pool the rare tokens so every expected count is at least 5
+    big = expected * n >= 5
+    obs = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum()) * n
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    assert chisquare(obs, exp).pvalue > 1e-3
+
+
+def test_u_stays_while_the_stretches_move_under_it(llama, forward_calls):
+    ex = GenerationExplorer(llama, PROMPT, temperature=0.3, top_p=1.0, seed=0)
+    u, first = ex.bar_data["u"], ex.pending.token
+    assert 0 <= u < 1 and ex.chart.u_line.get_xdata()[0] == pytest.approx(u)
+    assert f"u = {u:.3f}" in ex.info.value
+    start, width = ex.bar_data["chosen_start"], ex.bar_data["chosen_prob"]
+    assert start <= u < start + width  # the chosen stretch holds u
+    seen = {first}
+    for T in (0.6, 1.0, 1.5, 2.0):
+        ex.temperature.value = T
+        assert ex.bar_data["u"] == u  # the same seed: the same u
+        s, wd = ex.bar_data["chosen_start"], ex.bar_data["chosen_prob"]
+        assert s <= u < s + wd
+        seen.add(ex.pending.token)
+    assert len(seen) > 1, "the same u at another temperature should land on another token here"
+    assert len(forward_calls) == 1
+
+
+def test_force_branches_the_text_and_back_undoes_it(llama, forward_calls):
+    ex = GenerationExplorer(llama, PROMPT, temperature=0.8, seed=9)
+    ex.step()
+    drawn_next, u_next = ex.pending.token, ex.bar_data["u"]
+    pick = ex.bar_data["ids"][4]
+    calls, text = len(forward_calls), ex.text.value
+    ex.choice.value = pick
+    ex.force_button.click()
+    assert ex.tokens[-1] == pick and ex.history[-1].forced
+    assert len(forward_calls) == calls + 1  # the model runs on the forced token
+    assert "underline" in ex.text.value and ex.text.value != text
+    assert ex.bar_data["u"] == u_next  # forcing used no u
+    assert ex.back() == pick and not any(s.forced for s in ex.history)
+    assert ex.pending.token == drawn_next and ex.text.value == text
+    with pytest.raises(ValueError, match="token must be an id"):
+        ex.force(llama.model.params.vocab_size)
+
+
+def test_text_colours_logprob_perplexity_and_cache_readout(llama):
+    ex = GenerationExplorer(llama, PROMPT, temperature=1.0, seed=2)
+    ex.run(6)
+    logits = fresh_logits(llama, ex.ids)
+    start = len(ex.prompt_tokens)
+    logp = [float(torch.log_softmax(torch.from_numpy(logits[start - 1 + i]), -1)[t])
+            for i, t in enumerate(ex.tokens)]
+    total = sum(logp)
+    assert f"logprob {total:.2f}" in ex.info.value
+    assert f"perplexity {math.exp(-total / len(logp)):.2f}" in ex.info.value
+    for lp in logp:  # each token on a background of its own probability (hue 0 red .. 120 green)
+        assert f"hsl({120 * math.exp(lp):.0f},75%,82%)" in ex.text.value
+    n = len(ex.ids)
+    assert f"prev_pos = {n - 1}" in ex.info.value and f"holds {n} of" in ex.info.value
+    ex.back()
+    assert f"prev_pos = {n - 2}" in ex.info.value  # back moves the cache position
+
+
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(temperature=st.floats(0.05, 2.0), top_p=st.floats(0.01, 1.0), seed=st.integers(0, 2**31))
-def test_the_marked_token_is_in_the_nucleus_and_is_what_step_takes(llama, temperature, top_p, seed):
+def test_the_marked_token_is_kept_and_is_what_step_takes(llama, temperature, top_p, seed):
     ex = GenerationExplorer(llama, PROMPT, max_gen_len=4, temperature=round(temperature, 2),
                             top_p=max(0.01, round(top_p, 2)), seed=seed)
     for _ in range(3):
@@ -143,7 +336,7 @@ def test_the_marked_token_is_in_the_nucleus_and_is_what_step_takes(llama, temper
         assert pending.token in set(pending.kept.tolist())
         assert ex.step() == pending.token
         s = ex.history[-1]
-        assert s.token in set(s.kept.tolist())
+        assert s.token in set(s.kept.tolist()) and s.u == pending.u
         # The nucleus is Meta's: the mass ranked above the last kept token is at most top_p.
         sorted_probs = torch.sort(s.probs, descending=True).values
         assert float(sorted_probs[: s.n_kept - 1].sum()) <= s.top_p + 1e-5
@@ -161,27 +354,9 @@ def test_a_draw_from_the_tail_is_still_shown_and_marked(llama):
         pytest.fail("no seed drew a token outside the top 8 at temperature 2")
     d = ex.bar_data
     assert d["chosen"] == 7 and d["ids"][-1] == ex.pending.token == d["chosen_id"]
-    assert d["ids"][:7] == torch.topk(ex.pending.logits, 7).indices.tolist()
-    assert any(f"rank {d['chosen_rank']}" in t.get_text() for t in ex.chart.values)
-
-
-@pytest.mark.slow
-def test_numbers_shown_equal_a_fresh_forward_pass(llama):
-    ex = GenerationExplorer(llama, PROMPT, temperature=0.9, top_p=0.8, seed=5)
-    ex.run(8)
-    ids = torch.tensor([ex.ids])
-    with torch.inference_mode():
-        logits = llama.model.forward(ids, 0, use_cache=False)[0].float()
-    start = len(ex.prompt_tokens)
-    logp = torch.log_softmax(logits, -1)
-    for i, s in enumerate(ex.history):
-        assert s.logprob == pytest.approx(float(logp[start - 1 + i, s.token]), abs=1e-4)
-        assert torch.allclose(s.logits, logits[start - 1 + i], atol=1e-4)
-    T = ex.temperature.value
-    fresh = torch.softmax(logits[-1] / T, -1)
-    assert torch.allclose(ex.pending.probs, fresh, atol=1e-5)
-    assert ex.bar_data["probs"] == pytest.approx([float(fresh[i]) for i in ex.bar_data["ids"]],
-                                                 abs=1e-5)
+    assert d["ids"][:7] == torch.topk(ex.stepper.next_logits, 7).indices.tolist()
+    assert ex.chart.segments[7].get_x() == pytest.approx(d["chosen_start"])
+    assert f"rank {d['chosen_rank']}" in ex.info.value
 
 
 @pytest.mark.slow
@@ -238,7 +413,7 @@ def test_eos_ends_the_run_and_is_not_in_tokens(llama, monkeypatch):
     assert ex.step() == eos
     assert ex.finished and ex.tokens == [first] and ex.history[-1].eos
     assert "[EOS]" in ex.text.value and "EOS" in ex.info.value
-    assert ex.step() is None and ex.run(3) == []
+    assert ex.step() is None and ex.run(3) == [] and ex.force(first) is None
     assert ex.back() == eos and not ex.finished and ex.tokens == [first]
 
 
@@ -247,6 +422,7 @@ def test_the_length_limit_ends_the_run(llama):
     assert len(ex.run(10)) <= 3 and ex.finished and ex.step() is None
     if not ex.history[-1].eos:
         assert "[max length]" in ex.text.value
+    assert not ex.chart.u_line.get_visible()  # no draw is pending
 
 
 def test_bad_input_says_what_to_do(llama):
@@ -258,16 +434,7 @@ def test_bad_input_says_what_to_do(llama):
         GenerationExplorer(llama, PROMPT, max_gen_len=0)
     with pytest.raises(ValueError, match="top_p"):
         GenerationExplorer(llama, PROMPT, top_p=0.0)
-
-
-def test_the_nucleus_cut_is_drawn_or_named_when_it_lies_below_the_bars(llama):
-    explorer = GenerationExplorer(llama, PROMPT, temperature=0.7, top_p=0.5, seed=0)
-    chart = explorer.chart
-    n_kept = explorer.bar_data["n_kept"]
-    assert 0 < n_kept < chart.n, "at T=0.7, top_p=0.5 the nucleus is shorter than the chart here"
-    assert chart.cut.get_visible() and chart.cut_text.get_text() == "nucleus cut"
-    explorer.temperature.value, explorer.top_p.value = 1.5, 0.9  # a flat tail: many tokens kept
-    n_kept = explorer.bar_data["n_kept"]
-    assert n_kept > chart.n
-    assert not chart.cut.get_visible()
-    assert chart.cut_text.get_visible() and f"after rank {n_kept}" in chart.cut_text.get_text()
+    with pytest.raises(ValueError, match="top_k"):
+        GenerationExplorer(llama, PROMPT, top_k=0)
+    with pytest.raises(ValueError, match="min_p"):
+        GenerationExplorer(llama, PROMPT, min_p=1.5)

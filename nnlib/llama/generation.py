@@ -26,7 +26,8 @@ import torch
 from . import loading
 from .chat import encode_dialog
 from .model import ModelArgs, Transformer
-from .sampling import candidates, check_settings, choose_next, next_token_distribution, token_logprobs
+from .sampling import (Draw, Sampler, candidates, check_settings, choose_next, draw,
+                       next_token_distribution, token_logprobs)
 from .tokenizer import BaseTokenizer, decode_added, display_piece
 
 PathLike = Union[str, Path]
@@ -44,7 +45,10 @@ class GenerationStep:
     it was chosen from; ``probs`` = softmax(logits / T); ``top`` the candidates (``candidates``:
     ranked by logit) as (id, label, prob); ``kept`` the nucleus (ids, most likely first) and
     ``cutoff`` its smallest probability; ``logprob`` = log_softmax(logits)[token] at temperature
-    1. ``prev_pos`` is where the model call that produced the logits started.
+    1. ``prev_pos`` is where the model call that produced the logits started. Steps made by
+    ``GenerationStepper.step_with`` also carry ``u`` (the uniform number of the inverse-CDF draw)
+    and ``chance`` (the token's probability renormalised over what the rule kept); ``forced`` marks
+    a token a person picked (``GenerationStepper.force``), which used no draw.
     """
 
     position: int
@@ -60,6 +64,9 @@ class GenerationStep:
     temperature: float
     top_p: float
     prev_pos: int = 0
+    u: float | None = None
+    chance: float | None = None
+    forced: bool = False
 
     @property
     def n_kept(self) -> int:
@@ -444,6 +451,67 @@ class GenerationStepper:
         self._logits, self._prev_pos = last.logits, last.prev_pos
         return last
 
+    # ---- a draw you can see: one uniform number u, inverse CDF --------------------------------
+    # ``step`` draws as ``generate`` does (torch.multinomial, Meta's line), which is an exponential
+    # race over all V tokens with no single number to show. The methods below draw one u from the
+    # same seeded generator and take the kept token whose stretch of the cumulative bar holds it:
+    # the same distribution, other tokens for the same seed (greedy is the same: the argmax).
+
+    def next_u(self) -> float | None:
+        """The uniform number in [0, 1) the next ``step_with`` will use (nothing is used up)."""
+        if self.finished:
+            return None
+        copy = torch.Generator()
+        copy.set_state(self._generator.get_state())
+        return uniform(copy)
+
+    def decide(self, sampler: Sampler) -> Draw | None:
+        """The draw ``step_with(sampler)`` would commit now (no model call, nothing used up)."""
+        if self.finished:
+            return None
+        return draw(self._logits, sampler, self.next_u())
+
+    def step_with(self, sampler: Sampler) -> GenerationStep | None:
+        """Commit the inverse-CDF draw under ``sampler`` (using up one u) and run the model on the
+        new token; None once finished."""
+        if self.finished:
+            return None
+        state = self._generator.get_state()
+        d = draw(self._logits, sampler, uniform(self._generator))
+        return self._commit(d.token, d.probs, d.kept, sampler, state, u=d.u, chance=d.token_prob)
+
+    def force(self, token: int, sampler: Sampler | None = None) -> GenerationStep | None:
+        """Commit ``token`` instead of a draw (a branch a person picks): no u is used up, so
+        ``back`` then ``step_with`` draws what it would have drawn. ``sampler`` only sets what
+        the step records (its probabilities and kept set); None once finished."""
+        vocab = self.llama.model.params.vocab_size
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocab:
+            raise ValueError(f"token must be an id in 0..{vocab - 1}, got {token!r}.")
+        if self.finished:
+            return None
+        sampler = sampler or Sampler(temperature=1.0, top_p=1.0)
+        d = draw(self._logits, sampler, 0.0)
+        chance = float(d.kept_probs[d.kept == token].sum())
+        return self._commit(token, d.probs, d.kept, sampler, self._generator.get_state(),
+                            chance=chance, forced=True)
+
+    def _commit(self, token: int, probs: torch.Tensor, kept: torch.Tensor, sampler: Sampler,
+                state: torch.Tensor, **extra: Any) -> GenerationStep:
+        logits, tok = self._logits, self.llama.tokenizer
+        s = GenerationStep(
+            position=len(self._ids), token=token, piece=decode_added(tok, self._ids, [token]),
+            logits=logits, probs=probs,
+            top=[(i, display_piece(tok, i), float(probs[i])) for i in candidates(logits, self.top_k)],
+            kept=kept, cutoff=float(probs[kept[-1]]),
+            logprob=float(torch.log_softmax(logits, -1)[token]), eos=token in tok.stop_tokens,
+            temperature=float(sampler.temperature), top_p=float(sampler.top_p),
+            prev_pos=self._prev_pos, **extra)
+        self.history.append(s)
+        self._states.append(state)
+        self._ids.append(token)
+        self._forward()
+        return s
+
     # ---- the model and the choice ------------------------------------------------------------
 
     def _forward(self) -> None:
@@ -458,6 +526,11 @@ class GenerationStepper:
     def _decide(self, temperature: float, top_p: float, generator: torch.Generator) -> GenerationStep:
         return self.llama.step(self._ids, self._prev_pos, temperature, top_p, generator=generator,
                                top_k=self.top_k, logits=self._logits)
+
+
+def uniform(generator: torch.Generator) -> float:
+    """One uniform number in [0, 1) from ``generator`` (float64, on the CPU)."""
+    return float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
 # ---- teaching: Meta's July-2023 logprobs order ------------------------------------------------

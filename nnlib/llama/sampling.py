@@ -9,6 +9,7 @@ seeds, as in Meta's code and in transformers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +123,107 @@ def rank_of(logits: torch.Tensor, token: int) -> int:
     return int((logits > logits[token]).sum()) + 1
 
 
+# ---- one draw you can see: a sampler rule and the inverse CDF ---------------------------------
+
+SAMPLERS = ("top-p", "top-k", "min-p", "greedy")
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A rule for the next token: temperature, then which tokens stay in the running.
+
+    ``kind`` is one of ``SAMPLERS``: "top-p" (Meta's nucleus, ``top_p``), "top-k" (the ``top_k``
+    most likely), "min-p" (at least ``min_p`` times the top probability) or "greedy" (the argmax;
+    temperature 0 is greedy whatever the kind). Only the value of the chosen kind is used."""
+
+    kind: str = "top-p"
+    temperature: float = 0.6
+    top_p: float = 0.9
+    top_k: int = 40
+    min_p: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLERS:
+            raise ValueError(f"sampler kind must be one of {SAMPLERS}, got {self.kind!r}.")
+        check_settings(self.temperature, self.top_p)
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k must be an int >= 1 (how many tokens to keep), got {self.top_k!r}.")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1] (a fraction of the top probability), got "
+                             f"{self.min_p!r}.")
+
+    @property
+    def greedy(self) -> bool:
+        return self.kind == "greedy" or self.temperature == 0
+
+    def keep(self, probs: torch.Tensor) -> torch.Tensor:
+        """Which tokens this rule keeps: probabilities after temperature (V,) -> bool mask (V,)."""
+        if self.greedy:
+            return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, probs.argmax(-1, keepdim=True), True)
+        if self.kind == "top-k":
+            return top_k_keep(probs[None], min(self.top_k, probs.shape[-1]))[0]
+        if self.kind == "min-p":
+            return min_p_keep(probs[None], self.min_p)[0]
+        _, order, keep = nucleus(probs[None], self.top_p)
+        return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order[0][keep[0]], True)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One next-token decision by inverse CDF, with everything a picture of it needs.
+
+    ``probs`` (V,) after temperature (one-hot at the argmax when greedy); ``kept`` the ids the
+    rule keeps, most likely first (ties by id), and ``kept_probs`` their probabilities
+    renormalised to sum to 1: the distribution the draw uses. Laid end to end they cover [0, 1);
+    ``token`` is the one whose stretch holds ``u``."""
+
+    token: int
+    u: float
+    probs: torch.Tensor
+    kept: torch.Tensor
+    kept_probs: torch.Tensor
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.kept.numel())
+
+    @property
+    def token_prob(self) -> float:
+        """The chosen token's renormalised probability: its chance under this rule."""
+        return float(self.kept_probs[(self.kept == self.token).nonzero()[0, 0]])
+
+
+def inverse_cdf_index(weights: torch.Tensor, u: float) -> int:
+    """The index i whose stretch [c_(i-1), c_i) of the cumulative sum c of ``weights`` (K,), a
+    distribution, holds u in [0, 1): P(i) = weights[i] when u is uniform. Rounding that leaves
+    c_K a hair under u picks the last one with weight."""
+    cum = torch.cumsum(weights.double(), dim=0)
+    i = int(torch.searchsorted(cum, torch.tensor([float(u)], dtype=torch.float64), right=True)[0])
+    if i >= len(weights):  # u beyond a total that rounding left just under 1
+        i = int(weights.nonzero()[-1, 0])
+    return i
+
+
+def draw(logits: torch.Tensor, sampler: Sampler, u: float) -> Draw:
+    """Decide the next token from one position's raw ``logits`` (V,) under ``sampler`` with the
+    uniform number ``u`` in [0, 1): temperature, the rule's cut, renormalise, then the inverse CDF
+    over the kept tokens most likely first. The same u under another temperature or rule falls in
+    another token's stretch, which is why one seed gives other tokens at other settings. Same
+    distribution as ``choose_next``'s ``torch.multinomial`` (an exponential race over all V
+    tokens, no single u), but not the same token for the same seed."""
+    if not 0 <= u < 1:
+        raise ValueError(f"u must be in [0, 1), got {u!r}.")
+    logits = logits.float().cpu()
+    probs = temperature_probs(logits, 0.0 if sampler.greedy else sampler.temperature)
+    keep = sampler.keep(probs)
+    ids = keep.nonzero()[:, 0]
+    # most likely first, ties by id (ids ascend already, and the sort is stable)
+    kept = ids[torch.sort(probs[ids], descending=True, stable=True).indices]
+    kept_probs = probs[kept] / probs[kept].sum()
+    token = int(kept[inverse_cdf_index(kept_probs, u)])
+    return Draw(token=token, u=float(u), probs=probs, kept=kept, kept_probs=kept_probs)
+
+
 def check_settings(temperature: float, top_p: float) -> None:
     """A clear ValueError for a temperature or top_p that the sampler cannot use."""
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
@@ -134,5 +236,5 @@ def check_settings(temperature: float, top_p: float) -> None:
 __all__: Sequence[str] = [
     "temperature_probs", "nucleus", "sample_top_p", "top_k_keep", "min_p_keep", "entropy_bits",
     "token_logprobs", "choose_next", "next_token_distribution", "candidates", "rank_of",
-    "check_settings",
+    "check_settings", "SAMPLERS", "Sampler", "Draw", "inverse_cdf_index", "draw",
 ]
