@@ -235,33 +235,14 @@ def _drop_cardinals(doc):
     return doc
 
 
-def _predict_label(nlp, text):
-    cats = nlp(text).cats
-    return max(cats, key=cats.get)
 
 
-def _least_likely_label(nlp, text):
-    cats = nlp(text).cats
-    return min(cats, key=cats.get)
 
 
-def _sentence_pipeline():
-    fast = N.load_pipeline("en", exclude=["parser"])
-    fast.enable_pipe("senter")
-    return fast
 
 
-def _rehearsal_examples(nlp, texts):
-    from spacy.training import Example
-
-    return [Example.from_dict(nlp.make_doc(t), {"entities": [
-        (e.start_char, e.end_char, e.label_) for e in nlp(t).ents]}) for t in texts]
 
 
-def _empty_gold_examples(nlp, texts):
-    from spacy.training import Example
-
-    return [Example.from_dict(nlp.make_doc(t), {"entities": []}) for t in texts]
 
 
 def _misclassified(classifier, rows):
@@ -281,37 +262,11 @@ MY_QUESTIONS = [("Should the step size shrink when the batch grows?", "SGD"),
                 ("What does top_p do when sampling the next token?", "LLAMA")]
 
 
-#: checker name -> (pipeline fixture, the notebook's hidden solution, a typical wrong answer)
-CHECKERS = {
-    "check_count_pos": ("en", lambda doc: dict(Counter(t.pos_ for t in doc)),
-                        lambda doc: dict(Counter(t.tag_ for t in doc))),
-    "check_percent_pattern": (
-        "en",
-        lambda: [{"LIKE_NUM": True}, {"LOWER": {"IN": ["percent", "%", "pct"]}}],
-        lambda: [{"IS_DIGIT": True}, {"LOWER": "percent"}]),
-    "check_drop_cardinals": ("en", _drop_cardinals, lambda doc: doc),
-    "check_content_lemmas": (
-        "ja",
-        lambda doc: [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}],
-        lambda doc: [t.text for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}]),
-    "check_predict_label": ("textcat", _predict_label, _least_likely_label),
-    "check_ner_only_folders": ("en", lambda: {"ner", "vocab"},
-                               lambda: {"ner", "tok2vec", "vocab"}),
-    "check_sentence_pipeline": ("en", _sentence_pipeline,
-                                lambda: N.load_pipeline("en", exclude=["parser"])),
-    "check_lemma_components": ("en", lambda: ["tok2vec", "tagger", "attribute_ruler", "lemmatizer"],
-                               lambda: ["tagger", "lemmatizer"]),
-    "check_rehearsal_examples": ("en", _rehearsal_examples, _empty_gold_examples),
-}
-
-#: checkers that need more than (answer, pipeline): tested one by one below
-OTHER_CHECKERS = {"check_misclassified", "check_added_examples"}
-
-
-def test_every_02_checker_is_covered():
+def test_notebook_02_has_ten_or_more_checked_exercises():
+    """Each checker is run with its notebook solution, a wrong and a stub answer by
+    tests/test_exercise_solutions.py; here: that there are enough of them."""
     source = Path(exercises.__file__).read_text()
-    assert set(re.findall(r"^def (check_\w+)", source, flags=re.M)) == set(CHECKERS) | OTHER_CHECKERS
-    assert len(set(CHECKERS) | OTHER_CHECKERS) >= 10  # the issue asks for ten or more
+    assert len(re.findall(r"^def (check_\w+)", source, flags=re.M)) >= 10
 
 
 def test_misclassified_checker(textcat, data, capsys):
@@ -378,27 +333,6 @@ def test_sentence_pipeline_checker_names_the_parser_and_the_missing_senter(en, c
     assert "senter" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", sorted(CHECKERS))
-def test_checker_accepts_the_solution_and_rejects_a_wrong_answer(name, request, capsys):
-    fixture, solution, wrong = CHECKERS[name]
-    pipeline = request.getfixturevalue(fixture)
-    check = getattr(exercises, name)
-    before = list(pipeline.pipe_names)
-
-    verdict = check(solution, pipeline)
-    assert isinstance(verdict, exercises.Verdict) and verdict
-    assert capsys.readouterr().out.startswith("Right!")
-
-    verdict = check(wrong, pipeline)
-    assert isinstance(verdict, exercises.Verdict) and not verdict
-    assert capsys.readouterr().out.startswith("Not yet:")
-
-    verdict = check(_stub, pipeline)
-    assert isinstance(verdict, exercises.Verdict) and not verdict
-    assert "Not attempted yet" in capsys.readouterr().out
-    assert pipeline.pipe_names == before  # a checker leaves the pipeline as it found it
-
-
 def test_drop_cardinals_checker_can_run_twice(en):
     # it registers the learner's function under a fresh name each time: no registry clash
     assert exercises.check_drop_cardinals(_drop_cardinals, en)
@@ -412,38 +346,3 @@ def test_checkers_reject_answers_of_the_wrong_kind(en, ja):
     assert not exercises.check_percent_pattern(lambda: "percent", en)
     assert not exercises.check_drop_cardinals(lambda doc: None, en)
     assert not exercises.check_content_lemmas(lambda doc: 3, ja)
-
-
-def _notebook_solutions() -> dict[str, object]:
-    """The functions defined in the hidden solutions of notebooks 02 and 02b (the ```python
-    blocks inside the <details> blocks of their sources), by name."""
-    import jupytext
-    from spacy.training import Example
-
-    train, dev = N.load_textcat_data()
-    namespace: dict[str, object] = {"Counter": Counter, "Example": Example, "nlp_tools": N,
-                                    "train": train, "dev": dev}
-    given = set(namespace)
-    for src in sorted((Path(__file__).resolve().parent.parent / "notebooks" / "src").glob("02*.py")):
-        for cell in jupytext.read(src).cells:
-            if cell.cell_type != "markdown":
-                continue
-            for details in re.findall(r"<details><summary>Solution</summary>(.*?)</details>",
-                                      cell.source, flags=re.S):
-                for block in re.findall(r"```python\n(.*?)```", details, flags=re.S):
-                    exec(block, namespace)  # noqa: S102 - our own notebook's text
-    return {k: v for k, v in namespace.items() if callable(v) and k not in given}
-
-
-def test_the_notebooks_hidden_solutions_pass_their_checkers(en, ja, textcat, data):
-    solutions = _notebook_solutions()
-    pairs = {name for name in solutions if f"check_{name}" in CHECKERS}
-    assert {f"check_{name}" for name in pairs} == set(CHECKERS)
-    pipelines = {"en": en, "ja": ja, "textcat": textcat}
-    for name in pairs:
-        fixture = CHECKERS[f"check_{name}"][0]
-        assert getattr(exercises, f"check_{name}")(solutions[name], pipelines[fixture]), name
-    train, dev = data
-    assert exercises.check_misclassified(solutions["misclassified"], textcat, dev)
-    assert exercises.check_added_examples(solutions["my_questions"], solutions["retrain"],
-                                          train, dev)
