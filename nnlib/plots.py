@@ -489,8 +489,8 @@ def plot_cache_fill(written_by, snapshot_titles, axes=None):
     if len(snapshot_titles) != n_snap:
         raise ValueError(f"{n_snap} snapshots but {len(snapshot_titles)} titles: give one title each.")
     if axes is None:
-        _, axes = plt.subplots(n_snap, 1, figsize=(min(12, 2 + 0.3 * n_pos), 1.0 + 1.1 * n_snap),
-                               sharex=True, squeeze=False)
+        _, axes = plt.subplots(n_snap, 1, figsize=(min(12, 2 + 0.3 * n_pos), 0.8 + 1.35 * n_snap),
+                               sharex=True, squeeze=False, layout="constrained")
         axes = axes[:, 0]
     n_calls = max(int(written_by.max()) + 1, 1)
     colours = ["#f4f4f4", _KEPT] + [plt.cm.Oranges(0.35 + 0.55 * k / max(n_calls - 2, 1))

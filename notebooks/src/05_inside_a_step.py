@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 05 · Inside one step: prefill and decode, the KV cache, RoPE's `start_pos`, attention, batching
 #
