@@ -44,6 +44,10 @@ def _traced_run(fn: Callable[..., Any], llama: Any, prompt: list[int], n: int
     original = model.forward
 
     def traced(tokens: Any, start_pos: int = 0, use_cache: bool = True) -> Any:
+        if not hasattr(tokens, "dim") or tokens.dim() != 2:
+            raise TypeError("llama.model.forward takes a (batch, seq) tensor of token ids, e.g. "
+                            f"torch.tensor([ids], device=llama.device); got {type(tokens).__name__}"
+                            + (f" of shape {tuple(tokens.shape)}" if hasattr(tokens, "shape") else ""))
         calls.append(ForwardCall(int(start_pos), [int(x) for x in tokens[0].tolist()], bool(use_cache)))
         return original(tokens, start_pos, use_cache=use_cache)
 
@@ -80,10 +84,12 @@ def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) 
                     f"the cache already held (0..{expected_end - 1}): the new token sits at "
                     f"position {expected_end}, so pass start_pos = prev_pos = {expected_end}")
         if c.start_pos > expected_end:
+            gap = (f"slot {expected_end}" if c.start_pos == expected_end + 1
+                   else f"slots {expected_end}..{c.start_pos - 1}")
             return (f"{step} passed start_pos={c.start_pos}, but the next free position is "
-                    f"{expected_end}: RoPE turns the token by the wrong angle and the cache "
-                    f"slots {expected_end}..{c.start_pos - 1} stay empty (start_pos = the number "
-                    "of tokens before the ones you feed)")
+                    f"{expected_end}: RoPE turns the token by the wrong angle, and cache {gap} "
+                    "is attended to but never written (start_pos = the number of tokens before "
+                    "the ones you feed)")
         if c.ids != sequence[c.start_pos: c.end]:
             return (f"{step} fed ids {c.ids[:6]} at start_pos={c.start_pos}, but the sequence there "
                     f"is {sequence[c.start_pos: c.end][:6]}: feed the tokens that sit at those "
