@@ -309,3 +309,12 @@ def test_storage_by_format_explains_bits_per_weight():
     assert table["all"]["bytes"] == total_bytes
     with pytest.raises(ValueError, match="No tensors"):
         devices.storage_by_format([])
+
+
+def test_logits_tolerance_follows_the_dtypes_epsilon():
+    scale = 30.0  # SmolLM2's largest logit on the seed's prompt is about this size
+    tols = {dt: devices.logits_tolerance(dt, scale) for dt in (torch.float32, torch.float16, torch.bfloat16)}
+    assert tols[torch.float32] == pytest.approx(32 * 2.0 ** -23 * scale)   # about 1e-4
+    assert tols[torch.float16] == pytest.approx(32 * 2.0 ** -10 * scale)
+    assert tols[torch.bfloat16] == pytest.approx(32 * 2.0 ** -7 * scale)
+    assert tols[torch.float32] < tols[torch.float16] < tols[torch.bfloat16] < scale

