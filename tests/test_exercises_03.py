@@ -47,3 +47,36 @@ def test_nccl_cell_shows_the_seeds_error_on_a_torch_without_nccl():
             outputs.append("".join("".join(o.get("text", "")) for o in cell["outputs"]))
     assert outputs, 'notebook 03 has no cell calling init_process_group("nccl") under torchrun\'s variables'
     assert any("RuntimeError: Distributed package doesn't have NCCL built in" in o for o in outputs)
+
+
+def _outputs_of_cells_containing(notebook: Path, needle: str) -> list[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return ["".join("".join(o.get("text", "")) for o in cell["outputs"])
+            for cell in cells if cell["cell_type"] == "code" and needle in "".join(cell["source"])]
+
+
+def test_would_gloo_fix_it_shows_metas_next_failing_lines_for_real():
+    """The committed outputs (a CPU-only torch) hold the messages a learner searches for, produced
+    by Meta's own calls, not quoted: the same calls raise them here."""
+    if torch.backends.cuda.is_built():
+        pytest.skip("this torch has CUDA: the committed outputs come from a CPU-only torch")
+    outputs = "\n".join(_outputs_of_cells_containing(NOTEBOOK, "torch.set_default_tensor_type(torch.cuda.HalfTensor)"))
+    with pytest.raises(AttributeError) as set_device:
+        torch.cuda.set_device(0)
+    with pytest.raises(TypeError) as tensor_type:
+        torch.set_default_tensor_type(torch.cuda.HalfTensor)
+    assert f"AttributeError: {set_device.value}" in outputs and "_cuda_setDevice" in outputs
+    assert f"TypeError: {tensor_type.value}" in outputs
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_03b_meta_stand_in_and_the_agreement_verdicts():
+    notebook = ROOT / "notebooks" / "03b_real_llama_devices.ipynb"
+    if not notebook.exists():
+        pytest.skip("notebook 03b is not built yet")
+    meta = "\n".join(_outputs_of_cells_containing(notebook, "meta_model.generate(input_ids=input_ids"))
+    assert "RuntimeError:" in meta and "meta" in meta
+    verdicts = "\n".join(_outputs_of_cells_containing(notebook, "greedy_agrees(ours_gguf")
+                         + _outputs_of_cells_containing(notebook, "tolerance = logits_tolerance(DTYPE")
+                         + _outputs_of_cells_containing(notebook, "from_folder = Llama.build(hf_dir"))
+    assert verdicts.count(": True") == 5 and "False" not in verdicts
