@@ -121,17 +121,17 @@ print("completion:", repr(tok.decode(generated)))
 #
 # ## 2. Timing the two phases on a real model
 #
-# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 is about
-# fifty times larger, so each call does real work. We prefill a paragraph in one
+# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 has five
+# times the layers, each three times as wide, so each call does real work. We prefill a paragraph in one
 # call, then decode 8 tokens one call each.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 smol = load_smol(max_seq_len=256, max_batch_size=1)  # about 5 s: reads and dequantizes the GGUF
 sp = smol.model.params
-print(f"SmolLM2 on {smol.device}: {smol.model.num_parameters() / 1e6:.0f} million parameters, "
-      f"{sp.n_layers} layers, {sp.n_heads} query heads, {sp.n_kv_heads} key/value heads, "
-      f"head_dim {sp.head_dim}")
+print(f"SmolLM2 on {smol.device}: {sp.n_layers} layers of width dim={sp.dim} (the tiny model: "
+      f"{params.n_layers} of {params.dim}), {sp.n_heads} query heads, {sp.n_kv_heads} key/value "
+      f"heads, head_dim {sp.head_dim}")
 
 # %%
 paragraph = ("The river ran fast after the storm, and the old bridge shook each time a cart went "
