@@ -135,6 +135,10 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
     with torch.device("meta"):
         model = Transformer(args)
     model.load_state_dict(state, strict=True, assign=True)
+    if state.get("output.weight") is state.get("tok_embeddings.weight"):
+        # Tied embeddings: ``assign`` wraps each name in its own Parameter; make them one, so
+        # ``parameters()`` (and every count or optimizer built on it) sees the tensor once.
+        model.output.weight = model.tok_embeddings.weight
     model.reset_buffers(dev, dt)
     model.eval()
     llama = Llama(model, tokenizer, dev)
