@@ -108,9 +108,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x * rsqrt(mean(x ** 2) + eps) over the last axis: F.rms_norm is that formula in one
-        # kernel (five separate ops cost more than the arithmetic when decoding one token).
-        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        xf = x.float()
+        normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return normed.type_as(x) * self.weight
 
 
@@ -202,10 +201,9 @@ class Attention(nn.Module):
         else:
             keys, values = xk, xv  # training / the "no cache" baseline: only these tokens
 
-        q, k, v = xq.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2)  # (B, H|KV, ., hd)
-        # softmax(q k^T / sqrt(hd) + mask) v. enable_gqa: query head h reads key/value head
-        # h // n_rep, what repeat_kv(keys, n_rep) would give, without copying the cache n_rep times.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_rep > 1)
+        keys, values = repeat_kv(keys, self.n_rep), repeat_kv(values, self.n_rep)  # (B, T, H, hd)
+        q, k, v = xq.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2)  # (B, H, ., hd)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # softmax(qk^T/sqrt(hd)+mask)v
         return self.wo(out.transpose(1, 2).reshape(bsz, seqlen, -1))
 
 
