@@ -155,9 +155,10 @@ print(transformers.__version__, "|",
 
 # %% [markdown]
 # So with one device (the whole model on the CPU, or on one GPU) there are no hooks and no
-# `hf_device_map`: the model was simply moved there. Only a map that spreads the layers over
-# several devices (or offloads to disk) gets hooks, and the hooks move activations *between*
-# layers, never your `input_ids` into the first one.
+# `hf_device_map`: the model was simply moved there, and nothing will move your inputs. Only a
+# map that spreads the layers over several devices (or offloads to disk) gets hooks; each hook
+# moves its layer's inputs to that layer's device (accelerate's `AlignDevicesHook`), the first
+# one included. That is why the seed's error is a *one-GPU* error.
 #
 # The seed's lines, with the prompt: the tokenizer always makes its tensors on the CPU.
 
@@ -177,7 +178,8 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # machine, so the next cell runs the branch that fits this one:
 #
 # - **one CUDA GPU**: a forward call with CPU ids raises the seed's error; then the fix;
-# - **two or more CUDA GPUs**: accelerate really splits the layers; inputs go to the first device;
+# - **two or more CUDA GPUs**: accelerate spreads the layers (the cell prints where) and its hooks
+#   move the inputs; `.to(model.device)` still costs nothing;
 # - **a Mac (MPS)**: Apple's own wording of the same mistake, then the fix;
 # - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen.
 #   A stand-in second device shows it: **`meta`**, whose tensors have shapes and dtypes but no
@@ -273,8 +275,8 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 
 # %% [markdown]
 # What to notice: a real answer, and a wrong one. The blue whale is the largest animal (and the
-# great white is not even the largest shark). A 135-million-parameter model knows the *shape* of
-# an answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
+# great white is not even the largest shark). A model this small knows the *shape* of an
+# answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
 # ## 3 · nnlib's way: the same file, and the folder transformers saves
@@ -526,8 +528,8 @@ check_to_model_device(to_model_device)
 #   and `input_ids` on the CPU. `input_ids.to(model.device)` fixes it in every version and call.
 # - Two implementations of one model agree within a tolerance set by the dtype's epsilon and
 #   the logits' size, not a fixed `1e-4`; greedy paths may part only at ties that rounding breaks.
-# - A Q4_1 file costs 5 bits per weight (codes, scale and minimum per block of 32); dequantized
-#   to fp32 it costs 32.
+# - Q4_1 costs 5 bits per weight (codes, scale and minimum per block of 32); with its Q8_0
+#   embedding this file averages the 5.74 bits of §4. Dequantized to fp32, every weight costs 32.
 #
 # Next: **04 · Step-through generation**, one token at a time, with `prev_pos`, the KV cache,
 # temperature and top-p.
