@@ -403,12 +403,12 @@ with torch.inference_mode():  # the whole sequence at once, use_cache=False: no 
 fresh_lp = fresh[len(prompt_tokens) - 1: -1].cpu().gather(-1, torch.tensor(with_cache)[:, None])[:, 0]
 gap = float((fresh_lp - torch.tensor(lp_cache)).abs().max())
 tol = logprob_tolerance(dtype)
-print(f"{len(with_cache)} tokens: cached logprobs equal a no-cache pass within "
-      "logprob_tolerance(dtype):", gap < tol)
+print("cached logprobs equal a no-cache pass within logprob_tolerance(dtype):", gap < tol)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"largest gap in this run: {gap:.1e}; the tolerance for {dtype}: {tol:g}")
+print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolerance for {dtype}: "
+      f"{tol:g}")
 
 # %% [markdown]
 # In half precision the *tokens* can differ too: when two candidates are closer than the
@@ -422,7 +422,7 @@ print(f"largest gap in this run: {gap:.1e}; the tolerance for {dtype}: {tol:g}")
 # %%
 # NBVAL_IGNORE_OUTPUT
 tiny_prompt = tiny.tokenizer.encode("ROMEO:\n", bos=True, eos=False)
-lengths = [16, 32, 64, 128]
+lengths = [16, 32, 64, 96]
 speed = {"cache": [], "no cache": []}
 for n in tqdm(lengths, desc="timing generate"):
     for name, use_cache in (("cache", True), ("no cache", False)):
@@ -754,13 +754,13 @@ explorer.run(12)
 print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 
 # %% [markdown]
-# Branching: back to the position after `' the'` and force `' blue'` instead of `' Great'`, then
-# let greedy decoding go on:
+# Branching: from the prompt again, five greedy tokens to the position after `' the'`, then force
+# `' blue'` instead of `' Great'` and let greedy decoding go on:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-while len(explorer.tokens) > 5:
-    explorer.back()
+explorer.reset()
+explorer.run(5)
 print("before:", repr(explorer.completion))
 explorer.force(tok.encode(" blue", bos=False, eos=False)[0])
 explorer.run(4)
@@ -905,7 +905,8 @@ check_prompt_logprobs(prompt_logprobs)
 # cache that makes each step one column of work, logprobs (scored *after* the write, and
 # shifted by one), and the stop at EOS. On a real model the decision is where the interest is: a
 # 135M assistant's greedy answer can be fluent and wrong, and temperature, top-p and min-p decide
-# how far from that one path it may wander. The widget above is that loop with the decision slowed down so you can watch it.
+# how far from that one path it may wander. The widget above is that loop with the decision
+# slowed down so you can watch it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
