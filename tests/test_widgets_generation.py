@@ -18,9 +18,13 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
 from scipy.stats import chisquare  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 from nnlib.llama.sampling import Sampler, draw  # noqa: E402
 from nnlib.widgets import GenerationExplorer  # noqa: E402

@@ -26,8 +26,16 @@ import torch
 from . import loading
 from .chat import encode_dialog
 from .model import ModelArgs, Transformer
-from .sampling import (Draw, Sampler, candidates, check_settings, choose_next, draw,
-                       next_token_distribution, token_logprobs)
+from .sampling import (
+    Draw,
+    Sampler,
+    candidates,
+    check_settings,
+    choose_next,
+    draw,
+    next_token_distribution,
+    token_logprobs,
+)
 from .tokenizer import BaseTokenizer, decode_added, display_piece
 
 PathLike = Union[str, Path]
@@ -340,7 +348,10 @@ class GenerationStepper:
     cache) only costs a re-run from where the cache stops agreeing.
 
     Stepping to the end with one temperature and top_p gives exactly
-    ``torch.manual_seed(seed); llama.generate([prompt], max_gen_len, T, top_p)``.
+    ``torch.manual_seed(seed); llama.generate([prompt], max_gen_len, T, top_p)``. ``step_with``
+    (any ``sampling.Sampler``: top-p, top-k, min-p, greedy) draws instead by inverse CDF from one
+    visible uniform number per token, and ``force`` commits a token a person picked; both rewind
+    with ``back`` like ``step``.
     """
 
     def __init__(self, llama: Llama, prompt: str | Sequence[int],
