@@ -375,6 +375,11 @@ def _drag_slider(page: Any, widget: Any, fraction: float) -> str:
     return readout.inner_text()
 
 
+def _click(widget: Any) -> None:
+    """Click an ipywidgets Button (its element is the <button> itself, or holds one)."""
+    (widget.locator("button") if widget.locator("button").count() else widget).click()
+
+
 def _fingerprint(element: Any) -> tuple[str, bytes]:
     """What the element shows: its markup (img src, svg) and its pixels."""
     return element.inner_html(), element.screenshot()
@@ -428,10 +433,41 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_2_top_p.png")
 
         text_before, bars_before = _fingerprint(text), _fingerprint(bars)
-        (step.locator("button") if step.locator("button").count() else step).click()
+        _click(step)
         _wait_changed(page, text, text_before, "the generated text after clicking step")
         _wait_changed(page, bars, bars_before, "the bar chart after clicking step")
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_3_step.png")
+
+        # The sampler selector, then top-k's own slider: other bars kept, another cut.
+        info = explorer.locator(".nnlib-info").first
+        before, info_before = _fingerprint(bars), _fingerprint(info)
+        explorer.locator(".nnlib-sampler select").first.select_option("top-k")
+        _wait_changed(page, bars, before, "the bar chart after choosing the top-k sampler")
+        _wait_changed(page, info, info_before, "the readout after choosing the top-k sampler")
+        assert "top_k = " in info.inner_text()
+        before = _fingerprint(bars)
+        _set_slider(page, explorer.locator(".nnlib-top-k").first, 3)
+        _wait_changed(page, bars, before, "the bar chart after setting top_k to 3")
+        assert "keeps 3 of" in info.inner_text()
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_4_top_k.png")
+
+        # Branch: take a candidate other than the first that shows as a letter or digit (a
+        # forced newline or space would leave the text looking the same); back one undoes it.
+        text_before, bars_before = _fingerprint(text), _fingerprint(bars)
+        choice = explorer.locator(".nnlib-choice select").first
+        labels = choice.locator("option").all_inner_texts()
+        pick = next(i for i, label in enumerate(labels) if i > 0 and any(
+            c.isascii() and c.isalnum() for c in label.split(".", 1)[1]))
+        choice.select_option(index=pick)
+        _click(explorer.locator(".nnlib-force").first)
+        _wait_changed(page, text, text_before, "the generated text after taking a branch")
+        _wait_changed(page, bars, bars_before, "the bar chart after taking a branch")
+        assert text.locator("[style*=underline]").count() >= 1, "the forced token is not marked"
+        explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_5_branch.png")
+        branched = _fingerprint(text)
+        _click(explorer.locator(".nnlib-back").first)
+        _wait_changed(page, text, branched, "the generated text after back one")
+        assert text.locator("[style*=underline]").count() == 0, "back one left the branch"
     finally:
         _shutdown_kernel(page)
 
