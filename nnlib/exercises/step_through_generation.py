@@ -9,7 +9,8 @@ from typing import Any
 from .verdict import Verdict, attempt, report
 
 # The checkers build their own cases with torch; the third one runs the learner's model and
-# compares with its ``generate``. None of them changes the model's sampling generator.
+# compares with its ``generate`` (within ``logprob_tolerance`` of the model's dtype); the fourth
+# scores random logits, so it is exact. None of them changes torch's default generator.
 
 
 def logprob_tolerance(dtype: Any) -> float:
