@@ -393,3 +393,16 @@ def test_meta_folder_carries_no_template_and_keeps_llama2_format():
     tok = Tokenizer(DATA_DIR / "tiny-llama" / "tokenizer.model")
     assert chat_template_of(tok) is None
     assert encode_dialog(tok, DIALOG[1:2]) == encode_llama2_dialog(tok, DIALOG[1:2])
+
+
+def test_smol_labels_show_the_text_a_token_adds(smol):
+    """Byte-level BPE spells a space 'Ġ' and a newline 'Ċ' in its vocabulary; a label shows the
+    text instead, as the tokenizer decodes it."""
+    from nnlib.llama.tokenizer import display_piece
+
+    tok = smol.tokenizer
+    for text in [" The", " largest", "\n", "A"]:
+        (token,) = tok.encode(text, bos=False, eos=False)
+        assert display_piece(tok, token) == text
+    (the,) = tok.encode(" The", bos=False, eos=False)
+    assert tok.id_to_piece(the) == "\u0120The"  # what the vocabulary holds: not a label

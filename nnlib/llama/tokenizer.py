@@ -409,16 +409,18 @@ def load_tokenizer(path: PathLike) -> Tokenizer | TiktokenTokenizer | HFTokenize
 
 
 def display_piece(tokenizer: BaseTokenizer, token: int) -> str:
-    """A readable label for one token id: SentencePiece's '\u2581' as a space, byte pieces such as
-    '<0x0A>' as the character when it is one byte of ASCII; other kinds decode the id alone."""
+    """A readable label for one token id: what the id decodes to on its own ('ĠThe' in a
+    byte-level BPE vocabulary shows as ' The'), except for SentencePiece pieces, whose lone decode
+    drops the leading space: there '\u2581' shows as a space, and a byte piece such as '<0x0A>' as
+    its character when it is one byte of ASCII."""
     piece_of = getattr(tokenizer, "id_to_piece", None)
-    if piece_of is None:
-        return tokenizer.decode([token])
-    piece = piece_of(token)
+    piece = piece_of(token) if piece_of is not None else ""
     if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
         byte = int(piece[3:5], 16)
         return chr(byte) if byte < 128 else piece
-    return piece.replace("\u2581", " ")
+    if "\u2581" in piece:
+        return piece.replace("\u2581", " ")
+    return tokenizer.decode([token])
 
 
 def decode_added(tokenizer: BaseTokenizer, prefix: Sequence[int], added: Sequence[int]) -> str:
