@@ -59,6 +59,10 @@ class ExplorerChart:
         ax.set_ylim(-0.6, n - 0.4)
         # Plain texts in axes coordinates: set_title re-measures every tick label on each redraw.
         self.title = ax.text(0.0, 1.02, "", transform=ax.transAxes, fontsize=8, va="bottom")
+        # The last row's label is drawn with the bars, not as a tick: a draw from the tail takes
+        # that row (``candidates``), and a new tick label would mean redrawing everything.
+        self.last_label = ax.text(-0.015, y[-1], "", transform=ax.get_yaxis_transform(),
+                                  ha="right", va="center", fontsize=8, family="monospace")
         c = self.cum
         c.barh([0], [1.0], height=0.8, color=_DROPPED, zorder=1)  # the kept tokens not drawn above
         self.segments = c.barh([0] * n, [0.0] * n, height=0.8, color=_KEPT, edgecolor="white",
@@ -66,7 +70,7 @@ class ExplorerChart:
         self.seg_text = [c.text(0, 0, "", ha="center", va="center", fontsize=6, color="white",
                                 zorder=3, clip_on=True) for _ in range(n)]
         self.u_line = c.axvline(0.0, color="black", linewidth=1.6, zorder=4)
-        self.u_text = c.text(0, 0.62, "", ha="center", va="bottom", fontsize=7, zorder=4,
+        self.u_text = c.text(0, 0.62, "", ha="left", va="bottom", fontsize=7, zorder=4,
                              transform=c.get_xaxis_transform())
         c.set_xlim(0, 1)
         c.set_ylim(-0.5, 0.5)
@@ -77,7 +81,7 @@ class ExplorerChart:
         self._labels: list[str] = []
         # What changes on a slider move is drawn over a saved picture of the rest (blitting):
         # redrawing the axes, ticks and labels each time would take several times longer.
-        self.dynamic = [*self.faint, *self.bars, *self.values, self.cut,
+        self.dynamic = [*self.faint, *self.bars, *self.values, self.cut, self.last_label,
                         *self.segments, *self.seg_text, self.u_line, self.u_text]
         for artist in self.dynamic:
             artist.set_animated(True)
@@ -111,10 +115,11 @@ class ExplorerChart:
                 seg.set_facecolor(colour)
                 stext.set_position((start[i] + p[i] / 2, 0))
                 stext.set_text(labels[i].strip()[:6])
-        if [repr(s) for s in labels] != self._labels:  # new tick labels only when they change
-            self._labels = [repr(s) for s in labels]
-            self.ax.set_yticklabels(self._labels, family="monospace")
+        if [repr(s) for s in labels[:-1]] != self._labels:  # new ticks only when they change
+            self._labels = [repr(s) for s in labels[:-1]]
+            self.ax.set_yticklabels(self._labels + [""], family="monospace")
             self._background = None
+        self.last_label.set_text(repr(labels[-1]))
         n_kept = sum(keep)
         show_cut = 0 < n_kept < self.n and all(keep[:n_kept])  # a prefix kept: draw the cut
         self.cut.set_visible(show_cut)
@@ -125,7 +130,9 @@ class ExplorerChart:
         self.u_text.set_visible(u is not None)
         if u is not None:
             self.u_line.set_xdata([u, u])
-            self.u_text.set_x(min(max(u, 0.05), 0.95))
+            right = u < 0.8  # the label beside the line, on the side with room
+            self.u_text.set_x(u + 0.01 if right else u - 0.01)
+            self.u_text.set_horizontalalignment("left" if right else "right")
             self.u_text.set_text(f"u = {u:.3f}")
         self.ax.set_xlim(0, top * 1.75)
         if title != self.title.get_text():  # part of the background: redrawn when it changes
