@@ -205,8 +205,8 @@ print("shapes of nabla_b:", [g.shape for g in nb_lib], "  biases: ", [b.shape fo
 #
 # **Finite differences.** Nudge one weight by $\pm\epsilon$ and watch the cost:
 # $\partial C/\partial w \approx \frac{C(w+\epsilon) - C(w-\epsilon)}{2\epsilon}$. Two errors
-# compete. *Truncation*: the formula ignores the $\epsilon^2$ term of the Taylor series, so it
-# shrinks like $\epsilon^2$. *Rounding*: each $C$ is stored with a relative error of about
+# compete. *Truncation*: the $\epsilon^2$ terms of the Taylor series cancel, and the formula
+# drops the $\epsilon^3$ term, so its error shrinks like $\epsilon^2$. *Rounding*: each $C$ is stored with a relative error of about
 # $u \approx 1.1\times10^{-16}$, and dividing the difference by $2\epsilon$ magnifies that to
 # about $u\,C/\epsilon$, which *grows* as $\epsilon$ shrinks. Sweep $\epsilon$ and both show:
 
@@ -421,7 +421,7 @@ print("validation accuracy after 10 epochs:", {k: round(v, 3) for k, v in final.
 # the first steps and push the sigmoids into saturation, where $\sigma'(z) \approx 0$: the cost
 # goes flat and learning stops. In between, learning is fast and steady.
 #
-# Now the question of the seed. Without the division the step is `eta * nabla_w`, and
+# Now the question this section is named for: why divide by `len(mini_batch)`? Without the division the step is `eta * nabla_w`, and
 # `nabla_w` is a sum of $m$ gradients, so it grows with $m$. Nielsen remarks (chapter 1) that
 # dropping the $1/m$ changes nothing essential: it only rescales $\eta$. Here it is exactly:
 
@@ -512,8 +512,8 @@ for loss, code in [("nielsen", "0.5 * ((a - Y)**2).sum() / m"), ("mse_mean", "F.
 
 # %% [markdown]
 # **What to notice:** `F.mse_loss` gives $2/(10m)$ of the summed gradient, a step 5× shorter
-# than Nielsen's with the same `eta` (2 from the missing ½, 10 from averaging over the outputs
-# too); `reduction="sum"` gives $2\times$ the sum, a step $2m$ times longer, $m$ of it from the
+# than Nielsen's with the same `eta` (the missing ½ doubles it, averaging over the 10 outputs
+# too divides it by 10); `reduction="sum"` gives $2\times$ the sum, a step $2m$ times longer, $m$ of it from the
 # lost mean. Neither is wrong, but each needs its own learning rate, and `reduction="sum"` needs
 # a new one whenever the batch size changes, as the right heatmap showed.
 #
@@ -587,8 +587,9 @@ check_cross_entropy_delta(cross_entropy_delta)
 # `w - (eta/len(mini_batch))*nw` is: the weights, minus the learning rate times the **mean**
 # gradient over a random handful of examples, where the gradient comes from four equations of
 # chain rule. The mean is what lets one `eta` work for any mini-batch size. Every network in this
-# series, the Llama of notebooks 03 and 04 included, was trained by this same step (with a
-# smarter optimiser and torch's autograd doing the backprop).
+# series, the Llama of notebooks 03 and 04 included, was trained the same way: a gradient from a
+# mini-batch, then a step against it (though with a smarter optimiser, such as Adam, in place of
+# this plain step, and torch's autograd doing the backprop).
 # Next: **02 · spaCy pipelines**, where trained networks become tools you load and use.
 #
 # ### まとめ（日本語）

@@ -203,7 +203,7 @@ _ = exercises.check_ner_only_folders(ner_only_folders, nlp)
 # 語彙 (`vocab`)、トークナイザーの規則、そしてコンポーネントごとのフォルダがあります。`tok2vec`・
 # `tagger`・`parser`・`ner` は品詞・係り受け・固有表現を文に**付与する**小さなニューラルネットで、
 # `attribute_ruler` と `lemmatizer` はネットではなく規則と辞書の表です。次のトークンを予測する
-# Llama のような大規模言語モデルとは別物です。部品は足したり外したりでき (§7)、自分のデータでの
+# Llama のような大規模言語モデルとは別物です。部品は足したり (§7) 外したり (§5b, §8) でき、自分のデータでの
 # 学習や微調整はノートブック 02b で行います。
 
 # %% [markdown]
@@ -537,9 +537,9 @@ plot_throughput(speed, ax=ax, title="en pipeline on 300 short questions (this ma
 plt.show()
 
 # %% [markdown]
-# **What to notice.** Batching is a free win; leaving out components you do not use is the bigger
-# one (the parser and NER are the expensive parts). Your numbers depend on the machine; the
-# ordering should not.
+# **What to notice.** Batching is a free win; leaving out components you do not use multiplies it
+# again (the parser and NER are the expensive parts). The last column prints both gains against
+# the loop. Your numbers depend on the machine; the ordering should not.
 #
 # ### Exercise 6 · The components lemmas need
 # Return the shortest list of components that, run with `nlp.select_pipes(enable=...)`, gives the
@@ -598,8 +598,8 @@ print("tagger back on -> empty columns:", analysis.empty_columns)
 
 # %% [markdown]
 # **What to notice.** Without the tagger, `tag_`, `pos_` and `morph` go empty (the
-# attribute_ruler has no tags to map), and the lemmatizer warns (W108) and guesses lemmas without
-# POS. Now try it yourself: untick `tok2vec` and keep the tagger. The columns stay full, but look at
+# attribute_ruler has no tags to map), and the lemmatizer warns (W108) and, with no POS, returns
+# each token's lowercased text as its lemma. Now try it yourself: untick `tok2vec` and keep the tagger. The columns stay full, but look at
 # the tags: the tagger listens to `tok2vec` and now tags from zeros. Type `東京で新しい辞書を買いました。`
 # and the checkboxes become GiNZA's components.
 #
@@ -609,7 +609,8 @@ print("tagger back on -> empty columns:", analysis.empty_columns)
 #   `tokenizer` and `vocab`, and one folder per component. `spacy.load` builds the pipeline from
 #   the config and fills it from the folders; `nnlib.nlp.load_pipeline` finds the package offline.
 # - Tokens carry `pos_`, `tag_`, `morph`, `lemma_`, `dep_`/`head`, `ent_type_`; `doc.ents`,
-#   `doc.sents` and `doc.noun_chunks` are spans, the last two read off the parse (or `senter`).
+#   `doc.sents` and `doc.noun_chunks` are spans; `sents` is read off the parse (or `senter`),
+#   `noun_chunks` off the parse only.
 # - Lemmas come from rules *and* exception tables; `attribute_ruler` and `lemmatizer` are not
 #   networks.
 # - Pipelines are modular: add rules (`entity_ruler`) or your own component, leave out what you do

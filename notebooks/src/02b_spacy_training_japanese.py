@@ -150,8 +150,9 @@ for text, gold, predicted in mistakes[:8]:
     print(f"  gold {gold:<6} predicted {predicted:<6} {text}")
 
 # %% [markdown]
-# **What to notice.** Read the mistakes against the labels: "How do I load ..." goes to `LLAMA`,
-# where loading checkpoints is asked about; "model" and "tokens" pull towards other notebooks too.
+# **What to notice.** Read the mistakes against the labels: "How do I load the handwritten
+# digits ..." goes to `LLAMA`, where loading checkpoints is asked about, yet "How do I load a
+# checkpoint ..." goes to `SPACY`; "model" and "tokens" pull towards other notebooks too.
 # A bag of words sees only the words. And do not tune epochs by looking at `dev` again and again:
 # that turns it into training data.
 #
@@ -379,7 +380,8 @@ for t in doc_ja:
 # **What to notice.** `し -> する`, `い -> いる`: lemmas are dictionary forms of conjugated verbs
 # and auxiliaries. `tag_` is the Japanese (UniDic-style) POS, `pos_` the Universal one shared with
 # English. `研究 し て い ます` ("is researching") is one verb phrase in five tokens, headed by the
-# verbal noun `研究`; the subject and objects attach to it too.
+# verbal noun `研究`; the subject 彼女, the object 自然言語処理 and the oblique 東京大学で attach
+# to it too.
 
 # %%
 nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})

@@ -234,6 +234,9 @@ for dtype, nbytes in BYTES_PER_PARAM.items():
 # expanded on the fly, at a small cost in quality. Here is what the weights of the published
 # models need (`memory_table` computes each parameter count from the model's `params.json`, as
 # above). Llama 2 70B and Llama 3 70B differ: Llama 3's vocabulary is four times larger.
+# The int8 and int4 columns count the codes only: real formats add a scale (and, for Q4_1, a
+# minimum) per block of 32 weights, so llama.cpp's Q4_0 costs 4.5 bits a weight, Q4_1 5 and
+# Q8_0 8.5 (03b §4 reads Q4_1 and Q8_0 off a real file).
 
 # %%
 rows = memory_table(max_seq_len=2048, max_batch_size=1)
@@ -345,8 +348,9 @@ print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st
 # one job: run a model that is **split over several NVIDIA GPUs**, one process per GPU.
 #
 # - **NCCL** (NVIDIA Collective Communications Library, "nickel") is how those processes
-#   exchange tensors, GPU to GPU: all-reduce, all-gather. It exists only for NVIDIA GPUs; torch
-#   on a Mac, and CPU-only torch anywhere, is built without it.
+#   exchange tensors, GPU to GPU: all-reduce, all-gather. It is built for NVIDIA GPUs (ROCm
+#   builds of torch supply the same backend through AMD's RCCL); torch on a Mac, and CPU-only
+#   torch anywhere, is built without it.
 # - **torchrun** starts the processes and tells each one who it is through environment
 #   variables: `RANK` (this process, 0 … N−1), `LOCAL_RANK` (its GPU on this machine),
 #   `WORLD_SIZE` (how many processes), `MASTER_ADDR` / `MASTER_PORT` (where they meet).
@@ -505,10 +509,11 @@ print("after the demo: process group running:", dist.is_initialized(), "| RANK s
 # ## 4 · Loading with `Llama.build`: Meta's layout, Hugging Face's, and an MP=2 split
 #
 # `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len, max_batch_size, device=None,
-# dtype=None)` keeps Meta's signature and reads three layouts: Meta's (`params.json` +
-# `consolidated.NN.pth`, one file or several), and Hugging Face's (`config.json` +
-# `*.safetensors`). The model built in §2 came from Meta's layout. To get the other two, write
-# the same weights out in a temporary folder (deleted at the end of the notebook).
+# dtype=None)` keeps Meta's signature and reads Meta's layout (`params.json` + one
+# `consolidated.NN.pth`, or several as in an MP=2 split), Hugging Face's (`config.json` +
+# `*.safetensors`) and llama.cpp's GGUF files (03b). The model built in §2 came from Meta's
+# layout. To get Hugging Face's layout and an MP=2 split, write the same weights out in a
+# temporary folder (deleted at the end of the notebook).
 
 # %%
 workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")
@@ -538,8 +543,9 @@ print("q_proj equals wq after un-permuting:  ", torch.equal(unpermute_from_hf(q_
 # ### A model-parallel split, made here
 #
 # Meta's 13B ships as two files (MP=2) and 70B as eight. Each shard holds a slice of every big
-# matrix, cut so that each GPU can compute its part without the others until one exchange at
-# the end of the layer:
+# matrix, cut so that each GPU can compute its part without the others until one all-reduce at
+# the end of the attention and one at the end of the feed-forward (plus, in Llama 2, an
+# all-gather after the embedding and one after the output):
 #
 # - **column-parallel** (`wq wk wv w1 w3 output`): each shard has some *output* features, the
 #   rows: split on dim 0;

