@@ -96,9 +96,9 @@ def main() -> None:
     for n in args.lengths:
         n = min(n, room)
         # nnlib may stop early at EOS; time per token actually produced
-        t_c, out_c = best_of(lambda: llama.generate([ids], n, temperature=0)[0][0], args.repeat)
-        t_n, _ = best_of(lambda: llama.generate([ids], n, temperature=0, use_cache=False)[0][0], 1)
-        t_h, _ = best_of(lambda: hf_greedy(hf, ids, n), args.repeat)
+        t_c, out_c = best_of(lambda n=n: llama.generate([ids], n, temperature=0)[0][0], args.repeat)
+        t_n, _ = best_of(lambda n=n: llama.generate([ids], n, temperature=0, use_cache=False)[0][0], 1)
+        t_h, _ = best_of(lambda n=n: hf_greedy(hf, ids, n), args.repeat)
         made = max(1, len(out_c))
         r_c, r_n, r_h = made / t_c, made / t_n, n / t_h
         print(f"{n:7d} {r_c:12.0f} {r_n:15.0f} {r_h:19.0f} {r_c / r_n:14.1f}x {r_c / r_h:18.2f}x")

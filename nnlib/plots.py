@@ -5,7 +5,6 @@ several on one figure. Figure sizes are always explicit: nbval compares a figure
 """
 from __future__ import annotations
 
-
 # ---- 01 SGD from scratch -------------------------------------------------------------------
 
 
@@ -52,7 +51,7 @@ def plot_history(history, axes=None, label: str | None = None):
 # ---- 02 spaCy pipelines --------------------------------------------------------------------
 
 
-def plot_throughput(words_per_second: "dict[str, float]", ax=None, title: str = ""):
+def plot_throughput(words_per_second: dict[str, float], ax=None, title: str = ""):
     """Horizontal bars of words per second, one per way of running a pipeline (notebook 02).
 
     ``words_per_second`` maps a label ("loop of nlp(text)", "nlp.pipe", ...) to a rate; bars keep
@@ -85,7 +84,7 @@ def plot_throughput(words_per_second: "dict[str, float]", ax=None, title: str = 
 _SHARD_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
 
 
-def plot_memory_needs(rows, devices: "dict[str, float]", dtypes=("fp32", "bf16", "int8", "int4"),
+def plot_memory_needs(rows, devices: dict[str, float], dtypes=("fp32", "bf16", "int8", "int4"),
                       ax=None, title: str = ""):
     """Grouped bars: GB of weights per model (groups) and dtype (bars), log scale, with one dashed
     line per device's memory, so "does it fit?" is read off by eye.
@@ -121,7 +120,7 @@ def plot_memory_needs(rows, devices: "dict[str, float]", dtypes=("fp32", "bf16",
     return ax
 
 
-def plot_kv_cache(seq_lens, curves: "dict[str, list[float]]", ax=None, title: str = ""):
+def plot_kv_cache(seq_lens, curves: dict[str, list[float]], ax=None, title: str = ""):
     """KV-cache GB against ``max_seq_len`` (log-log), one line per (model, batch) label. The cache
     is allocated for ``max_batch_size x max_seq_len`` up front, whatever the prompt's length.
     Lines alternate solid and dashed so that two curves with equal values both stay visible."""
@@ -277,7 +276,7 @@ class NextTokenBars:
         self._labels: list[str] = []
 
     def update(self, labels, probs, kept, chosen=None, title: str = "",
-               chosen_note: str = "", n_kept_total: int | None = None) -> "NextTokenBars":
+               chosen_note: str = "", n_kept_total: int | None = None) -> NextTokenBars:
         """Redraw with one entry per bar; ``chosen_note`` is added after "<- chosen" (e.g. its
         rank, when the chosen token is shown below candidates it does not follow).
         ``n_kept_total``: how many tokens the nucleus keeps in all; when that is more than the

@@ -368,3 +368,46 @@ def transformers_tokenizer(tok_files):
 
     return PreTrainedTokenizerFast(tokenizer_file=str(tok_files["json"]), bos_token="<|begin_of_text|>",
                                    eos_token="<|eot_id|>", chat_template=LLAMA3_CHAT_TEMPLATE)
+
+
+# ---- a small Meta checkpoint on disk, and fresh copies a test may break -------------------------
+
+
+def build(path, **kw):
+    """``Llama.build`` with a small cache on the CPU: what the loading tests need."""
+    from nnlib.llama import Llama
+
+    kw = {"max_seq_len": 32, "max_batch_size": 2, "device": "cpu", **kw}
+    return Llama.build(path, **kw)
+
+
+@pytest.fixture(scope="module")
+def meta_dir(tmp_path_factory):
+    return random_meta_dir(tmp_path_factory.mktemp("ckpt") / "meta")
+
+
+@pytest.fixture
+def copy_of(meta_dir, tmp_path):
+    """A fresh copy of the good checkpoint that a test may break."""
+    def make(n_shards: int = 1) -> Path:
+        if n_shards == 1:
+            return Path(shutil.copytree(meta_dir, tmp_path / "copy"))
+        return random_meta_dir(tmp_path / f"mp{n_shards}", n_shards=n_shards)
+    return make
+
+
+# ---- the installed spaCy pipelines, loaded once --------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def en():
+    from nnlib.nlp import load_pipeline
+
+    return load_pipeline("en")
+
+
+@pytest.fixture(scope="session")
+def ja():
+    from nnlib.nlp import load_pipeline
+
+    return load_pipeline("ja")

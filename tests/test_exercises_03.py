@@ -60,7 +60,8 @@ def test_would_gloo_fix_it_shows_metas_next_failing_lines_for_real():
     by Meta's own calls, not quoted: the same calls raise them here."""
     if torch.backends.cuda.is_built():
         pytest.skip("this torch has CUDA: the committed outputs come from a CPU-only torch")
-    outputs = "\n".join(_outputs_of_cells_containing(NOTEBOOK, "torch.set_default_tensor_type(torch.cuda.HalfTensor)"))
+    cell_code = "torch.set_default_tensor_type(torch.cuda.HalfTensor)"
+    outputs = "\n".join(_outputs_of_cells_containing(NOTEBOOK, cell_code))
     with pytest.raises(AttributeError) as set_device:
         torch.cuda.set_device(0)
     with pytest.raises(TypeError) as tensor_type:

@@ -16,35 +16,14 @@ from hypothesis import given, settings, strategies as st
 from conftest import (
     SMALL_PARAMS,
     TOKENIZER,
+    build,
     hf_logits,
     make_hf_model,
-    random_meta_dir,
     random_meta_state,
     save_meta_layout,
 )
-from nnlib.llama import Llama, ModelArgs, checkpoint, save_hf
+from nnlib.llama import ModelArgs, checkpoint, save_hf
 from nnlib.llama.checkpoint import load_state_dict, permute_for_hf, save_meta, unpermute_from_hf
-
-
-def build(path, **kw):
-    kw = {"max_seq_len": 32, "max_batch_size": 2, "device": "cpu", **kw}
-    return Llama.build(path, **kw)
-
-
-@pytest.fixture(scope="module")
-def meta_dir(tmp_path_factory):
-    return random_meta_dir(tmp_path_factory.mktemp("ckpt") / "meta")
-
-
-@pytest.fixture
-def copy_of(meta_dir, tmp_path):
-    """A fresh copy of the good checkpoint that a test may break."""
-    def make(n_shards: int = 1) -> Path:
-        if n_shards == 1:
-            return Path(shutil.copytree(meta_dir, tmp_path / "copy"))
-        return random_meta_dir(tmp_path / f"mp{n_shards}", n_shards=n_shards)
-    return make
-
 
 TOKENS = torch.tensor([[1, 50, 900, 13, 7, 1500, 3, 44]])
 

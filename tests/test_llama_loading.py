@@ -4,44 +4,24 @@ read (tied embeddings counted once), and load_tiny."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import (
     TOKENIZER,
+    build,
     hf_to_meta_in_test,
     make_hf_model,
-    random_meta_dir,
     save_hf_layout,
     save_meta_layout,
 )
-from nnlib.llama import Llama, ModelArgs, devices
+from nnlib.llama import ModelArgs, devices
 from nnlib.llama.loading import check_memory_fits, read_checkpoint
 
 TOKENS = torch.tensor([[1, 50, 900, 13, 7, 1500, 3, 44]])
 
 
-def build(path, **kw):
-    kw = {"max_seq_len": 32, "max_batch_size": 2, "device": "cpu", **kw}
-    return Llama.build(path, **kw)
-
-
-@pytest.fixture(scope="module")
-def meta_dir(tmp_path_factory):
-    return random_meta_dir(tmp_path_factory.mktemp("loading") / "meta")
-
-
-@pytest.fixture
-def copy_of(meta_dir, tmp_path):
-    """A fresh copy of the good checkpoint that a test may break."""
-    def make(n_shards: int = 1) -> Path:
-        if n_shards == 1:
-            return Path(shutil.copytree(meta_dir, tmp_path / "copy"))
-        return random_meta_dir(tmp_path / f"mp{n_shards}", n_shards=n_shards)
-    return make
 
 
 # ---- read_checkpoint: one function for every layout ------------------------------------------

@@ -132,7 +132,8 @@ def test_sentencepiece_tokenizer_has_the_same_interface():
 
 
 def test_a_file_that_is_no_tokenizer_is_refused(tmp_path):
-    for name, data in [("text.model", b"just some words\nand more\n"), ("random.model", bytes(range(256)) * 4)]:
+    for name, data in [("text.model", b"just some words\nand more\n"),
+                       ("random.model", bytes(range(256)) * 4)]:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError, match="neither a SentencePiece model .* nor a Hugging Face"):
             load_tokenizer(tmp_path / name)

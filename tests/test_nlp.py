@@ -17,14 +17,6 @@ from nnlib.exercises import spacy_pipelines as exercises
 APPLE = "Apple is looking at buying U.K. startup for $1 billion"
 
 
-@pytest.fixture(scope="module")
-def en():
-    return N.load_pipeline("en")
-
-
-@pytest.fixture(scope="module")
-def ja():
-    return N.load_pipeline("ja")
 
 
 @pytest.fixture(scope="module")

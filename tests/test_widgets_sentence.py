@@ -19,14 +19,6 @@ EN = "She saw the mice, and they were running from the saw in London."
 JA = "彼女は東京大学で自然言語処理を研究しています。"
 
 
-@pytest.fixture(scope="module")
-def en():
-    return N.load_pipeline("en")
-
-
-@pytest.fixture(scope="module")
-def ja():
-    return N.load_pipeline("ja")
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any
 
 import torch
 
-DeviceLike = Union[str, torch.device, None]
+DeviceLike = str | torch.device | None
 
 #: Bytes per parameter for the formats the notebooks compare (int4: two weights per byte).
 BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "int4": 0.5}

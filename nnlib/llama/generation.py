@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
@@ -38,7 +38,7 @@ from .sampling import (
 )
 from .tokenizer import BaseTokenizer, decode_added, display_piece
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 # ---- one step, for the step-through ----------------------------------------------------------

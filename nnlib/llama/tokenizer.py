@@ -26,12 +26,12 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
-from typing import AbstractSet, Literal, Protocol, Union, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
-PathLike = Union[str, "os.PathLike[str]"]
-AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
+PathLike = str | os.PathLike[str]
+AllowedSpecial = Literal["all"] | Set[str]
 
 #: Meta's Llama 3 pre-tokenization pattern: text is cut into pieces (contractions, a word with at
 #: most one leading non-letter, runs of at most 3 digits, punctuation runs, newlines, spaces) and
