@@ -51,7 +51,7 @@ test: install
 # The quick loop while working on nnlib: lint, pytest without the slow and browser tests, no nbval.
 test-fast: install
 	$(PY) -m ruff check $(LINTED)
-	$(PYTEST_2) tests -q -m "not slow and not browser"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 tests -q -m "not slow and not browser"
 
 # Sync each notebook with its paired source (jupytext: the newer file wins), then execute them
 # all from notebooks/src/ and write them with their outputs. NB=01 builds one.

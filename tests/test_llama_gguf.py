@@ -395,6 +395,7 @@ def test_meta_folder_carries_no_template_and_keeps_llama2_format():
     assert encode_dialog(tok, DIALOG[1:2]) == encode_llama2_dialog(tok, DIALOG[1:2])
 
 
+@pytest.mark.slow
 def test_smol_labels_show_the_text_a_token_adds(smol):
     """Byte-level BPE spells a space 'Ġ' and a newline 'Ċ' in its vocabulary; a label shows the
     text instead, as the tokenizer decodes it."""

@@ -250,6 +250,7 @@ def test_at_a_fixed_seed_the_choices_equal_a_numpy_inverse_cdf_loop(llama, kind,
     assert ex.ids == ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["top-p", "top-k", "min-p"])
 def test_the_inverse_cdf_draw_has_the_kept_renormalised_distribution(kind):
     """Chi-square of 20000 draws against the kept probabilities, computed here with numpy."""
