@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .verdict import Verdict, attempt, report
+from .verdict import Verdict, as_tensor, attempt, report
 
 LOOP_PROMPTS = ("ROMEO:", "To be, or not to be", "JULIET:\nO Romeo")
 LOOP_STEPS = 10
@@ -163,11 +163,11 @@ def check_position_ids(position_ids_from_mask: Callable[[Any], Any]) -> Verdict:
         attempted, got = attempt(position_ids_from_mask, mask.clone())
         if not attempted:
             return Verdict(False)
-        try:
-            got = torch.as_tensor(got).long()
-        except (TypeError, ValueError, RuntimeError):
+        answer = as_tensor(got)
+        if answer is None:
             return report(False, "", f"return a tensor of shape {tuple(mask.shape)}, got "
                           f"{type(got).__name__}")
+        got = answer.long()
         if got.shape != mask.shape:
             return report(False, "", f"for a mask of shape {tuple(mask.shape)} return the same "
                           f"shape, got {tuple(got.shape)}")

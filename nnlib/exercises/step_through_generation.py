@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .verdict import Verdict, attempt, report
+from .verdict import Verdict, as_tensor, attempt, report
 
 # The checkers build their own cases with torch; the third one runs the learner's model and
 # compares with its ``generate`` (within ``logprob_tolerance`` of the model's dtype); the fourth
@@ -47,11 +47,11 @@ def check_top_k(top_k_probs: Callable[[Any, int], Any]) -> Verdict:
         if not attempted:
             return Verdict(False)
         want = _top_k_reference(probs, k)
-        try:
-            got = torch.as_tensor(got, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
+        answer = as_tensor(got, torch.float32)
+        if answer is None:
             return report(False, "", f"return a tensor of shape {tuple(probs.shape)}, got "
                            f"{type(got).__name__}")
+        got = answer
         if got.shape != want.shape:
             return report(False, "", f"for probs of shape {tuple(probs.shape)} and k={k} "
                            f"expected the same shape back, got {tuple(got.shape)}")
@@ -84,11 +84,11 @@ def check_zero_temperature_limit(limit: Callable[[Any], Any]) -> Verdict:
             return Verdict(False)
         is_max = logits == logits.max()
         want = is_max.float() / is_max.sum()
-        try:
-            got = torch.as_tensor(got, dtype=torch.float32).reshape(-1)
-        except (TypeError, ValueError, RuntimeError):
+        answer = as_tensor(got, torch.float32)
+        if answer is None:
             return report(False, "", f"return a tensor of {len(logits)} probabilities, got "
                            f"{type(got).__name__}")
+        got = answer.reshape(-1)
         if got.shape != want.shape:
             return report(False, "", f"expected {len(logits)} probabilities, got {got.numel()}")
         if torch.allclose(got, torch.softmax(logits, -1), atol=1e-5) and not torch.allclose(got, want):
@@ -123,11 +123,11 @@ def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], 
         attempted, got = attempt(fresh_logprobs, llama, list(prompt), list(completion))
         if not attempted:
             return Verdict(False)
-        try:
-            got = torch.as_tensor(got, dtype=torch.float32).reshape(-1).cpu()
-        except (TypeError, ValueError, RuntimeError):
+        answer = as_tensor(got, torch.float32)
+        if answer is None:
             return report(False, "", f"return one number per completion token, got "
                            f"{type(got).__name__}")
+        got = answer.reshape(-1).cpu()
         want_t = torch.tensor(want, dtype=torch.float32)
         if got.numel() != want_t.numel():
             return report(False, "", f"{len(completion)} completion tokens but {got.numel()} "
@@ -195,11 +195,11 @@ def check_prompt_logprobs(prompt_logprobs: Callable[[Any, Any, int], Any]) -> Ve
         if not attempted:
             return Verdict(False)
         want = _prompt_logprobs_reference(logits, tokens, pad_id)
-        try:
-            got = torch.as_tensor(got, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
+        answer = as_tensor(got, torch.float32)
+        if answer is None:
             return report(False, "", f"return a tensor of shape {tuple(tokens.shape)}, got "
                            f"{type(got).__name__}")
+        got = answer
         if got.shape != want.shape:
             return report(False, "", f"for tokens of shape {tuple(tokens.shape)} return one "
                            f"logprob per token, shape {tuple(tokens.shape)}; got {tuple(got.shape)}")

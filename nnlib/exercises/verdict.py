@@ -39,3 +39,12 @@ def report(ok: bool, right: str, wrong: str) -> Verdict:
     return Verdict(ok)
 
 
+def as_tensor(answer: Any, dtype: Any = None) -> Any:
+    """The learner's answer as a torch tensor (a list or an array will do), or None when it is not
+    array-like: the checker then says which shape it wanted, without a traceback from torch."""
+    import torch
+
+    try:
+        return torch.as_tensor(answer, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        return None
