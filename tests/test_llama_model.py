@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from conftest import (
     SMALL_PARAMS,
@@ -14,7 +15,7 @@ from conftest import (
     save_meta_layout,
 )
 from nnlib.llama import Llama, ModelArgs, Transformer
-from nnlib.llama.model import ffn_hidden_dim
+from nnlib.llama.model import Linear, ffn_hidden_dim, store_columnwise, thread_slices
 
 SEQ = 40
 
@@ -157,3 +158,77 @@ def test_a_cached_prefix_gives_the_logits_of_a_full_pass():
     cached = model.forward(torch.tensor([ids[held:]]), held)[0]
     full = model.forward(torch.tensor([ids]), 0, use_cache=False)[0, held:]
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
+
+
+# ---- model.Linear's CPU decode path (column-major weights, the sum split over threads) --------
+
+@settings(max_examples=40, deadline=None)
+@given(n_in=st.sampled_from([6, 12, 30, 64]), n_out=st.integers(1, 40), rows=st.integers(1, 6),
+       threads=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_linear_decode_path_equals_a_float64_matmul(n_in, n_out, rows, threads, seed):
+    """Any row count (the split path takes <= 4), any thread count (slices must divide n_in):
+    the same numbers as x @ W^T computed in float64, within float32 rounding."""
+    g = torch.Generator().manual_seed(seed)
+    layer = Linear(n_in, n_out)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(n_out, n_in, generator=g))
+    store_columnwise(layer)
+    assert layer.weight.T.is_contiguous() and layer.weight.shape == (n_out, n_in)
+    x = torch.randn(1, rows, n_in, generator=g)
+    want = x.double() @ layer.weight.double().T
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        got = layer(x)
+    finally:
+        torch.set_num_threads(before)
+    assert got.shape == (1, rows, n_out) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=1e-5 * n_in ** 0.5, rtol=1e-5)
+
+
+def test_thread_slices_divide_the_input_width():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert [thread_slices(n) for n in (576, 1536, 6, 9, 7)] == [4, 4, 3, 3, 1]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_linear_decode_path_passes_gradients_like_autograd_through_a_matmul():
+    g = torch.Generator().manual_seed(1)
+    layer = Linear(8, 5)
+    store_columnwise(layer)
+    x = torch.randn(1, 2, 8, generator=g, requires_grad=True)
+    w = layer.weight.detach().clone().requires_grad_(True)
+    (layer(x) ** 2).sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    ((x2 @ w.T) ** 2).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    torch.testing.assert_close(layer.weight.grad, w.grad)
+
+
+def test_store_columnwise_keeps_values_names_and_the_tied_table():
+    torch.manual_seed(0)
+    args = ModelArgs(**SMALL_PARAMS, max_seq_len=16, max_batch_size=1)
+    model = Transformer(args)
+    model.output.weight = model.tok_embeddings.weight  # tied, as SmolLM2's
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    store_columnwise(model)
+    after = model.state_dict()
+    assert list(after) == list(before)
+    for key, value in before.items():
+        torch.testing.assert_close(after[key], value, atol=0, rtol=0)
+    assert model.output.weight is model.tok_embeddings.weight and model.output.weight.T.is_contiguous()
+    assert model.layers[0].attention.wq.weight.T.is_contiguous()
+
+
+def test_build_stores_linear_weights_columnwise_only_for_cpu_float32(hf_model, tmp_path):
+    """The layout Linear's decode path needs; logits parity with transformers in this layout is
+    test_logits_match_transformers above (it builds on the CPU in float32)."""
+    folder = save_hf_layout(hf_model, tmp_path / "hf")
+    fp32 = build(folder).model
+    assert fp32.layers[0].feed_forward.w2.weight.T.is_contiguous()
+    assert fp32.output.weight.T.is_contiguous()
+    bf16 = build(folder, dtype=torch.bfloat16).model
+    assert bf16.layers[0].feed_forward.w2.weight.is_contiguous()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import checkpoint, devices
-from .model import ModelArgs, Transformer
+from .model import ModelArgs, Transformer, store_columnwise
 from .tokenizer import BaseTokenizer, find_tokenizer_file, load_tokenizer
 
 if TYPE_CHECKING:  # generation imports this module; the class is only named in annotations here
@@ -139,6 +139,8 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
         # Tied embeddings: ``assign`` wraps each name in its own Parameter; make them one, so
         # ``parameters()`` (and every count or optimizer built on it) sees the tensor once.
         model.output.weight = model.tok_embeddings.weight
+    if dev.type == "cpu" and dt == torch.float32:
+        store_columnwise(model)  # the layout model.Linear decodes fastest from on the CPU
     model.reset_buffers(dev, dt)
     model.eval()
     llama = Llama(model, tokenizer, dev)
