@@ -430,6 +430,38 @@ def _wait_changed(page: Any, element: Any, before: tuple[str, bytes], what: str)
         last = now
 
 
+def _chart_reading(bars: Any) -> dict[str, Any]:
+    """What the explorer's HTML chart shows as Chromium laid it out: the rows and which are kept,
+    the cut's row, u, and the rendered pixel widths of the bars (zero if styles were lost)."""
+    return bars.evaluate("""el => {
+        const rows = [...el.querySelectorAll('[data-row]')];
+        const cut = el.querySelector('[data-role=cut]');
+        const u = el.querySelector('[data-role=u]');
+        const cumulative = el.querySelector('[data-role=cumulative]');
+        return {
+            labels: rows.map(r => r.firstElementChild.textContent),
+            kept: rows.map(r => r.dataset.kept === '1'),
+            chosen: rows.findIndex(r => r.dataset.chosen === '1'),
+            p: [...el.querySelectorAll('[data-row] [data-p]')].map(b => parseFloat(b.dataset.p)),
+            px: [...el.querySelectorAll('[data-row] [data-p]')]
+                    .map(b => b.getBoundingClientRect().width),
+            cut_after: cut ? parseInt(cut.dataset.after) : null,
+            u: u ? parseFloat(u.dataset.u) : null,
+            cumulative_px: cumulative ? cumulative.getBoundingClientRect().width : 0,
+            title: (el.querySelector('[data-role=title]') || {}).textContent,
+        };
+    }""")
+
+
+def _assert_chart_drawn(chart: dict[str, Any], what: str) -> None:
+    """The chart is laid out: one chosen row, bars as wide as their values (in proportion)."""
+    assert chart["labels"] and chart["chosen"] >= 0, f"{what}: the chart shows no candidates."
+    assert chart["cumulative_px"] > 300, f"{what}: the cumulative bar is not laid out."
+    top = max(range(len(chart["p"])), key=lambda i: chart["p"][i])
+    for p, px in zip(chart["p"], chart["px"]):  # widths in the ratio of the values, to 1.5 px
+        assert abs(px - chart["px"][top] * p / chart["p"][top]) < 1.5, f"{what}: {chart}"
+
+
 def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureRequest) -> None:
     notebook = _notebook("04")
     lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
@@ -448,23 +480,37 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
             assert part.count() == 1, f"notebook 04: the GenerationExplorer has no {name}."
         explorer.scroll_into_view_if_needed()
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_0_start.png")
+        start = _chart_reading(bars)
+        _assert_chart_drawn(start, "at the start")
 
         before = _fingerprint(bars)
         # dragged with the mouse, to about 0.7: with top_p 0.5 the cut shows
         shown = _drag_slider(page, temperature, 0.35)
         _wait_changed(page, bars, before, f"the bar chart after dragging temperature to {shown}")
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_1_temperature.png")
+        dragged = _chart_reading(bars)
+        _assert_chart_drawn(dragged, f"at temperature {shown}")
+        # the same candidates (ranked by logit; the last row may be a draw from the tail) with
+        # other probabilities
+        assert dragged["labels"][:-1] == start["labels"][:-1] and dragged["p"] != start["p"], (
+            f"a temperature move must redraw the candidates: {start} -> {dragged}")
 
         before = _fingerprint(bars)
         _set_slider(page, top_p, 0.5)  # typed into the readout
         _wait_changed(page, bars, before, "the bar chart after setting top_p to 0.5")
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_2_top_p.png")
+        cut = _chart_reading(bars)
+        _assert_chart_drawn(cut, "at top_p 0.5")
+        assert cut["cut_after"] == sum(cut["kept"]) - 1 >= 0, f"top_p 0.5 shows no cut: {cut}"
 
         text_before, bars_before = _fingerprint(text), _fingerprint(bars)
         _click(step)
         _wait_changed(page, text, text_before, "the generated text after clicking step")
         _wait_changed(page, bars, bars_before, "the bar chart after clicking step")
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_3_step.png")
+        stepped = _chart_reading(bars)
+        _assert_chart_drawn(stepped, "after a step")
+        assert stepped["title"] != cut["title"], "the chart still shows the old position"
 
         # The sampler selector, then top-k's own slider: other bars kept, another cut.
         info = explorer.locator(".nnlib-info").first
@@ -477,6 +523,8 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
         _set_slider(page, explorer.locator(".nnlib-top-k").first, 3)
         _wait_changed(page, bars, before, "the bar chart after setting top_k to 3")
         assert "keeps 3 of" in info.inner_text()
+        top_k = _chart_reading(bars)
+        assert top_k["kept"][:4] == [True, True, True, False] and top_k["cut_after"] == 2, top_k
         explorer.screenshot(path=ARTIFACTS / f"{notebook.stem}_explorer_4_top_k.png")
 
         # Branch: take a candidate other than the first that shows as a letter or digit (a

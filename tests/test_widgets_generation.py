@@ -6,28 +6,29 @@ logits without running the model; a step adds one token and runs the model once;
 draw has the kept, renormalised distribution (chi-square) and, at a fixed seed, equals a numpy
 reference loop; at temperature 0 stepping to the end is greedy ``generate``; every number shown
 equals a fresh forward pass (no cache) computed here; back, reset and forcing rewind without drift.
+The chart is HTML: it is read back with ``html.parser`` (its data attributes, styles and texts),
+so what is checked is what the browser is given to draw.
 """
 from __future__ import annotations
 
-import matplotlib
+import math
+import re
+from html.parser import HTMLParser
 
-matplotlib.use("Agg")
-
-import math  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import (  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from hypothesis import (
     HealthCheck,
     given,
     settings,
-    strategies as st,  # noqa: E402
+    strategies as st,
 )
-from scipy.stats import chisquare  # noqa: E402
+from scipy.stats import chisquare
 
-from nnlib.llama.sampling import Sampler, draw  # noqa: E402
-from nnlib.widgets import GenerationExplorer  # noqa: E402
+from nnlib.llama.sampling import Sampler, draw
+from nnlib.widgets import GenerationExplorer
+from nnlib.widgets.generation import ExplorerChart
 
 PROMPT = "ROMEO:\n"  # the speech begins: an unsure position, where the sliders matter
 
@@ -61,6 +62,76 @@ def all_children(widget):
     yield widget
     for child in getattr(widget, "children", ()):
         yield from all_children(child)
+
+
+class Drawn(HTMLParser):
+    """What the chart's markup draws, read back as a browser would parse it: per row the label,
+    the solid and faint bars' values (``data-p``, ``data-t1``) and CSS widths in %, the value
+    text; the cut's row; each stretch of the cumulative bar; u; every tag seen."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self.labels, self.values, self.kept, self.chosen = [], [], [], []
+        self.p, self.t1, self.width, self.faint_width = [], [], [], []
+        self.segments: dict[int, dict] = {}
+        self.cut_after, self.u, self.u_left, self.title = None, None, None, ""
+        self.tags, self._into = [], None
+        self.feed(markup)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        width = re.search(r"(?:^|;)width:([0-9.]+)%", a.get("style", ""))
+        if "data-row" in a:
+            assert int(a["data-row"]) == len(self.labels), "rows out of order"
+            self.kept.append(a["data-kept"] == "1")
+            self.chosen.append(a["data-chosen"] == "1")
+            self.labels.append("")
+            self.values.append("")
+            self._into = None
+        elif "title" in a and len(self.labels) > len(self.p):  # a row's label, before its bars
+            self._into = ("labels", len(self.labels) - 1)
+        elif "data-t1" in a:
+            self.t1.append(float(a["data-t1"]))
+            self.faint_width.append(float(width.group(1)))
+        elif "data-p" in a and "data-segment" not in a:
+            self.p.append(float(a["data-p"]))
+            self.width.append(float(width.group(1)))
+        elif a.get("data-role") == "value":
+            self._into = ("values", len(self.labels) - 1)
+        elif a.get("data-role") == "cut":
+            self.cut_after = int(a["data-after"])
+        elif a.get("data-role") == "title":
+            self._into = ("title", None)
+        elif "data-segment" in a:
+            i = int(a["data-segment"])
+            left = re.search(r"left:([0-9.]+)%", a["style"])
+            self.segments[i] = {"start": float(a["data-start"]), "p": float(a["data-p"]),
+                                "left": float(left.group(1)), "width": float(width.group(1)),
+                                "text": ""}
+            self._into = ("segment", i)
+        elif a.get("data-role") == "u":
+            self.u = float(a["data-u"])
+            self.u_left = float(re.search(r"left:([0-9.]+)%", a["style"]).group(1))
+
+    def handle_endtag(self, tag):
+        self._into = None  # labels, values, stretches and the title hold text only
+
+    def handle_data(self, data):
+        if self._into is None:
+            return
+        where, i = self._into
+        if where == "title":
+            self.title += data
+        elif where == "segment":
+            self.segments[i]["text"] += data
+        else:
+            getattr(self, where)[i] += data
+
+
+def drawn(ex) -> Drawn:
+    return Drawn(ex.bars.value)
 
 
 def fresh_logits(llama, ids):
@@ -109,7 +180,7 @@ def test_controls_have_the_documented_names_descriptions_and_classes(llama):
         "choice": (w.Dropdown, "branch", "nnlib-choice"),
         "force_button": (w.Button, "take it", "nnlib-force"),
         "text": (w.HTML, None, "nnlib-text"),
-        "bars": (w.Image, None, "nnlib-bars"),
+        "bars": (w.HTML, None, "nnlib-bars"),
         "info": (w.HTML, None, "nnlib-info"),
     }
     for name, (kind, description, css) in expected.items():
@@ -123,7 +194,9 @@ def test_controls_have_the_documented_names_descriptions_and_classes(llama):
     assert (ex.temperature.min, ex.temperature.max) == (0.0, 2.0)
     assert 0 < ex.top_p.min and ex.top_p.max == 1.0
     assert ex.tokens == [] and not ex.finished
-    assert ex.bars.value[:8] == b"\x89PNG\r\n\x1a\n"
+    chart = drawn(ex)
+    assert chart.labels == [repr(s) for s in ex.bar_data["labels"]]  # one row per candidate
+    assert "script" not in chart.tags and "img" not in chart.tags
     assert "ROMEO:" in ex.text.value
     assert [v for _, v in ex.choice.options] == ex.bar_data["ids"]
 
@@ -140,11 +213,21 @@ def test_bars_show_the_renormalised_probabilities_and_the_t1_ones_behind(llama):
     assert d["before_cut"] == pytest.approx(p[d["ids"]].tolist(), abs=1e-5)
     assert d["t1"] == pytest.approx(reference_probs(logits, 1.0)[d["ids"]].tolist(), abs=1e-5)
     assert d["kept"] == [i in set(kept.tolist()) for i in d["ids"]]
-    assert [b.get_width() for b in ex.chart.bars] == pytest.approx(d["probs"])
-    assert [b.get_width() for b in ex.chart.faint] == pytest.approx(d["t1"])
-    first = ex.chart.values[0].get_text()
-    assert f"{d['probs'][0]:.3f}" in first and f"({d['before_cut'][0]:.3f})" in first
-    assert 0 < d["n_kept"] < ex.chart.n and ex.chart.cut.get_visible()  # the cut is drawn
+    chart = drawn(ex)
+    assert chart.p == pytest.approx(renorm[d["ids"]].tolist(), abs=1e-5)
+    assert chart.t1 == pytest.approx(reference_probs(logits, 1.0)[d["ids"]].tolist(), abs=1e-5)
+    # The CSS widths: proportional to the values, the largest at 1 / 1.75 of the plot.
+    top = max(max(chart.p), max(chart.t1))
+    assert chart.width == pytest.approx([100 * v / (1.75 * top) for v in chart.p], abs=2e-3)
+    assert chart.faint_width == pytest.approx([100 * v / (1.75 * top) for v in chart.t1], abs=2e-3)
+    assert chart.kept == d["kept"] and chart.chosen.index(True) == d["chosen"]
+    for i, text in enumerate(chart.values):
+        before = f"({p[d['ids'][i]]:.3f})"
+        assert text.startswith(f"{renorm[d['ids'][i]]:.3f} {before}" if d["kept"][i] else
+                               f"cut {before}")
+        assert text.endswith(" <-") == (i == d["chosen"])
+    assert 0 < d["n_kept"] < len(d["ids"])
+    assert chart.cut_after == d["n_kept"] - 1  # the cut is drawn after the last kept row
     p_entropy = -(p * np.log2(np.where(p > 0, p, 1))).sum()
     assert d["entropy"] == pytest.approx(p_entropy, abs=1e-3)
     assert f"{d['entropy']:.2f} bits" in ex.info.value
@@ -153,18 +236,21 @@ def test_bars_show_the_renormalised_probabilities_and_the_t1_ones_behind(llama):
 def test_slider_moves_redraw_from_cached_logits_without_the_model(llama, forward_calls):
     ex = GenerationExplorer(llama, PROMPT, temperature=0.6, top_p=0.9)
     assert len(forward_calls) == 1  # the prompt, once
-    png, before = ex.bars.value, ex.bar_data["before_cut"]
-    widths = [b.get_width() for b in ex.chart.bars]
+    markup, before = ex.bars.value, ex.bar_data["before_cut"]
+    widths = drawn(ex).p
     ex.temperature.value = 1.5
-    assert ex.bars.value != png and ex.bar_data["before_cut"] != before
-    assert [b.get_width() for b in ex.chart.bars] == pytest.approx(ex.bar_data["probs"])
-    assert [b.get_width() for b in ex.chart.bars] != pytest.approx(widths)
+    assert ex.bars.value != markup and ex.bar_data["before_cut"] != before
+    assert drawn(ex).p == pytest.approx(ex.bar_data["probs"])
+    assert drawn(ex).p != pytest.approx(widths)
     assert max(ex.bar_data["before_cut"]) < max(before)  # a higher temperature flattens
     logits = ex.stepper.next_logits
     assert ex.bar_data["ids"] == sorted(ex.bar_data["ids"], key=lambda i: -logits[i])
-    kept_wide, png = ex.bar_data["n_kept"], ex.bars.value
+    kept_wide, wide = ex.bar_data["n_kept"], drawn(ex)
     ex.top_p.value = 0.3
-    assert ex.bar_data["n_kept"] < kept_wide and ex.bars.value != png
+    assert ex.bar_data["n_kept"] < kept_wide
+    narrow = drawn(ex)  # renormalised over fewer tokens: each kept one drawn longer
+    assert sum(narrow.kept) == min(ex.bar_data["n_kept"], len(narrow.kept))
+    assert all(a > b for a, b, k in zip(narrow.p, wide.p, narrow.kept) if k)
     ex.temperature.value = 0.0
     assert ex.bar_data["probs"][0] == 1.0 and ex.bar_data["chosen"] == 0  # greedy: the argmax
     assert len(forward_calls) == 1, "a slider move must not run the model"
@@ -175,28 +261,31 @@ def test_the_sampler_selector_and_each_rules_slider(llama, forward_calls):
     p = reference_probs(fresh_logits(llama, ex.ids)[-1], 1.0)
     calls = len(forward_calls)
     assert not ex.top_p.disabled and ex.top_k.disabled and ex.min_p.disabled
-    pngs = {ex.bars.value}
+    charts = {ex.bars.value}
 
     ex.sampler.value = "top-k"
     assert ex.top_p.disabled and not ex.top_k.disabled and ex.min_p.disabled
     ex.top_k.value = 5
     assert ex.bar_data["n_kept"] == 5 and ex.bar_data["kept"] == [True] * 5 + [False] * 7
-    assert ex.chart.cut.get_visible()
-    pngs.add(ex.bars.value)
+    assert drawn(ex).cut_after == 4 and drawn(ex).kept == ex.bar_data["kept"]
+    charts.add(ex.bars.value)
 
     ex.sampler.value = "min-p"
     ex.min_p.value = 0.2
     want = reference_keep(p, "min-p", min_p=0.2)
     assert ex.bar_data["n_kept"] == len(want)
     assert ex.pending.kept.tolist() == want.tolist()
-    pngs.add(ex.bars.value)
+    assert sum(drawn(ex).kept) == min(len(want), len(ex.bar_data["ids"]))
+    charts.add(ex.bars.value)
 
     ex.sampler.value = "greedy"
     assert ex.top_p.disabled and ex.top_k.disabled and ex.min_p.disabled
     assert ex.bar_data["n_kept"] == 1 and ex.pending.token == int(p.argmax())
     assert "greedy keeps 1 of" in ex.info.value
-    pngs.add(ex.bars.value)
-    assert len(pngs) == 4, "each sampler must draw something different"
+    assert drawn(ex).p[0] == 1.0 and drawn(ex).cut_after == 0
+    charts.add(ex.bars.value)
+    kept_rows = {tuple(Drawn(c).kept) for c in charts}
+    assert len(charts) == 4 and len(kept_rows) == 4, "each sampler must draw something different"
     assert len(forward_calls) == calls, "a selector or slider must not run the model"
     with pytest.raises(ValueError, match="sampler kind"):
         GenerationExplorer(llama, PROMPT, sampler="beam")
@@ -204,12 +293,15 @@ def test_the_sampler_selector_and_each_rules_slider(llama, forward_calls):
 
 def test_step_adds_one_token_changes_text_and_chart_and_runs_the_model_once(llama, forward_calls):
     ex = GenerationExplorer(llama, PROMPT, temperature=0.8, top_p=0.9, seed=3)
-    text, png, calls = ex.text.value, ex.bars.value, len(forward_calls)
+    text, chart, calls = ex.text.value, drawn(ex), len(forward_calls)
     marked = ex.bar_data["chosen_id"]
+    assert chart.labels[chart.chosen.index(True)] == repr(llama.tokenizer.decode([marked]))
     ex.step_button.click()
     assert ex.tokens == [marked]  # step takes the token the chart marked
     assert ex.text.value != text and "<mark" in ex.text.value
-    assert ex.bars.value != png
+    after = drawn(ex)
+    assert f"position {len(ex.ids)}" in after.title and after.title != chart.title
+    assert after.p != chart.p or after.labels != chart.labels
     assert len(forward_calls) == calls + 1 and forward_calls[-1] == (1, 1)  # one token, cached
     assert ex.history[-1].position == len(prompt_ids(llama))
 
@@ -279,7 +371,7 @@ def test_the_inverse_cdf_draw_has_the_kept_renormalised_distribution(kind):
 def test_u_stays_while_the_stretches_move_under_it(llama, forward_calls):
     ex = GenerationExplorer(llama, PROMPT, temperature=0.3, top_p=1.0, seed=0)
     u, first = ex.bar_data["u"], ex.pending.token
-    assert 0 <= u < 1 and ex.chart.u_line.get_xdata()[0] == pytest.approx(u)
+    assert 0 <= u < 1 and drawn(ex).u == u and drawn(ex).u_left == pytest.approx(100 * u, abs=1e-3)
     assert f"u = {u:.3f}" in ex.info.value
     start, width = ex.bar_data["chosen_start"], ex.bar_data["chosen_prob"]
     assert start <= u < start + width  # the chosen stretch holds u
@@ -289,6 +381,8 @@ def test_u_stays_while_the_stretches_move_under_it(llama, forward_calls):
         assert ex.bar_data["u"] == u  # the same seed: the same u
         s, wd = ex.bar_data["chosen_start"], ex.bar_data["chosen_prob"]
         assert s <= u < s + wd
+        stretch = drawn(ex).segments[ex.bar_data["chosen"]]  # the line is in the chosen stretch
+        assert stretch["left"] <= drawn(ex).u_left < stretch["left"] + stretch["width"]
         seen.add(ex.pending.token)
     assert len(seen) > 1, "the same u at another temperature should land on another token here"
     assert len(forward_calls) == 1
@@ -360,7 +454,8 @@ def test_a_draw_from_the_tail_is_still_shown_and_marked(llama):
     d = ex.bar_data
     assert d["chosen"] == 7 and d["ids"][-1] == ex.pending.token == d["chosen_id"]
     assert d["ids"][:7] == torch.topk(ex.stepper.next_logits, 7).indices.tolist()
-    assert ex.chart.segments[7].get_x() == pytest.approx(d["chosen_start"])
+    assert drawn(ex).segments[7]["start"] == pytest.approx(d["chosen_start"])
+    assert drawn(ex).chosen == [False] * 7 + [True]
     assert f"rank {d['chosen_rank']}" in ex.info.value
 
 
@@ -427,7 +522,32 @@ def test_the_length_limit_ends_the_run(llama):
     assert len(ex.run(10)) <= 3 and ex.finished and ex.step() is None
     if not ex.history[-1].eos:
         assert "[max length]" in ex.text.value
-    assert not ex.chart.u_line.get_visible()  # no draw is pending
+    assert drawn(ex).u is None and "was chosen" in drawn(ex).title  # no draw is pending
+
+
+def test_the_chart_escapes_token_text_and_draws_the_cut_only_after_a_kept_prefix():
+    """A token's text is data: markup in it must be shown, never obeyed."""
+    labels = ["<b>bold</b>", '"><script>x</script>', " &amp;", "\n"]
+    nan = math.nan
+    chart = ExplorerChart(4).update(labels, [0.5, 0.3, 0.2, 0.0], [0.4, 0.3, 0.2, 0.1],
+                                    [0.4, 0.3, 0.2, 0.1], [True, True, True, False], 0,
+                                    [0.0, 0.5, 0.8, nan], 0.2, title="<i>title</i>")
+    shown = Drawn(chart.html())
+    assert not {"b", "script", "i"} & set(shown.tags), "a label's markup reached the page"
+    assert shown.labels == [repr(s) for s in labels] and shown.title == "<i>title</i>"
+    assert [shown.segments[i]["text"] for i in range(3)] == ["<b>bol", '"><scr', "&amp;"]
+    assert shown.values[0] == "0.500 (0.400) <-" and shown.values[3] == "cut (0.100)"
+    assert shown.cut_after == 2 and shown.u == 0.2 and 3 not in shown.segments
+    # A draw from the tail keeps a row below a dropped one: the kept rows are no prefix, no cut.
+    tail = ExplorerChart(4).update(labels, [0.6, 0.0, 0.0, 0.4], [0.5, 0.2, 0.1, 0.3],
+                                   [0.5, 0.2, 0.1, 0.3], [True, False, False, True], 3,
+                                   [0.0, nan, nan, 0.6], None)
+    shown = Drawn(tail.html())
+    assert shown.cut_after is None and shown.u is None and shown.chosen == [0, 0, 0, 1]
+    assert shown.segments[3]["left"] == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="one entry per bar"):
+        ExplorerChart(4).update(labels[:3], [0.5, 0.5, 0.0], [0.5] * 3, [0.5] * 3, [1, 1, 0], 0,
+                                [0.0, 0.5, nan], 0.1)
 
 
 def test_bad_input_says_what_to_do(llama):

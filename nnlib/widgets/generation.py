@@ -1,15 +1,16 @@
 """``GenerationExplorer`` (notebook 04): step through generation one token at a time, with a
-sampler selector (top-p, top-k, min-p, greedy), a temperature slider, and a picture of the draw.
+sampler selector (top-p, top-k, min-p, greedy), a temperature slider, and a chart of the draw.
 
 The generation in progress is a ``GenerationStepper`` and each decision a ``sampling.draw`` (both
 tested on their own); this module wires controls to them and draws. ``ExplorerChart`` takes plain
-arrays. Plain methods (``step``, ``back``, ``run``, ``force``) let tests drive it headless; the
-ipywidgets tree is ``.widget``.
+arrays and writes the chart as HTML, which the browser lays out: a slider move costs the
+distribution's arithmetic and a few kilobytes of markup, not a matplotlib redraw. Plain methods
+(``step``, ``back``, ``run``, ``force``) let tests drive it headless; the ipywidgets tree is
+``.widget``.
 """
 from __future__ import annotations
 
 import html
-import io
 import math
 from typing import Any
 
@@ -17,149 +18,129 @@ import ipywidgets as w
 import numpy as np
 import torch
 from IPython.display import display
-from matplotlib.figure import Figure
 
 from nnlib.llama.generation import GenerationStepper
 from nnlib.llama.sampling import SAMPLERS, Draw, Sampler, candidates, draw, entropy_bits, rank_of
 from nnlib.llama.tokenizer import display_piece
 
-_KEPT, _DROPPED, _CHOSEN, _FAINT = "#4c72b0", "#c8ccd4", "#dd8452", "#9fb4d6"
+_KEPT, _DROPPED, _CHOSEN = "#4c72b0", "#c8ccd4", "#dd8452"
+_FAINT = "rgba(159,180,214,0.45)"  # the temperature-1 bar behind the solid one
+_LABEL_PX, _ROW_PX = 130, 20  # the label column; one candidate's row
+_RIGHT = 1.75  # the plot is this many times the largest value wide: room for the value texts
+
+
+def _pct(x: float) -> str:
+    """A CSS percentage: positions scale with the chart's width."""
+    return f"{100 * x:.3f}%"
 
 
 class ExplorerChart:
-    """The next-token picture, drawn once and updated in place (a slider redraws it).
+    """The next-token picture as HTML with inline styles, drawn by the browser (no image).
 
     Top: one row per candidate, most likely first. The solid bar is the probability the draw
     uses (after temperature, renormalised over what the rule kept: 0 for a dropped token), blue
-    kept, grey dropped, orange the chosen one; behind it a faint bar at temperature 1. Its label
-    gives the value before the cut. Bottom: the kept tokens laid end to end over [0, 1) (the
-    cumulative bar) in the same order, the candidates' stretches drawn, and a line at ``u``: the
-    draw takes the token whose stretch holds u.
+    kept, grey dropped, orange with an outline the chosen one; behind it a faint bar at
+    temperature 1. Its text gives the value before the cut in brackets ("cut" for a dropped one).
+    A dashed red line follows the last kept row when the kept tokens are a prefix of the rows.
+    The x scale follows the largest value (it takes ``1 / 1.75`` of the width). Bottom: the kept
+    tokens laid end to end over [0, 1) (the cumulative bar) in the same order, the candidates'
+    stretches coloured, the rest of the kept mass grey, and a line at ``u``: the draw takes the
+    token whose stretch holds u.
 
-    ``ExplorerChart(figure, n)``; ``update(labels, probs, before_cut, t1, kept, chosen, starts,
-    u, title)`` takes one entry per bar (``starts``: where each kept bar's stretch begins on the
-    cumulative bar, nan for a dropped one). ``bars``/``faint`` are the rectangles (their widths
-    are the values drawn); ``u_line`` the line at u."""
+    ``ExplorerChart(n)``; ``update(labels, probs, before_cut, t1, kept, chosen, starts, u,
+    title)`` takes one entry per bar (``starts``: where each kept bar's stretch begins on the
+    cumulative bar, nan for a dropped one; ``u`` None: no draw pending) and returns the chart;
+    ``html()`` is the markup. Why HTML: a matplotlib redraw plus PNG encoding took 80 to 250 ms
+    per slider move or step here; writing this markup takes well under a millisecond.
 
-    def __init__(self, figure: Figure, n: int) -> None:
-        self.n = n
-        grid = figure.add_gridspec(2, 1, height_ratios=[n, 2.2], hspace=0.55)
-        self.ax, self.cum = figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
-        ax, y = self.ax, list(range(n))[::-1]  # candidate 0 at the top
-        self.y = y
-        self.faint = ax.barh(y, [0.0] * n, height=0.85, color=_FAINT, alpha=0.35, zorder=1)
-        self.bars = ax.barh(y, [0.0] * n, height=0.5, color=_KEPT, zorder=2)
-        self.values = [ax.text(0, v, "", va="center", ha="left", fontsize=7, zorder=3) for v in y]
-        self.cut = ax.axhline(0, color="#c44e52", linestyle="--", linewidth=1.2, visible=False)
-        ax.set_yticks(y, [""] * n)
-        ax.tick_params(axis="y", labelsize=8)
-        ax.set_xticks([])  # the values are written at the bars; the scale follows the largest
-        ax.set_xlabel("probability the draw uses, renormalised over the kept tokens (in brackets: "
-                      "before the cut); faint: at temperature 1", fontsize=7)
-        ax.set_ylim(-0.6, n - 0.4)
-        # Plain texts in axes coordinates: set_title re-measures every tick label on each redraw.
-        self.title = ax.text(0.0, 1.02, "", transform=ax.transAxes, fontsize=8, va="bottom")
-        # The last row's label is drawn with the bars, not as a tick: a draw from the tail takes
-        # that row (``candidates``), and a new tick label would mean redrawing everything.
-        self.last_label = ax.text(-0.015, y[-1], "", transform=ax.get_yaxis_transform(),
-                                  ha="right", va="center", fontsize=8, family="monospace")
-        c = self.cum
-        c.barh([0], [1.0], height=0.8, color=_DROPPED, zorder=1)  # the kept tokens not drawn above
-        self.segments = c.barh([0] * n, [0.0] * n, height=0.8, color=_KEPT, edgecolor="white",
-                               linewidth=0.6, zorder=2)
-        self.seg_text = [c.text(0, 0, "", ha="center", va="center", fontsize=6, color="white",
-                                zorder=3, clip_on=True) for _ in range(n)]
-        self.u_line = c.axvline(0.0, color="black", linewidth=1.6, zorder=4)
-        self.u_text = c.text(0, 0.62, "", ha="left", va="bottom", fontsize=7, zorder=4,
-                             transform=c.get_xaxis_transform())
-        c.set_xlim(0, 1)
-        c.set_ylim(-0.5, 0.5)
-        c.set_yticks([])
-        c.tick_params(axis="x", labelsize=7)
-        c.set_xlabel("cumulative probability over the kept tokens, most likely first: "
-                     "the draw takes the stretch that holds u", fontsize=7)
-        self._labels: list[str] = []
-        # What changes on a slider move is drawn over a saved picture of the rest (blitting):
-        # redrawing the axes, ticks and labels each time would take several times longer.
-        self.dynamic = [*self.faint, *self.bars, *self.values, self.cut, self.last_label,
-                        *self.segments, *self.seg_text, self.u_line, self.u_text]
-        for artist in self.dynamic:
-            artist.set_animated(True)
-        self.figure, self._background = figure, None
+    The numbers drawn are in data attributes, so a test reads them without measuring pixels:
+    each row ``data-row`` (its index) with ``data-kept``/``data-chosen``, its bars ``data-p``
+    (solid) and ``data-t1`` (faint), its text ``data-role="value"``; the cut
+    ``data-role="cut"`` with ``data-after`` (the last kept row); each stretch ``data-segment``
+    with ``data-start`` and ``data-p``; the line ``data-role="u"`` with ``data-u``. Every
+    label is escaped: a token's text is never markup."""
+
+    def __init__(self, n: int) -> None:
+        if int(n) < 1:
+            raise ValueError(f"the chart needs at least one bar; got n = {n!r}.")
+        self.n = int(n)
+        self._html = ""
 
     def update(self, labels: list[str], probs: Any, before_cut: Any, t1: Any, kept: Any,
                chosen: int | None, starts: Any, u: float | None, title: str = "") -> ExplorerChart:
         p, before, faint = np.asarray(probs, float), np.asarray(before_cut, float), np.asarray(t1, float)
         keep, start = [bool(k) for k in kept], np.asarray(starts, float)
         if not (len(labels) == len(p) == len(before) == len(faint) == len(keep) == len(start) == self.n):
-            raise ValueError(f"every array needs one entry per bar ({self.n}).")
-        top = max(float(p.max()), float(faint.max()), 1e-9)
-        for i, (bar, back, text, seg, stext) in enumerate(
-                zip(self.bars, self.faint, self.values, self.segments, self.seg_text)):
-            colour = _CHOSEN if i == chosen else (_KEPT if keep[i] else _DROPPED)
-            bar.set_width(p[i])
-            bar.set_facecolor(colour)
-            bar.set_edgecolor("black" if i == chosen else "none")
-            back.set_width(faint[i])
-            text.set_x(max(p[i], faint[i]) + top * 0.01)
-            shown = f"{p[i]:.3f} ({before[i]:.3f})" if keep[i] else f"cut ({before[i]:.3f})"
-            text.set_text(shown + (" <-" if i == chosen else ""))
-            text.set_color("#8c3b0c" if i == chosen else "black")
-            text.set_fontweight("bold" if i == chosen else "normal")
-            on_bar = keep[i] and not math.isnan(start[i])
-            seg.set_visible(on_bar)
-            stext.set_visible(on_bar and p[i] > 0.06)
-            if on_bar:
-                seg.set_x(start[i])
-                seg.set_width(p[i])
-                seg.set_facecolor(colour)
-                stext.set_position((start[i] + p[i] / 2, 0))
-                stext.set_text(labels[i].strip()[:6])
-        if [repr(s) for s in labels[:-1]] != self._labels:  # new ticks only when they change
-            self._labels = [repr(s) for s in labels[:-1]]
-            self.ax.set_yticklabels(self._labels + [""], family="monospace")
-            self._background = None
-        self.last_label.set_text(repr(labels[-1]))
+            raise ValueError(f"every array needs one entry per bar ({self.n}); got {len(labels)} "
+                             f"labels, {len(p)} probs, {len(before)} before_cut, {len(faint)} t1, "
+                             f"{len(keep)} kept, {len(start)} starts.")
+        xmax = _RIGHT * max(float(p.max()), float(faint.max()), 1e-9)
         n_kept = sum(keep)
-        show_cut = 0 < n_kept < self.n and all(keep[:n_kept])  # a prefix kept: draw the cut
-        self.cut.set_visible(show_cut)
-        if show_cut:
-            where = self.y[n_kept - 1] - 0.5
-            self.cut.set_ydata([where, where])
-        self.u_line.set_visible(u is not None)
-        self.u_text.set_visible(u is not None)
+        cut_after = n_kept - 1 if 0 < n_kept < self.n and all(keep[:n_kept]) else None
+        rows, segments = [], []
+        for i in range(self.n):
+            colour = _CHOSEN if i == chosen else (_KEPT if keep[i] else _DROPPED)
+            outline = ";box-shadow:inset 0 0 0 1px #000" if i == chosen else ""
+            shown = f"{p[i]:.3f} ({before[i]:.3f})" if keep[i] else f"cut ({before[i]:.3f})"
+            value_style = ";color:#8c3b0c;font-weight:bold" if i == chosen else ""
+            label = html.escape(repr(labels[i]))
+            rows.append(
+                f'<div data-row="{i}" data-kept="{int(keep[i])}" data-chosen="{int(i == chosen)}" '
+                f'style="display:flex;height:{_ROW_PX}px;line-height:{_ROW_PX}px">'
+                f'<div title="{label}" style="flex:none;width:{_LABEL_PX}px;box-sizing:border-box;'
+                f'padding-right:6px;text-align:right;font-family:monospace;font-size:12px;'
+                f'white-space:pre;overflow:hidden;text-overflow:ellipsis">{label}</div>'
+                f'<div style="position:relative;flex:1;border-left:1px solid #888">'
+                f'<div data-t1="{float(faint[i])!r}" style="position:absolute;left:0;top:1px;bottom:1px;'
+                f'width:{_pct(faint[i] / xmax)};background:{_FAINT}"></div>'
+                f'<div data-p="{float(p[i])!r}" style="position:absolute;left:0;top:5px;bottom:5px;'
+                f'width:{_pct(p[i] / xmax)};background:{colour}{outline}"></div>'
+                f'<span data-role="value" style="position:absolute;white-space:nowrap;'
+                f'left:calc({_pct(max(p[i], faint[i]) / xmax)} + 4px){value_style}">'
+                f'{shown}{" &lt;-" if i == chosen else ""}</span></div></div>')
+            if i == cut_after:
+                rows.append(f'<div data-role="cut" data-after="{i}" style="margin-left:'
+                            f'{_LABEL_PX}px;border-top:1.5px dashed #c44e52"></div>')
+            if keep[i] and not math.isnan(start[i]):
+                inside = html.escape(labels[i].strip()[:6]) if p[i] > 0.06 else ""
+                segments.append(
+                    f'<div data-segment="{i}" data-start="{float(start[i])!r}" data-p="{float(p[i])!r}" '
+                    f'style="position:absolute;top:0;bottom:0;left:{_pct(start[i])};'
+                    f'width:{_pct(p[i])};background:{colour};box-sizing:border-box;'
+                    f'border-right:1px solid #fff{outline};overflow:hidden;white-space:pre;'
+                    f'color:#fff;font-size:10px;line-height:26px;text-align:center">{inside}</div>')
         if u is not None:
-            self.u_line.set_xdata([u, u])
-            right = u < 0.8  # the label beside the line, on the side with room
-            self.u_text.set_x(u + 0.01 if right else u - 0.01)
-            self.u_text.set_horizontalalignment("left" if right else "right")
-            self.u_text.set_text(f"u = {u:.3f}")
-        self.ax.set_xlim(0, top * 1.75)
-        if title != self.title.get_text():  # part of the background: redrawn when it changes
-            self.title.set_text(title)
-            self._background = None
+            side = f"left:calc({_pct(u)} + 5px)" if u < 0.8 else f"right:calc({_pct(1 - u)} + 5px)"
+            segments.append(
+                f'<div data-role="u" data-u="{float(u)!r}" style="position:absolute;top:-7px;'
+                f'bottom:-3px;left:{_pct(u)};width:2px;margin-left:-1px;background:#000"></div>'
+                f'<div style="position:absolute;bottom:100%;margin-bottom:2px;{side};'
+                f'white-space:nowrap">u = {u:.3f}</div>')
+        ticks = "".join(
+            f'<span style="position:absolute;left:{_pct(x)};transform:translateX(-'
+            f'{_pct(x)})">{x:.1f}</span>' for x in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
+        caption = "font-size:10px;color:#555;text-align:center"
+        self._html = (
+            '<div class="nnlib-chart" style="width:600px;box-sizing:border-box;padding:6px 8px;'
+            'background:#fff;color:#222;font-family:sans-serif;font-size:11px;line-height:1.3">'
+            f'<div data-role="title" style="font-size:12px;margin-bottom:4px">'
+            f'{html.escape(title)}</div>'
+            f'<div>{"".join(rows)}</div>'
+            f'<div style="margin-left:{_LABEL_PX}px;border-top:1px solid #888;padding-top:3px;'
+            f'{caption}">probability the draw uses, '
+            'renormalised over the kept tokens (in brackets: before the cut); faint: at '
+            'temperature 1</div>'
+            f'<div data-role="cumulative" style="position:relative;margin:26px 0 0 {_LABEL_PX}px;'
+            f'height:26px;background:{_DROPPED}">{"".join(segments)}</div>'
+            f'<div style="position:relative;margin-left:{_LABEL_PX}px;height:14px;font-size:10px;'
+            f'color:#555">{ticks}</div>'
+            f'<div style="margin-left:{_LABEL_PX}px;{caption}">cumulative probability over the '
+            'kept tokens, most likely first: the draw takes the stretch that holds u</div></div>')
         return self
 
-    def png(self) -> bytes:
-        """The figure as PNG: the saved background (redrawn only when the tick labels changed)
-        with the changing artists drawn over it."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from PIL import Image
-
-        canvas = self.figure.canvas
-        if not isinstance(canvas, FigureCanvasAgg):
-            canvas = FigureCanvasAgg(self.figure)
-        if self._background is None:
-            canvas.draw()  # animated artists are left out
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-        canvas.restore_region(self._background)
-        renderer = canvas.get_renderer()
-        for artist in self.dynamic:
-            if artist.get_visible():
-                artist.draw(renderer)
-        buf = io.BytesIO()
-        Image.fromarray(np.asarray(canvas.buffer_rgba())).save(buf, format="png", compress_level=1)
-        return buf.getvalue()
+    def html(self) -> str:
+        """The markup of the last ``update`` (empty before the first)."""
+        return self._html
 
 
 class GenerationExplorer:
@@ -194,8 +175,7 @@ class GenerationExplorer:
     - ``text``: HTML (``nnlib-text``), the prompt in bold, then each token coloured by the
       probability the model gave it (temperature 1, red unlikely to green likely; hover for the
       numbers), forced tokens underlined, the newest ``<mark>``-ed, "[EOS]"/"[max length]"
-    - ``bars``: Image, PNG (``nnlib-bars``), the chart; its figure is ``figure``, its
-      ``ExplorerChart`` is ``chart``
+    - ``bars``: HTML (``nnlib-bars``), the chart, written by ``chart`` (an ``ExplorerChart``)
     - ``info``: HTML (``nnlib-info``): u and the stretch it falls in, the entropy in bits at
       T = 1 and at T, the path's logprob and perplexity, ``prev_pos`` and the KV cache's fill
     - ``widget``: VBox (``nnlib-generation-explorer``), all of the above
@@ -249,9 +229,8 @@ class GenerationExplorer:
         self.choice = w.Dropdown(options=[], description="branch", layout=w.Layout(width="260px"))
         self.force_button = w.Button(description="take it", icon="code-branch")
         self.text = w.HTML()
-        self.bars = w.Image(format="png", layout=w.Layout(width="600px"))
-        self.figure: Any = None  # matplotlib Figure behind ``bars``; ``chart`` its ExplorerChart
-        self.chart: Any = None
+        self.bars = w.HTML()
+        self.chart: ExplorerChart | None = None  # writes ``bars``; made for the number of rows
         self.info = w.HTML()
         for widget, css in [(self.sampler, "sampler"), (self.temperature, "temperature"),
                             (self.top_p, "top-p"), (self.top_k, "top-k"), (self.min_p, "min-p"),
@@ -384,7 +363,7 @@ class GenerationExplorer:
         self._update_choices()
         self.text.value = self._text_html()
         self.info.value = self._info_html()
-        self.bars.value = self._chart_png()
+        self.bars.value = self._chart_html()
 
     def _bar_data(self, logits: Any, d: Draw | None, sampler: Sampler) -> dict[str, Any]:
         """What the chart shows, one entry per bar (ranked by raw logit, ``sampling.candidates``):
@@ -493,24 +472,19 @@ class GenerationExplorer:
                        f"({d['chosen_before_cut']:.3f} before)")
         return "<br>".join(out)
 
-    def _chart_png(self) -> bytes:
-        """The chart as PNG. One figure, updated in place and blitted (``ExplorerChart.png``):
-        drawing a new figure per slider move would take many times longer."""
+    def _chart_html(self) -> str:
+        """The chart's markup (``ExplorerChart``), empty when there is nothing to draw."""
         d = self.bar_data
         if not d["ids"]:
-            return b""
+            return ""
         if self.chart is None or self.chart.n != len(d["ids"]):
-            height = 2.2 + 0.27 * len(d["ids"])
-            self.figure = Figure(figsize=(7.5, height), dpi=80)
-            self.figure.subplots_adjust(left=0.17, right=0.98, top=1 - 0.5 / height,
-                                        bottom=0.45 / height)
-            self.chart = ExplorerChart(self.figure, len(d["ids"]))
+            self.chart = ExplorerChart(len(d["ids"]))
         where = "step takes" if not self.finished else "was chosen"
         title = (f"next token at position {d['position']}, most likely first; orange (<-) = the "
                  f"token {where}")
         self.chart.update(d["labels"], d["probs"], d["before_cut"], d["t1"], d["kept"],
                           d["chosen"], d["starts"], d["u"] if not self.finished else None, title)
-        return self.chart.png()
+        return self.chart.html()
 
     def _ipython_display_(self) -> None:
         display(self.widget)
