@@ -5,8 +5,9 @@ Prints: ``load_smol()`` time (goal < 10 s) and transformers' GGUF load; greedy t
 nnlib's ``generate`` and transformers' ``generate`` on the same dequantized weights, same prompt
 and length (goal: nnlib never slower); a read bandwidth measured here (a sum over a buffer much
 larger than the caches) and the limit it sets, bandwidth / bytes of weights read per token
-(goal: nnlib >= 75 % of it); the ``GenerationExplorer``'s step and slider latency (goal <
-100 ms). The machine is usually shared: the load average is printed, and the ratios, measured
+(goal: nnlib >= 75 % of it), and where one decode step's time goes (its matrix products
+alone, the rest); the ``GenerationExplorer``'s step (model call + redraw) and slider latency
+(goal < 100 ms). The machine is usually shared: the load average is printed, and the ratios, measured
 side by side, are what to compare. Not a test: timings vary with the machine and its load.
 
     .venv/bin/python benchmarks/real_model.py [--tokens 64] [--threads 2]
@@ -51,19 +52,55 @@ def weight_bytes_per_token(model: torch.nn.Module) -> int:
     return sum(unique.values())
 
 
+def decode_breakdown(model: torch.nn.Module, prompt_len: int, n: int = 15) -> dict[str, float]:
+    """Median seconds of one cached decode step (``forward`` on one token), and of the same
+    step's matrix products alone: every ``nn.Linear`` of the model called once on one row, in
+    model order, nothing else. The difference is the rest of the step (norms, rotary, attention,
+    the cache, and Python's and torch's per-call costs)."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    rows = {m.in_features: torch.randn(1, 1, m.in_features) for m in linears}
+    token = torch.tensor([[42]])
+
+    def step() -> None:
+        model(token, prompt_len)
+
+    def products() -> None:
+        with torch.no_grad():
+            for m in linears:
+                m(rows[m.in_features])
+
+    out: dict[str, list[float]] = {"step": [], "products": []}
+    for _ in range(n):  # interleaved, so a burst of others' work slows both alike
+        for name, fn in (("step", step), ("products", products)):
+            start = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in out.items()}
+
+
 def explorer_latency(llama, prompt: str, n: int = 9) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds of the explorer's step (one model call + redraw) and of a slider
-    or selector update (no model call: recompute from cached logits + redraw). On a machine others
-    load, the CPU time of this process is what it would take on idle cores (summed over torch's
-    threads, so for the step it overstates the wall time of an idle machine)."""
+    """Median (wall, CPU) seconds of the explorer's step, split into its model call (the stepper
+    commits the token and runs the model on it) and the redraw after it, and of a slider or
+    selector update (no model call: recompute from cached logits + redraw). When the text ends
+    (EOS) the explorer is reset, outside the timings, so every step runs the model. On a machine
+    others load, the CPU time of this process is what it would take on idle cores (summed over
+    torch's threads, so for the model call it overstates the wall time of an idle machine)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from nnlib.widgets import GenerationExplorer
 
     ex = GenerationExplorer(llama, prompt, temperature=0.8, seed=0)
+    pending: list = []
+
+    def model_call(i: int) -> None:
+        if ex.finished:
+            ex.reset()
+        pending.append(ex.stepper.step_with(ex.settings()))
+
     changes = {
-        "step (model + redraw)": lambda i: ex.step(),
+        "step: model call": model_call,
+        "step: redraw": lambda i: ex._update(),
         "temperature slider": lambda i: setattr(ex.temperature, "value", 0.4 + 0.1 * (i % 10)),
         "sampler selector": lambda i: setattr(ex.sampler, "value",
                                               ("top-k", "min-p", "greedy", "top-p")[i % 4]),
@@ -74,8 +111,13 @@ def explorer_latency(llama, prompt: str, n: int = 9) -> dict[str, tuple[float, f
             start, start_cpu = time.perf_counter(), time.process_time()
             change(i)
             times[name].append((time.perf_counter() - start, time.process_time() - start_cpu))
-    return {name: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
-            for name, ts in times.items()}
+    medians = {name: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
+               for name, ts in times.items()}
+    whole = [(a[0] + b[0], a[1] + b[1]) for a, b in zip(times["step: model call"],
+                                                          times["step: redraw"])]
+    medians["step (model call + redraw)"] = (statistics.median(t[0] for t in whole),
+                                             statistics.median(t[1] for t in whole))
+    return medians
 
 
 def main() -> None:
@@ -132,6 +174,13 @@ def main() -> None:
     print(f"  nnlib reaches {r_nn / limit:.0%} of the limit (goal >= 75%), transformers "
           f"{r_tf / limit:.0%}")
 
+    parts = decode_breakdown(llama.model, len(ids))
+    moved = per_token / parts["products"]
+    print(f"one decode step: {parts['step'] * 1000:.1f} ms; its matrix products alone "
+          f"{parts['products'] * 1000:.1f} ms ({moved / 1e9:.1f} GB/s, {moved / bw:.0%} of the "
+          f"measured bandwidth); the rest of the step {(parts['step'] - parts['products']) * 1000:.1f}"
+          f" ms (medians)")
+    print(f"  a step of products alone would reach {1 / parts['products'] / limit:.0%} of the limit")
     for name, (wall, cpu) in explorer_latency(llama, PROMPT).items():
         print(f"explorer {name}: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU (medians; "
               "goal < 100 ms)")
