@@ -714,7 +714,7 @@ with torch.inference_mode():
         print(f"{name:<9} forward over 128 tokens: {per_call * 1000:6.1f} ms")
     reference = llama.model.forward(prompt_tokens, 0)
     gap = (llama_bf16.model.forward(prompt_tokens, 0) - reference).abs().max().item()
-print(f"largest logit difference bf16 vs fp32: {gap:.3f} (rounding: bf16 keeps about 3 significant digits)")
+print(f"largest logit difference bf16 vs fp32: {gap:.3f} (rounding: bf16 keeps 2 to 3 significant digits)")
 
 # %% [markdown]
 # The logits differ: bf16 rounds every result to 8 significant bits, its machine epsilon

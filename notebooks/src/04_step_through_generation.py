@@ -388,11 +388,11 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 #
 # **The tolerance.** Both ways add the same numbers in a different order, and every layer rounds
 # to the dtype's precision: about 7 significant digits in float32, 3 in float16, 2 to 3 in
-# bfloat16. On SmolLM2 with CPU kernels the two ways differ by about 2e-5 in float32, 0.0075 in
-# float16 and 0.07 in bfloat16 (the next cell checks this run's gap against the tolerance).
-# `logprob_tolerance(dtype)` allows a few times that in float16 and bfloat16 (3e-2, 0.25) and a
-# generous 1e-3 in float32; a real mistake (a wrong position, a stale cache) moves logprobs by 1
-# or more.
+# bfloat16. So the gap between the two ways is tiny in float32 and grows by orders of magnitude
+# in half precision (run this notebook with `NNLIB_DTYPE=bfloat16` to see it).
+# `logprob_tolerance(dtype)` allows a few times the rounding gap of each dtype, and is generous in
+# float32; the next cell prints it beside this run's gap. A real mistake (a wrong position, a
+# stale cache) moves logprobs by 1 or more.
 
 # %%
 n_check = 16
