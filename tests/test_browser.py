@@ -18,9 +18,17 @@ is a failure.
 JupyterLab runs from this Python (``sys.executable -m jupyter lab``) on a copy of ``notebooks/``
 in a temporary folder, with its own settings, workspace and runtime folders, so a run never
 changes the repository's notebooks nor a user's JupyterLab set-up.
+
+What runs where (nbval has already executed every notebook in a kernel in the same ``make test``):
+notebook 01 runs top to bottom in the browser, widget included; for 02 and 04 the browser runs an
+*excerpt*: the cells that build the widget (and 02's displaCy pictures) together with the cells
+they need, taken from the committed notebook itself and written next to it in the temporary lab;
+every other committed notebook is opened without a kernel and must show its saved outputs. One
+page with JupyterLab loaded serves every test; each closes its tab (and kernel) when done.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import secrets
@@ -31,7 +39,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +171,16 @@ def browser(chromium_path: Path) -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def page(browser: Any, lab: dict[str, str]) -> Iterator[Any]:
+    """One page with JupyterLab loaded, shared by every test here: loading JupyterLab costs
+    seconds each time. Each test opens its notebook in a tab and closes it (``_close``)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.set_default_timeout(WIDGET_TIMEOUT_MS)
     try:
-        yield context.new_page()
+        page = context.new_page()
+        _load_lab(page, lab)
+        yield page
     finally:
         context.close()
 
@@ -176,40 +188,51 @@ def page(browser: Any) -> Iterator[Any]:
 # ---- driving JupyterLab ---------------------------------------------------------------------
 
 
-def _open(page: Any, lab: dict[str, str], notebook: Path) -> Any:
-    """Open ``notebook`` in JupyterLab with its committed outputs and wait for its kernel to be
-    idle; return a locator for its panel (the page may hold other, hidden tabs)."""
+def _load_lab(page: Any, lab: dict[str, str]) -> None:
+    """Load JupyterLab in ``page`` with no tabs restored, and wait until it can open documents."""
     page.goto(f"{lab['url']}/lab?reset&token={lab['token']}")  # reset: no tabs restored
     page.wait_for_function("() => window.jupyterapp !== undefined", timeout=120_000)
     page.evaluate("async () => { await window.jupyterapp.restored; }")
+
+
+def _open_panel(page: Any, notebook: Path, *, kernel: bool) -> Any:
+    """Open ``notebook`` (a file in the lab's root) in the JupyterLab already loaded in ``page``,
+    with its saved outputs, as ``window.__nnlibPanel``; return a locator for its panel.
+
+    ``kernel=True`` waits for its kernel to be idle. ``kernel=False`` asks JupyterLab not to
+    start one (``kernelPreference.shouldStart``), so nothing executes and no kernel's start-up is
+    waited for: the notebook is what a learner sees before running anything.
+    """
     opened = page.evaluate(
-        """async (path) => {
+        """async ([path, kernel]) => {
             const app = window.jupyterapp;
-            const panel = await app.commands.execute('docmanager:open',
-                                                     {path, factory: 'Notebook'});
+            const panel = await app.commands.execute('docmanager:open', {
+                path, factory: 'Notebook',
+                kernelPreference: kernel ? {} : {shouldStart: false}});
             await panel.context.ready;
-            await panel.sessionContext.ready;
+            await panel.sessionContext.ready;  // resolves once it has started a kernel or not
             app.shell.activateById(panel.id);
             window.__nnlibPanel = panel;
-            const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
-            return kernel ? panel.id : null;
+            const session = panel.sessionContext.session;
+            return {id: panel.id, kernel: Boolean(session && session.kernel)};
         }""",
-        notebook.name)
-    assert opened, f"{notebook.name}: JupyterLab opened it but started no kernel."
-    panel = page.locator(f"[id='{opened}']")
-    page.wait_for_function(
-        "() => window.__nnlibPanel.sessionContext.session.kernel.status === 'idle'",
-        timeout=120_000)
-    return panel
+        [notebook.name, kernel])
+    assert opened["kernel"] == kernel, (
+        f"{notebook.name}: JupyterLab {'started no' if kernel else 'started a'} kernel.")
+    if kernel:
+        page.wait_for_function(
+            "() => window.__nnlibPanel.sessionContext.session.kernel.status === 'idle'",
+            timeout=120_000)
+    return page.locator(f"[id='{opened['id']}']")
 
 
-def _open_and_run_all(page: Any, lab: dict[str, str], notebook: Path) -> Any:
+def _open_and_run_all(page: Any, notebook: Path) -> Any:
     """Open ``notebook`` in JupyterLab, clear its outputs, run all cells, wait for the kernel.
 
     Returns a locator for the notebook's panel. Fails with the first error output if a cell
     raised, read from the notebook model in the page.
     """
-    panel = _open(page, lab, notebook)
+    panel = _open_panel(page, notebook, kernel=True)
     finished = page.evaluate(
         """async (timeoutMs) => {
             const app = window.jupyterapp;
@@ -240,8 +263,10 @@ def _open_and_run_all(page: Any, lab: dict[str, str], notebook: Path) -> Any:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 trace = "\n".join(output.get("traceback", []))[-2000:]
+                source = "".join(cell["source"])  # an excerpt's index is not the notebook's
                 pytest.fail(f"{notebook.name}: code cell {index} raised "
-                            f"{output.get('ename')}: {output.get('evalue')}\n{trace}")
+                            f"{output.get('ename')}: {output.get('evalue')}\n{trace}\n"
+                            f"The cell:\n{source}")
     not_run = [i for i, cell in enumerate(cells)
                if cell.get("execution_count") is None and "".join(cell["source"]).strip()]
     assert not not_run, f"{notebook.name}: code cells {not_run} did not run (Run All stopped?)."
@@ -256,10 +281,22 @@ def _open_and_run_all(page: Any, lab: dict[str, str], notebook: Path) -> Any:
     return panel
 
 
-def _shutdown_kernel(page: Any) -> None:
-    """Stop the notebook's kernel so the next notebook does not share 2 cores with it."""
+def _close(page: Any) -> None:
+    """Stop the open notebook's kernel, so the next notebook does not share 2 cores with it, and
+    close its tab without asking to save (the lab's copy is thrown away). A dialog left open by a
+    failure (a dead kernel, say) is dismissed, so it cannot cover the next test's widgets."""
     try:
-        page.evaluate("async () => { await window.__nnlibPanel.sessionContext.shutdown(); }")
+        for _ in range(3):
+            if not page.locator(".jp-Dialog").count():
+                break
+            page.keyboard.press("Escape")
+        page.evaluate("""async () => {
+            const panel = window.__nnlibPanel;
+            window.__nnlibPanel = undefined;
+            if (!panel) return;
+            if (panel.sessionContext.session) await panel.sessionContext.shutdown();
+            panel.dispose();
+        }""")
     except Exception:  # the page may already be gone after a failure; the server stops it later
         pass
 
@@ -289,7 +326,12 @@ def _assert_plots_render(page: Any, panel: Any, notebook: Path, stem: str) -> No
     shown = images.count()
     assert shown >= expected, (
         f"{notebook.name}: the committed notebook shows {expected} plots, the browser {shown}.")
-    widths = images.evaluate_all("imgs => imgs.map(img => img.complete ? img.naturalWidth : 0)")
+    decoded = "imgs => imgs.map(img => img.complete ? img.naturalWidth : 0)"
+    widths = images.evaluate_all(decoded)
+    deadline = time.monotonic() + 10  # data-URI PNGs decode in milliseconds; allow a busy machine
+    while not all(width > 0 for width in widths) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        widths = images.evaluate_all(decoded)
     assert all(width > 0 for width in widths), (
         f"{notebook.name}: a plot image did not decode in the browser (widths {widths}).")
     if shown:
@@ -298,61 +340,179 @@ def _assert_plots_render(page: Any, panel: Any, notebook: Path, stem: str) -> No
         page.screenshot(path=ARTIFACTS / f"{stem}_page.png")
 
 
-# ---- notebooks with widgets: run everything, no errors, pictures render, the widgets answer -----
-# Each notebook runs once here (nbval has already run every notebook in a kernel); the notebooks
-# without widgets are opened with their committed outputs, which must render (below).
+# ---- excerpts: the cells a widget needs, taken from the committed notebook -----------------
 
 
-@pytest.mark.parametrize("prefix", ["01", "02"])
-def test_notebook_runs_in_jupyterlab_without_errors(prefix: str,
-                                                    request: pytest.FixtureRequest) -> None:
-    notebook = _notebook(prefix)  # skip before starting JupyterLab for a notebook not yet built
-    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+class _TopLevelNames(ast.NodeVisitor):
+    """The names a cell binds at the notebook's top level (assignments, imports, ``def``,
+    ``class``, loop and ``with`` targets) and every name it reads, anywhere in the cell.
+
+    Names bound inside a function, lambda, class body or comprehension are local to it and are not
+    counted as bound; reads inside them are (a function's body reads the notebook's globals).
+    """
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+        self.read: set[str] = set()
+        self._depth = 0  # > 0 inside a scope of its own
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.read.add(node.id)
+        elif self._depth == 0:
+            self.bound.add(node.id)
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if self._depth == 0:  # ``import a.b`` binds ``a``
+            self.bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+
+    visit_ImportFrom = visit_Import
+
+    def _scope(self, node: ast.AST) -> None:
+        if self._depth == 0 and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                  ast.ClassDef)):
+            self.bound.add(node.name)
+        self._depth += 1
+        self.generic_visit(node)
+        self._depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _scope
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _scope
+
+
+def _cells_needed(sources: list[str], targets: Iterable[int]) -> list[int]:
+    """Indices of the ``targets`` and of every cell they need, in notebook order.
+
+    A cell needs, for each name it reads and does not bind itself, the last cell above it that
+    binds that name, and what that cell needs in turn. Names no cell binds are builtins. A cell
+    that only changes an object in place (``nlp.add_pipe(...)``) binds nothing and is not taken:
+    an excerpt shows the objects as the cells that made them left them.
+    """
+    names = []
+    for index, source in enumerate(sources):
+        visitor = _TopLevelNames()
+        try:
+            visitor.visit(ast.parse(source))
+        except SyntaxError as err:
+            pytest.fail(f"code cell {index} is not plain Python ({err}); the browser test reads "
+                        "the cells' names to pick a widget's cells and cannot read this one.")
+        names.append(visitor)
+    needed: set[int] = set()
+    todo = list(targets)
+    while todo:
+        index = todo.pop()
+        if index in needed:
+            continue
+        needed.add(index)
+        for name in names[index].read - names[index].bound:
+            binders = [i for i in range(index) if name in names[i].bound]
+            if binders:
+                todo.append(binders[-1])
+    return sorted(needed)
+
+
+def _shows(cell: dict, mime: str, contains: str = "") -> bool:
+    """Whether the committed ``cell`` has an output of type ``mime`` (holding ``contains``)."""
+    for output in cell.get("outputs", []):
+        data = output.get("data", {}).get(mime)
+        if data is not None and contains in (data if isinstance(data, str) else "".join(data)):
+            return True
+    return False
+
+
+def _widget_cells(cells: list[dict], widget_class: str) -> list[int]:
+    """The first cell that calls ``widget_class(...)`` and the first cell from there on whose
+    committed output is a widget view: where the notebook builds the widget and shows it."""
+    code = [i for i, cell in enumerate(cells) if cell["cell_type"] == "code"]
+    built = next((i for i in code if f"{widget_class}(" in "".join(cells[i]["source"])), None)
+    if built is None:
+        pytest.fail(f"no code cell calls {widget_class}(...); the browser test looks for the "
+                    "cell that builds it to run it in JupyterLab.")
+    shown = next((i for i in code if i >= built
+                  and _shows(cells[i], "application/vnd.jupyter.widget-view+json")), None)
+    if shown is None:
+        pytest.fail(f"no cell from code cell {built} on shows a widget in its committed output; "
+                    "rebuild the notebook (scripts/build_notebooks.py) so it shows "
+                    f"the {widget_class}.")
+    return sorted({built, shown})
+
+
+def _displacy_cells(cells: list[dict]) -> list[int]:
+    """The cells whose committed output is a displaCy picture (dependency arcs or entities)."""
+    return [i for i, cell in enumerate(cells)
+            if _shows(cell, "text/html", 'class="displacy"')
+            or _shows(cell, "text/html", 'class="entities"')]
+
+
+def _write_excerpt(notebook: Path, lab: dict[str, str], targets: list[int], name: str) -> Path:
+    """Write into the lab's root a notebook of ``notebook``'s cells ``targets`` and the cells they
+    need (see ``_cells_needed``), verbatim and with their committed outputs, so that the checks
+    which count a run's pictures against the committed ones apply to it as to a whole notebook.
+    Markdown cells are left out: they do not run."""
+    content = json.loads(notebook.read_text(encoding="utf-8"))
+    cells = content["cells"]
+    sources = ["".join(cell["source"]) if cell["cell_type"] == "code" else "" for cell in cells]
+    content["cells"] = [cells[i] for i in _cells_needed(sources, targets)]
+    excerpt = Path(lab["root_dir"]) / name
+    excerpt.write_text(json.dumps(content, indent=1), encoding="utf-8")
+    return excerpt
+
+
+def test_excerpt_takes_the_last_binding_above_and_what_it_needs() -> None:
+    """The excerpt picker on cells written by hand (no browser): a name read comes from the last
+    cell above that binds it; names local to a function or comprehension bind nothing."""
+    sources = ["import os.path",                              # 0 binds os
+               "x = 1",                                       # 1
+               "def f(a):\n    y = a + x\n    return y",     # 2 binds f (y is local), reads x
+               "x = 2",                                       # 3 binds x again
+               "y = [z for z in range(3)]",                   # 4 binds y only
+               "z = 5",                                       # 5
+               "print(f(x), os.sep)"]                         # 6 the target
+    # 6 reads f (cell 2), x (cell 3, the last above 6) and os (cell 0); cell 2 reads x, which
+    # above cell 2 is cell 1. Cells 4 and 5 are not needed.
+    assert _cells_needed(sources, [6]) == [0, 1, 2, 3, 6]
+    assert _cells_needed(sources, [4]) == [4]
+
+
+# ---- notebook 01 runs top to bottom in the browser, widget included ------------------------
+
+
+def test_notebook_runs_in_jupyterlab_without_errors(request: pytest.FixtureRequest) -> None:
+    """Notebook 01, the quickest, runs whole in JupyterLab: no cell raises, every plot is drawn
+    again, and its LearningRateExplorer answers a slider."""
+    notebook = _notebook("01")  # skip before starting JupyterLab for a notebook not yet built
+    page = request.getfixturevalue("page")
     try:
-        panel = _open_and_run_all(page, lab, notebook)
+        panel = _open_and_run_all(page, notebook)
         _assert_plots_render(page, panel, notebook, notebook.stem)
-        displacy_expected = (_count_committed(notebook, "text/html", 'class="displacy"')
-                             + _count_committed(notebook, "text/html", 'class="entities"'))
-        if displacy_expected:
-            pictures = panel.locator(".jp-OutputArea-output svg.displacy, "
-                                    ".jp-OutputArea-output div.entities")
-            shown = pictures.count()
-            assert shown >= displacy_expected, (
-                f"{notebook.name}: the committed notebook shows {displacy_expected} displacy "
-                f"pictures, the browser {shown}.")
-            arcs = panel.locator(".jp-OutputArea-output svg.displacy .displacy-arc")
-            entities = panel.locator(".jp-OutputArea-output div.entities mark.entity")
-            if _count_committed(notebook, "text/html", 'class="displacy"'):
-                assert arcs.count() > 0, f"{notebook.name}: displacy's SVG has no arcs."
-                arcs.first.locator("xpath=ancestor::*[local-name()='svg'][1]").screenshot(
-                    path=ARTIFACTS / f"{notebook.stem}_displacy_dep.png")
-            if _count_committed(notebook, "text/html", 'class="entities"'):
-                assert entities.count() > 0, f"{notebook.name}: no entity is highlighted."
-                entities.first.locator("xpath=ancestor::div[contains(@class,'entities')][1]") \
-                    .screenshot(path=ARTIFACTS / f"{notebook.stem}_displacy_ents.png")
-        if prefix == "01":
-            _check_learning_rate_explorer(page, panel, notebook)
-        if prefix == "02":
-            _check_sentence_explorer(page, panel, notebook)
+        _check_learning_rate_explorer(page, panel, notebook)
     finally:
-        _shutdown_kernel(page)
+        _close(page)
 
 
-@pytest.mark.parametrize("prefix", ["02b", "03", "03b", "05"])
+# ---- every committed notebook renders as saved, without a kernel ---------------------------
+
+
+# 01 runs whole above, so its plots are drawn there; every other committed notebook is opened here.
+COMMITTED = tuple(sorted(prefix for path in NOTEBOOKS.glob("[0-9]*_*.ipynb")
+                         if (prefix := path.name.split("_")[0]) != "01"))
+
+
+@pytest.mark.parametrize("prefix", COMMITTED)
 def test_committed_notebook_renders_in_jupyterlab(prefix: str, request: pytest.FixtureRequest) -> None:
     """A notebook as committed (executed, with outputs) opens in JupyterLab with every plot
-    drawn and no traceback: what a learner sees before running anything. (displaCy's inline SVG
-    is not checked here: JupyterLab sanitises the HTML of a notebook it has not run, until the
-    learner trusts or runs it; 02's run above checks it live.)"""
+    drawn and no traceback: what a learner sees before running anything. No kernel starts.
+    (displaCy's inline SVG is not checked here: JupyterLab sanitises the HTML of a notebook it has
+    not run, until the learner trusts or runs it; 02's excerpt below checks it live.)"""
     notebook = _notebook(prefix)
-    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    page = request.getfixturevalue("page")
     try:
-        panel = _open(page, lab, notebook)
+        panel = _open_panel(page, notebook, kernel=False)
         _assert_plots_render(page, panel, notebook, notebook.stem)
         tracebacks = panel.locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
         assert tracebacks.count() == 0, f"{notebook.name}: a committed output shows a traceback."
     finally:
-        _shutdown_kernel(page)
+        _close(page)
 
 
 def _check_learning_rate_explorer(page: Any, panel: Any, notebook: Path) -> None:
@@ -463,11 +623,16 @@ def _assert_chart_drawn(chart: dict[str, Any], what: str) -> None:
 
 
 def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureRequest) -> None:
+    """Notebook 04's GenerationExplorer, built by the notebook's own cells (its imports, the
+    model, the prompt, the widget cell) run in JupyterLab, answers sliders, the sampler menu, step,
+    branch and back one. (The rest of 04 runs under nbval; its committed outputs render above.)"""
     notebook = _notebook("04")
     lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    excerpt = _write_excerpt(notebook, lab, _widget_cells(cells, "GenerationExplorer"),
+                             f"{notebook.stem}_explorer_excerpt.ipynb")
     try:
-        panel = _open_and_run_all(page, lab, notebook)
-        _assert_plots_render(page, panel, notebook, notebook.stem)
+        panel = _open_and_run_all(page, excerpt)
         explorer = panel.locator(".jp-OutputArea-output", has=page.locator(".nnlib-bars")).first
         explorer.wait_for()
         temperature = explorer.locator(".nnlib-temperature").first
@@ -545,10 +710,49 @@ def test_generation_explorer_answers_sliders_and_step(request: pytest.FixtureReq
         _wait_changed(page, text, branched, "the generated text after back one")
         assert text.locator("[style*=underline]").count() == 0, "back one left the branch"
     finally:
-        _shutdown_kernel(page)
+        _close(page)
 
 
-# ---- notebook 02: the SentenceExplorer answers typing and a checkbox ------------------------
+# ---- notebook 02: displaCy's pictures render; the SentenceExplorer answers typing, a checkbox ---
+
+
+def test_sentence_explorer_and_displacy_in_jupyterlab(request: pytest.FixtureRequest) -> None:
+    """Notebook 02's displaCy cells and SentenceExplorer, with the cells they need (loading the
+    pipelines), run in JupyterLab: the pictures render live (a run notebook's HTML is not
+    sanitised away) and the explorer answers typing and a component checkbox."""
+    notebook = _notebook("02")
+    lab, page = request.getfixturevalue("lab"), request.getfixturevalue("page")
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    targets = _displacy_cells(cells) + _widget_cells(cells, "SentenceExplorer")
+    excerpt = _write_excerpt(notebook, lab, targets, f"{notebook.stem}_explorer_excerpt.ipynb")
+    try:
+        panel = _open_and_run_all(page, excerpt)
+        _assert_displacy_renders(panel, excerpt, notebook.stem)
+        _check_sentence_explorer(page, panel, notebook)
+    finally:
+        _close(page)
+
+
+def _assert_displacy_renders(panel: Any, notebook: Path, stem: str) -> None:
+    """As many displaCy pictures as ``notebook`` has committed are drawn, with arcs and entity
+    marks; their screenshots go to ``test-artifacts/<stem>_displacy_*.png``."""
+    dep = _count_committed(notebook, "text/html", 'class="displacy"')
+    ents = _count_committed(notebook, "text/html", 'class="entities"')
+    assert dep and ents, f"{notebook.name}: the committed cells show no displaCy picture to check."
+    pictures = panel.locator(".jp-OutputArea-output svg.displacy, "
+                             ".jp-OutputArea-output div.entities")
+    shown = pictures.count()
+    assert shown >= dep + ents, (
+        f"{notebook.name}: the committed notebook shows {dep + ents} displacy pictures, the "
+        f"browser {shown}.")
+    arcs = panel.locator(".jp-OutputArea-output svg.displacy .displacy-arc")
+    entities = panel.locator(".jp-OutputArea-output div.entities mark.entity")
+    assert arcs.count() > 0, f"{notebook.name}: displacy's SVG has no arcs."
+    arcs.first.locator("xpath=ancestor::*[local-name()='svg'][1]").screenshot(
+        path=ARTIFACTS / f"{stem}_displacy_dep.png")
+    assert entities.count() > 0, f"{notebook.name}: no entity is highlighted."
+    entities.first.locator("xpath=ancestor::div[contains(@class,'entities')][1]").screenshot(
+        path=ARTIFACTS / f"{stem}_displacy_ents.png")
 
 
 def _check_sentence_explorer(page: Any, panel: Any, notebook: Path) -> None:
