@@ -23,6 +23,7 @@ from nnlib import DATA_DIR  # noqa: E402
 from nnlib.llama import gguf as G  # noqa: E402
 from nnlib.llama.chat import encode_dialog  # noqa: E402
 from nnlib.llama.checkpoint import save_meta  # noqa: E402
+from nnlib.llama.devices import logits_tolerance  # noqa: E402
 from nnlib.llama.generation import Llama  # noqa: E402
 from nnlib.llama.model import ModelArgs, Transformer, ffn_hidden_dim  # noqa: E402
 from nnlib.llama.tokenizer import Tokenizer  # noqa: E402
@@ -129,6 +130,34 @@ def test_smol_greedy_text_matches_transformers_generate(smol, hf_model, hf_token
     assert ours == ref
     # Pinned: what transformers' greedy search says on these dequantized weights (PITFALLS.md).
     assert ours.startswith(" The largest animal is the Great White Shark.")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_smol_in_half_precision_agrees_with_transformers_in_float32(smol_file, hf_model, hf_tokenizer,
+                                                                    dtype):
+    """Notebook 03b's checks for a CUDA (bf16) or Mac (fp16) learner, on the CPU: nnlib in half
+    precision against transformers in float32, logits within ``logits_tolerance(dtype)`` and
+    greedy tokens equal up to a step where float32's top two logits are closer than it (a tie
+    the dtype cannot break). ``make test`` reruns 03, 04 and 05 in both dtypes under nbval;
+    ``make test-half`` reruns 03b too."""
+    half = G.load_smol(device="cpu", dtype=dtype, max_seq_len=128, max_batch_size=1)
+    ids = hf_tokenizer(SEED_PROMPT, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        ref = hf_model(ids).logits.float()[0]
+        ours = half.model(ids, 0, use_cache=False).float()[0]
+        out = hf_model.generate(ids, max_new_tokens=16, do_sample=False, output_scores=True,
+                                return_dict_in_generate=True, pad_token_id=hf_tokenizer.eos_token_id)
+    tol = logits_tolerance(dtype, ref.abs().max().item())
+    assert (ours - ref).abs().max().item() <= tol
+    theirs = out.sequences[0, ids.shape[1]:].tolist()
+    mine = half.generate([ids[0].tolist()], max_gen_len=16, temperature=0.0)[0][0]
+    parted = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), None)
+    if parted is None:
+        assert theirs[:len(mine)] == mine
+    else:
+        top2 = out.scores[parted][0].topk(2).values
+        assert (top2[0] - top2[1]).item() <= tol, f"parted from float32 at step {parted}, not a tie"
 
 
 @pytest.mark.slow

@@ -423,7 +423,7 @@ print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolera
 # %%
 # NBVAL_IGNORE_OUTPUT
 tiny_prompt = tiny.tokenizer.encode("ROMEO:\n", bos=True, eos=False)
-lengths = [16, 32, 64, 96]
+lengths = [16, 32, 48, 64]
 speed, work = {"cache": [], "no cache": []}, {"cache": [], "no cache": []}
 tiny_forward = tiny.model.forward
 for n in tqdm(lengths, desc="timing generate"):
