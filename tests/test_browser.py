@@ -368,6 +368,11 @@ class _TopLevelNames(ast.NodeVisitor):
 
     visit_ImportFrom = visit_Import
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):  # ``x += 1`` reads x before it binds it
+            self.read.add(node.target.id)
+        self.generic_visit(node)
+
     def _scope(self, node: ast.AST) -> None:
         if self._depth == 0 and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                   ast.ClassDef)):
@@ -383,10 +388,11 @@ class _TopLevelNames(ast.NodeVisitor):
 def _cells_needed(sources: list[str], targets: Iterable[int]) -> list[int]:
     """Indices of the ``targets`` and of every cell they need, in notebook order.
 
-    A cell needs, for each name it reads and does not bind itself, the last cell above it that
-    binds that name, and what that cell needs in turn. Names no cell binds are builtins. A cell
-    that only changes an object in place (``nlp.add_pipe(...)``) binds nothing and is not taken:
-    an excerpt shows the objects as the cells that made them left them.
+    A cell needs, for each name it reads, the last cell above it that binds that name (even when
+    the cell binds it too: ``x = f(x)`` reads the earlier x), and what that cell needs in turn.
+    Names no cell binds are builtins. A cell that only changes an object in place
+    (``nlp.add_pipe(...)``) binds nothing and is not taken: an excerpt shows the objects as the
+    cells that made them left them.
     """
     names = []
     for index, source in enumerate(sources):
@@ -404,7 +410,7 @@ def _cells_needed(sources: list[str], targets: Iterable[int]) -> list[int]:
         if index in needed:
             continue
         needed.add(index)
-        for name in names[index].read - names[index].bound:
+        for name in names[index].read:
             binders = [i for i in range(index) if name in names[i].bound]
             if binders:
                 todo.append(binders[-1])
@@ -472,6 +478,9 @@ def test_excerpt_takes_the_last_binding_above_and_what_it_needs() -> None:
     # above cell 2 is cell 1. Cells 4 and 5 are not needed.
     assert _cells_needed(sources, [6]) == [0, 1, 2, 3, 6]
     assert _cells_needed(sources, [4]) == [4]
+    # A cell that rebinds a name from its old value needs the cell that made the old value.
+    assert _cells_needed(["n = 1", "n += 1", "print(n)"], [2]) == [0, 1, 2]
+    assert _cells_needed(["m = [1]", "m = m + [2]", "print(m)"], [2]) == [0, 1, 2]
 
 
 # ---- notebook 01 runs top to bottom in the browser, widget included ------------------------

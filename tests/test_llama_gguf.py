@@ -138,9 +138,9 @@ def test_smol_in_half_precision_agrees_with_transformers_in_float32(smol_file, h
                                                                     dtype):
     """Notebook 03b's checks for a CUDA (bf16) or Mac (fp16) learner, on the CPU: nnlib in half
     precision against transformers in float32, logits within ``logits_tolerance(dtype)`` and
-    greedy tokens equal up to a step where float32's top two logits are closer than it (a tie
-    the dtype cannot break). ``make test`` reruns 03, 04 and 05 in both dtypes under nbval;
-    ``make test-half`` reruns 03b too."""
+    greedy tokens equal up to a step where nnlib's choice was, by float32's logits, within that
+    tolerance of the best (a tie the dtype cannot break). ``make test`` reruns 03, 04 and 05 in
+    both dtypes under nbval; ``make test-half`` reruns 03b too."""
     half = G.load_smol(device="cpu", dtype=dtype, max_seq_len=128, max_batch_size=1)
     ids = hf_tokenizer(SEED_PROMPT, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
@@ -152,12 +152,15 @@ def test_smol_in_half_precision_agrees_with_transformers_in_float32(smol_file, h
     assert (ours - ref).abs().max().item() <= tol
     theirs = out.sequences[0, ids.shape[1]:].tolist()
     mine = half.generate([ids[0].tolist()], max_gen_len=16, temperature=0.0)[0][0]
+    assert len(mine) >= 4, "greedy decoding stopped at once: nothing was compared"
     parted = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), None)
-    if parted is None:
-        assert theirs[:len(mine)] == mine
-    else:
-        top2 = out.scores[parted][0].topk(2).values
-        assert (top2[0] - top2[1]).item() <= tol, f"parted from float32 at step {parted}, not a tie"
+    if parted is None:  # the same path; nnlib stops at EOS, which it does not return
+        assert mine == theirs[:len(mine)]
+        assert len(mine) == len(theirs) or theirs[len(mine)] in half.tokenizer.stop_tokens
+    else:  # a near tie: float32 scored nnlib's choice within the rounding of its own best
+        scores = out.scores[parted][0]
+        behind = (scores.max() - scores[mine[parted]]).item()
+        assert 0 < behind <= tol, f"parted at step {parted}: {behind:.3f} behind float32's best"
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ from conftest import (
     save_meta_layout,
 )
 from nnlib.llama import Llama, ModelArgs, Transformer
-from nnlib.llama.model import Linear, ffn_hidden_dim, store_columnwise, thread_slices
+from nnlib.llama.linear import Linear, store_columnwise, thread_slices
+from nnlib.llama.model import ffn_hidden_dim
 
 SEQ = 40
 
@@ -195,17 +196,43 @@ def test_thread_slices_divide_the_input_width():
         torch.set_num_threads(before)
 
 
-def test_linear_decode_path_passes_gradients_like_autograd_through_a_matmul():
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two torch threads (the suite runs with one, where Linear takes plain F.linear), and a count
+    of the batched products the split path makes, so a test knows it ran."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    calls = []
+    bmm = torch.bmm
+    monkeypatch.setattr(torch, "bmm", lambda a, b: calls.append(a.shape) or bmm(a, b))
+    yield calls
+    torch.set_num_threads(before)
+
+
+def test_linear_decode_path_passes_gradients_like_autograd_through_a_matmul(two_threads):
     g = torch.Generator().manual_seed(1)
     layer = Linear(8, 5)
     store_columnwise(layer)
     x = torch.randn(1, 2, 8, generator=g, requires_grad=True)
     w = layer.weight.detach().clone().requires_grad_(True)
     (layer(x) ** 2).sum().backward()
+    assert two_threads == [(2, 2, 4)], "the split path (2 slices of 4) must have run"
     x2 = x.detach().clone().requires_grad_(True)
     ((x2 @ w.T) ** 2).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad)
     torch.testing.assert_close(layer.weight.grad, w.grad)
+
+
+def test_decoding_on_two_threads_matches_transformers(hf_model, tokens, tmp_path, two_threads):
+    """Token by token with the cache, on two threads (Linear's split path, on weights Llama.build
+    stored column-major): the logits of transformers' full pass."""
+    llama = build(save_hf_layout(hf_model, tmp_path / "hf"))
+    want = hf_logits(hf_model, tokens)
+    steps = [llama.model.forward(tokens[:, :1], 0)]
+    for pos in range(1, SEQ):
+        steps.append(llama.model.forward(tokens[:, pos:pos + 1], pos))
+    torch.testing.assert_close(torch.cat(steps, dim=1), want, atol=1e-4, rtol=0)
+    assert len(two_threads) >= SEQ * (7 * SMALL_PARAMS["n_layers"] + 1), "every product split"
 
 
 def test_store_columnwise_keeps_values_names_and_the_tied_table():

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import checkpoint, devices
-from .model import ModelArgs, Transformer, store_columnwise
+from .linear import store_columnwise
+from .model import ModelArgs, Transformer
 from .tokenizer import BaseTokenizer, find_tokenizer_file, load_tokenizer
 
 if TYPE_CHECKING:  # generation imports this module; the class is only named in annotations here

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import Linear  # nn.Linear without bias; linear.py adds a faster CPU decode path
+
 
 @dataclass
 class ModelArgs:
@@ -162,58 +164,6 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
         return x
     b, t, kv, hd = x.shape
     return x[:, :, :, None, :].expand(b, t, kv, n_rep, hd).reshape(b, t, kv * n_rep, hd)
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` without bias, y = x W^T with W of shape (out, in), plus one speed-up: decoding
-    on the CPU in float32.
-
-    Generating a token multiplies one row by every matrix, so the time goes into reading W from
-    memory, and torch's CPU matrix-vector product reads it with one core. When W is stored
-    column-major (``weight.T`` contiguous; ``Llama.build`` stores it so on the CPU, see
-    ``store_columnwise``), the sum over ``in`` is cut into one slice per torch thread. The slices
-    go through one batched product, which torch spreads over the threads, and the partial sums
-    are added: the same result up to float rounding, about twice as fast on two cores. Every
-    other case (many rows, another device or dtype, the usual layout) is plain ``F.linear``.
-    """
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__(in_features, out_features, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        rows, n_in = x.numel() // x.shape[-1], x.shape[-1]
-        slices = thread_slices(n_in)
-        if rows > 4 or slices == 1 or x.device.type != "cpu" or w.dtype != torch.float32 \
-                or not w.T.is_contiguous():
-            return F.linear(x, w)
-        xs = x.reshape(rows, slices, n_in // slices).transpose(0, 1)  # (slices, rows, in/slices)
-        wt = w.T.view(slices, n_in // slices, w.shape[0])  # (slices, in/slices, out), no copy
-        return torch.bmm(xs, wt).sum(0).view(*x.shape[:-1], w.shape[0])
-
-
-def thread_slices(n_in: int) -> int:
-    """The largest number of equal slices of ``n_in`` that is at most torch's thread count."""
-    n = max(1, torch.get_num_threads())
-    while n_in % n:
-        n -= 1
-    return n
-
-
-def store_columnwise(model: nn.Module) -> None:
-    """Re-store every ``Linear`` weight column-major, in place: the values, shape and names stay;
-    only the memory order changes (``weight.T`` becomes contiguous), which ``Linear``'s CPU decode
-    path needs. A weight shared by two modules (tied embeddings) stays shared."""
-    done: dict[int, nn.Parameter] = {}
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            w = module.weight
-            if id(w) not in done:
-                done[id(w)] = nn.Parameter(w.detach().T.contiguous().T, requires_grad=w.requires_grad)
-            module.weight = done[id(w)]
-    for module in model.modules():  # an embedding tied to an output layer follows it
-        if isinstance(module, nn.Embedding) and id(module.weight) in done:
-            module.weight = done[id(module.weight)]
 
 
 class Attention(nn.Module):
