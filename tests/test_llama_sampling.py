@@ -182,3 +182,13 @@ def test_candidates_rank_by_logit_and_show_a_chosen_tail_token():
     assert candidates(logits, 3) == [1, 3, 2]  # ties by id
     assert candidates(logits, 3, chosen=4) == [1, 3, 4]
     assert candidates(logits, 3, chosen=2) == [1, 3, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 3), min_size=1, max_size=60), st.integers(1, 15))
+def test_candidates_equal_a_full_stable_sort_even_with_ties(values, n):
+    """``candidates`` avoids sorting the vocabulary; a full stable sort (ties by id) is the
+    reference, on small integer logits full of ties."""
+    logits = torch.tensor(values, dtype=torch.float32)
+    want = torch.sort(logits, descending=True, stable=True).indices[:n].tolist()
+    assert candidates(logits, n) == want
