@@ -140,8 +140,10 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
         # Tied embeddings: ``assign`` wraps each name in its own Parameter; make them one, so
         # ``parameters()`` (and every count or optimizer built on it) sees the tensor once.
         model.output.weight = model.tok_embeddings.weight
+    state.clear()  # the model holds the weights now: let each old copy go as it is re-stored
+    moved.clear()
     if dev.type == "cpu" and dt == torch.float32:
-        store_columnwise(model)  # the layout model.Linear decodes fastest from on the CPU
+        store_columnwise(model)  # the layout linear.Linear decodes fastest from on the CPU
     model.reset_buffers(dev, dt)
     model.eval()
     llama = Llama(model, tokenizer, dev)
