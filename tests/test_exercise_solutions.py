@@ -323,17 +323,15 @@ WRONG: dict[str, list[Mistake]] = {
 
 
 @pytest.fixture(scope="session")
-def nlp():
-    from nnlib.nlp import load_pipeline
-
-    return load_pipeline("en")
+def nlp(en):
+    """The notebooks' name for conftest's English pipeline (one load per session)."""
+    return en
 
 
 @pytest.fixture(scope="session")
-def nlp_ja():
-    from nnlib.nlp import load_pipeline
-
-    return load_pipeline("ja")
+def nlp_ja(ja):
+    """The notebooks' name for conftest's Japanese pipeline."""
+    return ja
 
 
 @pytest.fixture(scope="session")
