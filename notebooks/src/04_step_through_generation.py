@@ -377,7 +377,7 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 4. The KV cache: the same numbers, much faster
+# ## 4. The KV cache: the same numbers, faster
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
 # cache, each new token re-runs the whole prefix through every layer; with it, each layer keeps
@@ -390,9 +390,9 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # to the dtype's precision: about 7 significant digits in float32, 3 in float16, 2 to 3 in
 # bfloat16. So the gap between the two ways is tiny in float32 and grows by orders of magnitude
 # in half precision (run this notebook with `NNLIB_DTYPE=bfloat16` to see it).
-# `logprob_tolerance(dtype)` allows a few times the rounding gap of each dtype, and is generous in
-# float32; the next cell prints it beside this run's gap. A real mistake (a wrong position, a
-# stale cache) moves logprobs by 1 or more.
+# `logprob_tolerance(dtype)` allows a few times the half-precision gaps; in float32 it is much
+# looser than the rounding. The cells below print it beside this run's gap. A real mistake (a
+# wrong position, a stale cache) moves logprobs by far more than the tolerance.
 
 # %%
 n_check = 16
@@ -418,7 +418,7 @@ print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolera
 #
 # Now the cost, on the tiny model, which generates long texts in seconds. Without the cache,
 # token `t` costs work proportional to `t`, so `n` tokens cost about `n²/2`; with it, about `n`.
-# We count the work (positions the model reads, from the traced `forward` of §3c) and time it:
+# We count the work (positions the model reads, by wrapping `forward` as in §3c) and time it:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
