@@ -6,9 +6,11 @@ nnlib's ``generate`` and transformers' ``generate`` on the same dequantized weig
 and length (goal: nnlib never slower); a read bandwidth measured here (a sum over a buffer much
 larger than the caches) and the limit it sets, bandwidth / bytes of weights read per token
 (goal: nnlib >= 75 % of it), and where one decode step's time goes (its matrix products
-alone, the rest); the ``GenerationExplorer``'s step (model call + redraw) and slider latency
-(goal < 100 ms). The machine is usually shared: the load average is printed, and the ratios, measured
-side by side, are what to compare. Not a test: timings vary with the machine and its load.
+alone, packed as the model makes them and one matrix at a time; the rest; and a plain read of
+every weight, the ceiling for any step made of torch calls); the ``GenerationExplorer``'s step
+(model call + redraw) and slider latency (goal < 100 ms). The machine is usually shared: the load
+average is printed, and the ratios, measured side by side, are what to compare. Not a test:
+timings vary with the machine and its load.
 
     .venv/bin/python benchmarks/real_model.py [--tokens 64] [--threads 2]
 """
@@ -28,6 +30,7 @@ from llama import best_of, hf_greedy  # noqa: E402  (benchmarks/llama.py)
 
 from nnlib.llama import load_smol  # noqa: E402
 from nnlib.llama.gguf import smol_path  # noqa: E402
+from nnlib.llama.linear import packed_columns, project, times_columns  # noqa: E402
 
 PROMPT = "Q: What is the largest animal?\nA:"  # the seed's prompt
 
@@ -52,29 +55,57 @@ def weight_bytes_per_token(model: torch.nn.Module) -> int:
     return sum(unique.values())
 
 
+def product_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
+    """The weight matrices one decode step multiplies, grouped as the model reads them: the
+    layers a module lists in ``same_input`` (wq, wk, wv; w1, w3) in one product, every other
+    ``nn.Linear`` (wo, w2, output) on its own."""
+    groups = [[getattr(m, name) for name in names]
+              for m in model.modules() for names in getattr(m, "same_input", ())]
+    grouped = {id(linear) for group in groups for linear in group}
+    return groups + [[m] for m in model.modules()
+                     if isinstance(m, torch.nn.Linear) and id(m) not in grouped]
+
+
 def decode_breakdown(model: torch.nn.Module, prompt_len: int, n: int = 15) -> dict[str, float]:
-    """Median seconds of one cached decode step (``forward`` on one token), and of the same
-    step's matrix products alone: every ``nn.Linear`` of the model called once on one row, in
-    model order, nothing else. The difference is the rest of the step (norms, rotary, attention,
-    the cache, and Python's and torch's per-call costs)."""
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    rows = {m.in_features: torch.randn(1, 1, m.in_features) for m in linears}
+    """Median seconds, interleaved, of: one cached decode step (``forward`` on one token); the
+    same step's matrix products alone, as the model makes them (``project`` on each group,
+    nothing else); the same products one matrix at a time, each matrix stored on its own (as
+    before ``store_columnwise`` packed them); and reading every weight once with ``torch.sum``,
+    one call per matrix or packed group: the fastest any step can go that reads the weights
+    one torch call at a time, on this machine, now."""
+    groups = product_groups(model)
+    rows = {g[0].in_features: torch.randn(1, 1, g[0].in_features) for g in groups}
+    separate = [linear.weight.detach().T.contiguous() for g in groups for linear in g]  # (in, out)
+    buffers = [packed_columns(g) if len(g) > 1 else g[0].weight.detach() for g in groups]
+    if any(b is None for b in buffers):
+        raise RuntimeError("The model's same_input layers are not packed: build it with Llama.build "
+                           "on the CPU in float32.")
     token = torch.tensor([[42]])
 
     def step() -> None:
         model(token, prompt_len)
 
     def products() -> None:
-        with torch.no_grad():
-            for m in linears:
-                m(rows[m.in_features])
+        for g in groups:
+            project(rows[g[0].in_features], *g)
 
-    out: dict[str, list[float]] = {"step": [], "products": []}
-    for _ in range(n):  # interleaved, so a burst of others' work slows both alike
-        for name, fn in (("step", step), ("products", products)):
-            start = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - start)
+    def one_at_a_time() -> None:
+        for wt in separate:
+            times_columns(rows[wt.shape[0]], wt)
+
+    def read_once() -> None:
+        for b in buffers:
+            b.sum()
+
+    runs = {"step": step, "products": products, "one at a time": one_at_a_time,
+            "read once": read_once}
+    out: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.no_grad():
+        for _ in range(n):  # interleaved, so a burst of others' work slows all alike
+            for name, fn in runs.items():
+                start = time.perf_counter()
+                fn()
+                out[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in out.items()}
 
 
@@ -171,12 +202,24 @@ def main() -> None:
           f"{r_tf / limit:.0%}")
 
     parts = decode_breakdown(llama.model, len(ids))
-    moved = per_token / parts["products"]
-    print(f"one decode step: {parts['step'] * 1000:.1f} ms; its matrix products alone "
-          f"{parts['products'] * 1000:.1f} ms ({moved / 1e9:.1f} GB/s, {moved / bw:.0%} of the "
-          f"measured bandwidth); the rest of the step {(parts['step'] - parts['products']) * 1000:.1f}"
-          f" ms (medians)")
-    print(f"  a step of products alone would reach {1 / parts['products'] / limit:.0%} of the limit")
+    step, products = parts["step"], parts["products"]
+
+    def rate(seconds: float) -> str:
+        return f"{per_token / seconds / 1e9:.1f} GB/s, {per_token / seconds / bw:.0%} of the bandwidth"
+
+    print(f"one decode step: {step * 1000:.1f} ms (medians of interleaved runs):")
+    print(f"  its matrix products alone, as the model makes them (wq|wk|wv and w1|w3 packed, one "
+          f"product each): {products * 1000:.1f} ms ({rate(products)})")
+    print(f"  the same products one matrix at a time, each stored on its own: "
+          f"{parts['one at a time'] * 1000:.1f} ms ({rate(parts['one at a time'])}); packed / "
+          f"separate {parts['one at a time'] / products:.2f}x")
+    print(f"  the rest of the step (norms, rotary, attention, the cache, per-call costs): "
+          f"{(step - products) * 1000:.1f} ms")
+    print(f"  reading every weight once with torch.sum, nothing else: {parts['read once'] * 1000:.1f}"
+          f" ms ({rate(parts['read once'])}): no step that reads the matrices one torch call at a "
+          f"time gets past {1 / parts['read once'] / limit:.0%} of the limit here")
+    print(f"  nnlib's step takes {step / parts['read once']:.2f}x that read; products alone "
+          f"{products / parts['read once']:.2f}x")
     for name, (wall, cpu) in explorer_latency(llama, PROMPT).items():
         print(f"explorer {name}: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU (medians; "
               "goal < 100 ms)")

@@ -15,7 +15,7 @@ from conftest import (
     save_meta_layout,
 )
 from nnlib.llama import Llama, ModelArgs, Transformer
-from nnlib.llama.linear import Linear, store_columnwise, thread_slices
+from nnlib.llama.linear import Linear, packed_columns, project, store_columnwise, thread_slices
 from nnlib.llama.model import ffn_hidden_dim
 
 SEQ = 40
@@ -198,13 +198,14 @@ def test_thread_slices_divide_the_input_width():
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    """Two torch threads (the suite runs with one, where Linear takes plain F.linear), and a count
-    of the batched products the split path makes, so a test knows it ran."""
+    """Two torch threads (the suite runs with one, where Linear takes plain F.linear), and a log
+    of the batched products the split path makes, (input slices' shape, output width), so a test
+    knows it ran and on which matrices."""
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     calls = []
     bmm = torch.bmm
-    monkeypatch.setattr(torch, "bmm", lambda a, b: calls.append(a.shape) or bmm(a, b))
+    monkeypatch.setattr(torch, "bmm", lambda a, b: calls.append((tuple(a.shape), b.shape[-1])) or bmm(a, b))
     yield calls
     torch.set_num_threads(before)
 
@@ -216,7 +217,7 @@ def test_linear_decode_path_passes_gradients_like_autograd_through_a_matmul(two_
     x = torch.randn(1, 2, 8, generator=g, requires_grad=True)
     w = layer.weight.detach().clone().requires_grad_(True)
     (layer(x) ** 2).sum().backward()
-    assert two_threads == [(2, 2, 4)], "the split path (2 slices of 4) must have run"
+    assert two_threads == [((2, 2, 4), 5)], "the split path (2 slices of 4) must have run"
     x2 = x.detach().clone().requires_grad_(True)
     ((x2 @ w.T) ** 2).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad)
@@ -232,7 +233,83 @@ def test_decoding_on_two_threads_matches_transformers(hf_model, tokens, tmp_path
     for pos in range(1, SEQ):
         steps.append(llama.model.forward(tokens[:, pos:pos + 1], pos))
     torch.testing.assert_close(torch.cat(steps, dim=1), want, atol=1e-4, rtol=0)
-    assert len(two_threads) >= SEQ * (7 * SMALL_PARAMS["n_layers"] + 1), "every product split"
+    # Each step: per layer wq|wk|wv in one product, wo, w1|w3 in one product, w2; then output.
+    args = llama.model.params
+    q, kv, hidden = args.dim, args.n_kv_heads * args.head_dim, ffn_hidden_dim(args)
+    per_step = [q + 2 * kv, args.dim, 2 * hidden, args.dim] * args.n_layers + [args.vocab_size]
+    assert [width for _, width in two_threads] == per_step * SEQ, "every decode product split"
+
+
+class SameInput(torch.nn.Module):
+    """Layers that read the same input, listed in ``same_input`` as Attention and FeedForward do."""
+
+    same_input = (("a", "b", "c"),)
+
+    def __init__(self, n_in: int, outs: list[int], g: torch.Generator):
+        super().__init__()
+        for name, n_out in zip("abc", outs):
+            layer = Linear(n_in, n_out)
+            with torch.no_grad():
+                layer.weight.copy_(torch.randn(n_out, n_in, generator=g))
+            setattr(self, name, layer)
+
+    def layers(self) -> list[Linear]:
+        return [self.a, self.b, self.c]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_in=st.sampled_from([6, 12, 30]), outs=st.lists(st.integers(1, 20), min_size=3, max_size=3),
+       rows=st.integers(1, 6), threads=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_project_on_packed_weights_equals_each_product_in_float64(n_in, outs, rows, threads, seed):
+    """store_columnwise packs the three side by side; project reads them in one product and
+    cuts the output: each piece is x @ W_i^T (float64 reference), at any row and thread count."""
+    g = torch.Generator().manual_seed(seed)
+    module = SameInput(n_in, outs, g)
+    before_values = [layer.weight.detach().clone() for layer in module.layers()]
+    store_columnwise(module)
+    assert packed_columns(module.layers()) is not None, "the three weights share one buffer"
+    for layer, value in zip(module.layers(), before_values):
+        torch.testing.assert_close(layer.weight, value, atol=0, rtol=0)
+    x = torch.randn(2, rows, n_in, generator=g)[:1]  # a view, as the model's inputs can be
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        with torch.no_grad():
+            got = project(x, *module.layers())
+    finally:
+        torch.set_num_threads(before)
+    for piece, layer in zip(got, module.layers()):
+        want = x.double() @ layer.weight.double().T
+        assert piece.shape == (1, rows, layer.out_features)
+        torch.testing.assert_close(piece.double(), want, atol=1e-5 * n_in ** 0.5, rtol=1e-5)
+
+
+def test_project_with_gradients_gives_each_weight_its_own_gradient(two_threads):
+    """With autograd on, project makes one product per layer (a packed product would hand the
+    whole gradient to the first weight): gradients equal those of plain matmuls."""
+    g = torch.Generator().manual_seed(3)
+    module = SameInput(8, [4, 2, 3], g)
+    store_columnwise(module)
+    refs = [layer.weight.detach().clone().requires_grad_(True) for layer in module.layers()]
+    x = torch.randn(1, 1, 8, generator=g)
+    sum(((y * (i + 1)) ** 2).sum() for i, y in enumerate(project(x, *module.layers()))).backward()
+    sum(((x @ w.T * (i + 1)) ** 2).sum() for i, w in enumerate(refs)).backward()
+    assert [width for _, width in two_threads] == [4, 2, 3], "one product per layer"
+    for layer, ref in zip(module.layers(), refs):
+        torch.testing.assert_close(layer.weight.grad, ref.grad)
+
+
+def test_project_after_moving_to_another_dtype_multiplies_each_layer():
+    """``.to`` gives each weight its own tensor: project notices and multiplies them one by one."""
+    g = torch.Generator().manual_seed(4)
+    module = SameInput(6, [3, 3, 2], g)
+    store_columnwise(module)
+    module.to(torch.float64)
+    assert packed_columns(module.layers()) is None
+    x = torch.randn(1, 1, 6, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        for piece, layer in zip(project(x, *module.layers()), module.layers()):
+            torch.testing.assert_close(piece, x @ layer.weight.T, atol=0, rtol=0)
 
 
 def test_store_columnwise_keeps_values_names_and_the_tied_table():
@@ -247,7 +324,11 @@ def test_store_columnwise_keeps_values_names_and_the_tied_table():
     for key, value in before.items():
         torch.testing.assert_close(after[key], value, atol=0, rtol=0)
     assert model.output.weight is model.tok_embeddings.weight and model.output.weight.T.is_contiguous()
-    assert model.layers[0].attention.wq.weight.T.is_contiguous()
+    for layer in model.layers:
+        attn, ffn = layer.attention, layer.feed_forward
+        assert packed_columns([attn.wq, attn.wk, attn.wv]) is not None
+        assert packed_columns([ffn.w1, ffn.w3]) is not None
+        assert attn.wo.weight.T.is_contiguous() and ffn.w2.weight.T.is_contiguous()
 
 
 def test_build_stores_linear_weights_columnwise_only_for_cpu_float32(hf_model, tmp_path):

@@ -16,6 +16,7 @@ from nnlib.llama.sampling import (
     entropy_bits,
     min_p_keep,
     nucleus,
+    nucleus_mask,
     sample_top_p,
     temperature_probs,
     token_logprobs,
@@ -62,6 +63,19 @@ def test_nucleus_matches_a_brute_force_reference(dist):
     p = Fraction(p_num, 256)
     assert sum(mass[:-1]) <= p
     assert sum(mass) > p or len(kept) == len(counts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-6, 6), min_size=1, max_size=300), scale=st.floats(0.05, 3.0),
+       p=st.floats(1e-6, 1.0), head=st.integers(1, 20))
+def test_nucleus_mask_equals_the_full_sorts_cut(values, scale, p, head):
+    """Ranking only the head (logits full of ties, peaked or flat, any p): the same kept set
+    as nucleus's sort of the whole row, whether or not it had to fall back to that sort."""
+    probs = torch.softmax(torch.tensor(values, dtype=torch.float32) * scale, dim=-1)
+    _, order, keep = nucleus(probs[None], p)
+    want = torch.zeros(len(values), dtype=torch.bool)
+    want[order[0][keep[0]]] = True
+    assert torch.equal(nucleus_mask(probs, p, head=head), want)
 
 
 @settings(max_examples=100, deadline=None)

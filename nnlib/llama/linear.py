@@ -1,13 +1,19 @@
-"""``Linear``: the ``nn.Linear`` that ``model.py`` uses, with one speed-up for decoding on the CPU.
+"""``Linear`` and ``project``: the products ``model.py`` uses, with a speed-up for decoding on the
+CPU.
 
 Not part of the model's mathematics: y = x W^T, exactly ``nn.Linear`` without bias. Kept out of
 ``model.py`` so that file reads as the network alone. What it adds: generating a token multiplies
 one row by every weight matrix, so on the CPU the time goes into streaming W from memory, and
 torch's matrix-vector product reads it with one core. ``Llama.build`` stores the weights
 column-major on the CPU (``store_columnwise``), and a product of a few rows is then split over
-torch's threads. ``benchmarks/real_model.py`` measures what it buys, side by side.
+torch's threads. Matrices that read the same input (wq, wk, wv; w1, w3) are stored side by side,
+so ``project`` reads them in one product instead of three or two: each product has a fixed cost
+(starting the threads, warming up the memory stream), and SmolLM2's matrices are small.
+``benchmarks/real_model.py`` measures what it buys, side by side.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +31,8 @@ class Linear(nn.Linear):
 
     Generating a token multiplies one row by every matrix, so the time goes into reading W from
     memory, and torch's CPU matrix-vector product reads it with one core. When W is stored
-    column-major (``weight.T`` contiguous; ``Llama.build`` stores it so on the CPU, see
-    ``store_columnwise``), the sum over ``in`` is cut into one slice per torch thread. The slices
+    column-major (each row of ``weight.T`` contiguous; ``Llama.build`` stores it so on the CPU,
+    see ``store_columnwise``), the sum over ``in`` is cut into one slice per torch thread. The slices
     go through one batched product, which torch spreads over the threads, and the partial sums
     are added: the same result up to float rounding. Every other case (many rows, another device
     or dtype, the usual layout) is plain ``F.linear``.
@@ -36,15 +42,47 @@ class Linear(nn.Linear):
         super().__init__(in_features, out_features, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        rows, n_in = x.numel() // x.shape[-1], x.shape[-1]
-        slices = thread_slices(n_in)
-        if rows > MAX_SPLIT_ROWS or slices == 1 or x.device.type != "cpu" or w.dtype != torch.float32 \
-                or not w.T.is_contiguous():
-            return F.linear(x, w)
-        xs = x.reshape(rows, slices, n_in // slices).transpose(0, 1)  # (slices, rows, in/slices)
-        wt = w.T.view(slices, n_in // slices, w.shape[0])  # (slices, in/slices, out), no copy
-        return torch.bmm(xs, wt).sum(0).view(*x.shape[:-1], w.shape[0])
+        return times_columns(x, self.weight.T)
+
+
+def times_columns(x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    """x @ wt for x (..., in) and wt (in, out): split over the threads when ``wt``'s rows are
+    contiguous (W column-major, alone or packed beside others), x has at most ``MAX_SPLIT_ROWS``
+    rows, on the CPU in float32; else ``F.linear``."""
+    rows, n_in = x.numel() // x.shape[-1], x.shape[-1]
+    slices = thread_slices(n_in)
+    if rows > MAX_SPLIT_ROWS or slices == 1 or x.device.type != "cpu" or wt.dtype != torch.float32 \
+            or wt.stride(-1) != 1:
+        return F.linear(x, wt.T)
+    xs = x.reshape(rows, slices, n_in // slices).transpose(0, 1)  # (slices, rows, in/slices)
+    parts = wt.view(slices, n_in // slices, wt.shape[1])  # (slices, in/slices, out), a view
+    return torch.bmm(xs, parts).sum(0).view(*x.shape[:-1], wt.shape[1])
+
+
+def project(x: torch.Tensor, *linears: nn.Linear) -> tuple[torch.Tensor, ...]:
+    """``tuple(linear(x) for linear in linears)``, for layers that read the same input. When
+    ``store_columnwise`` stored their weights side by side, and no gradient is wanted, one
+    product reads them all and its output is cut into theirs (views, no copy)."""
+    packed = packed_columns(linears)
+    if packed is None or torch.is_grad_enabled():  # autograd would see only the first weight
+        return tuple(linear(x) for linear in linears)
+    return times_columns(x, packed).split([linear.out_features for linear in linears], dim=-1)
+
+
+def packed_columns(linears: Sequence[nn.Linear]) -> torch.Tensor | None:
+    """The (in, sum of outs) matrix that the weights' transposes tile side by side in one buffer,
+    as ``store_columnwise`` leaves them; None when they are stored any other way (built for
+    another device or dtype, moved with ``.to``, or never packed)."""
+    first = linears[0].weight  # (out_0, in), strides (1, total) when packed
+    total = sum(linear.out_features for linear in linears)
+    at, step = first.data_ptr(), first.element_size()
+    for linear in linears:
+        w = linear.weight
+        if w.stride() != (1, total) or w.data_ptr() != at or w.shape[1] != first.shape[1] \
+                or w.dtype != first.dtype:
+            return None
+        at += w.shape[0] * step
+    return first.as_strided((first.shape[1], total), (total, 1))
 
 
 def thread_slices(n_in: int) -> int:
@@ -58,10 +96,26 @@ def thread_slices(n_in: int) -> int:
 def store_columnwise(model: nn.Module) -> None:
     """Re-store every ``Linear`` weight column-major, in place: the values, shape and names stay;
     only the memory order changes (``weight.T`` becomes contiguous), which ``Linear``'s CPU decode
-    path needs. A weight shared by two modules (tied embeddings) stays shared."""
+    path needs. Layers that a module lists in ``same_input`` (Attention's wq, wk, wv) share one
+    buffer, their transposes side by side, for ``project``. A weight shared by two modules (tied
+    embeddings) stays shared."""
+    packed: list[nn.Parameter] = []  # new weights that share a buffer, already in place
+    for module in model.modules():
+        for names in getattr(module, "same_input", ()):
+            group = [getattr(module, name) for name in names]
+            buffer = torch.cat([linear.weight.detach().T for linear in group], dim=1)
+            start = 0
+            for linear in group:
+                view = buffer[:, start:start + linear.out_features].T
+                linear.weight = nn.Parameter(view, requires_grad=linear.weight.requires_grad)
+                packed.append(linear.weight)
+                start += linear.out_features
+    skip = {id(w) for w in packed}  # alive in the model, so no other weight has these ids
+    # Keyed by the id of a weight that was alive when this loop began: two such weights never
+    # share an id, even after one of them is freed.
     done: dict[int, nn.Parameter] = {}
     for module in model.modules():
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and id(module.weight) not in skip:
             w = module.weight
             if id(w) not in done:
                 done[id(w)] = nn.Parameter(w.detach().T.contiguous().T, requires_grad=w.requires_grad)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear  # nn.Linear without bias; linear.py adds a faster CPU decode path
+from .linear import Linear, project  # nn.Linear without bias, with a faster CPU decode path
 
 
 @dataclass
@@ -173,6 +173,8 @@ class Attention(nn.Module):
     token costs one new row instead of recomputing the whole prefix.
     """
 
+    same_input = (("wq", "wk", "wv"),)  # read the same x: store_columnwise packs them for project
+
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
@@ -189,9 +191,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, start_pos: int, cos: torch.Tensor, sin: torch.Tensor,
                 mask: torch.Tensor | None, use_cache: bool = True) -> torch.Tensor:
         bsz, seqlen, _ = x.shape
-        xq = self.wq(x).view(bsz, seqlen, self.n_heads, self.head_dim)
-        xk = self.wk(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim)
-        xv = self.wv(x).view(bsz, seqlen, self.n_kv_heads, self.head_dim)
+        xq, xk, xv = project(x, self.wq, self.wk, self.wv)  # = self.wq(x), self.wk(x), self.wv(x)
+        xq = xq.view(bsz, seqlen, self.n_heads, self.head_dim)
+        xk = xk.view(bsz, seqlen, self.n_kv_heads, self.head_dim)
+        xv = xv.view(bsz, seqlen, self.n_kv_heads, self.head_dim)
         xq, xk = apply_rotary_emb(xq, cos, sin), apply_rotary_emb(xk, cos, sin)
 
         if use_cache:
@@ -212,6 +215,8 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU: w2( silu(w1 x) * w3 x ). w1 and w3 go up to ``hidden``, w2 comes back down."""
 
+    same_input = (("w1", "w3"),)
+
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
         self.w1 = Linear(dim, hidden_dim)
@@ -219,7 +224,8 @@ class FeedForward(nn.Module):
         self.w3 = Linear(dim, hidden_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        gate, up = project(x, self.w1, self.w3)  # = self.w1(x), self.w3(x)
+        return self.w2(F.silu(gate) * up)
 
 
 class TransformerBlock(nn.Module):
