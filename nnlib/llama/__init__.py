@@ -9,7 +9,8 @@ One job per module; the names a learner imports are re-exported here, the rest a
 their module:
 
 - ``model``       ModelArgs, Transformer (RMSNorm, rotary embeddings, attention with a KV cache)
-- ``linear``      the Linear model uses: nn.Linear plus a faster one-row product on the CPU
+- ``linear``      what model.py multiplies with: Linear (nn.Linear, faster one-row products on
+                  the CPU) and project (layers that read the same input, in one product)
 - ``tokenizer``   SentencePiece, Llama 3 tiktoken, Hugging Face tokenizer.json; load_tokenizer
 - ``chat``        the checkpoint's own chat template, or Llama 2 / Llama 3 prompts (encode_dialog)
 - ``checkpoint``  read Meta / HF / sharded layouts into Meta's names; write Meta and HF layouts
