@@ -7,7 +7,8 @@ in neither torch nor spaCy):
 - ``nnlib.sgd``       a network trained by mini-batch SGD in numpy, with Nielsen's names
 - ``nnlib.nlp``       spaCy pipelines, found offline
 - ``nnlib.llama``     a readable Llama in Meta's names: load, place on a device, generate
-- ``nnlib.widgets``   notebook widgets; ``nnlib.plots`` shared plots; ``nnlib.exercises`` checkers
+- ``nnlib.widgets``   notebook widgets; ``nnlib.plots`` shared plots; ``nnlib.exercises`` checkers;
+                    ``nnlib.progress`` tqdm bars whose saved text is the finished bar
 """
 from pathlib import Path
 

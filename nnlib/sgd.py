@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .progress import progress_bar
+
 Example = tuple[np.ndarray, np.ndarray]  # (x (n_in, 1), y one-hot (n_out, 1))
 LabelledExample = tuple[np.ndarray, int]  # (x (n_in, 1), label)
 
@@ -187,11 +189,14 @@ class Network:
                 history.accuracy.append(self.evaluate(test_data) / len(test_data))
 
         measure(0)
-        with _EpochBar(epochs, progress) as bar:
+        with progress_bar(epochs, "epochs", unit="epoch", enabled=progress) as bar:
             for j in range(epochs):
                 self.train_epoch(X, Y, mini_batch_size, eta, average)
                 measure(j + 1)
-                bar.step(history.accuracy[-1] if history.accuracy else None)
+                if bar is not None:
+                    if history.accuracy:
+                        bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}", refresh=False)
+                    bar.update(1)
         return history
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float,
@@ -307,49 +312,6 @@ class Network:
         twin.weights = [w.copy() for w in self.weights]
         twin.biases = [b.copy() for b in self.biases]
         return twin
-
-
-class _EpochBar:
-    """tqdm's bar over the epochs, or nothing when ``progress`` is False.
-
-    In a notebook tqdm draws a widget whose saved text stays at "0/epochs": a reader of the saved
-    notebook would think training never ran. So the widget is shown through a display handle
-    and, at the end, the handle is updated, which saves the finished bar's text as well.
-    """
-
-    def __init__(self, epochs: int, progress: bool) -> None:
-        self.epochs, self.progress = epochs, progress
-        self.bar: Any = None
-        self.handle: Any = None
-
-    def __enter__(self) -> _EpochBar:
-        if not self.progress:
-            return self
-        from tqdm.auto import tqdm
-        from tqdm.notebook import tqdm as notebook_tqdm
-
-        if issubclass(tqdm, notebook_tqdm):
-            from IPython.display import display
-
-            self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch", display=False)
-            self.handle = display(self.bar.container, display_id=True)
-        else:
-            self.bar = tqdm(total=self.epochs, desc="epochs", unit="epoch")
-        return self
-
-    def step(self, accuracy: float | None) -> None:
-        if self.bar is None:
-            return
-        if accuracy is not None:
-            self.bar.set_postfix(accuracy=f"{accuracy:.3f}", refresh=False)
-        self.bar.update(1)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is None:
-            return
-        self.bar.close()
-        if self.handle is not None:
-            self.handle.update(self.bar.container)
 
 
 def accuracy_grid(training_data: Sequence[Example], held_out: Sequence[LabelledExample],

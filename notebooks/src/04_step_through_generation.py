@@ -73,7 +73,6 @@ import os
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from nnlib.exercises.step_through_generation import logprob_tolerance
 from nnlib.llama import Llama, encode_dialog, load_smol, load_tiny, sample_top_p
@@ -81,6 +80,7 @@ from nnlib.llama.generation import logprobs_scored_before_write
 from nnlib.llama.sampling import entropy_bits, nucleus, temperature_probs
 from nnlib.plots import (plot_cache_speed, plot_next_token_bars, plot_nucleus,
                          plot_temperature_sweep, plot_token_grid)
+from nnlib.progress import track  # tqdm, whose saved text shows the finished bar
 
 torch.manual_seed(0)
 torch.set_printoptions(precision=4, sci_mode=False)
@@ -426,7 +426,7 @@ tiny_prompt = tiny.tokenizer.encode("ROMEO:\n", bos=True, eos=False)
 lengths = [16, 32, 48, 64]
 speed, work = {"cache": [], "no cache": []}, {"cache": [], "no cache": []}
 tiny_forward = tiny.model.forward
-for n in tqdm(lengths, desc="timing generate"):
+for n in track(lengths, "timing generate"):
     for name, use_cache in (("cache", True), ("no cache", False)):
         calls = []
         tiny.model.forward = lambda x, *a, **k: calls.append(x.shape[1]) or tiny_forward(x, *a, **k)
