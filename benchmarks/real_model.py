@@ -211,8 +211,8 @@ def main() -> None:
     print(f"  its matrix products alone, as the model makes them (wq|wk|wv and w1|w3 packed, one "
           f"product each): {products * 1000:.1f} ms ({rate(products)})")
     print(f"  the same products one matrix at a time, each stored on its own: "
-          f"{parts['one at a time'] * 1000:.1f} ms ({rate(parts['one at a time'])}); packed / "
-          f"separate {parts['one at a time'] / products:.2f}x")
+          f"{parts['one at a time'] * 1000:.1f} ms ({rate(parts['one at a time'])}); packed is "
+          f"{parts['one at a time'] / products:.2f}x as fast")
     print(f"  the rest of the step (norms, rotary, attention, the cache, per-call costs): "
           f"{(step - products) * 1000:.1f} ms")
     print(f"  reading every weight once with torch.sum, nothing else: {parts['read once'] * 1000:.1f}"

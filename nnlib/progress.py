@@ -17,16 +17,16 @@ T = TypeVar("T")
 
 @contextmanager
 def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True) -> Iterator[Any]:
-    """A tqdm bar over ``total`` steps (call ``update(1)``, ``set_postfix``), or None when not
-    ``enabled``; in a notebook its saved text is the finished bar's."""
-    if not enabled:
-        yield None
-        return
+    """A tqdm bar over ``total`` steps (call ``update(1)``, ``set_postfix``); in a notebook its
+    saved text is the finished bar's. Not ``enabled``: a bar that shows nothing, so the loop
+    using it reads the same either way."""
     from tqdm.auto import tqdm
     from tqdm.notebook import tqdm as notebook_tqdm
 
     handle = None
-    if issubclass(tqdm, notebook_tqdm):
+    if not enabled:
+        bar = tqdm(total=total, disable=True)
+    elif issubclass(tqdm, notebook_tqdm):
         from IPython.display import display
 
         bar = tqdm(total=total, desc=desc, unit=unit, display=False)

@@ -193,10 +193,9 @@ class Network:
             for j in range(epochs):
                 self.train_epoch(X, Y, mini_batch_size, eta, average)
                 measure(j + 1)
-                if bar is not None:
-                    if history.accuracy:
-                        bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}", refresh=False)
-                    bar.update(1)
+                if history.accuracy:
+                    bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}", refresh=False)
+                bar.update(1)
         return history
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float,

@@ -270,7 +270,7 @@ def test_project_on_packed_weights_equals_each_product_in_float64(n_in, outs, ro
     assert packed_columns(module.layers()) is not None, "the three weights share one buffer"
     for layer, value in zip(module.layers(), before_values):
         torch.testing.assert_close(layer.weight, value, atol=0, rtol=0)
-    x = torch.randn(2, rows, n_in, generator=g)[:1]  # a view, as the model's inputs can be
+    x = torch.randn(n_in, rows, 2, generator=g).permute(2, 1, 0)  # (2, rows, in), not contiguous
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
@@ -280,13 +280,13 @@ def test_project_on_packed_weights_equals_each_product_in_float64(n_in, outs, ro
         torch.set_num_threads(before)
     for piece, layer in zip(got, module.layers()):
         want = x.double() @ layer.weight.double().T
-        assert piece.shape == (1, rows, layer.out_features)
+        assert piece.shape == (2, rows, layer.out_features)
         torch.testing.assert_close(piece.double(), want, atol=1e-5 * n_in ** 0.5, rtol=1e-5)
 
 
 def test_project_with_gradients_gives_each_weight_its_own_gradient(two_threads):
-    """With autograd on, project makes one product per layer (a packed product would hand the
-    whole gradient to the first weight): gradients equal those of plain matmuls."""
+    """With gradients wanted, project makes one product per layer (through a packed product the
+    first weight would get its gradient and the others none): gradients equal plain matmuls'."""
     g = torch.Generator().manual_seed(3)
     module = SameInput(8, [4, 2, 3], g)
     store_columnwise(module)
@@ -297,6 +297,33 @@ def test_project_with_gradients_gives_each_weight_its_own_gradient(two_threads):
     assert [width for _, width in two_threads] == [4, 2, 3], "one product per layer"
     for layer, ref in zip(module.layers(), refs):
         torch.testing.assert_close(layer.weight.grad, ref.grad)
+
+
+def test_project_reads_packed_weights_in_one_product_when_none_wants_a_gradient(two_threads):
+    """Grad mode on but frozen weights (inference outside no_grad): still one product."""
+    g = torch.Generator().manual_seed(6)
+    module = SameInput(8, [4, 2, 3], g)
+    store_columnwise(module)
+    module.requires_grad_(False)
+    x = torch.randn(1, 1, 8, generator=g)
+    got = project(x, *module.layers())
+    assert [width for _, width in two_threads] == [9], "one product over the packed buffer"
+    for piece, layer in zip(got, module.layers()):
+        torch.testing.assert_close(piece, x @ layer.weight.T)
+
+
+def test_loading_weights_into_a_packed_model_keeps_it_packed():
+    """load_state_dict copies into the packed views: the new values, still one buffer."""
+    g = torch.Generator().manual_seed(5)
+    module = SameInput(6, [2, 3, 4], g)
+    store_columnwise(module)
+    new = {name: torch.randn(t.shape, generator=g) for name, t in module.state_dict().items()}
+    module.load_state_dict(new)
+    assert packed_columns(module.layers()) is not None
+    x = torch.randn(1, 1, 6, generator=g)
+    with torch.no_grad():
+        for piece, name in zip(project(x, *module.layers()), "abc"):
+            torch.testing.assert_close(piece, x @ new[f"{name}.weight"].T)
 
 
 def test_project_after_moving_to_another_dtype_multiplies_each_layer():

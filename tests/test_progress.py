@@ -65,10 +65,12 @@ def test_progress_bar_outside_a_notebook_is_tqdms_text_bar(capsys):
     assert "steps" in err and "3/3" in err
 
 
-def test_progress_bar_disabled_yields_none(capsys):
+def test_progress_bar_disabled_shows_nothing_in_or_out_of_a_notebook(capsys, as_in_a_notebook):
     with progress_bar(5, "nothing", enabled=False) as bar:
-        assert bar is None
-    assert capsys.readouterr().err == ""
+        bar.set_postfix(accuracy="0.5", refresh=False)  # the same calls work, and do nothing
+        bar.update(1)
+    out = capsys.readouterr()
+    assert out.err == "" and out.out == "" and as_in_a_notebook == []
 
 
 def test_sgd_shows_its_epochs_and_accuracy(capsys):

@@ -61,10 +61,13 @@ def times_columns(x: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
 
 def project(x: torch.Tensor, *linears: nn.Linear) -> tuple[torch.Tensor, ...]:
     """``tuple(linear(x) for linear in linears)``, for layers that read the same input. When
-    ``store_columnwise`` stored their weights side by side, and no gradient is wanted, one
+    ``store_columnwise`` stored their weights side by side, and no weight wants a gradient, one
     product reads them all and its output is cut into theirs (views, no copy)."""
     packed = packed_columns(linears)
-    if packed is None or torch.is_grad_enabled():  # autograd would see only the first weight
+    wants_grad = torch.is_grad_enabled() and any(lin.weight.requires_grad for lin in linears)
+    if packed is None or wants_grad:
+        # Through the packed product autograd would give the first weight its gradient and the
+        # others none: with gradients wanted, one product per layer.
         return tuple(linear(x) for linear in linears)
     return times_columns(x, packed).split([linear.out_features for linear in linears], dim=-1)
 
@@ -73,6 +76,8 @@ def packed_columns(linears: Sequence[nn.Linear]) -> torch.Tensor | None:
     """The (in, sum of outs) matrix that the weights' transposes tile side by side in one buffer,
     as ``store_columnwise`` leaves them; None when they are stored any other way (built for
     another device or dtype, moved with ``.to``, or never packed)."""
+    if any(linear.bias is not None for linear in linears):
+        return None  # the packed product is x W^T alone
     first = linears[0].weight  # (out_0, in), strides (1, total) when packed
     total = sum(linear.out_features for linear in linears)
     at, step = first.data_ptr(), first.element_size()
@@ -96,13 +101,16 @@ def thread_slices(n_in: int) -> int:
 def store_columnwise(model: nn.Module) -> None:
     """Re-store every ``Linear`` weight column-major, in place: the values, shape and names stay;
     only the memory order changes (``weight.T`` becomes contiguous), which ``Linear``'s CPU decode
-    path needs. Layers that a module lists in ``same_input`` (Attention's wq, wk, wv) share one
-    buffer, their transposes side by side, for ``project``. A weight shared by two modules (tied
+    path needs. Layers that a module lists in ``same_input`` (Attention's wq, wk, wv;
+    FeedForward's w1, w3) share one buffer, their transposes side by side, for ``project``; a
+    group with a bias is left as it is. A weight shared by two modules (tied
     embeddings) stays shared."""
     packed: list[nn.Parameter] = []  # new weights that share a buffer, already in place
     for module in model.modules():
         for names in getattr(module, "same_input", ()):
             group = [getattr(module, name) for name in names]
+            if any(linear.bias is not None for linear in group):
+                continue
             buffer = torch.cat([linear.weight.detach().T for linear in group], dim=1)
             start = 0
             for linear in group:

@@ -215,7 +215,7 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU: w2( silu(w1 x) * w3 x ). w1 and w3 go up to ``hidden``, w2 comes back down."""
 
-    same_input = (("w1", "w3"),)
+    same_input = (("w1", "w3"),)  # read the same x: store_columnwise packs them for project
 
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()

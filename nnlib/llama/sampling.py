@@ -42,7 +42,9 @@ def nucleus_mask(probs: torch.Tensor, p: float, head: int = 64) -> torch.Tensor:
     set is usually a few dozen tokens. So rank only the ``head`` most likely (every id tying the
     last of them too, stable by id, as the full sort orders them). When those already hold more
     than ``p`` (with a margin for float rounding), every token after them has more than ``p``
-    before it and is dropped, so the cut within them is the whole answer; else sort everything."""
+    before it and is dropped, so the cut within them is the whole answer; else sort everything.
+    Exactly ``nucleus``'s set on the CPU (where ``draw`` works), whose running sums add in order,
+    so the head's sums are the full row's."""
     v = probs.shape[-1]
     ids = (probs >= torch.topk(probs, min(head, v)).values[-1]).nonzero()[:, 0]
     top = ids[torch.sort(probs[ids], descending=True, stable=True).indices]
