@@ -29,30 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llama import best_of, hf_greedy  # noqa: E402  (benchmarks/llama.py)
 
 from nnlib.llama import load_smol  # noqa: E402
+from nnlib.llama.devices import decode_bytes_per_token, read_bandwidth  # noqa: E402
 from nnlib.llama.gguf import smol_path  # noqa: E402
 from nnlib.llama.linear import packed_columns, project, times_columns  # noqa: E402
 
 PROMPT = "Q: What is the largest animal?\nA:"  # the seed's prompt
-
-
-def read_bandwidth(megabytes: int = 1024, repeat: int = 5) -> float:
-    """Bytes per second that ``torch.sum`` streams from memory with the current threads: the
-    fastest of ``repeat`` sums over a float32 buffer far larger than any cache."""
-    buf = torch.ones(megabytes * 2**20 // 4)
-    buf.sum()  # touch every page first
-    t, _ = best_of(lambda: float(buf.sum()), repeat)
-    return buf.numel() * 4 / t
-
-
-def weight_bytes_per_token(model: torch.nn.Module) -> int:
-    """Bytes of weights one decode step reads: every matrix once (a tensor shared under two names
-    counts once), except an embedding table of its own, of which the lookup reads one row. Tied
-    to the output layer (SmolLM2), the table is read in full there."""
-    unique = {p.data_ptr(): p.numel() * p.element_size() for p in model.parameters()}
-    table, output = model.tok_embeddings.weight, model.output.weight
-    if table.data_ptr() != output.data_ptr():
-        unique.pop(table.data_ptr())
-    return sum(unique.values())
 
 
 def product_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
@@ -193,8 +174,8 @@ def main() -> None:
     print(f"  nnlib / transformers    {r_nn / r_tf:7.2f}x  (goal >= 1); same tokens: "
           f"{out_nn[:k] == out_tf[:k]} (first {k})")
 
-    bw = read_bandwidth()
-    per_token = weight_bytes_per_token(llama.model)
+    bw = read_bandwidth("cpu", megabytes=1024)
+    per_token = decode_bytes_per_token(llama.model)
     limit = bw / per_token
     print(f"memory: read bandwidth {bw / 1e9:.1f} GB/s (torch.sum over 1 GiB); weights read per "
           f"token {per_token / 1e6:.0f} MB; limit {limit:.1f} tokens/s")

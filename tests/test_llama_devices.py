@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnlib.llama import devices
+from conftest import SMALL_PARAMS
+from nnlib.llama import ModelArgs, Transformer, devices
 from nnlib.llama.devices import (
     choose_device,
     choose_dtype,
@@ -15,6 +16,8 @@ from nnlib.llama.devices import (
     model_memory,
     process_group_backend,
 )
+from nnlib.llama.linear import store_columnwise
+from nnlib.llama.model import ffn_hidden_dim
 
 
 def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
@@ -318,3 +321,40 @@ def test_logits_tolerance_follows_the_dtypes_epsilon():
     assert tols[torch.float16] == pytest.approx(32 * 2.0 ** -10 * scale)
     assert tols[torch.bfloat16] == pytest.approx(32 * 2.0 ** -7 * scale)
     assert tols[torch.float32] < tols[torch.float16] < tols[torch.bfloat16] < scale
+
+
+# ---- memory speed: the bytes a decode step reads, and how fast memory delivers them ---------------
+
+
+def hand_count_decode_bytes(args) -> int:
+    """From the shapes alone: every layer's seven matrices and two norms, the final norm and the
+    output matrix, in float32. The embedding table adds nothing: tied, it is the output matrix;
+    untied, the lookup reads one row of it."""
+    d, kv = args.dim, args.n_kv_heads * args.head_dim
+    layer = 2 * d * d + 2 * d * kv + 3 * d * ffn_hidden_dim(args) + 2 * d
+    return 4 * (args.n_layers * layer + d + args.vocab_size * d)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["own-table", "tied"])
+@pytest.mark.parametrize("packed", [False, True], ids=["as-built", "packed"])
+def test_decode_bytes_per_token_counts_each_weight_once(tied, packed):
+    args = ModelArgs(**SMALL_PARAMS, max_seq_len=8, max_batch_size=1)
+    model = Transformer(args)
+    if tied:
+        model.output.weight = model.tok_embeddings.weight
+    if packed:
+        store_columnwise(model)  # wq|wk|wv and w1|w3 become views of shared buffers
+    assert devices.decode_bytes_per_token(model) == hand_count_decode_bytes(args)
+
+
+def test_read_bandwidth_is_bytes_over_the_fastest_sum(monkeypatch):
+    ticks = iter([0.0, 0.5, 10.0, 10.25, 20.0, 20.4])  # three sums: 0.5 s, 0.25 s, 0.4 s
+    monkeypatch.setattr(devices.time, "perf_counter", lambda: next(ticks))
+    assert devices.read_bandwidth("cpu", megabytes=2, repeat=3) == 2 * 2**20 / 0.25
+
+
+@pytest.mark.parametrize("kwargs", [{"megabytes": 0}, {"megabytes": 1.5}, {"repeat": 0},
+                                    {"megabytes": True}])
+def test_read_bandwidth_rejects_sizes_it_cannot_use(kwargs):
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        devices.read_bandwidth("cpu", **kwargs)

@@ -1,4 +1,5 @@
-"""Where a Llama runs and whether it fits: device, dtype, process-group backend, memory arithmetic.
+"""Where a Llama runs and whether it fits: device, dtype, process-group backend, memory arithmetic,
+and the memory speed that bounds a decode step.
 
 Meta's reference code assumes CUDA everywhere (``init_process_group("nccl")``, ``.cuda()``,
 ``torch.cuda.HalfTensor``). Here the device is chosen once, explicitly, and everything else
@@ -7,6 +8,7 @@ follows it; no process group is needed on one device.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -310,3 +312,49 @@ def free_memory_bytes(device: DeviceLike = "cpu") -> int | None:
         except (ValueError, OSError, AttributeError):
             return None
     return None
+
+
+# ---- memory speed: what bounds a decode step -----------------------------------------------------
+
+
+def synchronize(device: DeviceLike = "cpu") -> None:
+    """Wait until ``device`` has finished the work queued on it. CUDA and MPS run torch's calls
+    asynchronously, so without this a timer stops when the work is queued, not when it is done."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
+def decode_bytes_per_token(model: torch.nn.Module) -> int:
+    """Bytes of weights one decode step of a ``Transformer`` reads: every parameter once (a tensor
+    shared under two names counts once), except an embedding table of its own, of which the
+    lookup reads one row (left out: a few KB). Tied to the output layer (SmolLM2, Llama 3.2), the
+    table is read in full there."""
+    unique = {(p.data_ptr(), p.numel()): p.numel() * p.element_size() for p in model.parameters()}
+    table, output = model.tok_embeddings.weight, model.output.weight
+    if table.data_ptr() != output.data_ptr():
+        unique.pop((table.data_ptr(), table.numel()))
+    return sum(unique.values())
+
+
+def read_bandwidth(device: DeviceLike = "cpu", megabytes: int = 256, repeat: int = 5) -> float:
+    """Bytes per second that ``torch.sum`` streams from ``device``'s memory: the fastest of
+    ``repeat`` sums over a float32 buffer of ``megabytes`` MiB (by default far larger than a CPU's
+    caches). A decode step reads every weight once per token, so it takes at least
+    ``decode_bytes_per_token(model) / read_bandwidth(device)`` seconds."""
+    if isinstance(megabytes, bool) or not isinstance(megabytes, int) or megabytes < 1:
+        raise ValueError(f"megabytes must be a whole number >= 1, got {megabytes!r}.")
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be a whole number >= 1, got {repeat!r}.")
+    buf = torch.ones(megabytes * 2**20 // 4, device=device)
+    buf.sum()  # the first touch maps the pages; not timed
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        buf.sum()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return buf.numel() * buf.element_size() / best

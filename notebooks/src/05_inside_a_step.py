@@ -25,7 +25,8 @@
 # **Learning goals.** By the end you will be able to
 #
 # 1. name the two phases of generation, **prefill** (the whole prompt in one call) and
-#    **decode** (one token per call), and say why they cost so differently;
+#    **decode** (one token per call), say why they cost so differently, and check on your own
+#    machine that decode waits on memory;
 # 2. say which slots of each layer's `cache_k` / `cache_v` a call writes, and predict the cache's
 #    fill after any number of steps;
 # 3. explain the two things the model takes from `start_pos`: the rotary (RoPE) angle of the new
@@ -70,6 +71,7 @@ import transformers
 from transformers import LlamaForCausalLM
 
 from nnlib.llama import load_smol, load_tiny, save_hf
+from nnlib.llama.devices import decode_bytes_per_token, read_bandwidth, synchronize
 from nnlib.llama.model import apply_rotary_emb, repeat_kv
 from nnlib.plots import plot_attention_row, plot_cache_fill
 
@@ -145,12 +147,12 @@ print(f"the prompt is {len(long_ids)} tokens: prefill processes all {len(long_id
 # %%
 # NBVAL_IGNORE_OUTPUT
 def timed(fn):
-    """fn()'s result and its wall time in seconds (waiting for a GPU to finish, if there is one)."""
-    sync = torch.cuda.synchronize if smol.device.type == "cuda" else (lambda: None)
-    sync()
+    """fn()'s result and its wall time in seconds. On a GPU or a Mac, torch only queues the work,
+    so the clock waits for the device to finish it (synchronize) at both ends."""
+    synchronize(smol.device)
     t0 = time.perf_counter()
     out = fn()
-    sync()
+    synchronize(smol.device)
     return out, time.perf_counter() - t0
 
 
@@ -181,6 +183,39 @@ print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 # chat model is quoted as two numbers, time to the first token (prefill) and tokens per second
 # (decode), and why serving engines batch many users' decode steps together. (The numbers above
 # are this machine's; on another machine, a GPU above all, both change, and so does their ratio.)
+#
+# "Decode waits on memory" is a claim you can check. A decode step reads every weight once, so
+# it can never be faster than the memory delivers those bytes. `decode_bytes_per_token` adds
+# up the weights' bytes; `read_bandwidth` measures how fast this device streams memory (the
+# fastest of a few `torch.sum`s over a 256 MB buffer, larger than any cache). Their quotient is
+# the least time a decode step can take. Compare it with the two phases you just timed:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+per_token = decode_bytes_per_token(smol.model)  # every matrix once; the tied table once
+bandwidth = read_bandwidth(smol.device)  # bytes per second, from a plain sum
+floor = per_token / bandwidth
+prefill_per_token = prefill_s / len(long_ids)
+print(f"a decode step reads {per_token / 1e6:.0f} MB of weights; this memory streams "
+      f"{bandwidth / 1e9:.1f} GB/s, so no step can take less than {floor * 1000:.1f} ms")
+print(f"decode, measured:  {decode_call * 1000:6.1f} ms per token: the memory's floor is "
+      f"{floor / decode_call:.0%} of it")
+if prefill_per_token < floor:
+    print(f"prefill, measured: {prefill_per_token * 1000:6.1f} ms per token, below the floor: "
+          f"one read of the weights served all {len(long_ids)} prompt tokens")
+else:
+    print(f"prefill, measured: {prefill_per_token * 1000:6.1f} ms per token, above the floor: on "
+          "this device something other than memory sets the pace of such a small model")
+
+# %% [markdown]
+# **What to notice:** decode can only sit above the floor. How far above depends on the
+# machine. On a CPU the weights' trip from memory is most of a step; the rest is the layer's
+# other work and the fixed cost of each of its many small torch operations, which compiled
+# engines such as llama.cpp squeeze out (`benchmarks/real_model.py` measures how close nnlib
+# and transformers come). A GPU streams memory so fast that for a model this small the fixed
+# costs dominate instead. Prefill, on a CPU, goes *below* the floor per token, which would be
+# impossible if each token read the weights itself: that shared read is the whole difference
+# between the two phases.
 #
 # ## 3. The cache filling up, layer by layer
 #
