@@ -25,8 +25,8 @@
 # **Learning goals.** By the end you will be able to
 #
 # 1. name the two phases of generation, **prefill** (the whole prompt in one call) and
-#    **decode** (one token per call), say why they cost so differently, and check on your own
-#    machine that decode waits on memory;
+#    **decode** (one token per call), say why they cost so differently, and compare decode's
+#    time on your own machine with the least time memory allows (weight bytes / bandwidth);
 # 2. say which slots of each layer's `cache_k` / `cache_v` a call writes, and predict the cache's
 #    fill after any number of steps;
 # 3. explain the two things the model takes from `start_pos`: the rotary (RoPE) angle of the new
@@ -123,9 +123,9 @@ print("completion:", repr(tok.decode(generated)))
 #
 # ## 2. Timing the two phases on a real model
 #
-# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 has five
-# times the layers, each three times as wide, so each call does real work. We prefill a paragraph in one
-# call, then decode 8 tokens one call each.
+# The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 is far
+# bigger (the next cell prints both shapes), so each call does real work. We prefill a paragraph
+# in one call, then decode 8 tokens one call each.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -178,44 +178,52 @@ print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 # **What to notice:** per token, prefill is many times cheaper than decode. A call has to read
 # every weight matrix from memory once, whatever the number of tokens: in prefill that read is
 # shared by all the prompt's tokens (a matrix times a matrix, which keeps the arithmetic units
-# busy), in decode it serves one token (a matrix times a vector, which waits on memory). So
-# prefill is limited by arithmetic and decode by memory bandwidth; this is why the speed of a
+# busy), in decode it serves one token (a matrix times a vector, which waits on memory). So, on a
+# CPU and for big models anywhere, prefill is limited by arithmetic and decode by memory
+# bandwidth; this is why the speed of a
 # chat model is quoted as two numbers, time to the first token (prefill) and tokens per second
 # (decode), and why serving engines batch many users' decode steps together. (The numbers above
 # are this machine's; on another machine, a GPU above all, both change, and so does their ratio.)
 #
-# "Decode waits on memory" is a claim you can check. A decode step reads every weight once, so
-# it can never be faster than the memory delivers those bytes. `decode_bytes_per_token` adds
-# up the weights' bytes; `read_bandwidth` measures how fast this device streams memory (the
-# fastest of a few `torch.sum`s over a 256 MB buffer, larger than any cache). Their quotient is
-# the least time a decode step can take. Compare it with the two phases you just timed:
+# %% [markdown]
+# ### Is decode really waiting on memory?
+#
+# A decode step reads every weight once, so it cannot go faster than memory delivers those
+# bytes. `decode_bytes_per_token` adds up the weights' bytes; `read_bandwidth` estimates how fast
+# this device streams memory: the fastest of a few `torch.sum`s over a 256 MiB buffer, larger
+# than a typical CPU's caches. Their quotient estimates the least time one decode step can take,
+# the step's *memory floor*. Compare it with the two phases you just timed:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-per_token = decode_bytes_per_token(smol.model)  # every matrix once; the tied table once
-bandwidth = read_bandwidth(smol.device)  # bytes per second, from a plain sum
+def ms(seconds):
+    return f"{seconds * 1000:.3g} ms"
+
+
+# SmolLM2 reuses its embedding table as its output layer ("tied"): read, and counted, once.
+per_token = decode_bytes_per_token(smol.model)
+bandwidth = read_bandwidth(smol.device, megabytes=256)  # bytes per second, from a plain sum
 floor = per_token / bandwidth
 prefill_per_token = prefill_s / len(long_ids)
-print(f"a decode step reads {per_token / 1e6:.0f} MB of weights; this memory streams "
-      f"{bandwidth / 1e9:.1f} GB/s, so no step can take less than {floor * 1000:.1f} ms")
-print(f"decode, measured:  {decode_call * 1000:6.1f} ms per token: the memory's floor is "
-      f"{floor / decode_call:.0%} of it")
+print(f"a decode step reads {per_token / 1e6:.0f} MB of weights; this memory streams about "
+      f"{bandwidth / 1e9:.1f} GB/s, so one step's memory floor is about {ms(floor)}")
+print(f"decode, measured:  {ms(decode_call)} per token, {decode_call / floor:.1f}x the floor")
 if prefill_per_token < floor:
-    print(f"prefill, measured: {prefill_per_token * 1000:6.1f} ms per token, below the floor: "
-          f"one read of the weights served all {len(long_ids)} prompt tokens")
+    print(f"prefill, measured: {ms(prefill_per_token)} per token, below one step's floor: one "
+          f"read of the weights served all {len(long_ids)} prompt tokens")
 else:
-    print(f"prefill, measured: {prefill_per_token * 1000:6.1f} ms per token, above the floor: on "
-          "this device something other than memory sets the pace of such a small model")
+    print(f"prefill, measured: {ms(prefill_per_token)} per token, not below one step's floor: "
+          "on this device something other than memory sets the pace of such a small model")
 
 # %% [markdown]
-# **What to notice:** decode can only sit above the floor. How far above depends on the
-# machine. On a CPU the weights' trip from memory is most of a step; the rest is the layer's
-# other work and the fixed cost of each of its many small torch operations, which compiled
-# engines such as llama.cpp squeeze out (`benchmarks/real_model.py` measures how close nnlib
-# and transformers come). A GPU streams memory so fast that for a model this small the fixed
-# costs dominate instead. Prefill, on a CPU, goes *below* the floor per token, which would be
-# impossible if each token read the weights itself: that shared read is the whole difference
-# between the two phases.
+# **What to notice:** decode sits above the floor, by a factor that depends on the machine (the
+# line above prints it for yours). What a step spends beyond the floor goes to the layer's other
+# work and to the fixed cost of each of its many small torch operations: Python and torch's
+# dispatch for each, and on a GPU the launch of each kernel. Compiled engines such as llama.cpp
+# squeeze that out; `benchmarks/real_model.py` measures how close nnlib and transformers come.
+# A GPU streams memory so fast that for a model this small the fixed costs dominate. Prefill,
+# on a CPU, goes *below* one step's floor per token, which would be impossible if each token
+# read the weights itself: that shared read is the whole difference between the two phases.
 #
 # ## 3. The cache filling up, layer by layer
 #
