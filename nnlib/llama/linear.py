@@ -26,16 +26,14 @@ MAX_SPLIT_ROWS = 4
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` without bias, y = x W^T with W of shape (out, in), plus one speed-up: decoding
-    on the CPU in float32.
+    """``nn.Linear`` without bias, y = x W^T with W of shape (out, in), plus one speed-up for
+    decoding on the CPU in float32 (why: this module's docstring).
 
-    Generating a token multiplies one row by every matrix, so the time goes into reading W from
-    memory, and torch's CPU matrix-vector product reads it with one core. When W is stored
-    column-major (each row of ``weight.T`` contiguous; ``Llama.build`` stores it so on the CPU,
-    see ``store_columnwise``), the sum over ``in`` is cut into one slice per torch thread. The slices
-    go through one batched product, which torch spreads over the threads, and the partial sums
-    are added: the same result up to float rounding. Every other case (many rows, another device
-    or dtype, the usual layout) is plain ``F.linear``.
+    When W is stored column-major (each row of ``weight.T`` contiguous; ``Llama.build`` stores it
+    so on the CPU, see ``store_columnwise``), the sum over ``in`` is cut into one slice per torch
+    thread. The slices go through one batched product, which torch spreads over the threads, and
+    the partial sums are added: the same result up to float rounding. Every other case (many
+    rows, another device or dtype, the usual layout) is plain ``F.linear``.
     """
 
     def __init__(self, in_features: int, out_features: int):
@@ -103,8 +101,8 @@ def store_columnwise(model: nn.Module) -> None:
     only the memory order changes (``weight.T`` becomes contiguous), which ``Linear``'s CPU decode
     path needs. Layers that a module lists in ``same_input`` (Attention's wq, wk, wv;
     FeedForward's w1, w3) share one buffer, their transposes side by side, for ``project``; a
-    group with a bias is left as it is. A weight shared by two modules (tied
-    embeddings) stays shared."""
+    group with a bias is left as it is. A weight shared by two modules (tied embeddings) stays
+    shared."""
     packed: list[nn.Parameter] = []  # new weights that share a buffer, already in place
     for module in model.modules():
         for names in getattr(module, "same_input", ()):

@@ -35,21 +35,28 @@ def nucleus(probs: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor, 
     return sorted_probs, order, mass_before <= p
 
 
+def ranked_head(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ids of the ``k`` largest values of one row ``x`` (V,), ranked high to low with ties by
+    id, exactly as a full stable sort ranks them, plus every further id tying the k-th value.
+    Sorting a whole vocabulary costs milliseconds; this sorts only the few ids at or above the
+    k-th largest value (found with ``topk``), taken in id order, so the stable sort leaves tied
+    ids in id order."""
+    ids = (x >= torch.topk(x, min(k, x.shape[-1])).values[-1]).nonzero()[:, 0]
+    return ids[torch.sort(x[ids], descending=True, stable=True).indices]
+
+
 def nucleus_mask(probs: torch.Tensor, p: float, head: int = 64) -> torch.Tensor:
     """``nucleus``'s kept set as a mask in vocabulary order, for one row ``probs`` (V,) -> (V,).
 
     Sorting the whole vocabulary (49,152 tokens for SmolLM2) costs milliseconds, while the kept
-    set is usually a few dozen tokens. So rank only the ``head`` most likely (every id tying the
-    last of them too, stable by id, as the full sort orders them). When those already hold more
-    than ``p`` (with a margin for float rounding), every token after them has more than ``p``
-    before it and is dropped, so the cut within them is the whole answer; else sort everything.
-    Exactly ``nucleus``'s set on the CPU (where ``draw`` works), whose running sums add in order,
-    so the head's sums are the full row's."""
-    v = probs.shape[-1]
-    ids = (probs >= torch.topk(probs, min(head, v)).values[-1]).nonzero()[:, 0]
-    top = ids[torch.sort(probs[ids], descending=True, stable=True).indices]
+    set is usually a few dozen tokens. So rank only the ``head`` most likely (``ranked_head``,
+    ties included). When those already hold more than ``p`` (with a margin for float rounding),
+    every token after them has more than ``p`` before it and is dropped, so the cut within them
+    is the whole answer; else sort everything. Exactly ``nucleus``'s set on the CPU (where
+    ``draw`` works), whose running sums add in order, so the head's sums are the full row's."""
+    top = ranked_head(probs, head)
     top_probs = probs[top]
-    if len(top) < v and float(top_probs.sum()) <= p + 1e-4:
+    if len(top) < probs.shape[-1] and float(top_probs.sum()) <= p + 1e-4:
         _, order, keep = nucleus(probs[None], p)
         top, kept = order[0], keep[0]
     else:
@@ -134,13 +141,7 @@ def candidates(logits: torch.Tensor, n: int, chosen: int | None = None) -> list[
     """The ``n`` token ids a picture of the next position shows: ranked by raw logit (ties by id),
     so temperature never reorders them; a ``chosen`` id from further down replaces the last one.
     ``logits`` (V,)."""
-    x = logits.float()
-    n = min(n, x.shape[-1])
-    # The n largest without sorting the whole vocabulary (a full sort per step cost the explorer
-    # several ms): every id scoring at least the n-th largest value, in id order, then a stable
-    # sort of those few, so ties keep the id order a full stable sort would give.
-    ids = (x >= torch.topk(x, n).values[-1]).nonzero()[:, 0]
-    order: list[int] = ids[torch.sort(x[ids], descending=True, stable=True).indices][:n].tolist()
+    order: list[int] = ranked_head(logits.float(), n)[:n].tolist()
     if chosen is not None and chosen not in order:
         order = order[:-1] + [int(chosen)]
     return order
@@ -261,7 +262,7 @@ def check_settings(temperature: float, top_p: float) -> None:
 
 
 __all__: Sequence[str] = [
-    "temperature_probs", "nucleus", "nucleus_mask", "sample_top_p", "top_k_keep", "min_p_keep",
+    "temperature_probs", "nucleus", "ranked_head", "nucleus_mask", "sample_top_p", "top_k_keep", "min_p_keep",
     "entropy_bits", "token_logprobs", "choose_next", "next_token_distribution", "candidates", "rank_of",
     "check_settings", "SAMPLERS", "Sampler", "Draw", "inverse_cdf_index", "draw",
 ]
