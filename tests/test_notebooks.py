@@ -114,6 +114,29 @@ def test_goals_first_exercises_last(notebook):
     assert "Exercise" in text and "<details>" in text and "nnlib.exercises" in text
 
 
+def test_committed_notebooks_keep_no_widget_state(notebook):
+    """Saved widget models name one ipywidgets' protocol; Colab (ipywidgets 7) logs errors for
+    ipywidgets 8's, and a view without its model shows an error in JupyterLab: none are kept."""
+    path, nb = notebook
+    assert "widgets" not in nb["metadata"], f"{path.name} keeps saved widget state"
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            assert build_notebooks.WIDGET_VIEW not in output.get("data", {}), \
+                f"{path.name}: a widget view in a committed output; rebuild with build_notebooks.py"
+
+
+@pytest.mark.slow
+def test_build_leaves_a_readable_line_where_a_widget_was(tmp_path):
+    (tmp_path / "src").mkdir()
+    src = tmp_path / "src" / "01_w.py"
+    src.write_text("# %% [markdown]\n# # 01\n\n# %%\n"
+                   "import ipywidgets\nipywidgets.VBox([ipywidgets.IntSlider()])\n")
+    build_notebooks.build(src, timeout=60, notebooks=tmp_path)
+    nb = nbformat.read(tmp_path / "01_w.ipynb", as_version=4)
+    assert "widgets" not in nb.metadata
+    assert nb.cells[1].outputs[0]["data"] == {"text/plain": build_notebooks.WIDGET_PLACEHOLDER}
+
+
 def test_colab_cell_installs_from_the_one_repository_address():
     url = build_notebooks.repo_url()
     cell = build_notebooks.colab_cell()

