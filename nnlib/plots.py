@@ -28,19 +28,23 @@ def show_digits(data, n: int = 20, cols: int = 10, side: int = 8, axes=None):
     return axes
 
 
-def plot_history(history, axes=None, label: str | None = None):
-    """Learning curves from ``Network.SGD``: accuracy on the held-out data it was given (left)
-    and training cost (right), from epoch 0 (before training)."""
+def plot_history(history, axes=None, label: str | None = None, x: str = "epoch"):
+    """Learning curves from ``Network.SGD`` or ``nnlib.sgd.train_for_steps``: accuracy on the
+    held-out data it was given (left) and training cost (right), from before training, against
+    ``x``: ``"epoch"`` (passes over the data) or ``"step"`` (updates made)."""
     import matplotlib.pyplot as plt
 
+    if x not in ("epoch", "step"):
+        raise ValueError(f'x must be "epoch" or "step", got {x!r}.')
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     acc_ax, cost_ax = axes
+    xs = history.epoch if x == "epoch" else history.step
     if history.accuracy:
-        acc_ax.plot(history.epoch, history.accuracy, marker=".", label=label)
-    acc_ax.set(xlabel="epoch", ylabel="held-out accuracy", ylim=(0, 1))
-    cost_ax.plot(history.epoch, history.cost, marker=".", label=label)
-    cost_ax.set(xlabel="epoch", ylabel="training cost (quadratic)")
+        acc_ax.plot(xs, history.accuracy, marker=".", label=label)
+    acc_ax.set(xlabel=x, ylabel="held-out accuracy", ylim=(0, 1))
+    cost_ax.plot(xs, history.cost, marker=".", label=label)
+    cost_ax.set(xlabel=x, ylabel="training cost (quadratic)")
     if label is not None:
         cost_ax.legend(fontsize=8)
     for ax in axes:

@@ -7,11 +7,14 @@ units and quadratic cost, the same standard-normal initialisation. Two things ar
 mini-batch as one matrix (``update_mini_batch_matrix``), which is how every real library does it,
 and the same step done by ``torch.optim.SGD`` (``torch_step``, ``torch_update``) so the numbers
 can be compared, with the gradient torch's usual losses give (``torch_gradients``) next to ours.
-``SGD(..., average=False)`` drops the 1/len(mini_batch) and ``accuracy_grid`` runs the eta x m
-experiment of notebook 01 that shows what the division is for.
+``SGD(..., average=False)`` drops the 1/len(mini_batch); ``train_for_steps`` trains for a fixed
+number of *updates* (not epochs), so runs with different mini-batch sizes compare fairly, and
+``accuracy_grid`` runs the eta x m experiment of notebook 01 that shows what the division is for.
 
-What it is not: a general or fast library. There is no cross-entropy, regularisation, momentum or
-GPU here; notebook 01 shows where each would go.
+What it is not: a general or fast library. There is no cross-entropy cost, regularisation,
+momentum or GPU here. Notebook 01's cross-entropy exercise shows the one line (BP1) that the
+cross-entropy cost changes, and its closing section says where weight decay and momentum would
+enter the update line; for a GPU, the series moves to torch (notebooks 03-05).
 
 Shapes, as in Nielsen: a single input ``x`` is a column ``(sizes[0], 1)``; a mini-batch in matrix
 form stacks examples as columns, ``X`` is ``(sizes[0], m)``. ``weights[l]`` is
@@ -48,12 +51,15 @@ def sigmoid_prime(z: np.ndarray) -> np.ndarray:
 class History:
     """What ``Network.SGD`` measured after each epoch, ready to plot.
 
-    Entry 0 is measured *before* training (epoch 0), so a curve starts where the network did.
-    ``accuracy`` is the fraction right on the held-out data passed as ``test_data`` (empty when
-    none was given); ``cost`` is the mean quadratic cost on the training data.
+    Entry 0 is measured *before* training (epoch 0, step 0), so a curve starts where the network
+    did. ``step`` counts the updates made so far (one per mini-batch) and ``epoch`` the passes over
+    the training data (a fraction in ``train_for_steps``, which stops mid-epoch). ``accuracy`` is
+    the fraction right on the held-out data passed as ``test_data`` (empty when none was given);
+    ``cost`` is the mean quadratic cost on the training data.
     """
 
-    epoch: list[int] = field(default_factory=list)
+    epoch: list[float] = field(default_factory=list)
+    step: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     cost: list[float] = field(default_factory=list)
 
@@ -181,39 +187,73 @@ class Network:
             raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
         X, Y = self.stack_rows(training_data)  # stack once; each mini-batch is a few rows of these
         history = History()
-
-        def measure(epoch: int) -> None:
-            history.epoch.append(epoch)
-            history.cost.append(float(0.5 * np.sum((self.feedforward(X.T) - Y.T) ** 2) / len(X)))
-            if test_data:
-                history.accuracy.append(self.evaluate(test_data) / len(test_data))
-
-        measure(0)
+        steps_per_epoch = -(-len(X) // mini_batch_size)  # the last mini-batch may be shorter
+        self._measure(history, X, Y, test_data, epoch=0, step=0)
         with progress_bar(epochs, "epochs", unit="epoch", enabled=progress) as bar:
             for j in range(epochs):
                 self.train_epoch(X, Y, mini_batch_size, eta, average)
-                measure(j + 1)
+                self._measure(history, X, Y, test_data, epoch=j + 1, step=(j + 1) * steps_per_epoch)
                 if history.accuracy:
                     bar.set_postfix(accuracy=f"{history.accuracy[-1]:.3f}", refresh=False)
                 bar.update(1)
         return history
+
+    def _measure(self, history: History, X: np.ndarray, Y: np.ndarray,
+                 test_data: Sequence[LabelledExample] | None, epoch: float, step: int) -> None:
+        """Append one measurement to ``history``: training cost on the rows X, Y, accuracy on
+        ``test_data``."""
+        history.epoch.append(epoch)
+        history.step.append(step)
+        history.cost.append(float(0.5 * np.sum((self.feedforward(X.T) - Y.T) ** 2) / len(X)))
+        if test_data:
+            history.accuracy.append(self.evaluate(test_data) / len(test_data))
+
+    def _check_rows(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, who: str) -> None:
+        if np.ndim(X) != 2 or np.shape(X)[1] != self.sizes[0] or \
+                np.shape(Y) != (np.shape(X)[0], self.sizes[-1]):
+            raise ValueError(
+                f"{who} takes rows: X (n, {self.sizes[0]}) and Y (n, {self.sizes[-1]}), got "
+                f"{np.shape(X)} and {np.shape(Y)}. Stack a list of (x, y) pairs with stack_rows.")
+        if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
+            raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
+        if np.shape(X)[0] == 0:
+            raise ValueError(f"{who} got no training rows: pass at least one (x, y) pair.")
+
+    def mini_batch_rows(self, n: int, mini_batch_size: int):
+        """Row indices of one mini-batch after another, without end: each epoch is a fresh
+        shuffle of the n rows cut into mini-batches of ``mini_batch_size`` (the last one shorter
+        when n is not a multiple). ``train_epoch`` takes one epoch of these, ``train_steps`` as
+        many mini-batches as it is told, so both draw the same shuffles from ``self.rng``."""
+        while True:
+            order = self.rng.permutation(n)
+            for k in range(0, n, mini_batch_size):
+                yield order[k:k + mini_batch_size]
 
     def train_epoch(self, X: np.ndarray, Y: np.ndarray, mini_batch_size: int, eta: float,
                     average: bool = True) -> None:
         """One pass over pre-stacked rows X (n, n_in), Y (n, n_out) (see ``stack_rows``) in
         shuffled mini-batches: what ``SGD`` runs each epoch."""
         self._check_eta(eta)
-        if np.ndim(X) != 2 or np.shape(X)[1] != self.sizes[0] or \
-                np.shape(Y) != (np.shape(X)[0], self.sizes[-1]):
-            raise ValueError(
-                f"train_epoch takes rows: X (n, {self.sizes[0]}) and Y (n, {self.sizes[-1]}), got "
-                f"{np.shape(X)} and {np.shape(Y)}. Stack a list of (x, y) pairs with stack_rows.")
-        if not isinstance(mini_batch_size, (int, np.integer)) or mini_batch_size < 1:
-            raise ValueError(f"mini_batch_size must be a whole number >= 1, got {mini_batch_size!r}.")
-        order = self.rng.permutation(X.shape[0])
-        for k in range(0, X.shape[0], mini_batch_size):
-            rows = order[k:k + mini_batch_size]
+        self._check_rows(X, Y, mini_batch_size, "train_epoch")
+        batches = self.mini_batch_rows(X.shape[0], mini_batch_size)
+        for _ in range(-(-X.shape[0] // mini_batch_size)):
+            rows = next(batches)
             self._update_matrix(X[rows].T, Y[rows].T, eta, average)
+
+    def train_steps(self, X: np.ndarray, Y: np.ndarray, steps: int, mini_batch_size: int, eta: float,
+                    average: bool = True, batches: Any = None) -> int:
+        """``steps`` updates on pre-stacked rows (see ``train_epoch``), crossing epoch boundaries
+        as needed; ``batches`` continues an earlier call's ``mini_batch_rows``. Returns how many
+        examples the steps used (``steps * m``, less where a shorter last mini-batch came up)."""
+        self._check_eta(eta)
+        self._check_rows(X, Y, mini_batch_size, "train_steps")
+        batches = self.mini_batch_rows(X.shape[0], mini_batch_size) if batches is None else batches
+        used = 0
+        for _ in range(steps):
+            rows = next(batches)
+            self._update_matrix(X[rows].T, Y[rows].T, eta, average)
+            used += len(rows)
+        return used
 
     def update_mini_batch(self, mini_batch: Sequence[Example], eta: float) -> None:
         """One gradient-descent step from one mini-batch, one example at a time (Nielsen's loop).
@@ -278,18 +318,22 @@ class Network:
         ``update_mini_batch`` accumulates. BP1, BP2 and BP4 read as for one example; BP3 alone
         changes: delta is (n_l, m), so the bias gradient is its sum over the batch axis."""
         activation = X
-        activations = [X]  # a^0 .. a^L, each (n_l, m)
+        # Nielsen's numbering: the input is layer 1 and the output layer L = self.num_layers, so
+        # activations[k] is a^{k+1}: [a^1 = X, a^2, ..., a^L], each (n_l, m).
+        activations = [X]
         for b, w in zip(self.biases, self.weights):
             activation = sigmoid(w @ activation + b)
             activations.append(activation)
-        L = self.num_layers - 1
-        nabla_b: list[np.ndarray] = [None] * L  # type: ignore[list-item]
-        nabla_w: list[np.ndarray] = [None] * L  # type: ignore[list-item]
+        n_weights = self.num_layers - 1  # L - 1 weight matrices, W^2 .. W^L
+        nabla_b: list[np.ndarray] = [None] * n_weights  # type: ignore[list-item]
+        nabla_w: list[np.ndarray] = [None] * n_weights  # type: ignore[list-item]
         # Departure from the math's notation: sigma'(z) is computed as a * (1 - a) from the
         # activation we already have, instead of Nielsen's sigmoid_prime(z); same number, no exp.
         a = activations[-1]
         delta = self.cost_derivative(a, Y) * a * (1 - a)
-        # Python's negative indices count layers from the end: nabla_w[-l] is dC/dW^{L-l+1}.
+        # Python's negative indices count layers from the end, as Nielsen's loop does: with
+        # L = self.num_layers, activations[-l] is a^{L-l+1}, delta is delta^{L-l+1} and
+        # nabla_w[-l] is dC/dW^{L-l+1} (l = 1: the output layer's W^L).
         # The sum over the m examples happens inside the products: delta (n_l, m) @ a.T
         # (m, n_{l-1}) adds up the m outer products the loop would add one by one.
         nabla_b[-1] = delta.sum(axis=1, keepdims=True)
@@ -320,8 +364,8 @@ def accuracy_grid(training_data: Sequence[Example], held_out: Sequence[LabelledE
     """Accuracy on ``held_out`` after about ``steps`` SGD updates, for every (mini-batch size,
     eta) pair: an array (len(batch_sizes), len(etas)). Every run starts from the same weights.
 
-    Each mini-batch size gets the same number of *steps* (epochs = steps * m / n, rounded up),
-    so a bigger batch is not handicapped by taking fewer of them. With ``average=True``
+    Each mini-batch size gets exactly ``steps`` updates (``train_for_steps``), so a bigger batch
+    is not handicapped by taking fewer of them. With ``average=True``
     (Nielsen's update) the band of good ``eta`` should stay put as m grows; with
     ``average=False`` (step by the sum) it should slide left as 1/m. Pass the *validation* set:
     this is for choosing ``eta``.
@@ -329,13 +373,40 @@ def accuracy_grid(training_data: Sequence[Example], held_out: Sequence[LabelledE
     X, Y = Network(sizes).stack_rows(training_data)  # stacked once for all the runs
     grid = np.zeros((len(batch_sizes), len(etas)))
     for i, m in enumerate(batch_sizes):
-        epochs = -(-steps * int(m) // len(X))
         for j, eta in enumerate(etas):
             net = Network(sizes, seed=seed)
-            for _ in range(epochs):  # SGD's loop without its per-epoch measurements
-                net.train_epoch(X, Y, int(m), float(eta), average)
+            net.train_steps(X, Y, steps, int(m), float(eta), average)
             grid[i, j] = net.evaluate(held_out) / len(held_out)
     return grid
+
+
+def train_for_steps(net: Network, training_data: Sequence[Example], steps: int, mini_batch_size: int,
+                    eta: float, test_data: Sequence[LabelledExample] | None = None,
+                    average: bool = True, measurements: int = 20) -> History:
+    """Train ``net`` for exactly ``steps`` updates, measuring ``measurements`` times along the way
+    (and at step 0); returns the ``History``, whose ``step`` is the x-axis to compare runs on.
+
+    ``SGD`` counts epochs, and an epoch is n / m updates: 10 epochs of 600 examples are 600 steps
+    with m = 10 but 10 steps with m = 600. Comparing mini-batch sizes or learning rates at a fixed
+    number of steps asks "how far does each step get?", which is what ``eta`` and the 1/m are
+    about. The mini-batches are the ones ``SGD`` would draw (``Network.mini_batch_rows``).
+    """
+    net._check_eta(eta)
+    if not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0, got {steps!r}.")
+    if not isinstance(measurements, (int, np.integer)) or measurements < 1:
+        raise ValueError(f"measurements must be a whole number >= 1, got {measurements!r}.")
+    X, Y = net.stack_rows(training_data)
+    history = History()
+    net._measure(history, X, Y, test_data, epoch=0.0, step=0)
+    ends = sorted({int(round(steps * k / measurements)) for k in range(1, measurements + 1)} - {0})
+    done = seen = 0
+    batches = net.mini_batch_rows(len(X), mini_batch_size)
+    for end in ends:
+        seen += net.train_steps(X, Y, end - done, mini_batch_size, eta, average, batches)
+        done = end
+        net._measure(history, X, Y, test_data, epoch=seen / len(X), step=done)
+    return history
 
 
 def _torch_params(net: Network) -> tuple[list[Any], list[Any]]:

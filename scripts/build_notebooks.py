@@ -126,7 +126,8 @@ def build(src: Path, timeout: int, notebooks: Path = OUT, out: Path | None = Non
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["jupytext"] = {"formats": FORMATS}  # keeps the pair: JupyterLab saves both files
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=False,
+    # The state is stored while running (nbclient's Output-widget capture needs it) and dropped below.
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(notebooks)}}).execute()
     elapsed = time.perf_counter() - start
     for i, cell in enumerate(nb.cells):  # ids are random per build: make them stable for diffs

@@ -6,7 +6,7 @@ copies the project into ``.colab-twin/content/sgd-to-llama`` as the set-up cell'
 would; runs the notebooks' own set-up cell there with ``google.colab`` present, so it takes its
 Colab branch; checks that the cell added packages and changed none Colab had (ipywidgets 7.7.1
 above all: Colab's front end does not draw ipywidgets 8); and runs every notebook under nbval
-in the twin. See tests/colab/README.md for what stands in for what.
+in the twin, with the widgets' own tests. See tests/colab/README.md for what stands in for what.
 
 What it is not: Colab's front end. The twin proves the kernel side (versions, the set-up cell,
 every cell's output); the browser test covers the widgets' views in JupyterLab.
@@ -42,10 +42,13 @@ STAND_INS = {"torch": "2.13.0", "torchvision": None, "torchaudio": None, "torchc
 UNHELD = {"setuptools": "torch 2.13 (the stand-in) needs setuptools >= 77; Colab has 75.2 for its torch 2.11"}
 #: Colab packages the series' kernels use beyond nnlib's own dependencies: pip (which runs the
 #: set-up), the kernel itself, the widgets' Python and front-end halves, and pytest (Colab has it).
-KERNEL_PACKAGES = ["pip", "ipykernel", "ipython", "jupyter-client", "widgetsnbextension", "jupyterlab-widgets",
-                   "nbformat", "pytest"]
-#: The packages nbval needs that Colab lacks; installed after the check, under the same constraints.
-TEST_TOOLS = ["nbval", "pytest-xdist"]
+KERNEL_PACKAGES = ["pip", "ipykernel", "ipython", "jupyter-client", "widgetsnbextension",
+                   "jupyterlab-widgets", "nbformat", "pytest"]
+#: The packages the twin's tests need that Colab lacks; installed after the check, holding the rest.
+TEST_TOOLS = ["nbval", "pytest-xdist", "hypothesis"]
+#: Besides every notebook: the widgets' and progress bars' own tests, on Colab's ipywidgets 7.
+TWIN_TESTS = ["tests/test_widgets_generation.py", "tests/test_widgets_sentence.py",
+              "tests/test_widgets_sgd.py", "tests/test_progress.py"]
 
 
 def colab_versions(freeze_text: str) -> dict[str, str]:
@@ -185,13 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     if still:
         print(f"FAIL: installing {TEST_TOOLS} changed {still}", file=sys.stderr)
         return 1
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     env.pop("NNLIB_DTYPE", None)
     env.pop("NNLIB_DEVICE", None)
     result = subprocess.run(
         [twin_python(), "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile",
          "--nbval", "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
-         "--nbval-cell-timeout", "300", "notebooks"], cwd=project, env=env)
+         "--nbval-cell-timeout", "300", "notebooks", *TWIN_TESTS], cwd=project, env=env)
     return result.returncode
 
 

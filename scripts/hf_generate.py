@@ -6,10 +6,13 @@
 The seed's version failed with "Expected all tensors to be on the same device" because its
 ``input_ids`` stayed on the CPU while ``device_map="auto"`` had put the model on the GPU. Here:
 
-- the dtype is the device's own (``choose_dtype``: bf16 on CUDA, fp16 on MPS, fp32 on the CPU,
-  where half-precision matmuls are slow or missing);
-- ``device_map="auto"`` on CUDA (one GPU or a split over several), ``"mps"`` on a Mac (accelerate's
-  ``"auto"`` does not pick MPS), ``"cpu"`` otherwise; the map is printed;
+- the dtype is the device's own (``choose_dtype``: bf16 on CUDA GPUs that compute it natively,
+  fp16 on a T4, V100 or P100, fp16 on MPS, fp32 on the CPU, where half-precision matmuls are slow
+  or missing);
+- ``device_map="auto"`` on CUDA (one GPU or a split over several), ``"mps"`` on a Mac, ``"cpu"``
+  otherwise; the map is printed. (accelerate 1.15's ``"auto"`` also puts everything on ``"mps"``
+  on a Mac, as its ``get_max_memory`` lists ``"mps"`` there instead of ``"cpu"``; naming the device
+  says the same in any version.)
 - the inputs go to ``model.device`` (the first device of a split, where the embedding lives), with
   their ``attention_mask``, and ``pad_token_id`` is passed, so ``generate`` has nothing to guess.
 

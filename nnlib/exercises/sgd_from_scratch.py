@@ -9,28 +9,112 @@ from typing import Any
 from .verdict import Verdict, attempt, report
 
 
-def check_sgd_update(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.2: ``fn(w, nabla_w, eta, m)`` returns the weights after one mini-batch step."""
+def _descend(xs: Any, ys: Any, eta: float, average: bool, steps: int = 60) -> tuple[float, float]:
+    """Gradient descent on one weight, C(w) = sum_j 1/2 (w x_j - y_j)^2 (times 1/m with
+    ``average``), from w = 0: returns (|w - w*| at the start, at the end)."""
     import numpy as np
 
-    rng = np.random.default_rng(11)
-    w, nw = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    ran, got = attempt(fn, w.copy(), nw.copy(), 0.5, 8)
-    if not ran:
-        return Verdict(False)
-    want = w - (0.5 / 8) * nw
-    if np.shape(got) != want.shape:
-        return report(False, "", f"expected an array of shape {want.shape}, got {np.shape(got)}.")
-    if np.allclose(got, w - 0.5 * nw):
-        return report(False, "", "nabla_w is a *sum* over the mini-batch: divide by m.")
-    if np.allclose(got, w + (0.5 / 8) * nw):
-        return report(False, "", "step *against* the gradient: subtract it.")
-    return report(np.allclose(got, want), "w - (eta/m) * nabla_w: a step of size eta down the "
-                   "mean gradient.", "compare with the update line at the top of the notebook.")
+    w_star = float(np.dot(xs, ys) / np.dot(xs, xs))
+    w = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            nabla_w = float(np.sum((w * xs - ys) * xs))  # summed over the mini-batch
+            w -= (eta / len(xs) if average else eta) * nabla_w
+    return abs(w_star), abs(w - w_star)
+
+
+def check_largest_stable_eta(fn: Callable[..., Any]) -> Verdict:
+    """Exercise 01.1: ``fn(xs, average)`` is the largest ``eta`` for which gradient descent on one
+    weight, cost C_j(w) = 1/2 (w x_j - y_j)^2 over the mini-batch ``xs``, still converges: with
+    the mean of the m gradients (``average=True``) and with their sum. Derived, then checked by
+    running descent just below and just above the answer."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    cases = [rng.uniform(0.5, 1.5, m) for m in (1, 8, 64)]
+    for xs in cases:
+        m = len(xs)
+        mean_limit, sum_limit = 2 / np.mean(xs ** 2), 2 / np.sum(xs ** 2)
+        answers = {}
+        for average in (True, False):
+            ran, got = attempt(fn, xs.copy(), average)
+            if not ran:
+                return Verdict(False)
+            try:
+                answers[average] = float(got)
+            except (TypeError, ValueError):
+                return report(False, "", f"return one number (an eta), got {got!r}.")
+        if m > 1 and np.isclose(answers[False], answers[True]):
+            return report(False, "", f"with m = {m} you give the sum and the mean the same limit. "
+                          "The summed gradient is m times the mean one, so the same eta takes a "
+                          "step m times longer: the sum's limit is m times smaller.")
+        for average, limit in ((True, mean_limit), (False, sum_limit)):
+            got = answers[average]
+            name = "mean" if average else "sum"
+            if np.isclose(got, limit):
+                continue
+            if np.isclose(got, limit / 2):
+                return report(False, "", f"for the {name}, {got:.4g} is where one step lands exactly on "
+                              "the minimum. Past it, w overshoots, yet still converges while each "
+                              "overshoot is smaller than the last: w - w* is multiplied by "
+                              "(1 - eta * curvature) each step, and that must stay above -1.")
+            mean_x_sq = np.mean(xs) ** 2
+            if np.isclose(got, 2 / mean_x_sq) or np.isclose(got, 2 / (m * mean_x_sq)):
+                return report(False, "", "the curvature C''(w) is the mean (or sum) of x_j**2, "
+                              "not the square of the mean x.")
+            if m > 1 and (np.isclose(got, mean_limit * m) or np.isclose(got, sum_limit * m * m)):
+                return report(False, "", f"for the {name} your limit is m times too large: the sum "
+                              "of m gradients is m times their mean, so its limit is m times smaller.")
+            return report(False, "", f"for xs of {m} numbers and the {name} you said {got:.4g}. "
+                          "Write one step as w - w* -> (1 - eta * c)(w - w*), with c = C''(w), "
+                          "and ask when |1 - eta * c| < 1.")
+    xs = cases[1]
+    ys = 2.0 * xs + rng.normal(0, 0.1, len(xs))
+    below = _descend(xs, ys, 0.95 * answers[False], average=False)
+    above = _descend(xs, ys, 1.05 * answers[False], average=False)
+    return report(True, f"eta < 2 / mean(x**2) for the mean and 2 / sum(x**2) for the sum. Checked "
+                  f"by running 60 summed steps on {len(xs)} points: at 0.95 x your limit |w - w*| "
+                  f"goes {below[0]:.2f} -> {below[1]:.1e}, at 1.05 x it goes {above[0]:.2f} -> "
+                  f"{above[1]:.1e}.", "")
+
+
+def check_sum_band(fn: Callable[..., Any]) -> Verdict:
+    """Exercise 01.3: ``fn(mean_band, m)`` predicts, from the band ``(low, high)`` of learning
+    rates that work with Nielsen's mean update, the band that works when the update *sums* the
+    m gradients instead (``SGD(..., average=False)``)."""
+    import numpy as np
+
+    cases = [((0.3, 30.0), 256), ((0.3, 30.0), 4), ((1.0, 10.0), 64), ((0.5, 2.0), 1)]
+    for band, m in cases:
+        ran, got = attempt(fn, band, m)
+        if not ran:
+            return Verdict(False)
+        try:
+            low, high = (float(v) for v in got)
+        except (TypeError, ValueError):
+            return report(False, "", f"return a pair (low, high) of learning rates, got {got!r}.")
+        want = (band[0] / m, band[1] / m)
+        if np.allclose((low, high), want):
+            continue
+        if m > 1 and np.allclose((low, high), (band[0] * m, band[1] * m)):
+            return report(False, "", "the sum of m gradients is m times their mean, so each step "
+                          "is already m times longer: eta must be m times *smaller*, not larger.")
+        if m > 1 and np.allclose((low, high), band):
+            return report(False, "", f"with m = {m} the summed gradient is {m} times the mean one: "
+                          "the same eta would step m times further.")
+        if m > 1 and np.allclose((low, high), (band[0] / np.sqrt(m), band[1] / np.sqrt(m))):
+            return report(False, "", "the sum is m times the mean exactly (not sqrt(m) times): "
+                          "sum = m * mean, for any numbers.")
+        return report(False, "", f"for the band {band} and m = {m} you said ({low:.4g}, "
+                      f"{high:.4g}). Write the summed step eta_sum * sum as a mean step: "
+                      "eta_sum * m * mean.")
+    return report(True, "eta_sum = eta_mean / m: every band slides left by the factor m, so at "
+                  "m = 256 the sum needs learning rates 256 times smaller. The next cell checks it "
+                  "by training.", "")
 
 
 def check_parameter_count(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.3: ``fn(sizes)`` returns how many weights and biases ``Network(sizes)`` has."""
+    """Exercise 01.4: ``fn(sizes)`` returns how many weights and biases ``Network(sizes)`` has."""
     cases = [[784, 30, 10], [64, 30, 10], [2, 3, 1], [5, 5, 5, 5]]
     for sizes in cases:
         ran, got = attempt(fn, sizes)
@@ -45,7 +129,7 @@ def check_parameter_count(fn: Callable[..., Any]) -> Verdict:
 
 
 def check_cross_entropy_delta(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.4: ``fn(a, y, z)`` is the output error delta^L for the cross-entropy cost."""
+    """Exercise 01.5: ``fn(a, y, z)`` is the output error delta^L for the cross-entropy cost."""
     import numpy as np
 
     from nnlib.sgd import sigmoid, sigmoid_prime
@@ -95,7 +179,7 @@ def _autograd_gradients(weights: list, biases: list, X: Any, Y: Any) -> tuple[li
 
 
 def check_backprop_matrix(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.1: ``fn(weights, biases, X, Y)`` returns ``(nabla_b, nabla_w)`` for the m
+    """Exercise 01.2: ``fn(weights, biases, X, Y)`` returns ``(nabla_b, nabla_w)`` for the m
     examples in the columns of X (n_in, m), Y (n_out, m), *summed* over the m examples.
 
     Compared layer by layer, from the output backwards, with nnlib's ``backprop_matrix`` and

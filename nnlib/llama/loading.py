@@ -108,7 +108,8 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
     torch's default generator. ``model_parallel_size`` is accepted for Meta's signature and
     ignored: all shards are merged onto ``device``. Raises FileNotFoundError/ValueError naming
     the fix for every bad input, and MemoryError before loading when the weights and cache will
-    not fit (``check_memory=False`` skips it).
+    not fit (``check_memory=False`` skips it); on a Mac, MPS running out of memory while the
+    weights or the cache are placed is re-raised as a MemoryError saying what to do.
     """
     from .generation import Llama  # the class that calls this function
 
@@ -129,10 +130,11 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
         check_vocabulary(tokenizer, args)
     torch.manual_seed(seed)
     moved: dict[int, torch.Tensor] = {}  # tied embeddings: one tensor under two names, moved once
-    for k, v in state.items():
-        if id(v) not in moved:
-            moved[id(v)] = v.to(device=dev, dtype=dt)
-        state[k] = moved[id(v)]
+    with devices.explain_out_of_memory(dev, f"moving the weights there in {dt}"):
+        for k, v in state.items():
+            if id(v) not in moved:
+                moved[id(v)] = v.to(device=dev, dtype=dt)
+            state[k] = moved[id(v)]
     with torch.device("meta"):
         model = Transformer(args)
     model.load_state_dict(state, strict=True, assign=True)
@@ -144,7 +146,10 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
     moved.clear()
     if dev.type == "cpu" and dt == torch.float32:
         store_columnwise(model)  # the layout linear.Linear decodes fastest from on the CPU
-    model.reset_buffers(dev, dt)
+    with devices.explain_out_of_memory(
+            dev, f"allocating the KV cache (max_batch_size={args.max_batch_size}, "
+                 f"max_seq_len={args.max_seq_len})"):
+        model.reset_buffers(dev, dt)
     model.eval()
     llama = Llama(model, tokenizer, dev)
     llama.load_seconds = time.perf_counter() - t0

