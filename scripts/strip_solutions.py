@@ -1,11 +1,16 @@
 """Write copies of the notebooks without their exercise solutions, for a workshop hand-out.
 
-    python scripts/strip_solutions.py notebooks/*.ipynb --out handout/
+    python scripts/strip_solutions.py notebooks/*.ipynb --out handouts/
+
+`scripts/build_notebooks.py` writes `handouts/` this way whenever it builds a notebook, so the
+committed hand-outs (the ones the teacher's guide links to Colab and Binder) always match.
 
 A solution is a collapsed ``<details><summary>Solution</summary> ... </details>`` block in a
 markdown cell (how every notebook in the series writes them). The block is replaced by one line
 saying where the solution is; the rest of the cell (often the next exercise's text) stays, and
-the checkers still work. The originals are never modified.
+the checkers still work. The copy is unpaired (no jupytext header): paired, JupyterLab would
+rewrite it from the source, solutions included, as soon as the source is newer. The originals are
+never modified.
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ PLACEHOLDER = "*(The solution is in the teacher's copy of this notebook.)*\n\n"
 
 
 def strip_notebook(nb: dict) -> tuple[dict, int]:
-    """Return (notebook without solution blocks, how many were removed)."""
+    """Return (notebook without solution blocks and without its jupytext pairing, how many blocks
+    were removed)."""
+    nb.get("metadata", {}).pop("jupytext", None)
     removed = 0
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "markdown":
@@ -31,6 +38,13 @@ def strip_notebook(nb: dict) -> tuple[dict, int]:
             removed += n
             cell["source"] = new.rstrip("\n")
     return nb, removed
+
+
+def write_handout(path: Path, out: Path) -> int:
+    """Write ``out/<name>``: the notebook at ``path`` without solutions; return how many."""
+    nb, n = strip_notebook(json.loads(path.read_text(encoding="utf-8")))
+    (out / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"{path}: not a notebook file (.ipynb). Pass notebooks/*.ipynb.")
         if args.out.resolve() == path.parent.resolve():
             sys.exit("--out is the notebooks' own folder: choose another so the originals stay intact.")
-        nb, n = strip_notebook(json.loads(path.read_text(encoding="utf-8")))
-        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        (args.out / path.name).write_text(text, encoding="utf-8")
+        n = write_handout(path, args.out)
         print(f"{path.name}: {n} solution(s) removed")
     return 0
 

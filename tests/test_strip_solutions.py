@@ -31,3 +31,17 @@ def test_refuses_to_overwrite_the_originals():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "strip_solutions.py"), str(NOTEBOOKS[0]),
                              "--out", str(NOTEBOOKS[0].parent)], capture_output=True, text=True)
     assert result.returncode != 0 and "originals" in result.stderr
+
+
+def test_committed_handouts_are_the_notebooks_without_solutions_and_unpaired(tmp_path):
+    """handouts/ (linked from the teacher's guide) is what strip_solutions makes of each committed
+    notebook now; build_notebooks.py rewrites it with every build. Unpaired: with jupytext's header
+    JupyterLab would restore a hand-out from its source, solutions and all."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "strip_solutions.py"), *map(str, NOTEBOOKS),
+                    "--out", str(tmp_path)], check=True, capture_output=True, text=True)
+    for path in NOTEBOOKS:
+        handout = ROOT / "handouts" / path.name
+        assert handout.exists(), f"no hand-out for {path.name}: run scripts/strip_solutions.py"
+        assert json.loads(handout.read_text()) == json.loads((tmp_path / path.name).read_text()), \
+            f"handouts/{path.name} is stale: rebuild the notebook or run scripts/strip_solutions.py"
+        assert "jupytext" not in json.loads(handout.read_text())["metadata"]
