@@ -32,8 +32,10 @@ install:
 install-lab:
 	$(PYTHON) scripts/install.py install --for lab --venv $(VENV)
 
+# NOTEBOOKS=handouts opens the notebooks without their solutions (a workshop's hand-outs).
+NOTEBOOKS ?= notebooks
 lab: install-lab
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOKS) --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 LINTED := nnlib tests scripts benchmarks
 

@@ -66,12 +66,12 @@ def github_slug() -> str:
     return repo_url().rstrip("/").split("github.com/", 1)[1]
 
 
-def binder_url(notebook: str = "01_sgd_from_scratch.ipynb") -> str:
-    return f"https://mybinder.org/v2/gh/{github_slug()}/HEAD?urlpath=lab/tree/notebooks/{notebook}"
+def binder_url(notebook: str = "01_sgd_from_scratch.ipynb", folder: str = "notebooks") -> str:
+    return f"https://mybinder.org/v2/gh/{github_slug()}/HEAD?urlpath=lab/tree/{folder}/{notebook}"
 
 
-def colab_url(notebook: str) -> str:
-    return f"https://colab.research.google.com/github/{github_slug()}/blob/main/notebooks/{notebook}"
+def colab_url(notebook: str, folder: str = "notebooks") -> str:
+    return f"https://colab.research.google.com/github/{github_slug()}/blob/main/{folder}/{notebook}"
 
 
 def cell_sources(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:

@@ -141,3 +141,15 @@ def test_readme_badges_come_from_the_one_repository_address():
     assert len(notebooks) >= 4
     for nb in notebooks:
         assert build_notebooks.colab_url(nb) in readme, f"no Colab badge for {nb}"
+
+
+def test_the_teachers_guide_links_every_handout_on_colab_and_binder():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_notebooks
+
+    guide = (ROOT / "docs" / "teaching.md").read_text()
+    assert "docs/teaching.md" in (ROOT / "README.md").read_text(), "the README links the teacher's guide"
+    for nb in sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb")):
+        assert build_notebooks.colab_url(nb, "handouts") in guide, f"no Colab hand-out link for {nb}"
+        assert build_notebooks.binder_url(nb, "handouts") in guide, f"no Binder hand-out link for {nb}"
+        assert (ROOT / "handouts" / nb).exists()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
@@ -45,3 +47,24 @@ def test_committed_handouts_are_the_notebooks_without_solutions_and_unpaired(tmp
         assert json.loads(handout.read_text()) == json.loads((tmp_path / path.name).read_text()), \
             f"handouts/{path.name} is stale: rebuild the notebook or run scripts/strip_solutions.py"
         assert "jupytext" not in json.loads(handout.read_text())["metadata"]
+
+
+@pytest.mark.slow  # imports jupyter_server
+def test_a_handout_beside_the_sources_opens_without_solutions_in_jupytext(tmp_path):
+    """What JupyterLab with jupytext does when it opens a hand-out copied into notebooks/, next to
+    a newer src/ file: a paired copy was refused (HTTP 400) or rebuilt from the source, solutions
+    and all; the unpaired hand-out opens as it is."""
+    import os
+    import shutil
+
+    from jupytext import TextFileContentsManager
+
+    name = "04_step_through_generation"
+    shutil.copy(ROOT / "handouts" / f"{name}.ipynb", tmp_path / f"{name}.ipynb")
+    (tmp_path / "src").mkdir()
+    shutil.copy(ROOT / "notebooks" / "src" / f"{name}.py", tmp_path / "src" / f"{name}.py")
+    later = (tmp_path / f"{name}.ipynb").stat().st_mtime + 60
+    os.utime(tmp_path / "src" / f"{name}.py", (later, later))  # the source is newer
+    opened = TextFileContentsManager(root_dir=str(tmp_path)).get(f"{name}.ipynb")["content"]
+    assert not any("<summary>Solution" in "".join(c["source"]) for c in opened["cells"])
+    assert sum("teacher's copy" in "".join(c["source"]) for c in opened["cells"]) >= 1
