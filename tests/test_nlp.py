@@ -208,6 +208,129 @@ def test_training_input_errors():
         N.make_examples(spacy.blank("en"), [("a", "B")], ["A"])
 
 
+def test_splits_deal_dev_into_balanced_disjoint_halves(data):
+    train, dev, test = N.load_textcat_splits()
+    assert train == data[0]
+    assert sorted(dev + test) == sorted(data[1])  # every dev.jsonl row, once
+    assert not {t for t, _ in dev} & {t for t, _ in test}
+    assert Counter(lab for _, lab in dev) == {"SGD": 13, "SPACY": 13, "LLAMA": 13}
+    assert Counter(lab for _, lab in test) == {"SGD": 12, "SPACY": 12, "LLAMA": 12}
+
+
+def test_the_textcat_gradient_is_a_sum_over_the_batch(data, textcat):
+    """spaCy's textcat passes back scores - truths per example, not divided by the batch size:
+    its gradient for two copies of a batch is twice that of one (a mean would stay the same)."""
+    import numpy as np
+
+    component = textcat.get_pipe("textcat")
+    examples = N.make_examples(textcat, data[0][:8], list(component.labels))
+    scores = component.model.predict([e.predicted for e in examples])
+    _, one = component.get_loss(examples, scores)
+    _, two = component.get_loss(examples + examples, np.concatenate([scores, scores]))
+    assert np.allclose(np.abs(two).sum(), 2 * np.abs(one).sum())
+
+
+def test_mean_over_batch_with_sgd_at_m_times_the_rate_equals_the_sum(data):
+    """Notebook 01's algebra on spaCy: SGD on the batch mean at m * eta takes the steps SGD on the
+    sum takes at eta (225 rows = 15 batches of 15, so every batch has m = 15)."""
+    from thinc.api import SGD
+
+    rows, text = data[0], "Why is my learning rate too big?"
+    summed = N.train_textcat(rows, n_epochs=2, batch_size=15, dropout=0.0,
+                             optimizer=SGD(0.05, grad_clip=0.0, L2=0.0))
+    averaged = N.train_textcat(rows, n_epochs=2, batch_size=15, dropout=0.0, average=True,
+                               optimizer=SGD(0.05 * 15, grad_clip=0.0, L2=0.0))
+    same_rate = N.train_textcat(rows, n_epochs=2, batch_size=15, dropout=0.0, average=True,
+                                optimizer=SGD(0.05, grad_clip=0.0, L2=0.0))
+    assert summed(text).cats == pytest.approx(averaged(text).cats, abs=1e-4)
+    assert summed(text).cats != pytest.approx(same_rate(text).cats, abs=1e-4)
+    with pytest.raises(ValueError, match="at least 1"):
+        N.MeanOverBatch(SGD(0.1), 0)
+
+
+def test_thinc_clips_each_parameter_array_on_its_own():
+    """grad_clip in thinc's optimizers rescales each parameter array whose gradient norm is over
+    the limit, one array at a time (not the global norm of all gradients together)."""
+    import numpy as np
+    from thinc.api import SGD
+
+    sgd = SGD(1.0, grad_clip=1.0, L2=0.0)
+    big, small = np.full(4, 1.5, dtype="float32"), np.full(4, 0.1, dtype="float32")  # norms 3, 0.2
+    w_big, _ = sgd(("a", 0), np.zeros(4, dtype="float32"), big)
+    w_small, _ = sgd(("b", 0), np.zeros(4, dtype="float32"), small)
+    assert np.linalg.norm(w_big) == pytest.approx(1.0)  # clipped to the limit
+    assert np.linalg.norm(w_small) == pytest.approx(0.2)  # untouched, not scaled with the big one
+
+
+@pytest.mark.slow
+def test_cross_val_mistakes_finds_what_training_accuracy_hides(data, textcat):
+    train = data[0]
+    assert N.accuracy(textcat, train) == 1.0  # no mistakes on its own training rows
+    mistakes = N.cross_val_mistakes(train, k=3, n_epochs=3)
+    assert mistakes and all(gold != predicted for _, gold, predicted in mistakes)
+    assert [m[0] for m in mistakes] == [t for t, _ in train if t in {m[0] for m in mistakes}]
+    with pytest.raises(ValueError, match="k must be"):
+        N.cross_val_mistakes(train[:3], k=4)
+
+
+@pytest.mark.slow
+def test_spacy_train_on_the_base_config_matches_the_hand_loop(tmp_path, data):
+    """``spacy train`` with TEXTCAT_BASE_CONFIG and DocBin corpora runs offline and trains the
+    same model as ``train_textcat``'s hand loop (same architecture, seed, batches, Adam)."""
+    import contextlib
+    import io
+
+    from spacy.cli.init_config import fill_config
+    from spacy.cli.train import train as spacy_train
+
+    train, dev = data
+    N.write_docbin(train, tmp_path / "train.spacy")
+    N.write_docbin(dev, tmp_path / "dev.spacy")
+    (tmp_path / "base.cfg").write_text(N.TEXTCAT_BASE_CONFIG)
+    with contextlib.redirect_stdout(io.StringIO()):
+        fill_config(tmp_path / "config.cfg", tmp_path / "base.cfg")
+        spacy_train(tmp_path / "config.cfg", tmp_path / "out",
+                    overrides={"paths.train": str(tmp_path / "train.spacy"),
+                               "paths.dev": str(tmp_path / "dev.spacy")})
+    trained, hand = spacy.load(tmp_path / "out" / "model-last"), N.train_textcat(train)
+    for text, _ in dev[:10]:
+        assert trained(text).cats == pytest.approx(hand(text).cats, abs=1e-5)
+    with pytest.raises(ValueError):
+        N.write_docbin([], tmp_path / "empty.spacy")
+
+
+# ---- facts the notebook states about the installed English pipeline ------------------------------
+
+def test_the_attribute_ruler_sets_some_lemmas_and_the_lemmatizer_keeps_them(en):
+    """were -> be comes from the attribute_ruler (the lemmatizer has overwrite = false); with POS
+    AUX and no AUX table, the lemmatizer alone would leave 'were'."""
+    text = "They were running."
+    assert en.config["components"]["lemmatizer"]["overwrite"] is False
+    with en.select_pipes(disable=["lemmatizer"]):
+        assert [t.lemma_ for t in en(text)][1] == "be"
+    doc = en(text)
+    assert doc[1].pos_ == "AUX" and en.get_pipe("lemmatizer").rule_lemmatize(doc[1]) == ["were"]
+    patterns = en.get_pipe("attribute_ruler").patterns
+    assert sum("LEMMA" in p["attrs"] for p in patterns) >= 50
+
+
+def test_some_attribute_ruler_patterns_read_the_parse(en):
+    """pos_ depends on the parser for main-verb have/do: VERB with the parse, AUX without."""
+    text = "I have a car and she did her homework."
+    with_parser = [t.pos_ for t in en(text)]
+    with en.select_pipes(disable=["parser"]):
+        without = [t.pos_ for t in en(text)]
+    assert (with_parser[1], with_parser[6]) == ("VERB", "VERB")
+    assert (without[1], without[6]) == ("AUX", "AUX")
+    patterns = en.get_pipe("attribute_ruler").patterns
+    assert any("DEP" in token for p in patterns for pattern in p["patterns"] for token in pattern)
+
+
+def test_parser_and_ner_predict_transition_actions(en):
+    assert any(name.startswith("L-") for name in en.get_pipe("parser").move_names)
+    assert any(name.startswith("B-") for name in en.get_pipe("ner").move_names)
+
+
 @given(st.lists(st.sampled_from("ABC"), min_size=1), st.lists(st.sampled_from("ABC"), min_size=1))
 def test_majority_baseline_is_the_share_of_the_top_train_label(train_labels, test_labels):
     label, acc = N.majority_baseline([("", x) for x in train_labels], [("", x) for x in test_labels])
@@ -237,15 +360,6 @@ def _drop_cardinals(doc):
 
 
 
-def _misclassified(classifier, rows):
-    out = []
-    for text, gold in rows:
-        cats = classifier(text).cats
-        if max(cats, key=cats.get) != gold:
-            out.append((text, gold, max(cats, key=cats.get)))
-    return out
-
-
 MY_QUESTIONS = [("Should the step size shrink when the batch grows?", "SGD"),
                 ("What does the gradient of the cost tell me?", "SGD"),
                 ("How do I find all the place names in a text?", "SPACY"),
@@ -261,38 +375,28 @@ def test_notebook_02_has_ten_or_more_checked_exercises():
     assert len(re.findall(r"^def (check_\w+)", source, flags=re.M)) >= 10
 
 
-def test_misclassified_checker(textcat, data, capsys):
-    dev = data[1]
-    assert exercises.check_misclassified(_misclassified, textcat, dev)
-    assert capsys.readouterr().out.startswith("Right!")
-    swapped = lambda c, rows: [(t, p, g) for t, g, p in _misclassified(c, rows)]  # noqa: E731
-    assert not exercises.check_misclassified(swapped, textcat, dev)
-    assert "swapped" in capsys.readouterr().out
-    everything = lambda c, rows: [(t, g, g) for t, g in rows]  # noqa: E731
-    assert not exercises.check_misclassified(everything, textcat, dev)
-    assert not exercises.check_misclassified(_stub, textcat, dev)
-    assert "Not attempted yet" in capsys.readouterr().out
-
-
 @pytest.mark.slow
-def test_added_examples_checker_retrains_and_names_the_leak(data, capsys):
-    train, dev = data
+def test_added_examples_checker_retrains_and_names_the_leak(capsys):
+    train, dev, test = N.load_textcat_splits()
 
     def retrain(extra):
         return N.train_textcat(train + extra, seed=0)
 
-    assert exercises.check_added_examples(lambda: MY_QUESTIONS, retrain, train, dev)
+    assert exercises.check_added_examples(lambda: MY_QUESTIONS, retrain, train, dev, test)
     out = capsys.readouterr().out
     assert out.startswith("Right!") and "baseline" in out
     leaked = MY_QUESTIONS + [dev[0]]
-    assert not exercises.check_added_examples(lambda: leaked, retrain, train, dev)
+    assert not exercises.check_added_examples(lambda: leaked, retrain, train, dev, test)
     assert "dev score lie" in capsys.readouterr().out
+    assert not exercises.check_added_examples(lambda: MY_QUESTIONS + [test[0]], retrain, train, dev,
+                                              test)
+    assert "test score lie" in capsys.readouterr().out
     without = lambda extra: N.train_textcat(train, seed=0)  # noqa: E731
-    assert not exercises.check_added_examples(lambda: MY_QUESTIONS, without, train, dev)
+    assert not exercises.check_added_examples(lambda: MY_QUESTIONS, without, train, dev, test)
     assert "without your rows" in capsys.readouterr().out
-    assert not exercises.check_added_examples(lambda: MY_QUESTIONS[:3], retrain, train, dev)
+    assert not exercises.check_added_examples(lambda: MY_QUESTIONS[:3], retrain, train, dev, test)
     assert "at least two" in capsys.readouterr().out
-    assert not exercises.check_added_examples(_stub, retrain, train, dev)
+    assert not exercises.check_added_examples(_stub, retrain, train, dev, test)
     assert "Not attempted yet" in capsys.readouterr().out
 
 
@@ -327,14 +431,17 @@ def test_sentence_pipeline_checker_names_the_parser_and_the_missing_senter(en, c
 
 def test_drop_cardinals_checker_can_run_twice(en):
     # it registers the learner's function under a fresh name each time: no registry clash
-    assert exercises.check_drop_cardinals(_drop_cardinals, en)
-    assert exercises.check_drop_cardinals(_drop_cardinals, en)
+    assert exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en)
+    assert exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en)
+    assert en.pipe_names == [n for n in en.pipe_names if not n.startswith("nnlib_exercise")]
 
 
 def test_checkers_reject_answers_of_the_wrong_kind(en, ja):
-    assert not exercises.check_count_pos(lambda doc: [t.pos_ for t in doc], en)
-    assert not exercises.check_count_pos(lambda doc: None, en)
+    assert not exercises.check_pos_without_parser(lambda: ["is", "has"], en)
+    assert not exercises.check_empty_columns(lambda component: "tag_", en)
+    assert not exercises.check_matching_learn_rates(lambda lr, m: lr)
     assert not exercises.check_percent_pattern(lambda: [{"NOT_AN_ATTR": 1}], en)
     assert not exercises.check_percent_pattern(lambda: "percent", en)
-    assert not exercises.check_drop_cardinals(lambda doc: None, en)
+    assert not exercises.check_drop_cardinals(lambda doc: None, lambda: {"after": "ner"}, en)
+    assert not exercises.check_drop_cardinals(_drop_cardinals, lambda: "after ner", en)
     assert not exercises.check_content_lemmas(lambda doc: 3, ja)

@@ -23,15 +23,30 @@ def _descend(xs: Any, ys: Any, eta: float, average: bool, steps: int = 60) -> tu
     return abs(w_star), abs(w - w_star)
 
 
-def check_largest_stable_eta(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 01.1: ``fn(xs, average)`` is the largest ``eta`` for which gradient descent on one
-    weight, cost C_j(w) = 1/2 (w x_j - y_j)^2 over the mini-batch ``xs``, still converges: with
-    the mean of the m gradients (``average=True``) and with their sum. Derived, then checked by
-    running descent just below and just above the answer."""
+def _stable_eta_cases() -> tuple[list[Any], Any, Any]:
+    """The mini-batches ``check_largest_stable_eta`` asks about (m = 1, 8, 64 inputs), and the
+    8-point mini-batch ``(xs, ys)`` it then runs descent on, just below and just above the
+    learner's limit for *that* mini-batch."""
     import numpy as np
 
     rng = np.random.default_rng(3)
     cases = [rng.uniform(0.5, 1.5, m) for m in (1, 8, 64)]
+    xs = cases[1]
+    ys = 2.0 * xs + rng.normal(0, 0.1, len(xs))
+    return cases, xs, ys
+
+
+def check_largest_stable_eta(fn: Callable[..., Any]) -> Verdict:
+    """Exercise 01.1: ``fn(xs, average)`` is the limit on ``eta`` for gradient descent on one
+    weight, cost C_j(w) = 1/2 (w x_j - y_j)^2 over the mini-batch ``xs``: descent converges for
+    every ``eta`` below it and diverges above it (at the limit itself it oscillates forever, so
+    it is a supremum, not a largest converging value). Asked with the mean of the m gradients
+    (``average=True``) and with their sum. Derived, then checked by running descent on 8 points
+    just below and just above the answer for those 8 points."""
+    import numpy as np
+
+    cases, descent_xs, descent_ys = _stable_eta_cases()
+    answers_by_case = []
     for xs in cases:
         m = len(xs)
         mean_limit, sum_limit = 2 / np.mean(xs ** 2), 2 / np.sum(xs ** 2)
@@ -68,14 +83,14 @@ def check_largest_stable_eta(fn: Callable[..., Any]) -> Verdict:
             return report(False, "", f"for xs of {m} numbers and the {name} you said {got:.4g}. "
                           "Write one step as w - w* -> (1 - eta * c)(w - w*), with c = C''(w), "
                           "and ask when |1 - eta * c| < 1.")
-    xs = cases[1]
-    ys = 2.0 * xs + rng.normal(0, 0.1, len(xs))
-    below = _descend(xs, ys, 0.95 * answers[False], average=False)
-    above = _descend(xs, ys, 1.05 * answers[False], average=False)
-    return report(True, f"eta < 2 / mean(x**2) for the mean and 2 / sum(x**2) for the sum. Checked "
-                  f"by running 60 summed steps on {len(xs)} points: at 0.95 x your limit |w - w*| "
-                  f"goes {below[0]:.2f} -> {below[1]:.1e}, at 1.05 x it goes {above[0]:.2f} -> "
-                  f"{above[1]:.1e}.", "")
+        answers_by_case.append(answers)
+    limit = answers_by_case[1][False]  # the learner's summed limit for the 8 points run below
+    below = _descend(descent_xs, descent_ys, 0.95 * limit, average=False)
+    above = _descend(descent_xs, descent_ys, 1.05 * limit, average=False)
+    return report(True, f"descent converges for every eta < 2 / mean(x**2) with the mean and every "
+                  f"eta < 2 / sum(x**2) with the sum. Checked by running 60 summed steps on "
+                  f"{len(descent_xs)} points: at 0.95 x your limit |w - w*| goes {below[0]:.2f} -> "
+                  f"{below[1]:.1e}, at 1.05 x it goes {above[0]:.2f} -> {above[1]:.1e}.", "")
 
 
 def check_sum_band(fn: Callable[..., Any]) -> Verdict:

@@ -1,10 +1,15 @@
-"""Checkers for notebook 02 spaCy pipelines: each runs the learner's function on cases it builds
-itself, compares with a reference computed here, prints one line of feedback and returns a
-``Verdict`` (truthy when right)."""
+"""Checkers for notebooks 02 (spaCy pipelines) and 02b (training, Japanese): each runs the
+learner's function on cases it builds itself, compares with a reference computed here (by running
+the pipeline the notebook passes, or thinc's own optimizers), prints one line of feedback that
+names the mistake and returns a ``Verdict`` (truthy when right).
+
+Each docstring names its exercise as the notebooks number them: "02 Exercise 3" is the third
+exercise of notebook 02, "02b Exercise 1" the first of notebook 02b."""
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .verdict import Verdict, attempt, report
@@ -19,24 +24,6 @@ _EN_SENTENCES = [
 ]
 
 
-def check_count_pos(count_pos: Callable[[Any], dict], nlp: Any) -> Verdict:
-    """Exercise 02.1: ``count_pos(doc)`` -> {coarse POS: how many tokens have it}."""
-    for text in _EN_SENTENCES:
-        doc = nlp(text)
-        attempted, got = attempt(count_pos, doc)
-        if not attempted:
-            return Verdict(False)
-        want: dict[str, int] = {}
-        for token in doc:
-            want[token.pos_] = want.get(token.pos_, 0) + 1
-        if not isinstance(got, dict):
-            return report(False, "", f"count_pos should return a dict, got {type(got).__name__}")
-        if dict(got) != want:
-            return report(False, "", f"for {text!r} expected counts like {sorted(want)[:3]}... "
-                           "(use token.pos_, the coarse tag, and count every token)")
-    return report(True, "You counted the coarse (Universal) POS tags of every token.", "")
-
-
 _PERCENT_SENTENCES = [
     "Sales rose 5 percent in May.",
     "About 12.5% of users left, and forty percent stayed.",
@@ -47,7 +34,7 @@ _PERCENT_REFERENCE = [{"LIKE_NUM": True}, {"LOWER": {"IN": ["percent", "%", "pct
 
 
 def check_percent_pattern(percent_pattern: Callable[[], list], nlp: Any) -> Verdict:
-    """Exercise 02.2: ``percent_pattern()`` returns one Matcher pattern for "5 percent", "12.5%"."""
+    """02 Exercise 4: ``percent_pattern()`` returns one Matcher pattern for "5 percent", "12.5%"."""
     from spacy.matcher import Matcher
 
     attempted, pattern = attempt(percent_pattern)
@@ -78,33 +65,171 @@ def check_percent_pattern(percent_pattern: Callable[[], list], nlp: Any) -> Verd
 _CARDINAL_SENTENCES = _EN_SENTENCES + ["Google hired 40 people in Paris in 2023."]
 
 
-def check_drop_cardinals(drop_cardinals: Callable[[Any], Any], nlp: Any) -> Verdict:
-    """Exercise 02.3: a component that removes CARDINAL entities and returns the Doc.
+def check_drop_cardinals(drop_cardinals: Callable[[Any], Any], placement: Callable[[], Any],
+                         nlp: Any) -> Verdict:
+    """02 Exercise 5 (debug): a component that removes CARDINAL entities, and where it goes.
 
-    The checker registers the function under a fresh name, adds it after "ner" for the run and
-    removes it again, so re-running an edited solution never collides in spaCy's registry.
+    ``placement()`` returns the keyword arguments for ``nlp.add_pipe`` (``{"after": "ner"}``).
+    The checker registers the function under a fresh name, adds it where ``placement`` says for
+    the run and removes it again, so re-running an edited solution never collides in spaCy's
+    registry. Each of the broken version's bugs gets its own hint.
     """
     from spacy.language import Language
 
-    probe = nlp(_CARDINAL_SENTENCES[0])
-    attempted, out = attempt(drop_cardinals, probe)
+    for text in _CARDINAL_SENTENCES:
+        probe = nlp(text)
+        try:
+            attempted, out = attempt(drop_cardinals, probe)
+        except (AttributeError, TypeError) as exc:
+            return report(False, "", f"{exc}: doc.ents is a tuple, it has no remove/append. "
+                           "Build a new list of the spans to keep and assign it: doc.ents = [...]")
+        if not attempted:
+            return Verdict(False)
+        if out is None:
+            return report(False, "", "the function returns None: a component must return the "
+                           "Doc it was given (`return doc`), or the next component gets None")
+        if out is not probe:
+            return report(False, "", "a component must return the Doc it was given (`return doc`)")
+    attempted, where = attempt(placement)
     if not attempted:
         return Verdict(False)
-    if out is not probe:
-        return report(False, "", "a component must return the Doc it was given (`return doc`)")
+    if not isinstance(where, dict) or not set(where) <= {"before", "after", "first", "last"}:
+        return report(False, "", "placement() should return add_pipe's keyword arguments, e.g. "
+                       "{'last': True} or {'before': 'lemmatizer'}")
     name = f"nnlib_exercise_drop_cardinals_{uuid.uuid4().hex}"
     Language.component(name, func=drop_cardinals)
-    nlp.add_pipe(name, after="ner")
     try:
+        nlp.add_pipe(name, **where)
+    except ValueError as exc:
+        return report(False, "", f"add_pipe refused {where}: {str(exc).splitlines()[0][:120]}")
+    try:
+        position, ner = nlp.pipe_names.index(name), nlp.pipe_names.index("ner")
         for text in _CARDINAL_SENTENCES:
             with nlp.select_pipes(disable=[name]):
-                want = [(e.text, e.label_) for e in nlp(text).ents if e.label_ != "CARDINAL"]
+                full = [(e.text, e.label_) for e in nlp(text).ents]
+            want = [ent for ent in full if ent[1] != "CARDINAL"]
             got = [(e.text, e.label_) for e in nlp(text).ents]
+            if got != want and position < ner:
+                return report(False, "", f"your component runs before the ner (position "
+                               f"{position}, the ner {ner}): there are no entities yet "
+                               "to drop, and the ner adds the CARDINALs after it. Place it after "
+                               "'ner'")
             if got != want:
                 return report(False, "", f"in {text!r} the pipeline kept {got}, expected {want}")
     finally:
         nlp.remove_pipe(name)
-    return report(True, "Your function works as a pipeline component after the NER.", "")
+    return report(True, "A filter runs after the component whose output it filters, and returns "
+                  "the Doc.", "")
+
+
+# ---- notebook 02: the attribute_ruler, and which columns go empty ------------------------------
+
+_PARSER_SENTENCE = "There is a dog, but it has no name and I do not know it."
+
+
+def _pos_changes(nlp: Any, text: str) -> dict[str, tuple[str, str, str]]:
+    """{word: (pos_ with the parser, pos_ without it, dep_)} for the tokens whose pos_ changes."""
+    with_parser = nlp(text)
+    with nlp.select_pipes(disable=["parser"]):
+        without = nlp(text)
+    return {a.text: (a.pos_, b.pos_, a.dep_) for a, b in zip(with_parser, without)
+            if a.pos_ != b.pos_}
+
+
+def check_pos_without_parser(pos_without_parser: Callable[[], Any], nlp: Any) -> Verdict:
+    """02 Exercise 2 (predict): which tokens of ``_PARSER_SENTENCE`` change ``pos_`` when the
+    parser is off, and to what. The reference is measured: the pipeline is run with and without
+    its parser (the tagger's ``tag_`` is the same either way; only the attribute_ruler's patterns
+    that read ``DEP`` can differ)."""
+    attempted, got = attempt(pos_without_parser)
+    if not attempted:
+        return Verdict(False)
+    if not isinstance(got, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in got.items()):
+        return report(False, "", "return a dict {word: its pos_ without the parser}, e.g. "
+                       "{'likes': 'AUX'}, with only the words whose pos_ changes")
+    changes = _pos_changes(nlp, _PARSER_SENTENCE)
+    doc = nlp(_PARSER_SENTENCE)
+    words = {t.text: t for t in doc}
+    unknown = sorted(set(got) - set(words))
+    if unknown:
+        return report(False, "", f"{unknown} are not tokens of {_PARSER_SENTENCE!r}")
+    for word in got:
+        if word not in changes:
+            t = words[word]
+            return report(False, "", f"{word!r} keeps pos_ {t.pos_} without the parser: no "
+                           f"pattern that reads DEP decides it (its tag_ {t.tag_} does)")
+    for word, (before, after, dep) in changes.items():
+        if word not in got:
+            return report(False, "", f"{word!r} changes too: with the parser it is {before} "
+                           f"(dep_ {dep!r}, read by an attribute_ruler pattern), without it "
+                           f"{after}")
+        if got[word] != after:
+            return report(False, "", f"without the parser {word!r} is {after}, not {got[word]}: "
+                           f"with no dep_ the pattern for its tag_ {words[word].tag_} decides")
+    moved = ", ".join(f"{w} {a} -> {b}" for w, (a, b, _) in changes.items())
+    return report(True, f"{moved}: these lose the dep_ an attribute_ruler pattern reads.", "")
+
+
+#: The explorer's columns (``nnlib.widgets.sentence.COLUMNS``) and the sentence they are read on.
+_COLUMNS = ("lemma_", "pos_", "tag_", "morph", "dep_", "head", "ent_type_")
+_COLUMN_SENTENCE = "I have a car in London and she did her homework on Monday."
+_COLUMN_COMPONENTS = ("tagger", "parser", "attribute_ruler", "lemmatizer", "ner")
+_FILLED_BY = {"lemma_": "the lemmatizer and the attribute_ruler both set lemmas",
+              "pos_": "the attribute_ruler maps tag_ to pos_", "morph": "the attribute_ruler maps "
+              "tag_ to morph", "tag_": "the tagger sets it", "dep_": "the parser sets it",
+              "head": "the parser sets it", "ent_type_": "the ner sets it"}
+
+
+def _filled(nlp: Any, text: str, off: str) -> dict[str, list[str]]:
+    """{column: the tokens that have a value in it} with component ``off`` disabled."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # W108: the lemmatizer without POS, part of the lesson
+        with nlp.select_pipes(disable=[off]):
+            doc = nlp(text)
+    values = {"lemma_": lambda t: t.lemma_, "pos_": lambda t: t.pos_, "tag_": lambda t: t.tag_,
+              "morph": lambda t: str(t.morph), "dep_": lambda t: t.dep_,
+              "head": lambda t: t.head.text if t.dep_ else "", "ent_type_": lambda t: t.ent_type_}
+    return {col: [t.text for t in doc if get(t)] for col, get in values.items()}
+
+
+def check_empty_columns(empty_columns: Callable[[str], Any], nlp: Any) -> Verdict:
+    """02 Exercise 7 (predict): for each component switched off, which explorer columns are empty
+    for *every* token of ``_COLUMN_SENTENCE``. Measured by running the pipeline without it; the
+    hint names the tokens that still have a value, and the component that gave it to them."""
+    sources = {("tagger", "pos_"): "the attribute_ruler sets POS from the parser's dep_ for some "
+                                   "verbs (have/did as main verbs), with no tag_",
+               ("tagger", "morph"): "an attribute_ruler pattern reads LOWER and DEP (I as nsubj)",
+               ("tagger", "lemma_"): "the lemmatizer still writes one (the lowercased text, "
+                                     "with warning W108)",
+               ("lemmatizer", "lemma_"): "the attribute_ruler sets LEMMA for pronouns and "
+                                         "be/have/do (70 of its patterns)",
+               ("attribute_ruler", "lemma_"): "the lemmatizer writes the lowercased text when "
+                                              "there is no POS (warning W108)"}
+    for component in _COLUMN_COMPONENTS:
+        attempted, got = attempt(empty_columns, component)
+        if not attempted:
+            return Verdict(False)
+        names = _names(got)
+        if names is None:
+            return report(False, "", f"empty_columns({component!r}) should return a set of "
+                           f"column names from {list(_COLUMNS)}")
+        unknown = sorted(names - set(_COLUMNS))
+        if unknown:
+            return report(False, "", f"{unknown} are not columns: use {list(_COLUMNS)}")
+        filled = _filled(nlp, _COLUMN_SENTENCE, component)
+        want = {col for col in _COLUMNS if not filled[col]}
+        for col in sorted(names - want):
+            why = sources.get((component, col), _FILLED_BY[col])
+            return report(False, "", f"with {component} off, {col} is not empty: "
+                           f"{filled[col][:6]} still have one, because {why}")
+        for col in sorted(want - names):
+            return report(False, "", f"with {component} off, {col} is empty for every token: "
+                           f"{component} is the only component that fills it here")
+    return report(True, "tag_, dep_/head, pos_+morph and ent_type_ each have one source; "
+                  "lemma_ has two, so no single component empties it.", "")
 
 
 _JA_SENTENCES = ["猫が静かに庭を歩いていた。", "東京で新しい辞書を買いました。", "明日は早く起きたい。"]
@@ -112,7 +237,7 @@ _CONTENT_POS = {"NOUN", "PROPN", "VERB", "ADJ"}
 
 
 def check_content_lemmas(content_lemmas: Callable[[Any], list], nlp_ja: Any) -> Verdict:
-    """Exercise 02.4: lemmas of the content words (NOUN, PROPN, VERB, ADJ) of a Japanese Doc."""
+    """02b Exercise 5: lemmas of the content words (NOUN, PROPN, VERB, ADJ) of a Japanese Doc."""
     for text in _JA_SENTENCES:
         doc = nlp_ja(text)
         attempted, got = attempt(content_lemmas, doc)
@@ -128,28 +253,6 @@ def check_content_lemmas(content_lemmas: Callable[[Any], list], nlp_ja: Any) -> 
     return report(True, "GiNZA gives the dictionary form: 歩い -> 歩く, 早く -> 早い.", "")
 
 
-_QUESTIONS = [
-    "How do I choose the learning rate for mini-batch SGD?",
-    "Which component of the pipeline finds named entities?",
-    "Why does generation on my Mac fail without CUDA?",
-    "What is a tokenizer?",
-]
-
-
-def check_predict_label(predict_label: Callable[[Any, str], str], textcat_nlp: Any) -> Verdict:
-    """Exercise 02.5: ``predict_label(nlp, text)`` -> the label with the highest score."""
-    for text in _QUESTIONS:
-        attempted, got = attempt(predict_label, textcat_nlp, text)
-        if not attempted:
-            return Verdict(False)
-        cats = textcat_nlp(text).cats
-        want = max(cats, key=cats.get)
-        if got != want:
-            return report(False, "", f"for {text!r} got {got!r}, expected {want!r} "
-                           "(doc.cats maps each label to a score: take the largest)")
-    return report(True, "doc.cats holds one score per label; the prediction is the argmax.", "")
-
-
 # ---- notebook 02: the package on disk, sentences, speed ----------------------------------------
 
 
@@ -163,7 +266,7 @@ def _names(got: Any) -> set[str] | None:
 
 
 def check_ner_only_folders(ner_only_folders: Callable[[], Any], nlp: Any) -> Verdict:
-    """Exercise 02.2: the folders a pipeline with only the ``ner`` component has on disk.
+    """02 Exercise 1: the folders a pipeline with only the ``ner`` component has on disk.
 
     The reference is measured: the checker saves ``nlp``'s package with every other component
     excluded to a temporary folder and lists what ``to_disk`` wrote.
@@ -207,7 +310,7 @@ _SENT_TEXTS = [
 
 
 def check_sentence_pipeline(sentence_pipeline: Callable[[], Any], nlp: Any) -> Verdict:
-    """Exercise 02.3: a pipeline without the parser that still has ``doc.sents`` (via senter).
+    """02 Exercise 3: a pipeline without the parser that still has ``doc.sents`` (via senter).
 
     The reference is a separately loaded copy of the same package with the parser excluded and
     ``senter`` enabled; the learner's pipeline must split the test texts the same way.
@@ -242,7 +345,7 @@ _LEMMA_TEXTS = ["She saw the mice, and they were running from the saw.",
 
 
 def check_lemma_components(lemma_components: Callable[[], Any], nlp: Any) -> Verdict:
-    """Exercise 02.6: the fewest components that give the same lemmas as the whole pipeline.
+    """02 Exercise 6: the fewest components that give the same lemmas as the whole pipeline.
 
     Checked by running: the learner's list must reproduce the full pipeline's lemmas, and leaving
     out any one of its components must change them (else that component was not needed).
@@ -287,42 +390,41 @@ def check_lemma_components(lemma_components: Callable[[], Any], nlp: Any) -> Ver
 # ---- notebook 02b: training, fine-tuning ------------------------------------------------------
 
 
-def check_misclassified(misclassified: Callable[[Any, list], Any], textcat_nlp: Any,
-                        rows: list) -> Verdict:
-    """Exercise 02b.2: ``misclassified(classifier, rows)`` -> [(text, gold, predicted)] in order."""
-    attempted, got = attempt(misclassified, textcat_nlp, rows)
-    if not attempted:
-        return Verdict(False)
-    want = []
-    for text, gold in rows:
-        cats = textcat_nlp(text).cats
-        predicted = max(cats, key=cats.get)
-        if predicted != gold:
-            want.append((text, gold, predicted))
-    if not isinstance(got, (list, tuple)) or not all(isinstance(x, tuple) and len(x) == 3
-                                                     for x in got):
-        return report(False, "", "return a list of (text, gold label, predicted label) tuples")
-    got = list(got)
-    if got == [(t, p, g) for t, g, p in want]:
-        return report(False, "", "gold and predicted are swapped: gold is the row's label")
-    if len(got) > len(want) and set(want) <= set(got):
-        return report(False, "", f"{len(got) - len(want)} of yours are classified right: keep "
-                       "only rows where the argmax of doc.cats differs from the gold label")
-    if got != want:
-        return report(False, "", f"expected {len(want)} mistakes in the order of rows, got "
-                       f"{len(got)}; the first expected is {want[0] if want else None}")
-    return report(True, f"{len(want)} of {len(rows)} rows are misclassified.", "")
+@contextlib.contextmanager
+def _global_rngs_kept() -> Iterator[None]:
+    """Restore Python's, NumPy's and (when installed) torch's global RNGs afterwards: training
+    calls ``spacy.util.fix_random_seed``, which reseeds all three, and a checker must not change
+    what the learner's next seeded cell draws."""
+    import importlib.util
+    import random
+
+    import numpy
+
+    python_state, numpy_state = random.getstate(), numpy.random.get_state()
+    if importlib.util.find_spec("torch") is None:
+        fork: Any = contextlib.nullcontext()
+    else:
+        import torch
+
+        fork = torch.random.fork_rng(devices=[])
+    try:
+        with fork:
+            yield
+    finally:
+        random.setstate(python_state)
+        numpy.random.set_state(numpy_state)
 
 
 def check_added_examples(my_questions: Callable[[], Any], retrain: Callable[[list], Any],
-                         train: list, dev: list) -> Verdict:
-    """Exercise 02b.3: new labelled questions, and a classifier trained on ``train`` plus them.
+                         train: list, dev: list, test_rows: list) -> Verdict:
+    """02b Exercise 1: new labelled questions, written from the cross-validated mistakes on
+    ``train``, and a classifier trained on ``train`` plus them. A question copied from dev or
+    test is named: it would make those scores lie.
 
     The learner's classifier is compared, score by score on the dev questions, with one retrained
     here the same way (``train_textcat(train + rows, seed=0)``); then all three are re-scored on
     dev: with the new rows, without them, and the majority baseline.
     """
-    from nnlib.nlp import accuracy, majority_baseline, train_textcat
 
     attempted, rows = attempt(my_questions)
     if not attempted:
@@ -337,13 +439,23 @@ def check_added_examples(my_questions: Callable[[], Any], retrain: Callable[[lis
     short = [lab for lab in sorted(labels) if sum(r[1] == lab for r in rows) < 2]
     if short:
         return report(False, "", f"write at least two questions for each label; too few for {short}")
-    dev_texts, train_texts = {t for t, _ in dev}, {t for t, _ in train}
-    leaked = [t for t, _ in rows if t in dev_texts]
-    if leaked:
-        return report(False, "", f"{leaked[0]!r} is a dev question: training on dev makes the "
-                       "dev score lie. Write your own")
+    train_texts = {t for t, _ in train}
+    for name, held_out in [("dev", dev), ("test", test_rows)]:
+        leaked = [t for t, _ in rows if t in {text for text, _ in held_out}]
+        if leaked:
+            return report(False, "", f"{leaked[0]!r} is a {name} question: training on {name} "
+                           f"makes the {name} score lie. Write your own, from the train mistakes")
     if any(t in train_texts for t, _ in rows):
         return report(False, "", "some questions are already in train: they add nothing new")
+    with _global_rngs_kept():
+        return _score_added_examples(rows, retrain, train, dev)
+
+
+def _score_added_examples(rows: list, retrain: Callable[[list], Any], train: list,
+                          dev: list) -> Verdict:
+    """The retraining half of ``check_added_examples``, once the rows passed its checks."""
+    from nnlib.nlp import accuracy, majority_baseline, train_textcat
+
     attempted, got = attempt(retrain, rows)
     if not attempted:
         return Verdict(False)
@@ -371,7 +483,7 @@ _REHEARSAL_TEXTS = ["Apple bought a startup in London for $1 billion.",
 
 
 def check_rehearsal_examples(rehearsal_examples: Callable[[Any, list], Any], nlp: Any) -> Verdict:
-    """Exercise 02b.4: training ``Example``s whose gold entities are the ones the pretrained NER
+    """02b Exercise 4: training ``Example``s whose gold entities are the ones the pretrained NER
     finds now, so that fine-tuning on a new label also rehearses the old ones."""
     attempted, got = attempt(rehearsal_examples, nlp, list(_REHEARSAL_TEXTS))
     if not attempted:
@@ -395,3 +507,95 @@ def check_rehearsal_examples(rehearsal_examples: Callable[[Any, list], Any], nlp
             return report(False, "", "the predicted side must be unannotated: build the Example "
                            "from nlp.make_doc(text), not nlp(text)")
     return report(True, "Old labels go into the gold: each update now rehearses them.", "")
+
+
+# ---- notebook 02b: the gradient spaCy sums, and the learning rate that matches a mean ---------
+
+
+def check_textcat_gradient(textcat_gradient: Callable[[Any, Any], Any], textcat_nlp: Any,
+                           train: list) -> Verdict:
+    """02b Exercise 2 (derive): the gradient the ``textcat`` passes back for a batch, from its
+    ``scores`` and the gold ``truths`` (both ``(m, n_labels)`` arrays). The reference is spaCy's
+    own ``TextCategorizer.get_loss`` on a batch of 16 training rows."""
+    import numpy as np
+
+    from nnlib.nlp import make_examples
+
+    textcat = textcat_nlp.get_pipe("textcat")
+    examples = make_examples(textcat_nlp, train[:16], list(textcat.labels))
+    scores = textcat.model.predict([eg.predicted for eg in examples])
+    truths = np.array([[eg.reference.cats[label] for label in textcat.labels] for eg in examples],
+                      dtype="float32")
+    want = np.asarray(textcat.get_loss(examples, scores)[1])
+    attempted, got = attempt(textcat_gradient, scores.copy(), truths.copy())
+    if not attempted:
+        return Verdict(False)
+    try:
+        got = np.asarray(got, dtype="float64")
+    except (TypeError, ValueError):
+        return report(False, "", "return an array shaped like scores (m rows, one column a label)")
+    if got.shape != want.shape:
+        return report(False, "", f"the gradient has one entry per score: shape {want.shape}, got "
+                       f"{got.shape}")
+    m, n = want.shape
+    for factor, hint in [(1 / m, "you divided by the batch size m: spaCy does not. Its gradient "
+                                 "is a sum over the batch, like notebook 01's nabla_w before eta/m"),
+                         (1 / (m * n), "that is the gradient of the printed loss, a mean over "
+                                       "all m x n entries; spaCy passes back scores - truths"),
+                         (2.0, "spaCy drops the 2 of the squared error: scores - truths"),
+                         (-1.0, "the sign is flipped: the gradient points to where the loss "
+                                "grows, scores - truths")]:
+        if np.allclose(got, want * factor, atol=1e-6):
+            return report(False, "", hint)
+    if not np.allclose(got, want, atol=1e-6):
+        return report(False, "", "not spaCy's gradient: compare with the derivative of "
+                       "1/2 * sum((scores - truths)**2) over the batch")
+    return report(True, "scores - truths, one row per example, not divided by m: summed over the "
+                  "batch when it reaches the weights.", "")
+
+
+def _final_weights(optimizer: Any, gradients: list, m: int, mean: bool) -> Any:
+    """Weights after one thinc optimizer step per gradient, each gradient divided by ``m`` first
+    when ``mean`` (in place, as ``nnlib.nlp.MeanOverBatch`` does)."""
+    import numpy as np
+
+    weights = np.linspace(-1.0, 1.0, gradients[0].size, dtype="float32")
+    for gradient in gradients:
+        gradient = gradient.copy()
+        if mean:
+            gradient *= 1.0 / m
+        weights, _ = optimizer(("w", 0), weights, gradient)
+    return weights
+
+
+def check_matching_learn_rates(matching_learn_rates: Callable[[float, int], Any]) -> Verdict:
+    """02b Exercise 3 (predict): ``matching_learn_rates(learn_rate, m)`` -> ``(sgd_rate,
+    adam_rate)``: the rates that make training on the batch *mean* take the same steps as
+    training on the *sum* at ``learn_rate``. Checked by running thinc's ``SGD`` and ``Adam``
+    (no clipping, no weight decay) on the same gradients both ways."""
+    import numpy as np
+    from thinc.api import SGD, Adam
+
+    rng = np.random.default_rng(0)
+    for learn_rate, m in [(0.1, 16), (0.001, 8)]:
+        attempted, got = attempt(matching_learn_rates, learn_rate, m)
+        if not attempted:
+            return Verdict(False)
+        if not isinstance(got, (tuple, list)) or len(got) != 2 or \
+                not all(isinstance(x, (int, float)) for x in got):
+            return report(False, "", "return two numbers: (sgd_rate, adam_rate)")
+        sgd_rate, adam_rate = (float(x) for x in got)
+        gradients = [(m * rng.normal(size=50)).astype("float32") for _ in range(5)]
+        for name, make, rate, hint in [
+                ("SGD", SGD, sgd_rate, f"the mean gradient is m = {m} times smaller than the sum, "
+                                       "and SGD's step is rate x gradient: multiply by m"),
+                ("Adam", Adam, adam_rate, "Adam divides each weight's step by the root of its "
+                                          "average squared gradient, so a factor 1/m on every "
+                                          "gradient cancels: keep learn_rate")]:
+            summed = _final_weights(make(learn_rate, grad_clip=0.0, L2=0.0), gradients, m, False)
+            averaged = _final_weights(make(rate, grad_clip=0.0, L2=0.0), gradients, m, True)
+            if not np.allclose(summed, averaged, rtol=1e-3, atol=1e-6):
+                return report(False, "", f"{name} with learn_rate={learn_rate}, m={m}: your rate "
+                               f"{rate:g} takes other steps. {hint}")
+    return report(True, "SGD needs eta * m (notebook 01's eta/m undone); Adam's per-weight "
+                  "scaling makes the 1/m irrelevant (up to eps).", "")

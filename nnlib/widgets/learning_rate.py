@@ -15,12 +15,12 @@ from typing import Any
 
 
 class LearningRateExplorer:
-    """Sliders for ``eta`` (log scale) and the mini-batch size, and a "divide by m" box; each
-    change retrains from the same initial weights for ``steps`` updates and redraws accuracy and
-    cost against the step count, keeping the previous run faint for comparison.
+    """A slider for ``eta`` (log scale), a dropdown for the mini-batch size and a "divide by m"
+    box; each change retrains from the same initial weights for ``steps`` updates and redraws
+    accuracy and cost against the step count, keeping the previous run faint for comparison.
 
     ``training`` / ``test`` are in Nielsen's layout (``nnlib.data.load_digits``). ``test`` is the
-    held-out set the curves are measured on: pass the *validation* set, since moving the sliders
+    held-out set the curves are measured on: pass the *validation* set, since moving the controls
     is choosing ``eta``. Only the first ``n_train`` training examples are used so one run takes
     about a second.
     """

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The token table's columns: (heading, the ``Doc.has_annotation`` name spaCy uses for it).
-#: A column whose component is switched off comes back empty, and the table says so.
+#: A column that no running component fills comes back empty, and the table says so.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("lemma_", "LEMMA"), ("pos_", "POS"), ("tag_", "TAG"), ("morph", "MORPH"),
     ("dep_", "DEP"), ("head", "DEP"), ("ent_type_", "ENT_IOB"),
@@ -73,7 +73,9 @@ class SentenceAnalysis:
     """Everything the explorer shows for one sentence under one choice of components.
 
     ``rows``: one dict per token (``token_row``). ``empty``: for each column, how many tokens
-    have it empty (equal to ``n_tokens`` when the component that fills it is off).
+    have it empty (``n_tokens`` when no running component fills it; a column can have two
+    sources: the attribute_ruler sets some ``pos_``, ``morph`` and ``lemma_`` values from the
+    parser's ``dep_`` or the word itself, with the tagger off).
     ``annotated``: the columns for which ``Doc.has_annotation`` is true. ``ms`` is the time of
     ``nlp(text)`` with the chosen components, ``full_ms`` with the pipeline's default ones.
     ``warnings`` are spaCy's warnings during the run (e.g. W108: the lemmatizer found no POS).
