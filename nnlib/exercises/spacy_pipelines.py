@@ -136,6 +136,26 @@ def _pos_changes(nlp: Any, text: str) -> dict[str, tuple[str, str, str]]:
             if a.pos_ != b.pos_}
 
 
+def _dep_reads(nlp: Any, doc: Any, i: int) -> list[tuple[str, str]]:
+    """The (token text, its dep_) that the attribute_ruler's DEP-reading patterns read when they
+    set token ``i`` of ``doc``: e.g. ``is`` after an expletive ``There`` is decided by the pattern
+    ``[{"DEP": "expl"}, {"LOWER": {"IN": [..., "is", ...]}}]``, which reads the dep_ of ``There``."""
+    from spacy.matcher import Matcher
+
+    read: list[tuple[str, str]] = []
+    for entry in nlp.get_pipe("attribute_ruler").patterns:
+        for pattern in entry["patterns"]:
+            if not any("DEP" in token for token in pattern) or any("OP" in t for t in pattern):
+                continue
+            matcher = Matcher(nlp.vocab)
+            matcher.add("P", [pattern])
+            for _, start, _end in matcher(doc):
+                if start + (entry.get("index", 0) % len(pattern)) == i:
+                    read += [(doc[start + k].text, doc[start + k].dep_)
+                             for k, token in enumerate(pattern) if "DEP" in token]
+    return list(dict.fromkeys(read))
+
+
 def check_pos_without_parser(pos_without_parser: Callable[[], Any], nlp: Any) -> Verdict:
     """02 Exercise 2 (predict): which tokens of ``_PARSER_SENTENCE`` change ``pos_`` when the
     parser is off, and to what. The reference is measured: the pipeline is run with and without
@@ -159,11 +179,14 @@ def check_pos_without_parser(pos_without_parser: Callable[[], Any], nlp: Any) ->
             t = words[word]
             return report(False, "", f"{word!r} keeps pos_ {t.pos_} without the parser: no "
                            f"pattern that reads DEP decides it (its tag_ {t.tag_} does)")
-    for word, (before, after, dep) in changes.items():
+    for word, (before, after, _dep) in changes.items():
         if word not in got:
-            return report(False, "", f"{word!r} changes too: with the parser it is {before} "
-                           f"(dep_ {dep!r}, read by an attribute_ruler pattern), without it "
-                           f"{after}")
+            read = _dep_reads(nlp, doc, words[word].i)
+            which = (", ".join(f"the dep_ of {text!r} ({dep})" for text, dep in read)
+                     if read else "a dep_")
+            return report(False, "", f"{word!r} changes too: with the parser it is {before}, "
+                           f"set by an attribute_ruler pattern that reads {which}; without the "
+                           f"parser it is {after}")
         if got[word] != after:
             return report(False, "", f"without the parser {word!r} is {after}, not {got[word]}: "
                            f"with no dep_ the pattern for its tag_ {words[word].tag_} decides")
@@ -204,8 +227,9 @@ def check_empty_columns(empty_columns: Callable[[str], Any], nlp: Any) -> Verdic
                ("tagger", "morph"): "an attribute_ruler pattern reads LOWER and DEP (I as nsubj)",
                ("tagger", "lemma_"): "the lemmatizer still writes one (the lowercased text, "
                                      "with warning W108)",
-               ("lemmatizer", "lemma_"): "the attribute_ruler sets LEMMA for pronouns and "
-                                         "be/have/do (70 of its patterns)",
+               ("lemmatizer", "lemma_"): "the attribute_ruler sets LEMMA for a list of "
+                                         "words (70 patterns: pronouns, be/have/do, modals, "
+                                         "contractions such as n't -> not)",
                ("attribute_ruler", "lemma_"): "the lemmatizer writes the lowercased text when "
                                               "there is no POS (warning W108)"}
     for component in _COLUMN_COMPONENTS:
