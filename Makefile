@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip
 PORT   ?= 8888
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 300
 
-.PHONY: install install-lab lab test test-half test-fast test-colab colab-pins lock notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
+.PHONY: install install-lab lab test test-half test-fast test-colab test-hub colab-pins lock notebooks check-notebooks check-setup device-check benchmarks wheelhouse clean
 
 # The installer is scripts/install.py (standard library only), so a learner without make runs the
 # same steps: `python scripts/install.py lab` (Windows: `py scripts/install.py lab`). It picks the
@@ -59,7 +59,7 @@ PYTEST_HALF := OMP_NUM_THREADS=1 $(PY) -m pytest --dist each \
 test: install
 	$(PY) -m ruff check $(LINTED)
 	bash scripts/ensure_chromium.sh
-	$(PYTEST_2) $(NBVAL) notebooks tests
+	$(PYTEST_2) -m "not hub" $(NBVAL) notebooks tests
 	$(PYTEST_HALF) -q $(NBVAL) $(HALF_NOTEBOOKS)
 
 # The series as Colab runs it: Colab's own package versions (tests/colab/pip-freeze.txt) in a twin
@@ -67,6 +67,14 @@ test: install
 # on every notebook in the twin. CI runs it after `make test`; see tests/colab/README.md.
 test-colab: install-lab
 	$(PY) scripts/colab_twin.py
+
+# The hosted fallback of docs/jupyterhub.md, tried: JupyterHub on loopback with three simulated
+# learners running notebook 04 at once through their own servers; writes the sizing measurements
+# to test-artifacts/jupyterhub-sizing.json. JupyterHub's proxy comes from npm, into .hub-proxy/.
+HUB_PROXY := .hub-proxy/node_modules/.bin
+test-hub: install
+	@test -x $(HUB_PROXY)/configurable-http-proxy || npm install --silent --prefix .hub-proxy configurable-http-proxy@5.3.0
+	PATH="$(CURDIR)/$(HUB_PROXY):$$PATH" NNLIB_HUB_TEST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -m hub tests/test_jupyterhub.py -v
 
 # Rewrite requirements/colab.txt from what the set-up cell adds in the twin (after a new Colab list).
 colab-pins: install

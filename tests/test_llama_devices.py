@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import SMALL_PARAMS
-from nnlib.llama import ModelArgs, Transformer, devices
+from nnlib.llama import ModelArgs, Transformer, devices, memory
 from nnlib.llama.devices import (
     choose_device,
     choose_dtype,
@@ -346,7 +346,7 @@ def test_decode_bytes_per_token_counts_each_weight_once(tied, packed):
 
 def test_read_bandwidth_is_bytes_over_the_fastest_sum(monkeypatch):
     ticks = iter([0.0, 0.5, 10.0, 10.25, 20.0, 20.4])  # three sums: 0.5 s, 0.25 s, 0.4 s
-    monkeypatch.setattr(devices.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(memory.time, "perf_counter", lambda: next(ticks))
     assert devices.read_bandwidth("cpu", megabytes=2, repeat=3) == 2 * 2**20 / 0.25
 
 

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_DIR, random_meta_dir
 from nnlib.llama import GenerationStep, GenerationStepper, Llama, load_tiny
 from nnlib.llama.generation import logprobs_scored_before_write
-from nnlib.llama.sampling import nucleus
+from nnlib.llama.sampling import Sampler, nucleus
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +216,7 @@ def test_steps_draw_what_generate_draws_with_the_same_seed(llama, prompts):
 def test_each_step_agrees_with_a_fresh_forward_pass(llama, prompts):
     T, p = 0.7, 0.6
     ids = list(prompts[1])
-    for s in llama.steps(prompts[1], 6, temperature=T, top_p=p, seed=5, top_k=5):
+    for s in llama.steps(prompts[1], 6, temperature=T, top_p=p, seed=5, n_candidates=5):
         with torch.no_grad():
             logits = llama.model.forward(torch.tensor([ids]), 0, use_cache=False)[0, -1]
         torch.testing.assert_close(s.logits, logits, atol=1e-4, rtol=0)
@@ -249,28 +249,63 @@ def test_steps_reject_bad_requests(llama):
 # ---- GenerationStepper: one generation in progress --------------------------------------------
 
 
-def test_stepping_to_the_end_is_generate_with_the_same_seed(llama, prompts):
+def hand_inverse_cdf(logits: torch.Tensor, temperature: float, top_p: float, u: float) -> int:
+    """Meta's nucleus (sort descending, keep while the mass before a token is <= top_p),
+    renormalised, then the token whose stretch of the cumulative bar holds u: by hand."""
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    sorted_probs, order = torch.sort(probs, descending=True)
+    mass_before = torch.cumsum(sorted_probs, 0) - sorted_probs
+    kept = sorted_probs[mass_before <= top_p]
+    cum = torch.cumsum(kept / kept.sum(), 0)
+    return int(order[min(int((cum <= u).sum()), len(kept) - 1)])
+
+
+def step_to_the_end(stepper: GenerationStepper, sampler: Sampler) -> list[GenerationStep]:
+    steps = []
+    while (s := stepper.step_with(sampler)) is not None:
+        steps.append(s)
+    return steps
+
+
+def test_stepping_to_the_end_is_generate_greedy_and_an_inverse_cdf_draw_sampled(llama, prompts):
+    """Greedy, the stepper writes what Meta's ``generate`` writes. Sampled, it draws by inverse
+    CDF: step i uses the seeded generator's i-th uniform number and takes the nucleus token whose
+    stretch holds it, on logits of a fresh full pass (worked out by hand below)."""
+    greedy = GenerationStepper(llama, prompts[0], max_gen_len=10, seed=21)
+    steps = step_to_the_end(greedy, Sampler(temperature=0.0))
+    (want,), _ = llama.generate([prompts[0]], 10, temperature=0.0)
+    assert greedy.tokens == want and greedy.finished and len(steps) == len(want)
+    assert greedy.step_with(Sampler(temperature=0.0)) is None  # finished: nothing more
+
     stepper = GenerationStepper(llama, prompts[0], max_gen_len=10, seed=21)
-    steps = stepper.run(20, temperature=1.0, top_p=0.9)
-    torch.manual_seed(21)
-    (want,), _ = llama.generate([prompts[0]], 10, temperature=1.0, top_p=0.9)
-    assert stepper.tokens == want and stepper.finished and len(steps) == len(want)
-    assert stepper.step(1.0, 0.9) is None  # finished: nothing more
+    steps = step_to_the_end(stepper, Sampler(temperature=1.0, top_p=0.9))
+    assert stepper.finished and len(steps) == 10
+    us = torch.rand(10, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
+    ids = list(prompts[0])
+    for s, u in zip(steps, us.tolist()):
+        assert s.u == u
+        logits = full_logprobs(llama, ids)[-1]  # log_softmax: the same softmax at any T
+        assert s.token == hand_inverse_cdf(logits, 1.0, 0.9, u)
+        ids.append(s.token)
+    assert stepper.ids == ids
 
 
 def test_back_then_step_repeats_the_draw_without_the_model(llama, prompts, monkeypatch):
+    sampler = Sampler(temperature=1.2, top_p=1.0)
     stepper = GenerationStepper(llama, prompts[1], max_gen_len=8, seed=3)
-    stepper.run(4, temperature=1.2, top_p=1.0)
+    for _ in range(4):
+        stepper.step_with(sampler)
     calls = []
     real = llama.model.forward
     monkeypatch.setattr(llama.model, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
     before, prev_pos = stepper.ids, stepper.history[-1].prev_pos
     last = stepper.back()
     assert calls == [] and stepper.ids == before[:-1] and stepper.prev_pos == prev_pos
-    preview = stepper.preview(1.2, 1.0)
+    preview = stepper.decide(sampler)
     assert calls == [] and preview.token == last.token  # a preview uses up nothing
-    again = stepper.step(1.2, 1.0)
-    assert again.token == last.token and stepper.ids == before
+    assert stepper.next_u() == last.u
+    again = stepper.step_with(sampler)
+    assert again.token == last.token and again.u == last.u and stepper.ids == before
     assert len(calls) == 1  # only the new token is run
     while stepper.back() is not None:
         pass
@@ -279,16 +314,18 @@ def test_back_then_step_repeats_the_draw_without_the_model(llama, prompts, monke
 
 def test_the_stepper_asks_the_model_what_its_cache_holds(llama, prompts):
     """Another generate in between overwrites the cache: the stepper re-runs from where the cache
-    stops agreeing and still gives the undisturbed tokens."""
-    undisturbed = GenerationStepper(llama, prompts[1], max_gen_len=6, seed=0)
-    want = [s.token for s in undisturbed.run(6, 0.0, 1.0)]
+    stops agreeing and still gives the undisturbed tokens (Meta's greedy ``generate``)."""
+    greedy = Sampler(temperature=0.0)
+    (want,), _ = llama.generate([prompts[1]], 6, temperature=0.0)
     stepper = GenerationStepper(llama, prompts[1], max_gen_len=6, seed=0)
-    stepper.run(3, 0.0, 1.0)
+    for _ in range(3):
+        stepper.step_with(greedy)
+    assert stepper.prev_pos == len(prompts[1]) + 2  # one new token per call
     llama.generate([prompts[0]], 4, temperature=0.0)  # clobbers cache row 0
-    stepper.step(0.0, 1.0)  # its logits were computed before; the next ones need the model
+    stepper.step_with(greedy)  # its logits were computed before; the next ones need the model
     common = next(i for i, (a, b) in enumerate(zip(prompts[0], prompts[1])) if a != b)
     assert stepper.prev_pos == common  # re-ran from where the two sequences part
-    stepper.run(6, 0.0, 1.0)
+    step_to_the_end(stepper, greedy)
     assert stepper.tokens == want
 
 
@@ -298,7 +335,14 @@ def test_the_stepper_refuses_what_it_cannot_do(llama):
     with pytest.raises(ValueError, match="max_seq_len"):
         GenerationStepper(llama, [1] * 48)
     with pytest.raises(ValueError, match="max_gen_len"):
-        GenerationStepper(llama, [1, 2], max_gen_len=0)
+        GenerationStepper(llama, [1, 2], max_gen_len=-1)
+    with pytest.raises(ValueError, match="max_gen_len"):
+        GenerationStepper(llama, [1, 2], max_gen_len=2.5)
+    # generate's rule: 0 tokens to add is allowed, and then there is nothing to step
+    nothing = GenerationStepper(llama, [1, 2], max_gen_len=0)
+    assert nothing.finished and nothing.next_logits is None
+    assert nothing.step_with(Sampler(temperature=0.0)) is None
+    assert llama.generate([[1, 2]], 0, temperature=0.0)[0] == [[]]
 
 
 # ---- the shipped tiny model ------------------------------------------------------------------

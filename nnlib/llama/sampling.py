@@ -8,6 +8,7 @@ seeds, as in Meta's code and in transformers.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,8 +83,7 @@ def sample_top_p(probs: torch.Tensor, p: float, generator: torch.Generator | Non
 def top_k_keep(probs: torch.Tensor, k: int) -> torch.Tensor:
     """Which tokens top-k sampling keeps: the ``k`` most likely of each row (ties by id).
     ``probs`` (B, V) -> bool mask (B, V) in vocabulary order."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1 (how many tokens to keep), got {k!r}.")
+    check_top_k(k)
     order = torch.sort(probs, dim=-1, descending=True, stable=True).indices[..., :k]
     return torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, True)
 
@@ -91,8 +91,7 @@ def top_k_keep(probs: torch.Tensor, k: int) -> torch.Tensor:
 def min_p_keep(probs: torch.Tensor, min_p: float) -> torch.Tensor:
     """Which tokens min-p sampling keeps: those at least ``min_p`` times as likely as the most
     likely one, so the cut follows the model's confidence. (B, V) -> bool mask (B, V)."""
-    if not 0 <= min_p <= 1:
-        raise ValueError(f"min_p must be in [0, 1] (a fraction of the top probability), got {min_p!r}.")
+    check_min_p(min_p)
     return probs >= min_p * probs.max(dim=-1, keepdim=True).values
 
 
@@ -175,11 +174,8 @@ class Sampler:
         if self.kind not in SAMPLERS:
             raise ValueError(f"sampler kind must be one of {SAMPLERS}, got {self.kind!r}.")
         check_settings(self.temperature, self.top_p)
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
-            raise ValueError(f"top_k must be an int >= 1 (how many tokens to keep), got {self.top_k!r}.")
-        if not 0 <= self.min_p <= 1:
-            raise ValueError(f"min_p must be in [0, 1] (a fraction of the top probability), got "
-                             f"{self.min_p!r}.")
+        check_top_k(self.top_k)
+        check_min_p(self.min_p)
 
     @property
     def greedy(self) -> bool:
@@ -266,3 +262,16 @@ __all__: Sequence[str] = [
     "entropy_bits", "token_logprobs", "choose_next", "next_token_distribution", "candidates", "rank_of",
     "check_settings", "SAMPLERS", "Sampler", "Draw", "inverse_cdf_index", "draw",
 ]
+
+
+def check_top_k(k: int) -> None:
+    """A ValueError unless ``k`` is an int >= 1: how many tokens top-k sampling keeps."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"top_k must be a whole number at least 1 (how many of the most likely "
+                         f"tokens to keep; 1 is greedy), got {k!r}.")
+
+
+def check_min_p(min_p: float) -> None:
+    """A ValueError unless ``min_p`` is in [0, 1]: a fraction of the top probability."""
+    if not 0 <= min_p <= 1:
+        raise ValueError(f"min_p must be in [0, 1] (a fraction of the top probability), got {min_p!r}.")

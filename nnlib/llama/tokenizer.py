@@ -30,6 +30,8 @@ from collections.abc import Iterator, Sequence, Set
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from .chat import chat_format_for, chat_template_of, template_end_of_turn
+
 PathLike = str | os.PathLike[str]
 AllowedSpecial = Literal["all"] | Set[str]
 
@@ -95,10 +97,58 @@ class BaseTokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
+class SpecialTokenizer:
+    """The base of every kind here (and of ``gguf_tokenizer.GGUFTokenizer``): Meta's rule for
+    special tokens, BOS/EOS and stop tokens, written once.
+
+    A kind sets ``special_tokens``, ``bos_id``, ``eos_id``, ``pad_id``, ``n_words``,
+    ``stop_tokens`` (``stop_ids``), ``add_bos`` (whether the model starts text with BOS) and
+    ``chat_format``, and implements ``encode_ordinary`` (plain text, no special tokens) and
+    ``decode``."""
+
+    add_bos: bool = True
+    special_tokens: dict[str, int]
+    bos_id: int
+    eos_id: int
+    pad_id: int
+    n_words: int
+    stop_tokens: list[int]
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def encode(self, s: str, bos: bool, eos: bool, *, allowed_special: AllowedSpecial = frozenset()
+               ) -> list[int]:
+        """Text -> ids, with BOS in front (when asked *and* the model uses one) and/or EOS at the
+        end. Special-token text in ``s`` (say ``"<|eot_id|>"``) is encoded as plain text unless
+        listed in ``allowed_special`` (or ``"all"``, as for a rendered chat template): Meta's
+        default, so a user's message cannot smuggle in a control token."""
+        _check_text(s)
+        ids: list[int] = []
+        for part in _split_on_specials(s, _allowed(self.special_tokens, allowed_special)):
+            if isinstance(part, int):
+                ids.append(part)
+            else:
+                ids.extend(self.encode_ordinary(part))
+        return _wrap(ids, self.bos_id if bos and self.add_bos and self.bos_id >= 0 else None,
+                     self.eos_id if eos and self.eos_id >= 0 else None)
+
+
+def stop_ids(n_words: int, *ids: int | None) -> list[int]:
+    """The ids that end a generation, in the order given, each once, those outside the
+    vocabulary (or None: a token the vocabulary lacks) left out."""
+    return list(dict.fromkeys(i for i in ids if i is not None and 0 <= i < n_words))
+
+
+def named_ids(special: dict[str, int], names: Sequence[str]) -> list[int | None]:
+    """The ids of ``names`` in ``special`` (None for a name it lacks)."""
+    return [special.get(t) for t in names]
+
+
 # ---- SentencePiece (Llama 1/2) ----------------------------------------------------------------
 
 
-class Tokenizer:
+class Tokenizer(SpecialTokenizer):
     """A SentencePiece tokenizer, as in Meta's Llama 2 code.
 
     Ids come from the model file: the shipped tiny Llama and Llama 2 use unk 0, bos 1, eos 2 and
@@ -131,11 +181,8 @@ class Tokenizer:
         self.special_tokens: dict[str, int] = {
             self.sp_model.id_to_piece(i): i for i in (self.bos_id, self.eos_id) if i >= 0}
 
-    def encode(self, s: str, bos: bool, eos: bool) -> list[int]:
-        """Text -> ids, with BOS in front and/or EOS at the end when asked."""
-        _check_text(s)
-        ids: list[int] = self.sp_model.encode(s)
-        return _wrap(ids, self.bos_id if bos else None, self.eos_id if eos else None)
+    def encode_ordinary(self, text: str) -> list[int]:
+        return self.sp_model.encode(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text. BOS/EOS/pad are dropped; an id outside the vocabulary raises ValueError."""
@@ -189,7 +236,7 @@ def read_tiktoken_ranks(path: PathLike) -> dict[bytes, int]:
     return ranks
 
 
-class TiktokenTokenizer:
+class TiktokenTokenizer(SpecialTokenizer):
     """Llama 3's tokenizer: byte-level BPE ranks read with tiktoken, as in Meta's Llama 3 code.
 
     ``special_tokens`` defaults to Meta's 256 (``llama3_special_tokens()``), with ids right after
@@ -219,23 +266,11 @@ class TiktokenTokenizer:
         self.bos_id: int = self.special_tokens["<|begin_of_text|>"]
         self.eos_id: int = self.special_tokens["<|end_of_text|>"]
         self.pad_id: int = -1
-        self.stop_tokens: list[int] = [self.special_tokens[t] for t in LLAMA3_STOP_TOKENS
-                                       if t in self.special_tokens]
+        self.stop_tokens: list[int] = stop_ids(self.n_words, *named_ids(self.special_tokens,
+                                                                         LLAMA3_STOP_TOKENS))
 
-    def encode(self, s: str, bos: bool, eos: bool, *, allowed_special: AllowedSpecial = frozenset()
-               ) -> list[int]:
-        """Text -> ids. Special-token text in ``s`` (say ``"<|eot_id|>"``) is encoded as plain
-        text unless listed in ``allowed_special`` (or ``"all"``): Meta's default, so a user's
-        message cannot smuggle in a control token."""
-        _check_text(s)
-        ids: list[int] = []
-        for part in _split_on_specials(s, _allowed(self.special_tokens, allowed_special)):
-            if isinstance(part, int):
-                ids.append(part)
-                continue
-            for chunk in _chunks(part):
-                ids.extend(self.model.encode_ordinary(chunk))
-        return _wrap(ids, self.bos_id if bos else None, self.eos_id if eos else None)
+    def encode_ordinary(self, text: str) -> list[int]:
+        return [i for chunk in _chunks(text) for i in self.model.encode_ordinary(chunk)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text, special tokens written out (``<|eot_id|>``), pad dropped. A token that
@@ -249,7 +284,7 @@ class TiktokenTokenizer:
 # ---- Hugging Face tokenizer.json --------------------------------------------------------------
 
 
-class HFTokenizer:
+class HFTokenizer(SpecialTokenizer):
     """A Hugging Face ``tokenizer.json`` read with the ``tokenizers`` library.
 
     Llama 3 files carry Meta's special tokens as "added tokens"; Llama 2 files carry ``<s>`` and
@@ -284,8 +319,8 @@ class HFTokenizer:
             self.chat_format = "llama3"
             self.bos_id = self.special_tokens["<|begin_of_text|>"]
             self.eos_id = self.special_tokens["<|end_of_text|>"]
-            self.stop_tokens = [self.special_tokens[t] for t in LLAMA3_STOP_TOKENS
-                                if t in self.special_tokens]
+            self.stop_tokens = stop_ids(self.n_words, *named_ids(self.special_tokens,
+                                                                 LLAMA3_STOP_TOKENS))
         elif self.tk.token_to_id("<s>") is not None and self.tk.token_to_id("</s>") is not None:
             bos, eos = self.tk.token_to_id("<s>"), self.tk.token_to_id("</s>")
             self.chat_format = "llama2"
@@ -324,26 +359,13 @@ class HFTokenizer:
             self.add_bos = bool(config["add_bos_token"]) and bos is not None
         else:  # the tokenizer.json's post-processor decides, as in transformers
             self.add_bos = bos is not None and self.tk.encode("a").ids[:1] == [bos]
-        from .chat import chat_template_of
-        from .gguf import template_end_of_turn
+        template = chat_template_of(self)
+        self.chat_format = chat_format_for(self.special_tokens, template)
+        self.stop_tokens = stop_ids(self.n_words, eos,
+                                    template_end_of_turn(template, self.special_tokens))
 
-        self.chat_format = "template" if chat_template_of(self) else "llama2"
-        turn_end = template_end_of_turn(chat_template_of(self), self.special_tokens)
-        self.stop_tokens = list(dict.fromkeys(i for i in (eos, turn_end) if i is not None))
-
-    def encode(self, s: str, bos: bool, eos: bool, *, allowed_special: AllowedSpecial = frozenset()
-               ) -> list[int]:
-        """Text -> ids; special-token text counts as plain text unless ``allowed_special`` lists it
-        (or is ``"all"``), exactly as ``TiktokenTokenizer.encode``."""
-        _check_text(s)
-        ids: list[int] = []
-        for part in _split_on_specials(s, _allowed(self.special_tokens, allowed_special)):
-            if isinstance(part, int):
-                ids.append(part)
-            else:
-                ids.extend(self.tk.encode(part, add_special_tokens=False).ids)
-        return _wrap(ids, self.bos_id if bos and self.add_bos else None,
-                     self.eos_id if eos else None)
+    def encode_ordinary(self, text: str) -> list[int]:
+        return self.tk.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text, special tokens written out, pad dropped."""

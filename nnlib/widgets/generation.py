@@ -24,6 +24,9 @@ from nnlib.llama.sampling import SAMPLERS, Draw, Sampler, candidates, draw, entr
 from nnlib.llama.tokenizer import display_piece
 
 _KEPT, _DROPPED, _CHOSEN = "#4c72b0", "#c8ccd4", "#dd8452"
+# On the cumulative bar, kept tokens that have no row above: blue (kept), striped (not listed).
+# Grey means one thing only, a dropped token.
+_KEPT_UNLISTED = "repeating-linear-gradient(135deg,#4c72b0 0 3px,#a9bedf 3px 6px)"
 _FAINT = "rgba(159,180,214,0.45)"  # the temperature-1 bar behind the solid one
 _LABEL_PX, _ROW_PX = 130, 20  # the label column; one candidate's row
 _RIGHT = 1.75  # the plot is this many times the largest value wide: room for the value texts
@@ -44,8 +47,9 @@ class ExplorerChart:
     A dashed red line follows the last kept row when the kept tokens are a prefix of the rows.
     The x scale follows the largest value (it takes ``1 / 1.75`` of the width). Bottom: the kept
     tokens laid end to end over [0, 1) (the cumulative bar) in the same order, the candidates'
-    stretches coloured, the rest of the kept mass grey, and a line at ``u``: the draw takes the
-    token whose stretch holds u.
+    stretches coloured, the kept tokens without a row striped blue (grey only ever means
+    dropped, and a dropped token has no stretch), and a line at ``u``: the draw takes the token
+    whose stretch holds u.
 
     ``ExplorerChart(n)``; ``update(labels, probs, before_cut, t1, kept, chosen, starts, u,
     title)`` takes one entry per bar (``starts``: where each kept bar's stretch begins on the
@@ -131,11 +135,12 @@ class ExplorerChart:
             'renormalised over the kept tokens (in brackets: before the cut); faint: at '
             'temperature 1</div>'
             f'<div data-role="cumulative" style="position:relative;margin:26px 0 0 {_LABEL_PX}px;'
-            f'height:26px;background:{_DROPPED}">{"".join(segments)}</div>'
+            f'height:26px;background:{_KEPT_UNLISTED}">{"".join(segments)}</div>'
             f'<div style="position:relative;margin-left:{_LABEL_PX}px;height:14px;font-size:10px;'
             f'color:#555">{ticks}</div>'
             f'<div style="margin-left:{_LABEL_PX}px;{caption}">cumulative probability over the '
-            'kept tokens, most likely first: the draw takes the stretch that holds u</div></div>')
+            'kept tokens, most likely first (striped: kept tokens without a row above): the draw '
+            'takes the stretch that holds u</div></div>')
         return self
 
     def html(self) -> str:
@@ -176,8 +181,11 @@ class GenerationExplorer:
       probability the model gave it (temperature 1, red unlikely to green likely; hover for the
       numbers), forced tokens underlined, the newest ``<mark>``-ed, "[EOS]"/"[max length]"
     - ``bars``: HTML (``nnlib-bars``), the chart, written by ``chart`` (an ``ExplorerChart``)
-    - ``info``: HTML (``nnlib-info``): u and the stretch it falls in, the entropy in bits at
-      T = 1 and at T, the path's logprob and perplexity, ``prev_pos`` and the KV cache's fill
+    - ``info``: HTML (``nnlib-info``): how many tokens the rule keeps and the entropy in bits of
+      the distribution the draw uses (the kept tokens renormalised; before the cut and at T = 1
+      in brackets), u and the stretch it falls in, and why u stays put while a slider moves;
+      greedy is labelled as ignoring temperature (its draw has 0 bits); the path's logprob and
+      perplexity, ``prev_pos`` and the KV cache's fill
     - ``widget``: VBox (``nnlib-generation-explorer``), all of the above
 
     State lives in ``stepper`` (a ``GenerationStepper``: ids, cache position, history, rewind,
@@ -202,7 +210,7 @@ class GenerationExplorer:
                              f"{temperature!r}, {top_p!r}.")
         Sampler(sampler, temperature, top_p, top_k, min_p)  # a clear error for the others
         self.llama = llama
-        self.stepper = GenerationStepper(llama, prompt, max_gen_len, seed=seed, top_k=n_bars)
+        self.stepper = GenerationStepper(llama, prompt, max_gen_len, seed=seed, n_candidates=n_bars)
         self.prompt_tokens = self.stepper.prompt_tokens
         self.max_gen_len, self.total_len = self.stepper.max_gen_len, self.stepper.total_len
         self.n_bars = n_bars
@@ -377,6 +385,9 @@ class GenerationExplorer:
                     "n_kept": 0, "u": None}
         order = candidates(logits, self.n_bars, d.token)
         t1 = torch.softmax(logits.float(), -1)
+        # Greedy ignores temperature: its "after temperature" is a one-hot, which says nothing;
+        # the brackets then show the model's own probabilities (T = 1), and the chart says so.
+        before = t1 if sampler.greedy else d.probs
         where = torch.full((len(d.probs),), -1, dtype=torch.long)  # rank among the kept
         where[d.kept] = torch.arange(d.n_kept)
         starts_all = torch.cumsum(d.kept_probs.double(), 0) - d.kept_probs.double()
@@ -386,21 +397,22 @@ class GenerationExplorer:
             "ids": order,
             "labels": [display_piece(tok, i) for i in order],
             "probs": [float(d.kept_probs[r]) if r >= 0 else 0.0 for r in ranks],
-            "before_cut": [float(d.probs[i]) for i in order],
+            "before_cut": [float(before[i]) for i in order],
             "t1": [float(t1[i]) for i in order],
             "kept": [r >= 0 for r in ranks],
             "starts": [float(starts_all[r]) if r >= 0 else math.nan for r in ranks],
             "chosen": order.index(d.token),
             "chosen_id": d.token,
             "chosen_prob": d.token_prob,
-            "chosen_before_cut": float(d.probs[d.token]),
+            "chosen_before_cut": float(before[d.token]),
             "chosen_rank": rank_of(logits, d.token),
             "chosen_start": float(starts_all[where[d.token]]),
             "position": position,
             "n_kept": d.n_kept,
             "u": d.u,
             "entropy_t1": float(entropy_bits(t1)),
-            "entropy": float(entropy_bits(d.probs)),
+            "entropy": float(entropy_bits(d.probs)),  # after temperature, before the cut
+            "entropy_drawn": max(0.0, float(entropy_bits(d.kept_probs))),  # what u picks from
             "sampler": sampler,
         }
 
@@ -444,7 +456,8 @@ class GenerationExplorer:
     def _info_html(self) -> str:
         d, out = self.bar_data, []
         model = self.llama.model
-        held = int((model.cache_ids[0] >= 0).sum())
+        record = getattr(self.llama, "cache_record", None)  # which ids the KV cache holds
+        held = record.held(self.ids) if record is not None else int((model.cache_ids[0] >= 0).sum())
         out.append(f"prev_pos = {self.stepper.prev_pos} (the last model call fed positions "
                    f"{self.stepper.prev_pos}..{len(self.ids) - 1}); KV cache row 0 holds {held} "
                    f"of {model.params.max_seq_len} positions")
@@ -459,17 +472,32 @@ class GenerationExplorer:
             out.append(f"finished: {why}. Press back one or reset.")
         elif d["chosen_id"] is not None:
             s = d["sampler"]
-            rule = "greedy" if s.greedy else {"top-p": f"top_p = {s.top_p:.2f}",
-                                              "top-k": f"top_k = {s.top_k}",
-                                              "min-p": f"min_p = {s.min_p:.2f}"}[s.kind]
             label = html.escape(repr(d["labels"][d["chosen"]]))
-            out.append(f"next (position {d['position']}): entropy {d['entropy_t1']:.2f} bits at "
-                       f"T = 1, {d['entropy']:.2f} bits at T = {s.temperature:.2f}; {rule} keeps "
-                       f"{d['n_kept']} of {model.params.vocab_size} tokens")
-            out.append(f"u = {d['u']:.3f} falls in the stretch of {label} ({d['chosen_start']:.3f}"
-                       f" to {d['chosen_start'] + d['chosen_prob']:.3f}): step takes it, rank "
-                       f"{d['chosen_rank']}, p = {d['chosen_prob']:.3f} after the cut "
-                       f"({d['chosen_before_cut']:.3f} before)")
+            vocab = model.params.vocab_size
+            if s.greedy:
+                why = "temperature 0" if s.kind != "greedy" else "the greedy sampler"
+                out.append(f"next (position {d['position']}): greedy ({why}) ignores temperature "
+                           f"and takes the argmax: greedy keeps 1 of {vocab} tokens, so the draw "
+                           f"has 0 bits of entropy (the model's own distribution, at T = 1: "
+                           f"{d['entropy_t1']:.2f} bits)")
+                out.append(f"step takes {label}, rank 1 (p = {d['chosen_before_cut']:.3f} at T = 1)"
+                           f"; u = {d['u']:.3f} is not used")
+            else:
+                rule = {"top-p": f"top_p = {s.top_p:.2f}", "top-k": f"top_k = {s.top_k}",
+                        "min-p": f"min_p = {s.min_p:.2f}"}[s.kind]
+                out.append(f"next (position {d['position']}): temperature {s.temperature:.2f} "
+                           f"first, then {rule} keeps {d['n_kept']} of {vocab} tokens; the draw "
+                           f"picks from those, renormalised: entropy {d['entropy_drawn']:.2f} "
+                           f"bits (before the cut {d['entropy']:.2f} bits at T = "
+                           f"{s.temperature:.2f}, {d['entropy_t1']:.2f} at T = 1)")
+                out.append(f"u = {d['u']:.3f} falls in the stretch of {label} "
+                           f"({d['chosen_start']:.3f} to {d['chosen_start'] + d['chosen_prob']:.3f})"
+                           f": step takes it, rank {d['chosen_rank']}, p = {d['chosen_prob']:.3f} "
+                           f"after the cut ({d['chosen_before_cut']:.3f} before)")
+            out.append("<i>u stays put while you move a slider: it is this step's one random "
+                       "number, drawn from the seed. A slider only moves the stretches under it, "
+                       "so another setting can put u in another token's stretch; step uses it "
+                       "and draws the next u.</i>")
         return "<br>".join(out)
 
     def _chart_html(self) -> str:
@@ -482,6 +510,8 @@ class GenerationExplorer:
         where = "step takes" if not self.finished else "was chosen"
         title = (f"next token at position {d['position']}, most likely first; orange (<-) = the "
                  f"token {where}")
+        if d["sampler"].greedy:
+            title += "; greedy ignores temperature (brackets: p at T = 1)"
         self.chart.update(d["labels"], d["probs"], d["before_cut"], d["t1"], d["kept"],
                           d["chosen"], d["starts"], d["u"] if not self.finished else None, title)
         return self.chart.html()

@@ -47,7 +47,8 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# Reading time: about 30 minutes plus one exercise (measured as for notebook 03). The last cell
+# Time: about 45 minutes for §1 to §4 and the exercise; §5 (your own weights) is optional, about
+# 5 minutes on the tiny model, more with real weights. The last cell
 # prints how long the run took and its peak memory; the slow step is transformers reading the
 # GGUF file, which happens once.
 
@@ -90,6 +91,7 @@ from nnlib.llama.devices import (BYTES_PER_PARAM, count_parameters, free_memory_
                                  mps_available, storage_by_format)
 from nnlib.llama.gguf import gguf_params, has_tied_output, open_gguf, smol_path
 from nnlib.llama.tokenizer import find_tokenizer_file
+from nnlib.llama.trace import record_calls
 
 torch.manual_seed(0)
 transformers.logging.set_verbosity_error()       # keep the outputs to what this notebook prints
@@ -214,28 +216,17 @@ for line in source_lines(type(model).prepare_inputs_for_generation,
 
 # %% [markdown]
 # To watch it, the next cell makes the seed's call, `generate` with the ids left on the CPU, and
-# records where the model's forward actually received them (a forward pre-hook runs just before
-# each forward call and sees its arguments):
+# records where the model's forward actually received them (`record_calls` from
+# `nnlib.llama.trace` keeps the arguments of every call of a module):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-seen_devices = []
-
-
-def record_ids_device(module, args, kwargs):
-    """A forward pre-hook: note the device of the input_ids this forward call received."""
-    ids = kwargs.get("input_ids", args[0] if args else None)
-    seen_devices.append(ids.device)
-
-
-handle = model.register_forward_pre_hook(record_ids_device, with_kwargs=True)
-try:
-    with torch.inference_mode():
-        model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=2,
-                       do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
-finally:
-    handle.remove()
-print("\n".join(generate_move_lines(model.device, input_ids.device, seen_devices[0])))
+with record_calls(model) as calls, torch.inference_mode():
+    model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=2,
+                   do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+first = calls[0]
+received = first.kwargs.get("input_ids", first.args[0] if first.args else None)
+print("\n".join(generate_move_lines(model.device, input_ids.device, received.device)))
 
 # %% [markdown]
 # **A forward call moves nothing.** `model(input_ids)` (what §3 calls to read the logits) takes
@@ -435,7 +426,10 @@ print(f"transformers {transformers.__version__} saved eos = {folder_eos} ({saved
 # ## 4 · Memory: why a 4-bit file needs so much more memory
 #
 # Notebook 03 computed memory as parameters × bytes per parameter plus the KV cache. The same
-# helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once):
+# helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once).
+#
+# **Predict, then run:** the file is about 100 MB and stores most weights in 4 bits. Loaded in
+# float32, will the weights take about 2×, 4× or 8× the file's size?
 
 # %%
 reader = open_gguf(GGUF)
@@ -473,11 +467,11 @@ del reader
 #
 # Averaged over all weights that is the last row's bits per weight. Dequantized to fp32, every
 # weight takes 32 bits: the ratio of 32 to that average is the ratio of the memory to the file
-# (up to the file's metadata, chiefly the tokenizer's 49,152 tokens). nnlib and transformers
+# (up to the file's metadata: the tokenizer's 49,152 tokens and its list of BPE merges). nnlib and transformers
 # both dequantize on load and compute in fp32 or bf16; llama.cpp instead computes on the
 # quantized blocks directly, so its memory stays close to the file's size.
 #
-# ## 5 · Your own weights
+# ## 5 · (optional, 5 min) Your own weights
 #
 # The learner's own checkpoint was OpenLLaMA 3B (`open_llama_3b`), in Hugging Face's layout. Its
 # `config.json` is enough to size it: `hidden_size` 3200, 26 layers, 32 heads,
@@ -529,7 +523,7 @@ try:
     print(f"loaded in {real.load_seconds:.1f} s on {real.device} in {real.model.output.weight.dtype}")
     print(SEED_PROMPT + real.text_completion([SEED_PROMPT], temperature=0.0, max_gen_len=32)[0]["generation"])
     del real
-except MemoryError as err:  # build checks before it loads
+except MemoryError as err:  # build checks the free memory it can measure (Linux, macOS, a GPU) first
     print(f"MemoryError: {err}")
 
 # %% [markdown]

