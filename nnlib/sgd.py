@@ -14,7 +14,8 @@ number of *updates* (not epochs), so runs with different mini-batch sizes compar
 What it is not: a general or fast library. There is no cross-entropy cost, regularisation,
 momentum or GPU here. Notebook 01's cross-entropy exercise shows the one line (BP1) that the
 cross-entropy cost changes, and its closing section says where weight decay and momentum would
-enter the update line; for a GPU, the series moves to torch (notebooks 03-05).
+enter the update line; for a GPU, the series moves to torch (notebooks 03b to 05; notebook 03
+stays on the CPU).
 
 Shapes, as in Nielsen: a single input ``x`` is a column ``(sizes[0], 1)``; a mini-batch in matrix
 form stacks examples as columns, ``X`` is ``(sizes[0], m)``. ``weights[l]`` is

@@ -36,10 +36,12 @@
 #    learning rates move when it is not;
 # 4. train on handwritten digits, choose `eta` on a validation set and report the test set once.
 #
-# **Time:** the core path is about an hour: the parts not marked optional add up to 62 minutes
-# (this introduction 2, section 1 20, section 2 7, section 3 5, section 4.1 10, section 6 3,
-# section 7 with Exercise 3 14, section 7.2 1). The parts marked *(optional, N min)*, sections
-# 4.2–4.3 and 5 and Exercises 1, 2, 4 and 5 among them, add about 76 minutes more. These minutes
+# **Time:** the core path is about an hour and a quarter: the parts not marked optional add up
+# to 74 minutes (this introduction 3, section 1 24, section 2 8, section 3 6, section 4.1 11,
+# section 6 3, section 7 with Exercise 3 18, section 7.2 1). The parts marked
+# *(optional, N min)* add about 87 minutes more: Exercise 1 (section 1.4) 12, sections 4.2 9,
+# 4.3 7, 4.4 10 and 5 7, Exercise 2 (section 5.1) 15, section 7.1 6, section 8 9, and section 9
+# (Exercises 4 and 5) 12. These minutes
 # are estimates for a first reading (a reviewer's, where a section has not changed since), not a
 # measurement. The code is in `nnlib.sgd` (same names as Nielsen's); this
 # notebook shows the lines that teach.
@@ -77,7 +79,7 @@ torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
 # %% [markdown]
-# ## 1. Gradient descent on one weight (20 min)
+# ## 1. Gradient descent on one weight (24 min)
 #
 # Before any network: a model with a single weight $w$ that predicts $w\,x$, and a mini-batch of
 # eight points $(x_j, y_j)$. Each point has its own cost $C_j(w) = \tfrac12 (w x_j - y_j)^2$, and,
@@ -173,10 +175,12 @@ for step in range(10):
     path.append(w)
 print("w after each step:", np.round(path, 3))
 print(f"distance to w*: {abs(path[0] - w_best):.3f} at the start, {abs(w - w_best):.3g} after 10 steps")
+w_wide = np.linspace(min(-2.5, min(path)), max(6.5, max(path)), 200)  # wide enough for eta = 1.7
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(w_grid, [cost(v) for v in w_grid], color="lightgrey")
+ax.plot(w_wide, [cost(v) for v in w_wide], color="lightgrey")
 ax.plot(path, [cost(v) for v in path], "o-", ms=4)
-ax.set(xlabel="w", ylabel="cost C(w)", ylim=(0, 6), title=f"10 steps with eta = {eta}")
+top = max(11, 1.1 * max(cost(v) for v in path))  # the axes grow with a diverging path
+ax.set(xlabel="w", ylabel="cost C(w)", ylim=(0, top), title=f"10 steps with eta = {eta}")
 plt.show()
 
 # %% [markdown]
@@ -264,7 +268,7 @@ print("the same as one step along the mean slope, w - eta * slope(w):",
 # When the set does not divide evenly, the epoch's last mini-batch is shorter, and
 # `len(mini_batch)` (rather than the nominal `mini_batch_size`) averages it right too.
 #
-# ### 1.4 Exercise 1: the limit on `eta` (optional, 10 min)
+# ### 1.4 Exercise 1: the limit on `eta` (optional, 12 min)
 #
 # On this one-weight cost the slope $dC/dw$ is a straight line in $w$, so its own derivative, the
 # **second derivative** $c = C''(w)$, is one number, the same for every $w$. It is the cost's
@@ -309,7 +313,7 @@ except NotImplementedError:
     print("Attempt Exercise 1 first: this cell then puts your limit next to the values of 1.2.")
 
 # %% [markdown]
-# ## 2. The digits and the network (7 min)
+# ## 2. The digits and the network (8 min)
 #
 # Nielsen uses MNIST (28×28 images). We use the 1,797 8×8 digits that ship with scikit-learn, so
 # nothing downloads; `nnlib.data.load_mnist` reads Nielsen's `mnist.pkl.gz` in the same layout.
@@ -376,10 +380,11 @@ print(f"outputs above 0.95 or below 0.05 (saturated): {np.mean((out > 0.95) | (o
 # for almost every image (their mean outputs are 0.98 and 1.00), so it answers 9 (or 2) to most
 # images, and its accuracy is about what always saying 9 would get. The weights are drawn from
 # $N(0, 1)$, so $z = W a + b$ sums dozens of such terms and is often large; the sigmoid then
-# *saturates* near 0 or 1, where its slope $\sigma'(z)$ is almost 0. Remember that: $\sigma'$
-# appears in every backprop equation, so saturated neurons learn slowly.
+# *saturates* near 0 or 1, where its slope $\sigma'(z)$ is almost 0. Remember that: $\sigma'$ is a
+# factor of every error $\delta$ that backprop computes (BP1 and BP2 of section 4), and every
+# gradient is made from those errors (BP3 and BP4), so saturated neurons learn slowly.
 #
-# ## 3. The update line on the real network (5 min)
+# ## 3. The update line on the real network (6 min)
 #
 # Section 1's line, now for every weight and bias of the network. `net.backprop(x, y)` returns one
 # example's gradient (section 4 opens it); here is the first half of Nielsen's `update_mini_batch`,
@@ -415,11 +420,13 @@ print(f"{len(training)} examples in mini-batches of 10: the last one has {len(tr
 #
 # ## 4. Where `nabla_w` comes from: backpropagation
 #
-# ### 4.1 One neuron per layer, by hand (10 min)
+# ### 4.1 One neuron per layer, by hand (11 min)
 #
 # Take the smallest network with a hidden layer: one input $x$, one hidden neuron, one output,
 # weights $w^2, w^3$, biases $b^2, b^3$, cost $C = \tfrac12 (a^3 - y)^2$. Forward:
 # $z^2 = w^2 x + b^2$, $a^2 = \sigma(z^2)$, $z^3 = w^3 a^2 + b^3$, $a^3 = \sigma(z^3)$.
+# The superscripts are layer numbers (section 2), not powers: $a^3$ is the activation of layer 3,
+# the output, and $w^3$ the weight into it.
 #
 # The chain rule walks back through that list. Call $\delta^l = \partial C/\partial z^l$:
 #
@@ -460,7 +467,7 @@ print("nnlib's backprop:  dC/dw2, dC/dw3 =", [round(float(g[0, 0]), 4) for g in 
 # time. The core path goes on with section 6; sections 4.2–4.4 and 5 show the same steps for
 # layers of many neurons and check them, and are optional.
 #
-# ### 4.2 The same steps as code, for one example (optional, 7 min)
+# ### 4.2 The same steps as code, for one example (optional, 9 min)
 #
 # With many neurons per layer, $\delta^l$ becomes a column, a product with a weight becomes a
 # matrix product, and "times $\sigma'$" becomes the **elementwise** (Hadamard) product, written
@@ -505,7 +512,7 @@ print("backprop_one == Network.backprop:",
       all(np.allclose(p, q) for p, q in zip(nb_one + nw_one, nb_lib + nw_lib)))
 
 # %% [markdown]
-# ### 4.3 BP1–BP4: the four lines, named (optional, 5 min)
+# ### 4.3 BP1–BP4: the four lines, named (optional, 7 min)
 #
 # Those four kinds of line are Nielsen's four equations (chapter 2), in his numbering; in the
 # code column `k = l - 2`:
@@ -607,17 +614,20 @@ print(f"largest gap between backprop and autograd: {max(gaps):.1e}")
 # **What to notice:** autograd agrees to rounding, because it *is* the chain rule, done by a
 # machine: no $\epsilon$, so no V.
 #
-# ## 5. The whole mini-batch as one matrix (optional, 6 min)
+# ## 5. The whole mini-batch as one matrix (optional, 7 min)
 #
 # The loop of section 3 calls `backprop` once per example. nnlib's `backprop_matrix` puts the $m$
 # examples side by side as the **columns** of `X`, shape `(64, m)` (and `Y`, `(10, m)`), so every
 # $z^l$ and $\delta^l$ becomes a matrix with one column per example. BP1, BP2 and BP4 read exactly
 # as in `backprop_one`; `delta @ a_prev.T` even *sums* the $m$ outer products for free. BP3 does
 # **not**: $\delta^l$ is now `(n, m)`, and the bias gradient must be summed over the batch axis.
-# Forget the sum and the step itself raises no error: numpy broadcasts, and the bias silently
-# becomes a matrix with one column per example. The next mini-batch of the same size still runs
-# (each example now gets its own, meaningless bias); the first one of another size, such as an
-# epoch's last, shorter mini-batch, stops with a broadcasting error:
+# Forget the sum in Nielsen's form of the step, `b - eta/m * nb`, and the step itself raises no
+# error: numpy broadcasts, and the bias silently becomes a matrix with one column per example.
+# The next mini-batch of the same size still runs (each example now gets its own, meaningless
+# bias); one of another size, such as an epoch's last, shorter mini-batch, stops with a
+# broadcasting error, except a single example, which broadcasts too and is silently wrong.
+# (nnlib's `update_mini_batch_matrix` writes the step in place, `b -= step * nb`, and there the
+# missing sum does raise at once: numpy cannot write an `(n, m)` result into an `(n, 1)` bias.)
 
 # %%
 X = np.hstack([x_i for x_i, _ in mini_batch])
@@ -635,8 +645,18 @@ try:
     broken.feedforward(X[:, :7])  # a mini-batch of 7, like the last one of an epoch
 except ValueError as err:
     print("next mini-batch of 7: ValueError:", str(err).strip())
+print("next mini-batch of 1: output", broken.feedforward(X[:, :1]).shape, " (no error, wrong)")
+in_place = net.biases[-1].copy()
+try:
+    in_place -= eta / 10 * delta  # nnlib's in-place form of the step, without the sum
+except ValueError as err:
+    print("b -= eta/m * delta (in place): ValueError:", str(err).strip())
 
 # %% [markdown]
+# **What to notice:** a single example's output is a `(10, 10)` matrix instead of a column, and
+# nothing complains. Nielsen's form hides the mistake until a mini-batch of another size arrives,
+# and from single examples for good; nnlib's in-place form refuses at the very first step.
+#
 # The matrix form gives the same step as the loop, and it is faster: Python's per-call overhead
 # is paid once per mini-batch instead of once per example (`benchmarks/sgd.py` measures it on an
 # MNIST-sized epoch, side by side with the loop and with torch).
@@ -712,7 +732,7 @@ plt.show()
 # happens in the first few epochs; after that the cost keeps falling slowly while the accuracy
 # flattens out.
 #
-# ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (14 min, Exercise 3 included)
+# ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (18 min, Exercise 3 included)
 #
 # First the learning rate alone: the same network from the same start, five values of `eta`,
 # each given **600 steps** with mini-batches of 10 from the first 600 training examples, measured
@@ -858,7 +878,7 @@ else:
 # on the other. (600 is not a multiple of 256, so each epoch ends with a shorter mini-batch,
 # whose summed step is shorter: the match need not be exact at the edges.)
 #
-# ### 7.1 Try it yourself (optional, 5 min)
+# ### 7.1 Try it yourself (optional, 6 min)
 #
 # Untick *divide by m* and change the mini-batch size. Each move retrains from the same start for
 # the same 600 steps, measured on the validation set, and keeps the previous run faint.
@@ -883,7 +903,7 @@ LearningRateExplorer(training, validation)
 print(f"test accuracy of the network of section 6: {net.evaluate(test) / len(test):.3f}")
 
 # %% [markdown]
-# ## 8. torch: the same step, and a trap (optional, 8 min)
+# ## 8. torch: the same step, and a trap (optional, 9 min)
 #
 # In torch you write the forward pass and a loss; autograd gives the gradient and
 # `torch.optim.SGD(params, lr=eta)` does `p -= lr * p.grad`. The optimiser has no
@@ -925,7 +945,7 @@ for loss, code in [("nielsen", "0.5 * ((a - Y)**2).sum() / m"), ("mse_mean", "F.
 # of it from the lost mean. Neither is wrong, but each needs its own learning rate, and
 # `reduction="sum"` needs a new one whenever the batch size changes, as the right heatmap showed.
 #
-# ## 9. More exercises (optional, 10 min)
+# ## 9. More exercises (optional, 12 min)
 #
 # Each checker says right or not yet; the solution is hidden below each one. Try first.
 #
@@ -982,8 +1002,10 @@ check_cross_entropy_delta(cross_entropy_delta)
 # What `nnlib.sgd` leaves out, and where it would go: **weight decay** (L2 regularisation, Nielsen
 # chapter 3) adds $\tfrac{\lambda}{2n}\sum w^2$ to the cost, which puts an extra
 # $-\eta\frac{\lambda}{n} w$ into the update line; **momentum** keeps a running velocity
-# $v \to \mu v - \frac{\eta}{m}\,\nabla$ and steps $w \to w + v$; a **GPU** means holding the
-# arrays as torch tensors on the device, which notebooks 03b to 05 do (03 stays on the CPU).
+# $v \to \mu v - \eta\,\nabla C$ and steps $w \to w + v$ (as in section 1.1, $\nabla C$ is the mean
+# cost's gradient: in code `v = mu*v - (eta/len(mini_batch))*nw`, with `nw` the sum); a **GPU**
+# means holding the arrays as torch tensors on the device, which notebooks 03b to 05 do (03 stays
+# on the CPU).
 #
 # Every network in this series, the Llama of notebooks 03 and 04 included, was trained the same
 # way: a gradient from a mini-batch, then a step against it (though with a smarter optimiser, such
