@@ -55,27 +55,29 @@ def plot_history(history, axes=None, label: str | None = None, x: str = "epoch")
 # ---- 02 spaCy pipelines --------------------------------------------------------------------
 
 
-def plot_throughput(words_per_second: dict[str, float], ax=None, title: str = ""):
-    """Horizontal bars of words per second, one per way of running a pipeline (notebook 02).
+def plot_throughput(tokens_per_second: dict[str, float], ax=None, title: str = ""):
+    """Horizontal bars of tokens per second, one per way of running a pipeline (notebook 02).
 
-    ``words_per_second`` maps a label ("loop of nlp(text)", "nlp.pipe", ...) to a rate; bars keep
+    The rates count spaCy tokens (punctuation included), not words.
+
+    ``tokens_per_second`` maps a label ("loop of nlp(text)", "nlp.pipe", ...) to a rate; bars keep
     the dict's order from top to bottom and carry their value and its ratio to the first entry
     (the baseline), so the speed-ups can be read off directly.
     """
     import matplotlib.pyplot as plt
 
-    if not words_per_second or min(words_per_second.values()) <= 0:
+    if not tokens_per_second or min(tokens_per_second.values()) <= 0:
         raise ValueError("plot_throughput needs at least one positive rate, e.g. "
                          "{'loop of nlp(text)': 2800.0, 'nlp.pipe(texts)': 6600.0}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 0.6 + 0.55 * len(words_per_second)))
-    base = next(iter(words_per_second.values()))
-    labels = list(words_per_second)[::-1]
-    values = [words_per_second[k] for k in labels]
+        _, ax = plt.subplots(figsize=(7.5, 0.6 + 0.55 * len(tokens_per_second)))
+    base = next(iter(tokens_per_second.values()))
+    labels = list(tokens_per_second)[::-1]
+    values = [tokens_per_second[k] for k in labels]
     bars = ax.barh(labels, values, color="#4c72b0")
     ax.bar_label(bars, labels=[f"{v:,.0f}  ({v / base:.1f}x)" for v in values], padding=3,
                  fontsize=9)
-    ax.set_xlabel("words per second (higher is better)")
+    ax.set_xlabel("tokens per second (higher is better)")
     ax.set_xlim(0, max(values) * 1.3)
     if title:
         ax.set_title(title)

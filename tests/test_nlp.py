@@ -153,6 +153,7 @@ def test_plot_throughput_labels_rates_and_ratios():
     plot_throughput({"loop": 1000.0, "pipe": 2500.0}, ax=ax)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["pipe", "loop"]  # first on top
     assert [t.get_text() for t in ax.texts] == ["2,500  (2.5x)", "1,000  (1.0x)"]
+    assert ax.get_xlabel().startswith("tokens per second")  # spaCy tokens, not words
     plt.close(fig)
     with pytest.raises(ValueError, match="positive rate"):
         plot_throughput({})

@@ -68,7 +68,7 @@ for token in doc:
 # Llama's subword tokens are in **notebook 02b**.
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 55 to 60 minutes; the optional parts add about 50 more. Both are estimates for a learner who
+# about 60 to 65 minutes; the optional parts add about 60 more. Both are estimates for a learner who
 # reads, runs and does the exercises (not a formula); each heading gives its share. Top to bottom
 # the notebook runs in well under two minutes.
 
@@ -102,7 +102,7 @@ from nnlib.plots import plot_throughput
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · A trained pipeline is a package on disk (11–13 min)
+# ## 1 · A trained pipeline is a package on disk (15 min, with Exercise 1)
 #
 # `spacy.load(name)` imports the package `name` and builds the pipeline from the data folder
 # inside it. The official English package is called `en_core_web_sm`; the cell at the top loaded
@@ -198,7 +198,8 @@ for name in nlp.config["nlp"]["pipeline"]:
 
 # %% [markdown]
 # **What to notice.** Most of the megabytes are two sets of weights: the shared `tok2vec`, and
-# the `ner`, which does not listen and so carries its own copy of a tok2vec inside.
+# the `ner`, which does not listen and so has its own tok2vec inside: a separate network with its
+# own weights, trained with the NER, not a copy of the shared one.
 # `attribute_ruler` and `lemmatizer` are rules and lookup tables, not networks.
 #
 # ### Exercise 1 · An NER-only package
@@ -224,52 +225,7 @@ _ = exercises.check_ner_only_folders(ner_only_folders, nlp)
 # `tokenizer` is a file, like `config.cfg` and `meta.json`.
 # </details>
 #
-# ### 1b · A spaCy pipeline is not a Llama (6 min)
-#
-# Both get called "language models". spaCy's `sm` pipeline is a few small task-specific networks
-# plus rules and tables, it is the size printed above, and it *annotates* text. The `tok2vec`
-# embeds each token; the tagger puts one tag per token (a softmax over the tag set). The parser
-# and the NER are **transition-based**: they read the sentence left to right with a stack, and at
-# each step their network predicts an *action*: for the parser, shift, reduce, or attach with a
-# label (below); for the NER, `B-` begin, `I-` inside, `L-` last token of an entity, `U-` a
-# one-token entity, or `O` outside any entity. The tree and the entities are what the chosen
-# actions build. A Llama is one big transformer trained to *predict the next token*; it
-# annotates nothing unless you prompt it to. Notebooks 03 and 04 open that one up.
-
-# %%
-ner = nlp.get_pipe("ner")
-print(f"parser: {len(nlp.get_pipe('parser').move_names)} actions, ner: {len(ner.move_names)} actions")
-print(f"ner: {len(ner.labels)} labels x {sorted({m[0] for m in ner.move_names if m != 'O'})} + 'O' "
-      f"= {len(ner.labels)} x 4 + 1 = {len(ner.labels) * 4 + 1}")
-doc = nlp("Apple is looking at buying U.K. startup for $1 billion.")
-oracle = ner.moves.get_oracle_sequence(Example(nlp.make_doc(doc.text), doc))
-print("ner actions that rebuild its entities:", [ner.moves.get_class_name(a) for a in oracle])
-
-# %% [markdown]
-# **What to notice.** `Apple` and `U.K.` are one token each, so each is one `U-` action; `$1
-# billion` takes three (`B-`, `I-`, `L-`). Every other token gets `O`. (`get_oracle_sequence` is
-# what training uses: given the gold annotation of an `Example`, the actions that rebuild it.)
-#
-# The parser's actions are **arc-eager**: a *stack* of words already read, and the *next word* of
-# the sentence. The same experiment on a short sentence, next to its tree:
-
-# %%
-parser = nlp.get_pipe("parser")
-doc = nlp("She saw the mice.")
-print([(t.text, t.dep_, "head: " + t.head.text) for t in doc])
-oracle = parser.moves.get_oracle_sequence(Example(nlp.make_doc(doc.text), doc))
-print("parser actions:", [parser.moves.get_class_name(a) for a in oracle])
-
-# %% [markdown]
-# **What to notice.** Read the actions left to right. `S` (shift) pushes the next word onto the
-# stack: `She`. `L-nsubj` makes the word on the stack a **left** dependent of the next word
-# (`saw` is the head, `She` its `nsubj`) and pops `She`. `S` pushes `saw`, `S` pushes `the`;
-# `L-det` makes `the` a left dependent of `mice`. `R-dobj` makes the next word, `mice`, a
-# **right** dependent of the word on the stack (`saw`), and pushes it. `D` (reduce) pops `mice`,
-# whose head is set; `R-punct` attaches `.` to `saw`; the last two `D`s empty the stack. The network scores these actions, not arcs;
-# the tree is what the chosen actions build.
-#
-# ### 1c · 日本語でまとめると:「spaCy の言語モデルとは何か」 (optional, 2 min)
+# ### 1b · 日本語でまとめると:「spaCy の言語モデルとは何か」 (optional, 2 min)
 #
 # spaCy ではこれを **学習済みパイプライン (trained pipeline)** と呼びます。`pip` でインストールする
 # Python パッケージで、中には組み立て方を書いた `config.cfg`、ラベルと精度を記した `meta.json`、
@@ -303,7 +259,7 @@ print("round trip:", doc.text == "".join(t.text_with_ws for t in doc), "|",
 # lexical flags such as `like_email` and `like_num`.
 
 # %% [markdown]
-# ## 3 · Part of speech, fine tag, morphology, lemma (9–10 min)
+# ## 3 · Part of speech, fine tag, morphology, lemma (12 min)
 #
 # - `tag_`: the fine English Penn Treebank tag (`VBD` = verb, past tense), from the `tagger`: the
 #   only network of the four.
@@ -388,10 +344,15 @@ for with_p, without_p in zip(nlp(sentence), no_parser(sentence)):
 for p in ruler_patterns:
     if any("DEP" in token for pattern in p["patterns"] for token in pattern):
         print(json.dumps(p["patterns"][0]), "->", p["attrs"])
+print("and one that reads only the tag and the word:")
+for p in ruler_patterns:
+    if p["patterns"][0] == [{"TAG": "VBD", "LOWER": "did"}]:
+        print(json.dumps(p["patterns"][0]), "->", p["attrs"])
 
 # %% [markdown]
-# **What to notice.** `have`, `has`, `had`, `do`, `does`, `did` are tagged like auxiliaries, and a
-# tag-based pattern makes them `AUX`. A later pattern checks the parse: as `ROOT`, `conj` (and a
+# **What to notice.** `have` and `did` get verb tags (`VBP`, `VBD`, the table above), the same
+# tags a main verb gets; a pattern on the tag *plus the word* (the last line) makes such forms of
+# `have` and `do` `AUX`. A later pattern checks the parse: as `ROOT`, `conj` (and a
 # few other clause heads) they are main verbs, `VERB` ("I *have* a car"), not helpers ("I *have*
 # seen it"). Another makes `be` after an expletive `there` a `VERB`, and pronoun case (`I` as
 # `nsubj` is `Case=Nom`) comes from `dep_` too. Without the parser those patterns cannot match.
@@ -433,13 +394,17 @@ nlp_tools.render(doc, style="dep", options={"compact": True, "distance": 95})
 
 # %%
 print("noun chunks:", [chunk.text for chunk in doc.noun_chunks])
+print("'startup':", doc[6].tag_, doc[6].pos_, doc[6].dep_, "of", repr(doc[6].head.text),
+      "| 'U.K.':", doc[5].dep_, "of", repr(doc[5].head.text))
 print("subtree of 'buying':", " ".join(t.text for t in doc[4].subtree))
 print("children of 'looking':", [c.text for c in doc[2].children])
 
 # %% [markdown]
-# **What to notice.** The small pipeline is good, not perfect: it made `U.K.` the *subject* of
-# `startup` (`nsubj` in the hook's table) instead of a modifier, so `noun_chunks` misses
-# "U.K. startup". `noun_chunks` and `subtree` are read off the parse: no parse, no chunks (§5b).
+# **What to notice.** The small pipeline is good, not perfect. The root cause is the tagger: it
+# tagged `startup` `VBD`, a past-tense verb (`pos_` `VERB`), so the parser built a clause around
+# it (`ccomp` of `buying`, with `U.K.` as its `nsubj`) instead of a noun with a modifier. A verb
+# cannot head a noun chunk, so `noun_chunks` misses "U.K. startup". `noun_chunks` and `subtree`
+# are read off the parse: no parse, no chunks (§5b).
 
 # %% [markdown]
 # ## 5 · Named entities (3 min)
@@ -460,13 +425,14 @@ nlp_tools.render(nlp("In 2023 Google paid 40 engineers in Paris to study spaCy, 
 #
 # ### 5b · Sentences, and what the parser is for (optional, 7 min)
 #
-# The parser's tree also gives sentence boundaries (`doc.sents`). Leave the parser out and both
-# `sents` and `noun_chunks` stop working:
+# The parser's tree also gives sentence boundaries (`doc.sents`; §5c shows the action that marks
+# them). Leave the parser out and both `sents` and `noun_chunks` stop working:
 
 # %%
 text = "Mr. Smith went to Washington. He arrived at 5 p.m. and left. Did he return?"
 print("with the parser:", [s.text for s in nlp(text).sents])
-for attribute in ["sents", "noun_chunks"]:  # no_parser: loaded in §3b
+no_parser = nlp_tools.load_pipeline("en", exclude=["parser"])  # as in §3b, loaded again here
+for attribute in ["sents", "noun_chunks"]:
     try:
         list(getattr(no_parser(text), attribute))
     except ValueError as err:
@@ -499,6 +465,60 @@ _ = exercises.check_sentence_pipeline(sentence_pipeline, nlp)
 # </details>
 
 # %% [markdown]
+# ### 5c · How the parser and the NER build their output: transition actions (optional, 8–10 min)
+#
+# spaCy's `sm` pipeline and a Llama both get called "language models". spaCy's is a few small
+# task-specific networks plus rules and tables, the size printed in §1, and it *annotates* text.
+# The `tok2vec` embeds each token; the tagger puts one tag per token (a softmax over the tag
+# set). The parser and the NER are **transition-based**: they read the sentence left to right
+# with a stack, and at each step their network predicts an *action*: for the parser, shift,
+# reduce, break (a sentence boundary) or attach with a label (below); for the NER, `B-` begin,
+# `I-` inside, `L-` last token of an entity, `U-` a one-token entity, or `O` outside any entity.
+# The heads, labels and entities of §4 and §5 are what the chosen actions build. A Llama is one
+# big transformer trained to *predict the next token*; it annotates nothing unless you prompt it
+# to. Notebooks 03 and 04 open that one up.
+
+# %%
+ner = nlp.get_pipe("ner")
+parser = nlp.get_pipe("parser")
+kinds = Counter(name.split("-")[0] for name in parser.move_names)
+print(f"parser: {len(parser.move_names)} actions = {kinds['L']} L + {kinds['R']} R + "
+      f"{kinds['S']} S + {kinds['D']} D + {kinds['B']} B; the ones without L/R: "
+      f"{[m for m in parser.move_names if m[0] not in 'LR']}")
+print(f"ner: {len(ner.move_names)} actions")
+print(f"ner: {len(ner.labels)} labels x {sorted({m[0] for m in ner.move_names if m != 'O'})} + 'O' "
+      f"= {len(ner.labels)} x 4 + 1 = {len(ner.labels) * 4 + 1}")
+doc = nlp("Apple is looking at buying U.K. startup for $1 billion.")
+oracle = ner.moves.get_oracle_sequence(Example(nlp.make_doc(doc.text), doc))
+print("ner actions that rebuild its entities:", [ner.moves.get_class_name(a) for a in oracle])
+
+# %% [markdown]
+# **What to notice.** `Apple` and `U.K.` are one token each, so each is one `U-` action; `$1
+# billion` takes three (`B-`, `I-`, `L-`). Every other token gets `O`. (`get_oracle_sequence` is
+# what training uses: given the gold annotation of an `Example`, the actions that rebuild it.)
+#
+# The parser's actions are **arc-eager**: a *stack* of words already read, and the *next word* of
+# the sentence. The same experiment on a short sentence, next to its tree:
+
+# %%
+doc = nlp("She saw the mice. They ran.")
+print([(t.text, t.dep_, "head: " + t.head.text) for t in doc])
+oracle = parser.moves.get_oracle_sequence(Example(nlp.make_doc(doc.text), doc))
+print("parser actions:", [parser.moves.get_class_name(a) for a in oracle])
+
+# %% [markdown]
+# **What to notice.** Read the actions left to right. `S` (shift) pushes the next word onto the
+# stack: `She`. `L-nsubj` makes the word on the stack a **left** dependent of the next word
+# (`saw` is the head, `She` its `nsubj`) and pops `She`. `S` pushes `saw`, `S` pushes `the`;
+# `L-det` makes `the` a left dependent of `mice`. `R-dobj` makes the next word, `mice`, a
+# **right** dependent of the word on the stack (`saw`), and pushes it. `D` (reduce) pops `mice`,
+# whose head is set. `B-ROOT` (break) marks the word after the next one, `They`, as the start of
+# a new sentence: this is where `doc.sents` (§5b) comes from when the parser runs. `R-punct`
+# attaches `.` to `saw`, the `D`s empty the stack, and the second sentence is built the same way.
+# The network scores these actions, not arcs; the tree and the sentences are what the chosen
+# actions build.
+
+# %% [markdown]
 # ## 6 · Word vectors: the small pipeline has none (optional, 5 min)
 #
 # *Static word vectors* (one vector per word, as in word2vec/GloVe) make packages large, so `sm`
@@ -523,7 +543,7 @@ print(textwrap.fill(str(caught[0].message), width=100))
 # spelling", not meaning.
 
 # %% [markdown]
-# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (9–10 min)
+# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (12 min, with Exercise 4)
 #
 # - `Matcher`: patterns over token attributes, one dict per token (`LOWER`, `LEMMA`, `POS`,
 #   `LIKE_NUM`, operators `?` `+` `*`).
@@ -658,7 +678,7 @@ _ = exercises.check_drop_cardinals(drop_cardinals, placement, nlp)
 # </details>
 
 # %% [markdown]
-# ## 8 · Speed: the Cython core, batches, and only the components you need (10 min)
+# ## 8 · Speed: the Cython core, batches, and only the components you need (12–14 min, with Exercise 6)
 #
 # spaCy is written in **Cython** (Python compiled to C). A `Doc` is a C array of token structs;
 # `Token` and `Span` are light views into it that copy nothing. Strings live once in the
@@ -875,7 +895,7 @@ except ImportError:
     memory = "peak memory not measured on this system"
 else:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-    memory = f"peak memory {peak_mb:.0f} MB (both pipelines loaded)"
+    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
+    memory = f"peak memory {peak_mib:.0f} MiB (both pipelines loaded)"
 print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s on {os.cpu_count()} CPU cores, "
       f"{memory}")

@@ -32,7 +32,7 @@
 # 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 60 to 70 minutes; the optional parts add about 30. Both are estimates for a learner who
+# about 60 to 65 minutes; the optional parts add about 40 to 45. Both are estimates for a learner who
 # reads, runs and does the exercises (not a formula); each heading gives its share. Top to bottom
 # the notebook runs in well under two minutes.
 
@@ -90,7 +90,7 @@ print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · Train your own component: a text classifier (8–10 min)
+# ## 1 · Train your own component: a text classifier (10 min)
 #
 # Training in spaCy means: make `Example`s (a `Doc` plus the gold annotation), `nlp.initialize`,
 # then loop `nlp.update` over shuffled mini-batches. The task is this series' own: given a
@@ -107,6 +107,7 @@ print(Counter(label for _, label in train))
 for text, label in train[:4]:
     print(f"{label:<6} {text}")
 majority_label, baseline = nlp_tools.majority_baseline(train, dev)
+probe = [text for text, _ in dev]  # the dev questions alone, to compare two models' scores (§1c, §1e)
 print(f"majority baseline: always {majority_label!r} -> accuracy {baseline:.3f} on dev")
 
 # %% [markdown]
@@ -172,7 +173,7 @@ for name, value in scores.items():
 print(f"accuracy {scores['accuracy']:.3f} vs majority baseline {baseline:.3f}")
 
 # %% [markdown]
-# ### 1b · Read the mistakes, on training data the model did not see (12–15 min)
+# ### 1b · Read the mistakes, on training data the model did not see (15–20 min, with Exercise 1)
 #
 # To improve the data you read the mistakes. Not on `dev`: questions written from dev mistakes are
 # dev knowledge in the training set, and the dev score stops measuring anything. And not the
@@ -272,7 +273,6 @@ print(f"steps: {len(train)} questions / 16 per batch = {-(-len(train) // 16)} ba
       f"evaluated every {spacy.util.load_config_from_str(nlp_tools.TEXTCAT_BASE_CONFIG)['training']['eval_frequency']} steps")
 
 # %%
-probe = [text for text, _ in dev]
 same = all(abs(a.cats[k] - b.cats[k]) < 1e-5
            for a, b in zip(cli_nlp.pipe(probe), textcat_nlp.pipe(probe)) for k in a.cats)
 print(f"spacy train, dev accuracy: model-last {nlp_tools.accuracy(cli_nlp, dev):.3f}, model-best "
@@ -289,11 +289,14 @@ print("model-last and the hand loop give the same scores on every dev question:"
 # one more reason to keep a test split).
 
 # %% [markdown]
-# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (15–18 min)
+# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (6–8 min)
 #
 # Notebook 01's update divides by the batch size: `w - (eta/m) * nabla_w`. spaCy's does not. The
-# textcat's `get_loss` prints a *mean* squared error. What does the gradient it passes back look
-# like, and is it divided by `m`?
+# textcat's `get_loss(examples, scores)` returns two things: the loss, a *mean* squared error over
+# the batch's scores, and the gradient. (`nlp.update` adds each batch's loss to `losses`, so the
+# "loss per epoch" printed in §1 is a sum of per-batch means, one per batch, and so is `spacy
+# train`'s `LOSS TEXTCAT` column in §1c: the sum over the batches since the previous row.) What
+# does the gradient look like, and is it divided by `m`?
 #
 # ### Exercise 2 · Derive: the gradient the textcat passes back
 # Given the textcat's `scores` and the gold `truths` for a batch (both `(m, n_labels)` arrays),
@@ -319,7 +322,9 @@ _ = exercises.check_textcat_gradient(textcat_gradient, textcat_nlp, train)
 # weights it is a sum over the batch, Nielsen's `nabla_w` before the `eta/m`.
 # </details>
 #
-# ### Exercise 3 · Predict: which learning rate makes the mean match the sum?
+# ### 1e · The 1/m and the learning rate: predict, then watch it on the classifier (optional, 12 min)
+#
+# #### Exercise 3 · Predict: which learning rate makes the mean match the sum?
 # Suppose you divide every gradient by `m` (notebook 01's way). With plain SGD, which learning
 # rate takes the same steps as summing at `learn_rate`? With Adam? Return `(sgd_rate, adam_rate)`.
 # The checker runs thinc's `SGD` and `Adam` both ways on the same gradients.
@@ -383,7 +388,7 @@ for first, second in [("Adam, sum", "Adam, mean"), ("SGD 0.05, sum", "SGD 0.05, 
 # often than a mean one.)
 
 # %% [markdown]
-# ### 1e · Save, load back, and score once on test (4 min)
+# ### 1f · Save, load back, and score once on test (4 min)
 #
 # Save the trained pipeline and load it back: it is now a folder like the one in notebook 02 §1,
 # with its own `config.cfg` and a `textcat/` folder (written to a temporary folder here).
@@ -397,7 +402,11 @@ q = "How do I load the tokenizer for Llama?"
 print("same prediction after reload:", reloaded(q).cats == textcat_nlp(q).cats)
 
 # %% [markdown]
-# Every choice is made: the model, its epochs, the data. Now, once, the test split:
+# Every choice for this model is made: the model, its epochs and its data, `train` alone. The
+# model scored here is `textcat_nlp` from §1: your Exercise 1 questions went only into the
+# retrained copies the checker scored on dev. (To report a model with them, choose it on dev,
+# train it on `train + my_questions()`, and score *that* one here instead, once.) Now, once, the
+# test split:
 
 # %%
 _, test_baseline = nlp_tools.majority_baseline(train, test_rows)
@@ -510,7 +519,7 @@ _ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
 # </details>
 
 # %% [markdown]
-# ## 3 · Japanese with GiNZA (13–15 min)
+# ## 3 · Japanese with GiNZA (15 min, with Exercise 5)
 #
 # English words are separated by spaces; Japanese writes none (`東京で新しい辞書を買いました。`), so
 # the tokenizer cannot split on spaces. GiNZA uses **SudachiPy**, a morphological analyser that
@@ -549,17 +558,29 @@ nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
 
 # %% [markdown]
 # Japanese grammar is often described in **bunsetsu** (文節: a content word plus its particles);
-# GiNZA groups tokens into them. The tokenizer's granularity is a choice: Sudachi's split mode A
-# (short units), B (middle) or C (long; GiNZA's default).
+# GiNZA groups tokens into them. Sudachi can also split at three granularities, its split modes: A
+# (short units), B (middle) and C (long). Two settings use them. The **tokenizer**'s mode (GiNZA
+# sets C) fixes the tokens the parser and the NER see. `ginza.set_split_mode` does *not* change
+# it: it sets the mode of the `compound_splitter`, a component that runs after the parser and the
+# NER and splits the long tokens into shorter ones.
 
 # %%
 import ginza  # noqa: E402  (installed with ja-ginza)
 
 print("bunsetsu:", [span.text for span in ginza.bunsetu_spans(doc_ja)])
+print("order:", nlp_ja.pipe_names)
 for mode in ["A", "B", "C"]:
     ginza.set_split_mode(nlp_ja, mode)
-    print(mode, [t.text for t in nlp_ja("国家公務員の選挙管理委員会")])
+    print(f"set_split_mode {mode}: tokenizer's mode {nlp_ja.tokenizer.split_mode}, compound_splitter's "
+          f"{nlp_ja.get_pipe('compound_splitter').split_mode} ->",
+          [t.text for t in nlp_ja("国家公務員の選挙管理委員会")])
 ginza.set_split_mode(nlp_ja, "C")  # back to the default
+
+# %% [markdown]
+# **What to notice.** The tokenizer's mode is C in all three runs; only the compound_splitter's
+# follows `set_split_mode`. So the parser and the NER saw the C units (`国家公務員`,
+# `選挙管理委員会`) every time: modes A and B cut those tokens into shorter ones only afterwards,
+# once the parse and the entities were set.
 
 # %%
 doc_ja = nlp_ja("田中さんは2024年4月に京都の大学で働き始めた。")
@@ -613,7 +634,7 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 print("installed trained pipelines:", sorted(spacy.util.get_installed_models()))  # differs on Colab
 
 # %% [markdown]
-# ## 4 · Bridge to notebook 03: words vs subword tokens (7–8 min)
+# ## 4 · Bridge to notebook 03: words vs subword tokens (8 min)
 #
 # A Llama does not see spaCy's words. It sees **subword tokens**: a fixed vocabulary learned from
 # frequencies in its training text, frequent words one piece, rare words split into pieces, no
@@ -687,7 +708,7 @@ except ImportError:
     memory = "peak memory not measured on this system"
 else:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-    memory = f"peak memory {peak_mb:.0f} MB (both pipelines loaded)"
+    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
+    memory = f"peak memory {peak_mib:.0f} MiB (both pipelines loaded)"
 print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s on {os.cpu_count()} CPU cores, "
       f"{memory}")
