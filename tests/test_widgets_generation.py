@@ -589,3 +589,39 @@ def test_bad_input_says_what_to_do(llama):
         GenerationExplorer(llama, PROMPT, top_k=0)
     with pytest.raises(ValueError, match="min_p"):
         GenerationExplorer(llama, PROMPT, min_p=1.5)
+
+
+def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_explorer(llama):
+    """04 §3 reads the first position from a fresh stepper and §12 sets the controls it relies on
+    and resets before running: after a learner has driven the explorer to the end (steps at
+    Meta's defaults, greedy, other settings), both give what they give on a fresh explorer."""
+    from nnlib.exercises.step_through_generation import _top_p_counts
+    from nnlib.llama.stepper import GenerationStepper
+
+    def section_3():  # the notebook's §3 computation, as written there
+        first = GenerationStepper(llama, PROMPT, seed=0).next_logits
+        return first, _top_p_counts(first)
+
+    def section_12(explorer):  # the notebook's §12 check, as written there
+        explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
+        explorer.reset()
+        explorer.run(12)
+        return list(explorer.tokens)
+
+    greedy = llama.generate([prompt_ids(llama)], 12, temperature=0.0)[0][0]
+    fresh_first, fresh_counts = section_3()
+    fresh_tokens = section_12(GenerationExplorer(llama, PROMPT, temperature=0.6, top_p=0.9, seed=0))
+    assert fresh_tokens == greedy
+
+    used = GenerationExplorer(llama, PROMPT, temperature=0.6, top_p=0.9, seed=0)
+    used.run(3)
+    used.sampler.value = "greedy"
+    used.run(None)
+    used.n_steps.value = used.total_len
+    used.run()  # to the end of the answer (EOS or the length limit)
+    assert used.finished and used.stepper.next_logits is None
+    used.sampler.value, used.temperature.value, used.seed.value = "min-p", 1.7, 5
+
+    first, counts = section_3()
+    assert torch.equal(first, fresh_first) and counts == fresh_counts
+    assert section_12(used) == fresh_tokens == greedy

@@ -188,3 +188,37 @@ def check_position_ids(position_ids_from_mask: Callable[[Any], Any]) -> Verdict:
                       "at the real tokens (pads: anything)")
     return report(True, "each row counts from its own first token, so a padded prompt gets the "
                   "positions it would have alone.", "")
+
+
+def _cache_fill_reference(prompt_len: int, max_gen_len: int) -> int:
+    return prompt_len + max_gen_len - 1
+
+
+def check_cache_fill(cache_fill: Callable[[int, int], Any]) -> Verdict:
+    """Exercise 05.0, a prediction: ``cache_fill(prompt_len, max_gen_len)`` is how many positions
+    of each layer's cache ``generate`` has written after a greedy run of ``max_gen_len`` >= 1 new
+    tokens (no EOS) on one prompt of ``prompt_len`` tokens: the prompt (prefill) and every new
+    token that was fed back, which is all but the last one (it is chosen, never fed)."""
+    cases = [(9, 4), (9, 1), (5, 10), (1, 3)]
+    for prompt_len, n in cases:
+        attempted, got = attempt(cache_fill, prompt_len, n)
+        if not attempted:
+            return Verdict(False)
+        try:
+            got = int(got)
+        except (TypeError, ValueError):
+            return report(False, "", f"return a whole number of positions, got {got!r}")
+        want = _cache_fill_reference(prompt_len, n)
+        if got == want:
+            continue
+        where = f"for a prompt of {prompt_len} tokens and max_gen_len={n} you said {got}"
+        if got == prompt_len + n:
+            return report(False, "", f"{where}: one too many. The last new token is chosen from "
+                          "the last call's logits but never fed to the model, so its key and value "
+                          "are never written (section 1: 4 new tokens took 4 calls, not 5)")
+        if got == n or got == n - 1:
+            return report(False, "", f"{where}: the prefill writes every prompt position too")
+        return report(False, "", f"{where}; expected {want}. Count the calls of section 1: what "
+                      "does each one write?")
+    return report(True, "prompt + new tokens - 1: the prefill writes the prompt, each decode step "
+                  "one fed-back token, and the last token is never fed.", "")

@@ -230,3 +230,42 @@ def check_prompt_logprobs(prompt_logprobs: Callable[[Any, Any, int], Any]) -> Ve
                            f"{[round(x, 3) for x in got[0].tolist()]}")
     return report(True, "each row of logits scores the token after it; nnlib's generate does "
                    "the same with max_gen_len=0 and echo=True.", "")
+
+
+def _top_p_counts(logits: Any, top_p: float = 0.9) -> dict[float, int]:
+    """How many tokens ``top_p`` keeps at T = 0.6 and T = 1.0 for one row of logits (V,)."""
+    from nnlib.llama.sampling import Sampler, temperature_probs
+
+    return {T: int(Sampler(kind="top-p", temperature=T, top_p=top_p)
+                   .keep(temperature_probs(logits, T)).sum()) for T in (0.6, 1.0)}
+
+
+PREDICTIONS = ("fewer", "the same", "more")
+
+
+def check_top_p_prediction(top_p_prediction: Callable[[], Any], first_logits: Any) -> Verdict:
+    """Exercise 04.0, a prediction (the seed's slider question): ``top_p_prediction()`` returns
+    "fewer", "the same" or "more": at the position whose logits are ``first_logits`` (V,), does
+    ``top_p = 0.9`` keep fewer tokens, the same number or more at T = 0.6 than at T = 1.0? The
+    checker counts both (no model call) and prints them with the verdict."""
+    attempted, got = attempt(top_p_prediction)
+    if not attempted:
+        return Verdict(False)
+    if not isinstance(got, str) or got.strip().lower() not in PREDICTIONS:
+        return report(False, "", f"return one of {', '.join(map(repr, PREDICTIONS))}, got {got!r}")
+    counts = _top_p_counts(first_logits)
+    low, high = counts[0.6], counts[1.0]
+    truth = "fewer" if low < high else "the same" if low == high else "more"
+    said = f"top_p = 0.9 keeps {low} tokens at T = 0.6 and {high} at T = 1.0"
+    if got.strip().lower() == truth:
+        return report(True, f"{said}: a lower temperature piles the mass onto the top tokens, so "
+                      "90 % is reached after fewer of them (never more: the cut comes after "
+                      "temperature).", "")
+    if got.strip().lower() == "more":
+        return report(False, "", "the cut is made on the distribution temperature has already "
+                      "sharpened: at T = 0.6 the top tokens hold more of the mass, so the running "
+                      "total passes 0.9 sooner. Count again (Sampler(...).keep, as in the cell "
+                      "below).")
+    return report(False, "", "temperature is applied first, then the cut, so the same top_p "
+                  "keeps a different number of tokens at another temperature (and the same only "
+                  "where one token holds almost all the mass). Which way does T = 0.6 move it?")

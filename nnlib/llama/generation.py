@@ -9,8 +9,11 @@ tokens since the previous call. Generation stops per row at a stop token (the to
 
 The choice of the next token is ``sampling.choose_next``; ``generate``, ``step`` and the stepper
 all call it. Draws come from torch's default CPU generator unless a ``torch.Generator`` is passed,
-so ``torch.manual_seed(s)`` before a call (or ``Llama.build(seed=s)``) reproduces its samples, and
-since the draw is made on the CPU in float32 the same seed gives the same text on CPU, CUDA and MPS.
+so ``torch.manual_seed(s)`` before a call (or ``Llama.build(seed=s)``) reproduces its samples. The
+draw itself is made on the CPU in float32, so a seed picks the same token on any device *from the
+same probabilities*; but each device runs the model in its own default dtype (bfloat16 on recent
+CUDA GPUs, float16 on MPS and older GPUs, float32 on the CPU; see ``devices``), the
+probabilities differ with it, and so can the text. Set ``NNLIB_DTYPE`` alike on both to compare devices.
 
 Loading lives in ``loading`` (``Llama.build`` calls ``loading.build``).
 """
@@ -92,11 +95,14 @@ class Llama:
     @staticmethod
     def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_len: int = 512,
               max_batch_size: int = 4, device: Any = None, dtype: Any = None, seed: int = 1,
-              model_parallel_size: int | None = None, check_memory: bool = True) -> Llama:
+              model_parallel_size: int | None = None, check_memory: bool = True,
+              verify_checksums: bool = True) -> Llama:
         """Load a Meta-layout (one or many shards) or Hugging Face-layout folder onto one device;
-        ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. See ``loading.build``."""
+        ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. With Meta's
+        ``checklist.chk`` in the folder, the files' md5 sums are checked first
+        (``verify_checksums=False`` skips it). See ``loading.build``."""
         loaded = loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device,
-                               dtype, seed, model_parallel_size, check_memory)
+                               dtype, seed, model_parallel_size, check_memory, verify_checksums)
         llama = Llama(loaded.model, loaded.tokenizer, loaded.device)
         llama.load_seconds = loaded.seconds
         return llama
@@ -117,7 +123,9 @@ class Llama:
         step (the baseline the KV cache is measured against).
 
         Samples are drawn on the CPU from torch's default generator: ``torch.manual_seed(s)``
-        before the call gives the same tokens again, on CPU, CUDA and MPS alike.
+        before the call gives the same tokens again on the same device and dtype. Another device
+        draws the same tokens only from the same probabilities; its default dtype (bfloat16 on
+        CUDA, float16 on MPS) changes them, so the text may differ.
         """
         check_request(self.model.params, prompt_tokens, max_gen_len, temperature, top_p)
         tokens, scores = self._decode(prompt_tokens, max_gen_len, temperature, top_p, logprobs,

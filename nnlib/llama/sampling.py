@@ -2,9 +2,12 @@
 min-p, and the log-probabilities ``generate`` reports. Pure functions of tensors, no model.
 
 Every draw is made on the CPU in float32 (``choose_next`` moves the probabilities there first),
-so one seed gives the same token on CPU, CUDA and MPS for the same probabilities. ``generator``
-arguments default to ``None``: torch's default CPU generator, the one ``torch.manual_seed``
-seeds, as in Meta's code and in transformers.
+so one seed gives the same token on CPU, CUDA and MPS *for the same probabilities* (each device's
+default dtype, bfloat16 / float16 / float32, gives slightly different ones, and so may change the
+text). ``generator`` arguments default to ``None``: torch's default CPU generator, the one
+``torch.manual_seed`` seeds. Meta's code and transformers call ``torch.multinomial`` on the model's
+device instead, so they draw from that device's generator (also seeded by ``torch.manual_seed``):
+the same seed gives them other draws on a GPU than on the CPU.
 """
 from __future__ import annotations
 
@@ -116,7 +119,8 @@ def choose_next(logits: torch.Tensor, temperature: float, top_p: float,
     """The decision Meta's loop makes for each row of ``logits`` (B, V): argmax at temperature 0,
     else ``sample_top_p(softmax(logits / temperature), top_p)``. Returns (ids (B,), probs (B, V)
     after temperature), on the CPU in float32, where the draw is made whatever the model's
-    device, so a seed gives the same tokens on CPU, CUDA and MPS."""
+    device, so a seed gives the same tokens on CPU, CUDA and MPS for the same probabilities (a
+    device's default dtype changes the probabilities, and so may change the tokens)."""
     logits = logits.float().cpu()
     probs = temperature_probs(logits, temperature)
     if temperature > 0:

@@ -50,10 +50,12 @@
 # | `eos_reached`, cutting at EOS, `echo` | §11 |
 # | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
 #
-# **Time:** about 60 minutes for the core path (§1 to §12 without the parts marked optional, and
-# Exercises 1 to 3); the parts marked "(optional, N min)" in their headings (§6's timing, §8's
-# sure and unsure positions, §11's departure from Meta, §12's chat prompt, §13 with Exercise 4)
-# take about 40 minutes more. Runs top to bottom in under two minutes on
+# **Time:** about 65 minutes for the core path (each heading gives its minutes: set-up and §1 4,
+# §2 6, §3 with its prediction 7, §4 6, §5 8, §6 5, §7 4, §8 6, §11 4, §12 5, Exercises 2 and 3
+# 10); the parts marked "(optional, N min)" (§4's chat prompt, §5b's and §5d's grids, §6's timing,
+# §8's many draws and its sure and unsure positions, §9, §10, §11's departure from Meta, §12's chat
+# prompt, §13 with Exercise 4, Exercise 1) take about 60 minutes more. Runs top to bottom in under
+# two minutes on
 # a laptop CPU, with no network. Notebook 05 opens the box further: inside one step, the cache
 # and attention.
 
@@ -96,7 +98,7 @@ torch.manual_seed(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
 # %% [markdown]
-# ## 1. Two models, each where it teaches best
+# ## 1. Two models, each where it teaches best (with the set-up, 4 min)
 #
 # **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face: the Llama architecture
 # (RMSNorm, rotary positions, grouped-query attention, SwiGLU) with 30 layers, a 49,152-token
@@ -144,29 +146,25 @@ def piece(token, t=tok):
 
 
 # %% [markdown]
-# %% [markdown]
-# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2)
+# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 6 min)
 #
-# The seed asked what `temperature=0.6` and `top_p=0.9` do. Here they are as sliders, on the
-# seed's prompt. The widget below holds one generation in progress and shows the choice of the
-# **next** token:
+# Two words first. The model scores every token of its vocabulary; those raw scores are the
+# **logits**, and `softmax(logits / T)` turns them into probabilities, where the **temperature**
+# `T` sharpens them (`T < 1`) or flattens them (`T > 1`). `top_p` then keeps only the likeliest
+# tokens whose mass reaches 90 %. The widget below shows the choice of the **next** token on the
+# seed's prompt:
 #
-# - each row is a candidate, most likely first (ranked by the model's raw score, so no setting
-#   ever reorders them). The solid bar is the probability the draw uses: temperature applied
-#   first, then the sampler's cut, then the kept tokens renormalised to sum to 1. Blue: kept;
-#   grey: dropped by the cut; orange: the token **step** would take. The faint bar behind is the
-#   model's own probability (temperature 1), and the number in brackets is the value before the
-#   cut;
-# - the long bar at the bottom lays the kept tokens end to end over [0, 1). A uniform random
-#   number `u` falls somewhere on it; the token whose stretch holds `u` is drawn. Kept tokens too
-#   small to get a row share the striped stretch at the right;
-# - the readout says how many tokens the rule keeps and the entropy (in bits) of the
-#   distribution the draw uses: 0 bits is a certain choice, `n` bits as uncertain as a fair
-#   choice among `2**n` tokens.
+# - each row is a candidate, ranked by its logit. Solid bar: the probability the draw uses
+#   (temperature, then the cut, then renormalised). Blue kept, grey cut, orange the token
+#   **step** would take; the faint bar is the model's own probability (T = 1);
+# - the long bar at the bottom lays the kept tokens end to end over [0, 1), in the same order; a
+#   uniform random number `u` falls on one stretch, and that token is drawn. Kept tokens without
+#   a row of their own are striped, each at its place in that order (so a chosen token from far
+#   down the list comes after them);
+# - the readout gives the number of kept tokens and the entropy in bits (0: a certain choice).
 #
-# Moving a slider only re-decides from the logits already computed (no model call); **step**
-# runs the model on the chosen token; **sampler** switches between top-p, top-k, min-p and
-# greedy; **branch** + **take it** force another candidate, **back one** undoes.
+# A slider re-decides from the logits already computed; **step** runs the model on the chosen
+# token; **branch** + **take it** force another candidate, **back one** undoes.
 #
 # **Predict, then try.** With top_p at 0.9, drag temperature from 0.6 to 1.0. Will the rule keep
 # more tokens or fewer? Will `u` move? Write your guess down, then drag. (Watch the line in
@@ -190,25 +188,61 @@ explorer
 # same seed gives another token at another temperature, and why the draw stays fair: `u` is
 # uniform whatever the settings. (It also means the widget, one `u` per token, picks other
 # tokens than `generate`'s `torch.multinomial` at the same seed, from the same distribution.)
+# This is the inverse-CDF draw, and Karpathy's llama2.c does the same in C: its `sample_topp`
+# takes one random `coin` in [0, 1), multiplies it by the kept tokens' total mass instead of
+# renormalising them, and walks the sorted kept tokens until their running sum passes that
+# number.
 # Step a few tokens at Meta's defaults, then try greedy (it ignores
 # the temperature slider: it always takes the top row) and step to the end of its answer.
 
 # %% [markdown]
-# ## 3. Temperature first, then the cut: the two interact (SmolLM2)
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 7 min)
 #
 # In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
-# temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. The cut is made on the distribution
-# temperature has already reshaped, so the same `top_p` keeps a different number of tokens at
-# another temperature. The cell counts what three rules keep at the explorer's first position,
-# at Meta's `temperature=0.6` and at 1 (no new model call: the explorer holds those logits).
+# temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. We look at the first position after
+# the prompt, with a stepper of its own, so what you did in the widget does not matter here (the
+# explorer above is one view of such a stepper):
+
+# %%
+from nnlib.llama.stepper import GenerationStepper
+
+first_logits = GenerationStepper(llama, prompt, seed=0).next_logits  # the first position's row
+print("logits of the first position:", tuple(first_logits.shape))
+
+# %% [markdown]
+# **Prediction (checked).** At this position, does `top_p = 0.9` keep *fewer* tokens, *the
+# same* number or *more* at Meta's `temperature=0.6` than at T = 1.0? Return your guess as a
+# string; the checker counts both and tells you.
+
+# %%
+from nnlib.exercises.step_through_generation import check_top_p_prediction
+
+
+def top_p_prediction():
+    raise NotImplementedError
+
+
+check_top_p_prediction(top_p_prediction, first_logits)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
 #
-# **Predict, then run:** at which temperature does `top_p=0.9` keep more tokens?
+# ```python
+# def top_p_prediction():
+#     return "fewer"
+# ```
+# The cut is made on the distribution temperature has already reshaped. At T = 0.6 the top
+# tokens hold more of the mass, so the running total passes 0.9 after fewer of them (it can only
+# be the same where one token holds almost everything).
+# </details>
+#
+# The cell below counts what three rules keep at this position, at T = 0.6 and at 1 (no new model
+# call).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from nnlib.llama.sampling import Sampler
 
-first_logits = explorer.stepper.next_logits  # the row the sliders above re-decide from
 rules = {"top-p, top_p = 0.9": dict(kind="top-p", top_p=0.9),
          "min-p, min_p = 0.1": dict(kind="min-p", min_p=0.1),
          "top-k, top_k = 40": dict(kind="top-k", top_k=40)}
@@ -255,17 +289,18 @@ print("transformers applies temperature before top-k, top-p and min-p:",
       all(0 <= source.find("TemperatureLogitsWarper") < source.find(w) for w in warpers[1:]))
 
 # %% [markdown]
-# Other engines choose differently. llama.cpp builds a *sampler chain* whose order you can set
-# (its `--samplers` option); the authors of min-p recommend putting temperature *after* the cut,
-# so that a high temperature livens up the kept tokens without letting the tail back in. (That
-# engine is not installed here, so this notebook cannot show its code; read its README for its
-# current default.) Whichever order, say it when you compare settings across tools: `top_p=0.9`
-# at `temperature=0.6` in Meta's code is not the same sampler as in an engine that cuts last.
+# Other engines may choose differently. llama.cpp builds a *sampler chain* whose order you can
+# set (its `--samplers` option), so there temperature can come *after* the cut: a high
+# temperature then livens up the kept tokens without letting the tail back in. (That engine is
+# not installed here, so this notebook cannot show its code; read its README for its current
+# default.) Whichever order, say it when you compare settings across tools: `top_p=0.9` at
+# `temperature=0.6` in Meta's code is not the same sampler as in an engine that cuts last.
 #
 # The rest of the notebook walks through Meta's `generate()` line by line, and comes back to the
 # widget at the end (§12) to branch a generation.
 
-# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2)
+# %% [markdown]
+# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 6 min)
 #
 # Meta's `text_completion` encodes each prompt with `bos=True, eos=False`: a BOS id in front where
 # the tokenizer uses one (SmolLM2's does not), no EOS at the end (the model is to continue the
@@ -322,8 +357,9 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 # %% [markdown]
 # **What to notice:** in float32 the greedy answer is *" The largest animal is the Great White
 # Shark."* It is fluent and wrong. Two things stand behind that: a 135-million-parameter model
-# stores few facts reliably, and the weights loaded here are the file's 4-bit (Q4_1) values,
-# dequantized, so they are a rounded copy of the trained ones (03b §4). And greedy decoding does
+# stores few facts reliably, and the weights loaded here are mostly 4-bit values, dequantized (the
+# cell below counts the file's tensor types), so they are a rounded copy of the trained ones (03b
+# §4). And greedy decoding does
 # not look for the most likely *answer*: it takes the most likely *next token*, one step at a
 # time, and never revisits a choice. The rows above show how close the calls were: after
 # `' the'` four candidates sit within a hundredth of each other, and `' Great'` wins by a hair;
@@ -331,7 +367,24 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 # `' White'`. Those probabilities move a little with the dtype (this cell's output is not
 # compared); where two candidates are closer than the rounding, another dtype can pick the
 # other one.
-#
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from collections import Counter
+
+import gguf
+
+from nnlib.llama.models import smol_path
+
+if not LLAMA_DIR:  # the GGUF file SmolLM2 came from: how each tensor is stored
+    reader = gguf.GGUFReader(str(smol_path()))
+    kinds = Counter(t.tensor_type.name for t in reader.tensors)
+    print("tensor types in the file:", dict(kinds))
+    print("stored as Q8_0:", [t.name for t in reader.tensors if t.tensor_type.name == "Q8_0"],
+          "(the embedding, tied to the output layer); the F32 ones are the norms")
+
+# %% [markdown]
+
 # Sampling (Meta's defaults, `temperature=0.6, top_p=0.9`) draws instead. One batch of three
 # copies of the prompt, after `torch.manual_seed(0)`, gives three answers:
 
@@ -349,7 +402,7 @@ for new in sampled:
 # seeded, so every float32 run prints the same three texts.) §12 shows that a single different
 # token early on can give the right answer.
 #
-# ### A chat prompt
+# ### (optional, 2 min) A chat prompt
 #
 # SmolLM2-Instruct was trained on conversations in the *ChatML* format. `encode_dialog` renders a
 # dialog with the template the checkpoint carries (Meta's `chat_completion` does the same with
@@ -370,7 +423,7 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 
 # %% [markdown]
-# ## 5. Meta's `generate()`, block by block (SmolLM2)
+# ## 5. Meta's `generate()`, block by block (SmolLM2, 8 min; the two grids optional, 2 min each)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
@@ -421,6 +474,9 @@ input_text_mask = tokens != pad_id
 print(tokens)
 print(input_text_mask.int())
 
+# %% [markdown]
+# *(optional, 2 min)* The same tensor as a grid:
+
 # %%
 fig, ax = plt.subplots(figsize=(11, 2.2))
 plot_token_grid(tokens, input_text_mask, pad_id=pad_id, ax=ax)
@@ -458,8 +514,9 @@ for n, call in enumerate(trace.calls):
 # "next token" too. Meta's `torch.where` throws it away where `input_text_mask` says the column is
 # prompt text, so their own text is fed instead. (Just before it, `next_token.reshape(-1)` gives
 # both choices one shape, `(bsz,)`: `sample_top_p` returns `(bsz, 1)`, `argmax` returns `(bsz,)`.)
-# Here is the real `tokens` tensor after the loop, as `trace.grid` caught it above (blue:
-# prompt, kept by the mask; orange: generated):
+# *(The grid is optional, 2 min; the count under it is not.)* Here is the real `tokens` tensor
+# after the loop, as `trace.grid` caught it above (blue: prompt, kept by the mask; orange:
+# generated):
 
 # %%
 final = trace.grid
@@ -491,7 +548,7 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 6. The KV cache: the same numbers, faster
+# ## 6. The KV cache: the same numbers, faster (5 min)
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
 # cache, each new token re-runs the whole prefix through every layer; with it, each layer keeps
@@ -567,7 +624,7 @@ print("the no-cache run reads more positions per token the longer the text:",
 # how much less). The price is memory: `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers,
 # allocated up front, which is why `Llama.build` asks for `max_seq_len` and `max_batch_size`.
 #
-# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt)
+# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt, 4 min)
 #
 # Dividing the logits by `T` before the softmax keeps their order but scales their gaps: `T < 1`
 # widens them (the top token takes more of the mass), `T > 1` narrows them (the tail gets more),
@@ -595,7 +652,7 @@ for T in [0.0] + temperatures:
 # 0.610 at T = 0.6) and takes the entropy from 7.51 bits to 2.24. Dividing the logits by 0.6
 # multiplies every gap between them by 1.67, and probabilities depend exponentially on the gaps.
 #
-# ## 8. `sample_top_p` taken apart (SmolLM2)
+# ## 8. `sample_top_p` taken apart (SmolLM2, 6 min)
 #
 # Meta's nucleus sampling in six steps, written out on the distribution above at `T = 0.8`,
 # `top_p = 0.9` (names as in Meta's function; `top_p=0.9` is also `generate`'s default: keep the
@@ -637,6 +694,8 @@ plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
 plt.show()
 
 # %% [markdown]
+# ### (optional, 2 min) Many draws from the nucleus
+#
 # Sampling many times shows the rule at work: no draw falls outside the nucleus, and the
 # frequencies follow the renormalised nucleus probabilities. `sample_top_p` draws one token per
 # row; 4,000 draws from the one renormalised row are `torch.multinomial(kept, 4000,
@@ -708,11 +767,13 @@ print("unsure position: top-p keeps more tokens than min-p and top-k:",
 # the same cut keeps.
 
 # %% [markdown]
-# ## 9. Greedy decoding and batches of different lengths (the tiny model)
+# ## 9. (optional, 2 min) Greedy decoding and batches of different lengths (the tiny model)
 #
 # `temperature=0` means `argmax`: no randomness at all. A batch is generated together (one model
-# call per column for all rows), yet each row must come out exactly as if it were alone: the
-# padding of §5 and the teacher forcing make that so. This check runs four generations of 20
+# call per column for all rows), yet each row must come out as if it were alone, up to rounding:
+# the padding of §5 and the teacher forcing make that so. (In half precision a batched row's
+# numbers can round differently; where two candidates are that close, the tokens could differ.
+# Notebook 05 §6 runs its batching comparison in float32 for that reason.) This check runs four generations of 20
 # tokens, so it uses the tiny model, where that takes a blink:
 
 # %%
@@ -723,15 +784,16 @@ alone = [tiny.generate([t], 20, temperature=0.0)[0][0] for t in tiny_batch]
 print("batched greedy equals one-by-one greedy:", batched == alone)
 
 # %% [markdown]
-# ## 10. Seeds and reproducibility (the tiny model)
+# ## 10. (optional, 3 min) Seeds and reproducibility (the tiny model)
 #
 # Sampling draws from torch's default CPU generator, because nnlib moves the last row of logits
 # to the CPU before the draw (Meta's code and transformers draw on the model's device, from that
 # device's generator, which `torch.manual_seed` also seeds). It is seeded by
 # `Llama.build(seed=...)` or by `torch.manual_seed` before a call, so the same seed gives the same
-# text. Because nnlib draws on the CPU, that text is the same on CUDA and MPS for the same
-# probabilities (other hardware, or another dtype, may still compute slightly different
-# probabilities). Three runs of the same request, so again the tiny model:
+# text on the same machine and dtype. Another device draws the same tokens only from the same
+# probabilities, and each device has its own default dtype (bfloat16 on recent CUDA GPUs,
+# float16 on MPS, float32 on the CPU), which changes the probabilities a little and so can change
+# the text; set `NNLIB_DTYPE` alike to compare. Three runs of the same request, so again the tiny model:
 
 # %%
 runs = {}
@@ -743,7 +805,7 @@ print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
 print("seed 1 gives other text:", runs[1][0] != runs[0][0])
 
 # %% [markdown]
-# ## 11. `echo`, and the stop at EOS (SmolLM2)
+# ## 11. `echo`, and the stop at EOS (SmolLM2, 4 min)
 #
 # `echo=True` returns the prompt with the completion, and with `logprobs` a number for each prompt
 # token as well (the first gets 0.0: nothing predicts it).
@@ -795,14 +857,16 @@ print(repr(tok.decode(meta_cut)))
 print("nnlib keeps the whole prompt and the reply:", row[: len(chat_batch[0])] == chat_batch[0])
 
 # %% [markdown]
-# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2)
+# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2, 5 min)
 #
 # The explorer of §2 computes its distributions with the same functions as `generate`, so at
 # temperature 0 it must take the greedy tokens of §4. You can drive it from code too (this moves
-# the widget above):
+# the widget above). The cell sets every control it relies on and goes back to the prompt first,
+# so it gives the same answer wherever you left the widget:
 
 # %%
-explorer.temperature.value = 0.0
+explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
+explorer.reset()
 explorer.run(12)
 print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 
@@ -823,8 +887,8 @@ print(f"' blue' there: rank {int((here > here[blue]).sum()) + 1}, p = "
 explorer.force(blue)
 explorer.run(4)
 print("after forcing ' blue':", repr(explorer.completion))
-explorer.temperature.value, explorer.top_p.value = 0.8, 0.9
-explorer.reset()  # back to the prompt, sampling at T = 0.8: over to you, in the widget above
+explorer.sampler.value, explorer.temperature.value, explorer.top_p.value = "top-p", 0.8, 0.9
+explorer.reset()  # back to the prompt, top-p sampling at T = 0.8: over to you, in the widget above
 
 # %% [markdown]
 # **What to notice:** `' blue'` was no runner-up: in the float32 run it ranked 11th there, at
@@ -915,11 +979,11 @@ print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
 # token gets 0.0, as nothing predicts it).
 
 # %% [markdown]
-# ## 14. Exercises
+# ## 14. Exercises (10 min; Exercise 1 optional, 6 min; Exercise 4 with §13)
 #
 # Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
 #
-# **Exercise 1.** Write **top-k** filtering: given `probs` of shape `(B, V)` and `k`, keep the
+# **Exercise 1 (optional, 6 min).** Write **top-k** filtering: given `probs` of shape `(B, V)` and `k`, keep the
 # `k` most likely tokens of each row, set the others to 0, and renormalise each row to sum to 1.
 
 # %%
@@ -944,7 +1008,7 @@ check_top_k(top_k_probs)
 # ```
 # </details>
 #
-# **Exercise 2.** Predict the limit: what distribution does `softmax(logits / T)` tend to as
+# **Exercise 2 (4 min).** Predict the limit: what distribution does `softmax(logits / T)` tend to as
 # `T -> 0` (from above)? Return it for any `logits` of shape `(V,)`. Careful: what if two logits
 # tie for the maximum?
 
@@ -969,7 +1033,7 @@ check_zero_temperature_limit(limit)
 # ```
 # </details>
 #
-# **Exercise 3. Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
+# **Exercise 3 (6 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
 # sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
 # *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
 # the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
