@@ -272,3 +272,33 @@ def test_smol_agrees_with_transformers_and_every_planted_bug_fails(smol, long_re
         assert old_passed, "the old rule caught every bug in bf16"
     after = compare_logits(reference, run(), dtype)  # the bugs were undone
     assert after.max_kl == pytest.approx(honest.max_kl)
+
+
+class _LikeMps(torch.Tensor):
+    """A tensor that behaves as one on a Mac's MPS does for this test's purpose: it has no float64
+    (``.double()`` or ``.to(torch.float64)`` raises MPS's error) until it is moved to the CPU."""
+
+    def double(self, *args, **kwargs):
+        raise TypeError("Cannot convert a MPS Tensor to float64 dtype as the MPS framework doesn't "
+                        "support float64.")
+
+    def to(self, *args, **kwargs):
+        if torch.float64 in args or kwargs.get("dtype") is torch.float64:
+            self.double()
+        return super().to(*args, **kwargs)
+
+    def cpu(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor).clone()
+
+
+def test_logits_on_a_device_without_float64_are_moved_to_the_cpu_before_float64():
+    ref = torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
+    on_mps = (ref + 1e-3).as_subclass(_LikeMps)
+    with pytest.raises(TypeError, match="float64"):
+        on_mps.detach().double()  # what the old code did first, and MPS refuses
+    check = compare_logits(ref, on_mps, torch.float16)
+    assert check.ok and check.n_positions == 5
+    assert compare_logits(on_mps, ref, torch.float16).ok  # the reference may be on the device too
+    assert kl_per_position(on_mps, on_mps).abs().max() < 1e-12
+    greedy = compare_greedy([1, 2], [1, 3], [on_mps[0], on_mps[1]], torch.float16)
+    assert greedy.at == 1

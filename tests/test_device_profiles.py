@@ -306,3 +306,25 @@ def test_device_check_runs_every_notebook_that_uses_a_device(monkeypatch):
     monkeypatch.setattr(device_check, "run_command", lambda nb, *a, **k: ran.append(nb))
     device_check.notebook_rows(torch.device("cpu"), torch.float32)
     assert [name.split("/")[-1].split("_")[0] for name in ran] == ["03", "03b", "04", "05"]
+
+
+def test_a_mac_model_on_mps_index_0_is_where_the_rule_says():
+    mac = devices.DeviceFacts(mps=True)
+    # a Mac's parameters report torch.device("mps", 0); the rule names "mps": the same device
+    assert device_notes.placed_devices(torch.device("mps", 0), None) == ["mps"]
+    lines = device_notes.placement_lines(mac, torch.device("mps", 0), torch.float16, None)
+    assert len(lines) == 3 and "fills mps only" in lines[2]
+    assert not any("not mps as the rule says" in line for line in lines)
+
+
+def test_one_gpu_says_when_torch_words_the_seeds_error_its_own_way():
+    t4 = devices.DeviceFacts(gpus=(devices.CudaGpu("Tesla T4", 7, 5),), nccl=True)
+    today = ("RuntimeError: Expected all tensors to be on the same device, but got index is on cpu, "
+             "different from other tensors on cuda:0 (when checking argument in method "
+             "wrapper_CUDA__index_select)")
+    lines = device_notes.mismatch_lines(t4, "cuda:0", None, today, "no error")
+    assert lines[1] == f"  model(input_ids), ids on the cpu -> {today}"
+    assert "the same mistake; torch's wording has changed since the seed's (2023) log" in lines[3]
+    assert "in the seed's words" not in lines[3]
+    seed = device_notes.mismatch_lines(t4, "cuda:0", None, SEED_ERROR, "no error")
+    assert "in the seed's words" in seed[3]

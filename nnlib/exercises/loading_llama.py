@@ -155,35 +155,83 @@ def check_mp_split(split: Callable[..., Any], merge: Callable[..., Any]) -> Verd
                    "copied: nnlib's merge_shards does exactly this for 13B (MP=2) and 70B (MP=8).", "")
 
 
-def check_to_model_device(fn: Callable[..., Any]) -> Verdict:
-    """Exercise 03.4: ``fn(batch, model)`` -> the batch (a dict, as a tokenizer returns it) with
-    every tensor on the device of the model's parameters and everything else unchanged."""
-    import torch
+#: Exercise 03b's snippet, numbered as the notebook prints it.
+SNIPPET_LINES = (
+    'inputs = hf_tokenizer(SEED_PROMPT, return_tensors="pt")',
+    "mask = inputs.attention_mask.to(model.device)",
+    "ids = inputs.input_ids",
+    "logits = model(input_ids=ids, attention_mask=mask).logits",
+)
 
-    for device in ("meta", "cpu"):  # meta: a second device that exists on every torch
-        with torch.random.fork_rng(devices=[]):  # the random init must not move the learner's seed
-            model = torch.nn.Linear(3, 2, device=device)
-        batch = {"input_ids": torch.tensor([[1, 5, 9]]), "attention_mask": torch.ones(1, 3, dtype=torch.long),
-                 "max_new_tokens": 32}
-        ran, got = attempt(fn, dict(batch), model)
+
+class _OneDeviceModel:
+    """A stand-in for a transformers model on one device (``meta`` here: a second device every
+    torch has): like a real one on a GPU, its forward call moves nothing and raises the
+    device-mismatch error when a tensor it reads is elsewhere. It records what it was given."""
+
+    def __init__(self, device: str) -> None:
+        import torch
+
+        self.device = torch.device(device)
+        self.calls: list[dict] = []
+        self.logits = torch.zeros(1, 3, 8, device=self.device)
+
+    def __call__(self, input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.calls.append({"input_ids": input_ids, "attention_mask": attention_mask, **kwargs})
+        for name, t in (("input_ids", input_ids), ("attention_mask", attention_mask)):
+            if t is not None and getattr(t, "device", None) != self.device:
+                where = getattr(t, "device", type(t).__name__)
+                raise RuntimeError(f"Expected all tensors to be on the same device, but got {name} "
+                                   f"is on {where}, different from other tensors on {self.device}")
+        return SimpleNamespace(logits=self.logits)
+
+
+def check_forward_on_model_device(failing_line: Callable[..., Any],
+                                  fixed_forward: Callable[..., Any]) -> Verdict:
+    """Exercise 03b: ``failing_line()`` -> the number (1 to 4) of the snippet's line that raises on
+    one GPU or a Mac; ``fixed_forward(model, inputs)`` -> the logits of ``model`` for the
+    tokenizer's ``inputs`` (a ``BatchEncoding`` on the CPU), on any device."""
+    import torch
+    from transformers import BatchEncoding
+
+    ran, line = attempt(failing_line)
+    if not ran:
+        return Verdict(False)
+    hints = {1: "line 1 cannot fail: the tokenizer makes its tensors on the CPU, without error",
+             2: "line 2 moves the mask to model.device; .to(...) does not raise",
+             3: "line 3 only names the ids (still on the CPU); nothing is computed yet"}
+    if line != 4:
+        return report(False, "", hints.get(line, f"answer a line number, 1 to 4 (you said {line!r})")
+                      + ": the error comes where the model reads a tensor that is not on its device.")
+    for device in ("meta", "cpu"):
+        model = _OneDeviceModel(device)
+        ids = torch.tensor([[1, 5, 9]])
+        mask = torch.ones(1, 3, dtype=torch.long)
+        inputs = BatchEncoding({"input_ids": ids.clone(), "attention_mask": mask})
+        try:
+            ran, got = attempt(fixed_forward, model, inputs)
+        except RuntimeError as err:
+            if "input_ids" in str(err):
+                hint = ("the ids are still on the cpu, as in line 4: a forward call moves nothing; "
+                        "move the whole batch, inputs.to(model.device)")
+            else:
+                hint = ("the attention_mask is still on the cpu: every tensor the model reads must "
+                        "be on model.device; inputs.to(model.device) moves them all")
+            return report(False, "", f"with the model on {device}: {hint}.")
         if not ran:
             return Verdict(False)
-        if not isinstance(got, dict) or set(got) != set(batch):
-            return report(False, "", "return a dict with the same keys as the batch")
-        for key, value in batch.items():
-            if not isinstance(value, torch.Tensor):
-                if got[key] != value:
-                    return report(False, "", f"{key!r} is not a tensor: leave it as it is")
-                continue
-            out = got[key]
-            if not isinstance(out, torch.Tensor) or out.device.type != device:
-                where = out.device if isinstance(out, torch.Tensor) else type(out).__name__
-                return report(False, "", f"{key!r} is on {where} but the model is on {device}: "
-                               "next(model.parameters()).device is where the model lives "
-                               "(Hugging Face models also have model.device); move every tensor there")
-            if device == "cpu" and not torch.equal(out, value):
-                return report(False, "", f"{key!r} changed its values: only move it")
-    return report(True, "Every tensor the model reads must be where its weights are; this is "
-                   "input_ids.to(model.device) for a whole batch.", "")
-
-
+        if not model.calls:
+            return report(False, "", "call the model: model(**inputs.to(model.device)).logits")
+        call = model.calls[-1]
+        if call["attention_mask"] is None:
+            return report(False, "", "pass the attention_mask too (the fix moves it, it does not "
+                           "drop it): model(**inputs.to(model.device))")
+        if device == "cpu" and not torch.equal(call["input_ids"], ids):
+            return report(False, "", "the ids changed their values: only move them")
+        if got is not model.logits:
+            return report(False, "", "return the logits: model(...).logits")
+    return report(True, "Line 4: a forward call moves nothing, and the embedding reads CPU ids on "
+                   "the GPU. inputs.to(model.device) (a BatchEncoding's .to) moves every tensor at "
+                   "once; on a CPU-only machine the same line costs nothing.", "")

@@ -119,6 +119,13 @@ def tie_margin(dtype: torch.dtype, scale: float) -> float:
     return TIE_EPS * rounding_eps(dtype) * max(float(scale), 1.0)
 
 
+def _cpu_float64(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float64 on the CPU: moved to the CPU first, in its own dtype (MPS has none wider
+    than float32), and only there made float64. The order matters: MPS has no float64 ("Cannot
+    convert a MPS Tensor to float64 dtype"), so ``.double()`` before ``.cpu()`` fails on a Mac."""
+    return t.detach().cpu().double()
+
+
 def kl_per_position(reference: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(reference) || softmax(test))`` in nats at each position: logits (..., V)
     each, the same shape; returns (...). Computed in float64 on the CPU; non-finite test logits
@@ -129,8 +136,8 @@ def kl_per_position(reference: torch.Tensor, test: torch.Tensor) -> torch.Tensor
     if reference.dim() == 0 or reference.shape[-1] < 2:
         raise ValueError(f"Logits need a vocabulary axis last, (..., V) with V >= 2; got shape "
                          f"{tuple(reference.shape)}.")
-    ref = torch.log_softmax(reference.detach().double().cpu(), dim=-1)
-    tst = test.detach().double().cpu()
+    ref = torch.log_softmax(_cpu_float64(reference), dim=-1)
+    tst = _cpu_float64(test)
     finite = torch.isfinite(tst).all(dim=-1)
     tst = torch.log_softmax(torch.where(torch.isfinite(tst), tst, torch.zeros_like(tst)), dim=-1)
     kl = (ref.exp() * (ref - tst)).sum(dim=-1).clamp_min(0.0)
@@ -161,7 +168,7 @@ def compare_logits(reference: torch.Tensor, test: torch.Tensor, dtype: torch.dty
     is within ``kl_limit(dtype)``."""
     kl = kl_per_position(reference, test).reshape(-1)
     at = int(kl.argmax())
-    diff = (test.detach().float().cpu() - reference.detach().float().cpu()).abs()
+    diff = (test.detach().cpu().float() - reference.detach().cpu().float()).abs()
     max_abs = float(diff.max()) if bool(torch.isfinite(diff).all()) else math.inf
     return LogitComparison(float(kl[at]), at, kl.numel(), kl_limit(dtype), max_abs)
 
@@ -228,7 +235,7 @@ def compare_greedy(reference_tokens: Sequence[int], test_tokens: Sequence[int],
             raise ValueError(f"The paths part at step {i}, but reference_logits has only "
                              f"{len(reference_logits)} rows; pass the reference's logits for every "
                              "step it took, including the one where it stopped.")
-        row = reference_logits[i].detach().float().cpu()
+        row = reference_logits[i].detach().cpu().float()
         if row.dim() != 1:
             raise ValueError(f"reference_logits row {i} has shape {tuple(row.shape)}; pass (n, V) "
                              "logits, one row per step, or a list of (V,) rows.")

@@ -20,6 +20,10 @@ from .devices import DeviceFacts, auto_device_map_devices, bf16_is_native
 NCCL_MISSING = "Distributed package doesn't have NCCL built in"
 #: The seed's second error, as torch words it for a CUDA model and CPU ids.
 SAME_DEVICE = "Expected all tensors to be on the same device"
+#: The rest of the seed's (2023) message, as its log shows it; torch has since reworded the
+#: embedding's (index_select's) error: "... but got index is on cpu, different from other
+#: tensors on cuda:0 (when checking argument in method wrapper_CUDA__index_select)".
+SEED_WORDS = "but found at least two devices, cuda:0 and cpu!"
 #: What ``forward_outcome`` returns when the call raised nothing.
 NO_ERROR = "no error"
 
@@ -78,7 +82,9 @@ def placed_devices(model_device: torch.device | str,
     if hf_device_map:
         return sorted({_device_name(d) for d in hf_device_map.values()})
     dev = torch.device(model_device)
-    return [str(dev) if dev.type != "cuda" else f"cuda:{dev.index or 0}"]
+    if dev.type == "cuda":
+        return [f"cuda:{dev.index or 0}"]
+    return [dev.type] if dev.type == "mps" else [str(dev)]  # a Mac has one MPS device: "mps"
 
 
 def placement_lines(facts: DeviceFacts, model_device: torch.device | str, model_dtype: torch.dtype,
@@ -172,9 +178,15 @@ def mismatch_lines(facts: DeviceFacts, model_device: torch.device | str,
     else:
         head = f"{machine_kind(facts)}: the model is on {dev}, the ids on the cpu"
         if failed:
+            if dev.type == "mps":
+                words = "; MPS words it its own way"
+            elif SEED_WORDS in cpu_ids_outcome:
+                words = ", in the seed's words"
+            else:
+                words = (f" (the same mistake; torch's wording has changed since the seed's (2023) "
+                         f"log, \"{SAME_DEVICE}, {SEED_WORDS}\"; this torch's words are above)")
             why = ("a forward call moves nothing (only generate does, above): this is the seed's "
-                   "mistake" + ("; MPS words it its own way" if dev.type == "mps" else
-                                ", in the seed's words") + "; the fix puts the ids on model.device")
+                   "mistake" + words + "; the fix puts the ids on model.device")
         else:
             why = ("this forward call passed with CPU ids: something in this torch or transformers "
                    "moved them; input_ids.to(model.device) is still the line that works everywhere")

@@ -47,8 +47,9 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# Time: about 45 minutes for §1 to §4 and the exercise; §5 (your own weights) is optional, about
-# 5 minutes on the tiny model, more with real weights. The last cell
+# Time: about 50 minutes for the core: set-up and §1 12, §2 10, §3 18, §4 8, the exercise 3;
+# §5 (your own weights) is optional, about 5 minutes on the tiny model, more with real weights.
+# The last cell
 # prints how long the run took and its peak memory; the slow step is transformers reading the
 # GGUF file, which happens once.
 
@@ -74,6 +75,7 @@ _notebook_start = time.perf_counter()  # the last cell reports how long the whol
 # %%
 import gc
 import inspect
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -85,7 +87,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 import nnlib
 from nnlib.llama import Llama, choose_device, choose_dtype, load_smol, load_tokenizer
 from nnlib.llama.checkpoint import ffn_params_for, permute_for_hf, read_params, ties_embeddings
-from nnlib.llama.compare import compare_greedy, compare_logits
+from nnlib.llama.compare import KL_LIMIT, compare_greedy, compare_logits, kl_limit, rounding_eps
 from nnlib.llama.devices import (BYTES_PER_PARAM, count_parameters, free_memory_bytes,
                                  kv_cache_bytes_per_token, model_memory,
                                  mps_available, storage_by_format)
@@ -115,12 +117,13 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
       f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
 
 # %% [markdown]
-# ## 1 · The seed's way: transformers with `device_map="auto"`
+# ## 1 · The seed's way: transformers with `device_map="auto"` (12 min, with the set-up)
 #
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
-# device_map='auto')`. transformers reads GGUF files too (`gguf_file=`): it dequantizes every
-# tensor into an ordinary PyTorch model. `device_map="auto"` (which needs the `accelerate`
-# package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk. On
+# device_map='auto')`. In transformers 5 `torch_dtype=` is called `dtype=` (the old name still
+# works, with a deprecation warning: its line is printed below). transformers reads GGUF files
+# too (`gguf_file=`): it dequantizes every tensor into an ordinary PyTorch model.
+# `device_map="auto"` (which needs the `accelerate` package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk. On
 # a Mac, accelerate counts the Mac's GPU, `"mps"`, in place of the CPU (the two share one
 # memory), so the model goes to MPS; a few cells down, that rule is printed from the installed
 # accelerate's source.
@@ -172,6 +175,7 @@ from accelerate.utils import get_max_memory  # noqa: E402
 
 print("transformers", transformers.__version__, "|",
       *source_lines(transformers.modeling_utils, "If the device_map has more than 1 device"))
+print("   ", *source_lines(transformers.modeling_utils, "`torch_dtype` is deprecated"))
 print("accelerate", accelerate.__version__, "| get_max_memory:")
 for line in source_lines(get_max_memory, "for i in range(torch.cuda.device_count())", "if is_mps_available():",
                          'max_memory["mps"] =', 'max_memory["cpu"] ='):
@@ -197,7 +201,7 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What to notice: no BOS token in front. SmolLM2's tokenizer does not add one (its files say
 # so), unlike Llama 2's `<s>`; nnlib follows the file, as transformers does.
 #
-# ## 2 · "Expected all tensors to be on the same device", on this machine
+# ## 2 · "Expected all tensors to be on the same device", on this machine (10 min)
 #
 # The seed's model was on `cuda:0`, its `input_ids` on the CPU, and its `generate` call failed.
 # What you see today depends on two things: which call you make, and where the model is.
@@ -236,7 +240,10 @@ print("\n".join(generate_move_lines(model.device, input_ids.device, received.dev
 # - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen
 #   here, and both calls pass. The next two lines say what a GPU or a Mac prints instead.
 # - **one CUDA GPU** (Colab's T4): the seed's error, `RuntimeError: Expected all tensors to be on
-#   the same device, ...`, then the fix passing;
+#   the same device, ...`, then the fix passing. The mistake is the same; the words after the
+#   comma may not be: torch has reworded the embedding's error since the seed's (2023) log
+#   ("... but got index is on cpu, different from other tensors on cuda:0 ..."), and the cell
+#   prints this torch's;
 # - **a Mac (MPS)**: MPS's wording of the same mistake ("Placeholder storage has not been
 #   allocated on MPS device!"), then the fix passing;
 # - **two or more CUDA GPUs**: `"auto"` spread the layers, and accelerate's hooks move each
@@ -254,12 +261,15 @@ print("\n".join(mismatch_lines(FACTS, model.device, getattr(model, "hf_device_ma
 # forward call, on every machine (where the ids are there already, `.to` returns them as they
 # are, at no cost). Keep the habit.
 # Here is the seed's program, fixed, and greedy (`do_sample=False`), with the `attention_mask`
-# and `pad_token_id` transformers asks for. `output_scores=True` keeps each step's logits for §3.
+# and `pad_token_id` transformers asks for. The Hugging Face idiom moves the whole batch at once:
+# the tokenizer returns a `BatchEncoding`, and its `.to(model.device)` moves every tensor in it
+# (`input_ids` and `attention_mask`), so `**batch` passes them all. `output_scores=True` keeps
+# each step's logits for §3.
 
 # %%
+batch = hf_tokenizer(SEED_PROMPT, return_tensors="pt").to(model.device)  # every tensor, moved
 with torch.inference_mode():
-    generated = model.generate(input_ids=input_ids.to(model.device),
-                               attention_mask=inputs.attention_mask.to(model.device),
+    generated = model.generate(**batch,
                                max_new_tokens=32, do_sample=False, pad_token_id=hf_tokenizer.eos_token_id,
                                output_scores=True, return_dict_in_generate=True)
 hf_new = generated.sequences[0, input_ids.shape[1]:].tolist()
@@ -271,7 +281,7 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
-# ## 3 · nnlib's way: the same file, and the folder transformers saves
+# ## 3 · nnlib's way: the same file, and the folder transformers saves (18 min)
 #
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
 # maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. A third
@@ -308,8 +318,9 @@ scores = [s[0].float().cpu() for s in generated.scores]  # logits transformers c
 sequence = generated.sequences.cpu()  # the prompt and transformers' greedy tokens: (1, S)
 with torch.inference_mode():
     reference = model(input_ids=generated.sequences).logits[0].float().cpu()  # (S, V), every position
+hf_model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6  # tied: counted once
 del model, generated
-_ = gc.collect()  # frees the 540 MB of the transformers model now, not whenever Python gets to it
+_ = gc.collect()  # frees the transformers model's weights now, not whenever Python gets to it
 
 # %% [markdown]
 # Now nnlib, in this run's device and dtype, from the GGUF file and from the saved folder:
@@ -317,23 +328,29 @@ _ = gc.collect()  # frees the 540 MB of the transformers model now, not whenever
 # %%
 # NBVAL_IGNORE_OUTPUT
 from_gguf = load_smol(max_seq_len=256, max_batch_size=1)
+print(f"freed transformers' model: {hf_model_mb:.0f} MB of weights in {str(hf_dtype).replace('torch.', '')}")
 print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 
 # %% [markdown]
 # **How close must the logits be?** Two implementations of the same model never round in the
-# same places. Each layer rounds its result to the dtype's precision, its *machine epsilon*
-# (`torch.finfo(dtype).eps`, printed below), so the two runs' next-token distributions differ a
-# little at every position. `compare_logits` (from `nnlib.llama.compare`, the series' one rule)
-# measures that difference as the KL divergence between the two softmaxes, at every position of
-# the prompt and transformers' greedy continuation, and accepts the largest up to a limit that
-# grows with the square of the dtype's epsilon. Why every position: a bug in how positions are
-# encoded changes nothing at the first token and grows with the distance between tokens. (The
-# verdict is the same in every dtype; the numbers behind it, in the cell after, depend on this
-# run's dtype.)
+# same places. Each layer rounds its result to the dtype's precision, so the two runs'
+# next-token distributions differ a little at every position. `compare_logits` (from
+# `nnlib.llama.compare`, the series' one rule) measures that difference as the KL divergence
+# between the two softmaxes, at every position of the prompt and transformers' greedy
+# continuation, and accepts the largest up to a limit that grows with the square of the dtype's
+# *rounding unit*, `rounding_eps(dtype)`: the machine epsilon (`torch.finfo(dtype).eps`), but
+# never finer than TF32's 2^-10. Why the floor: on a GPU, a "float32" matrix product may run in
+# TF32, which keeps only float16's 10 significant bits, so a float32 run is allowed float16's
+# rounding. The next cell prints each dtype's epsilon, its rounding unit and its limit. Why
+# every position: a bug in how positions are encoded changes nothing at the first token and
+# grows with the distance between tokens. (The verdict is the same in every dtype; the numbers
+# behind it, in the cell after, depend on this run's dtype.)
 
 # %%
-print("machine epsilon:", ", ".join(f"{str(dt).replace('torch.', '')} {torch.finfo(dt).eps:.2g}"
-                                    for dt in (torch.float32, torch.float16, torch.bfloat16)))
+for dt in (torch.float32, torch.float16, torch.bfloat16):
+    print(f"{str(dt).replace('torch.', ''):<9} machine epsilon {torch.finfo(dt).eps:.2g}, rounding unit "
+          f"rounding_eps {rounding_eps(dt):.2g} (2^{math.log2(rounding_eps(dt)):.0f}), "
+          f"KL limit {KL_LIMIT:.0f} x unit^2 = {kl_limit(dt):.2g} nats")
 with torch.inference_mode():
     ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()  # the prompt
     ours_seq = from_gguf.model.forward(sequence.to(from_gguf.device), 0)[0].float().cpu()
@@ -423,7 +440,7 @@ print(f"transformers {transformers.__version__} saved eos = {folder_eos} ({saved
 # by nnlib, and the folder transformers saved, read by nnlib: identical between the two nnlib
 # loads (the same dequantized numbers in the same code), and within rounding of transformers.
 #
-# ## 4 · Memory: why a 4-bit file needs so much more memory
+# ## 4 · Memory: why a 4-bit file needs so much more memory (8 min)
 #
 # Notebook 03 computed memory as parameters × bytes per parameter plus the KV cache. The same
 # helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once).
@@ -527,33 +544,51 @@ except MemoryError as err:  # build checks the free memory it can measure (Linux
     print(f"MemoryError: {err}")
 
 # %% [markdown]
-# ## 6 · Exercise
+# ## 6 · Exercise (3 min)
 #
 # Each exercise has a checker that says right or not yet. The solution is hidden below; try
 # first.
 #
-# **Exercise.** A tokenizer returns a dict (`input_ids`, `attention_mask`, ...). Return a copy
-# with every tensor moved to the device of `model`'s parameters, and everything else as it was.
-# The checker tries it with a model on `meta`, the second device every torch has.
+# **Exercise (predict, then debug).** A learner on one GPU (or a Mac) writes these four lines,
+# numbered as the checker prints them:
 
 # %%
-from nnlib.exercises.loading_llama import check_to_model_device  # noqa: E402
+from nnlib.exercises.loading_llama import SNIPPET_LINES, check_forward_on_model_device  # noqa: E402
 
+for number, line in enumerate(SNIPPET_LINES, 1):
+    print(number, line)
 
-def to_model_device(batch, model):
+# %% [markdown]
+# Predict which line raises "Expected all tensors to be on the same device" there (on this
+# CPU none does), then write `fixed_forward(model, inputs)`: the logits for `inputs` (what the
+# tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it with a
+# model on `meta`, the second device every torch has, which, like a real one on a GPU, moves
+# nothing in a forward call.
+
+# %%
+def failing_line():
     raise NotImplementedError
 
 
-check_to_model_device(to_model_device)
+def fixed_forward(model, inputs):
+    raise NotImplementedError
+
+
+check_forward_on_model_device(failing_line, fixed_forward)
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# def to_model_device(batch, model):
-#     device = next(model.parameters()).device       # Hugging Face models also have model.device
-#     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+# def failing_line():
+#     return 4  # the forward call: the embedding looks up CPU ids in a GPU matrix
+#
+#
+# def fixed_forward(model, inputs):
+#     return model(**inputs.to(model.device)).logits  # BatchEncoding.to moves every tensor
 # ```
+# Lines 1 to 3 only make and name tensors; line 2 even moves the mask. The error comes where
+# the model reads a tensor that is not on its device: line 4, with `ids` still on the CPU.
 # </details>
 #
 # ## Summary
@@ -562,9 +597,12 @@ check_to_model_device(to_model_device)
 #   `device_map="auto"` places it, and `model.device` says where the inputs must go.
 # - "Expected all tensors to be on the same device": the model is on one GPU (or MPS) and
 #   `input_ids` on the CPU. transformers 5's `generate` moves them itself; a forward call
-#   `model(input_ids)` does not. `input_ids.to(model.device)` fixes it in every version and call.
-# - Two implementations of one model agree within a tolerance set by the dtype's epsilon and
-#   the logits' size, not a fixed `1e-4`; greedy paths may part only at ties that rounding breaks.
+#   `model(input_ids)` does not. `input_ids.to(model.device)`, or for the whole batch
+#   `hf_tokenizer(..., return_tensors="pt").to(model.device)`, fixes it in every version and call.
+# - Two implementations of one model agree when their next-token distributions do: the largest
+#   per-position KL within a limit set by the dtype's rounding unit (its epsilon, never finer
+#   than TF32's 2^-10), not a fixed `1e-4` on the logits. Greedy paths may part only at ties:
+#   a gap within the dtype's rounding unit times the step's largest logit.
 # - Q4_1 costs 5 bits per weight (codes, scale and minimum per block of 32); with its Q8_0
 #   embedding this file averages the 5.74 bits of §4. Dequantized to fp32, every weight costs 32.
 #
