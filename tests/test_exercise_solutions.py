@@ -162,10 +162,10 @@ def _norms_split(sol: Namespace) -> Namespace:
 
 
 def _move_only_ids(sol: Namespace) -> Namespace:
-    def to_model_device(batch: dict, model: torch.nn.Module) -> dict:
-        return {**batch, "input_ids": batch["input_ids"].to(next(model.parameters()).device)}
+    def fixed_forward(model, inputs):
+        return model(input_ids=inputs.input_ids.to(model.device), attention_mask=inputs.attention_mask).logits
 
-    return {"to_model_device": to_model_device}
+    return {"fixed_forward": fixed_forward}
 
 
 def _mean_over_batch(nablas: tuple[list, list], m: int) -> tuple[list, list]:
@@ -312,10 +312,19 @@ WRONG: dict[str, list[Mistake]] = {
         (_norms_split, "norm"),
         (lambda sol: {"merge": lambda name, shards: torch.cat(shards, dim=0)},
          "concatenate on the same dim")],
-    "check_to_model_device": [
-        (lambda sol: {"to_model_device": lambda batch, model: batch}, "meta"),
-        (_move_only_ids, "attention_mask")],
+    "check_forward_on_model_device": [
+        (lambda sol: {"failing_line": lambda: 2}, "line 2 moves the mask"),
+        (lambda sol: {"failing_line": lambda: 3}, "nothing is computed yet"),
+        (lambda sol: {"fixed_forward": lambda model, inputs: model(**inputs).logits},
+         "ids are still on the cpu"),
+        (_move_only_ids, "attention_mask is still on the cpu"),
+        (lambda sol: {"fixed_forward": lambda model, inputs: model(
+            input_ids=inputs.input_ids.to(model.device)).logits}, "pass the attention_mask too")],
     # 04
+    "check_top_p_prediction": [
+        (lambda sol: {"top_p_prediction": lambda: "more"}, "passes 0.9 sooner"),
+        (lambda sol: {"top_p_prediction": lambda: "the same"}, "temperature is applied first"),
+        (lambda sol: {"top_p_prediction": lambda: 3}, "return one of")],
     "check_top_k": [
         (_top_k_unnormalised, "renormalise"),
         (lambda sol: {"top_k_probs": lambda p, k: sol["top_k_probs"](p, max(1, k - 1))}, "exactly")],
@@ -336,6 +345,10 @@ WRONG: dict[str, list[Mistake]] = {
             tokens == pad_id, torch.tensor(-1.0), sol["prompt_logprobs"](logits, tokens, pad_id))},
          "pad_id")],
     # 05
+    "check_cache_fill": [
+        (lambda sol: {"cache_fill": lambda p, n: p + n}, "never fed"),
+        (lambda sol: {"cache_fill": lambda p, n: n}, "prefill writes every prompt position"),
+        (lambda sol: {"cache_fill": lambda p, n: "all"}, "whole number")],
     "check_generation_loop": [
         (lambda sol: _loop_with(lambda n_before: n_before + 1), "next free position"),
         (lambda sol: _loop_with(lambda n_before: 0), "pass start_pos = prev_pos"),
@@ -398,6 +411,16 @@ def llama():
     # the checker moving torch's global RNG.
     with torch.random.fork_rng(devices=[]):
         return load_tiny(max_seq_len=64, max_batch_size=1)
+
+
+@pytest.fixture(scope="session")
+def first_logits(llama):
+    """Notebook 04 §3's row of logits for the first position after a prompt (there SmolLM2's, on
+    the seed's prompt; here the tiny model's, on a prompt where the two temperatures differ)."""
+    from nnlib.llama.stepper import GenerationStepper
+
+    with torch.random.fork_rng(devices=[]):
+        return GenerationStepper(llama, "ROMEO:\n", seed=0).next_logits
 
 
 @pytest.fixture(scope="session")

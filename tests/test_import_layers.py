@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "nnlib"
 
 #: nnlib.llama bottom to top; a module may import from its own layer or lower ones.
 LAYERS = [
-    {"linear", "chat", "compare", "sampling", "models"},
+    {"linear", "chat", "compare", "sampling", "models", "files"},
     {"model", "tokenizer"},
     {"weights", "gguf_tokenizer"},
     {"memory"},

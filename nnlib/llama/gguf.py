@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import torch
 
+from .files import naming
 from .gguf_tokenizer import GGUFTokenizer
 from .model import ModelArgs
 from .models import SMOL_FILE, SMOL_PIP, smol_path  # noqa: F401 - re-exported: 03b and README use it
-from .weights import Checkpoint, check_state_dict, ffn_params_for, tie_output
+from .weights import Checkpoint, DamagedFileError, check_state_dict, ffn_params_for, tie_output
 
 if TYPE_CHECKING:  # imported lazily at run time: ``import nnlib.llama`` must not need gguf
     from gguf import GGUFReader
@@ -81,19 +82,47 @@ def open_gguf(path: PathLike) -> GGUFReader:
     with open(p, "rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
-        raise ValueError(f"{p} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). "
-                         + _FIX_FILE)
+        raise DamagedFileError(f"{p} is not a GGUF file (it starts with {magic!r}, not b'GGUF'). "
+                               + _FIX_FILE)
+    check_gguf_version(p)
     try:
         reader = _plain_array_reader()(p, "r")
     except Exception as err:  # struct/numpy/ValueError from deep inside the parser
-        raise ValueError(f"{p} could not be parsed as GGUF ({type(err).__name__}: {err}). "
-                         + _FIX_FILE) from err
+        raise DamagedFileError(f"{p} could not be parsed as GGUF ({type(err).__name__}: {err}). "
+                               + _FIX_FILE) from err
+    reader.source = p
     size = p.stat().st_size
     for t in reader.tensors:
         if t.data_offset + int(t.n_bytes) > size or t.data.nbytes != int(t.n_bytes):
             raise ValueError(f"{p} ends before tensor {t.name!r} does ({size} bytes on disk). "
                              + _FIX_FILE)
     return reader
+
+
+def check_gguf_version(path: Path) -> None:
+    """The file's GGUF format version against what the installed ``gguf`` library reads. A
+    version a little above its newest is a newer file format, fixed by upgrading the library,
+    not by downloading again; a huge number is a damaged header."""
+    from gguf.gguf_reader import READER_SUPPORTED_VERSIONS
+
+    with open(path, "rb") as f:
+        raw = f.read(8)[4:]
+    if len(raw) < 4:
+        raise DamagedFileError(f"{path} is truncated ({path.stat().st_size} bytes): it ends inside "
+                               "the GGUF header. " + _FIX_FILE)
+    version = int.from_bytes(raw, "little")
+    if version & 0xFFFF == 0:  # a big-endian file, as the reader itself tells
+        version = int.from_bytes(raw, "big")
+    newest = max(READER_SUPPORTED_VERSIONS)
+    if version in READER_SUPPORTED_VERSIONS:
+        return
+    if newest < version <= 1000:
+        raise ValueError(
+            f"{path} uses GGUF format version {version}, newer than the installed gguf library "
+            f"(version {_gguf_version()}) reads (up to {newest}). Upgrade gguf: pip install -U "
+            "gguf. (If the newest gguf still cannot read it, the file is damaged: download it again.)")
+    raise DamagedFileError(f"{path} says its GGUF format version is {version}, which is no GGUF "
+                           "version (they are 1, 2, 3 ...): its header is damaged. " + _FIX_FILE)
 
 
 def _plain_array_reader() -> type:
@@ -118,7 +147,19 @@ def _plain_array_reader() -> type:
 def metadata_value(reader: GGUFReader, key: str, default: Any = None) -> Any:
     """One metadata value as a Python object (str, int, float, bool or list), or ``default``."""
     field = reader.fields.get(key)
-    return default if field is None else field.contents()
+    return default if field is None else field_contents(reader, field)
+
+
+def field_contents(reader: GGUFReader, field: Any) -> Any:
+    """``field.contents()``, with a damaged string (a flipped byte in a token, which the library
+    reports as a bare UnicodeDecodeError) raised as a ``DamagedFileError`` naming the file."""
+    try:
+        return field.contents()
+    except UnicodeDecodeError as err:
+        source = getattr(reader, "source", "The GGUF file")
+        raise DamagedFileError(
+            f"{source} has a damaged metadata value {field.name!r}: its text is not UTF-8 at byte "
+            f"{err.start} of the value (a flipped byte). " + _FIX_FILE) from err
 
 
 # ---- metadata -> ModelArgs -------------------------------------------------------------------
@@ -262,7 +303,8 @@ def _gguf_version() -> str:
 
 def tokenizer_metadata(reader: GGUFReader) -> dict[str, Any]:
     """Every ``tokenizer.*`` metadata value, for ``GGUFTokenizer``."""
-    return {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+    return {k: field_contents(reader, f) for k, f in reader.fields.items()
+            if k.startswith("tokenizer.")}
 
 
 def read_gguf(path: PathLike) -> Checkpoint:
@@ -273,8 +315,13 @@ def read_gguf(path: PathLike) -> Checkpoint:
     reader = open_gguf(file)
 
     def weights(args: ModelArgs, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-        return check_state_dict(gguf_state_dict(reader, dtype or torch.float32), args)
+        with naming(file):
+            return check_state_dict(gguf_state_dict(reader, dtype or torch.float32), args)
 
-    return Checkpoint("gguf", gguf_params(reader), has_tied_output(reader),
-                      tokenizer=lambda: GGUFTokenizer(tokenizer_metadata(reader), str(file)),
-                      weights=weights)
+    def tokenizer() -> GGUFTokenizer:
+        with naming(file):
+            return GGUFTokenizer(tokenizer_metadata(reader), str(file))
+
+    with naming(file):  # a damaged key or value: say which file
+        params = gguf_params(reader)
+    return Checkpoint("gguf", params, has_tied_output(reader), tokenizer=tokenizer, weights=weights)

@@ -20,6 +20,7 @@ from .weights import (
     Checkpoint,
     PathLike,
     check_state_dict,
+    damaged,
     ffn_params_for,
     is_tied,
     read_json,
@@ -158,15 +159,52 @@ def meta_to_hf(sd: dict[str, torch.Tensor], args: ModelArgs) -> dict[str, torch.
 
 
 def read_hf_weights(ckpt_dir: PathLike) -> dict[str, torch.Tensor]:
+    """Every tensor of the folder's weight files, under HF's names. A sharded download's index
+    (``model.safetensors.index.json``) is checked first: a shard it names that is missing is an
+    incomplete download, said before anything is read."""
+    d = Path(ckpt_dir)
+    check_safetensors_index(d)
     sd: dict[str, torch.Tensor] = {}
-    for f in hf_weight_files(Path(ckpt_dir)):
-        if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd.update(load_file(str(f), device="cpu"))
-        else:
-            sd.update(safe_torch_load(f))
+    for f in hf_weight_files(d):
+        sd.update(read_safetensors(f) if f.suffix == ".safetensors" else safe_torch_load(f))
     return sd
+
+
+def check_safetensors_index(ckpt_dir: Path) -> None:
+    """A ``*.safetensors.index.json`` in the folder must be readable JSON whose ``weight_map``
+    names files that are all there."""
+    for index in sorted(ckpt_dir.glob("*.safetensors.index.json")):
+        weight_map = read_json(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise damaged(index, "has no weight_map (tensor name -> file)")
+        missing = sorted({str(f) for f in weight_map.values()} - {p.name for p in ckpt_dir.iterdir()})
+        if missing:
+            raise FileNotFoundError(f"{index} names {missing[:3]}, which {ckpt_dir} lacks: the "
+                                    "download is incomplete. Download the missing files.")
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file's tensors on the CPU; a damaged file raises a ``DamagedFileError``
+    naming it (safetensors' own text, "incomplete metadata, file not fully covered", names none).
+    The format is an 8-byte header length, a JSON header, then the tensor bytes: a cut anywhere
+    leaves the header promising more than the file holds."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    size = path.stat().st_size
+    if size == 0:
+        raise damaged(path, "is empty (0 bytes): the download or copy did not finish")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        text = str(err)
+        if any(k in text for k in ("too small", "not fully covered", "incomplete", "out of bounds")):
+            what = f"is truncated or its header is damaged ({size:,} bytes on disk; safetensors: {text})"
+        elif "utf-8" in text.lower() or "json" in text.lower() or "deserializ" in text.lower():
+            what = f"has a damaged header (safetensors: {text})"
+        else:
+            what = f"could not be read as safetensors ({type(err).__name__}: {text})"
+        raise damaged(path, what) from err
 
 
 def save_hf(model: Any, out_dir: PathLike, tokenizer_path: PathLike | None = None,

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 
 from . import checkpoint, devices, memory
+from .files import verify_checklist
 from .linear import store_columnwise
 from .model import ModelArgs, Transformer
 from .tokenizer import BaseTokenizer, load_tokenizer
@@ -41,7 +42,7 @@ BeforeWeights = Callable[[ModelArgs, bool], None]
 def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, *,
                     max_seq_len: int = 512, max_batch_size: int = 4,
                     before_weights: BeforeWeights | None = None,
-                    dtype: torch.dtype | None = None
+                    dtype: torch.dtype | None = None, verify_checksums: bool = True
                     ) -> tuple[ModelArgs, dict[str, torch.Tensor], BaseTokenizer]:
     """(ModelArgs, state dict in Meta's names on the CPU, the tokenizer) of a checkpoint folder
     or file, whatever its layout (``checkpoint.READERS``: Meta, Hugging Face, GGUF). The
@@ -49,11 +50,14 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, 
     it next to the model folders; a GGUF file carries it); it is checked against ``vocab_size``
     before any weight is read, and a Llama 2 ``params.json`` with ``vocab_size: -1`` takes the
     size from it. ``dtype`` is where a reader that converts (GGUF dequantizes) converts into.
+    With ``verify_checksums``, Meta's md5 checklists are checked first (``verify_download``).
 
     **Adding a layout**: a reader returning a ``weights.Checkpoint``, one entry in
     ``checkpoint.READERS`` and one case in ``checkpoint.detect_layout``; nothing here changes.
     """
     ckpt = Path(ckpt_dir).expanduser()
+    if verify_checksums:
+        verify_download(ckpt, tokenizer_path)
     found = checkpoint.read(ckpt)
     tokenizer = open_tokenizer(tokenizer_path) if tokenizer_path is not None else found.tokenizer()
     params = found.params
@@ -64,6 +68,25 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, 
     if before_weights is not None:
         before_weights(args, found.tied)
     return args, found.weights(args, dtype), tokenizer
+
+
+def verify_download(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None) -> list[Path]:
+    """Check the md5 sums Meta's download ships, where they are: ``checklist.chk`` in the model
+    folder (``params.json``, every ``consolidated.*.pth``) and ``tokenizer_checklist.chk`` next
+    to the tokenizer (``tokenizer_path``, else the folder's ``tokenizer.model``). Returns the
+    files checked (none when there is no checklist: Hugging Face and GGUF files carry none).
+    A mismatch is a ``files.DamagedFileError`` naming the file and Meta's own check command,
+    raised before any weight is read: a flipped byte in tensor data would otherwise load
+    silently and only change what the model says."""
+    ckpt = Path(ckpt_dir).expanduser()
+    folder = ckpt if ckpt.is_dir() else ckpt.parent
+    checked: list[Path] = []
+    if (folder / "checklist.chk").is_file():
+        checked += verify_checklist(folder / "checklist.chk")
+    tokenizer = Path(tokenizer_path).expanduser() if tokenizer_path else folder / "tokenizer.model"
+    if tokenizer.is_file() and (tokenizer.parent / "tokenizer_checklist.chk").is_file():
+        checked += verify_checklist(tokenizer.parent / "tokenizer_checklist.chk", [tokenizer.name])
+    return checked
 
 
 def check_memory_fits(args: ModelArgs, dtype: torch.dtype, device: torch.device,
@@ -88,7 +111,8 @@ def check_memory_fits(args: ModelArgs, dtype: torch.dtype, device: torch.device,
 
 def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_len: int = 512,
           max_batch_size: int = 4, device: Any = None, dtype: Any = None, seed: int = 1,
-          model_parallel_size: int | None = None, check_memory: bool = True) -> Loaded:
+          model_parallel_size: int | None = None, check_memory: bool = True,
+          verify_checksums: bool = True) -> Loaded:
     """``Llama.build``: load a checkpoint folder (see ``read_checkpoint``) onto one device.
 
     No torchrun, process group or CUDA needed. ``device=None`` picks cuda, mps, then cpu;
@@ -98,7 +122,10 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
     torch's default generator. ``model_parallel_size`` is accepted for Meta's signature and
     ignored: all shards are merged onto ``device``. Raises FileNotFoundError/ValueError naming
     the fix for every bad input, and MemoryError before loading when the weights and cache will
-    not fit (``check_memory=False`` skips it); on a Mac, MPS running out of memory while the
+    not fit (``check_memory=False`` skips it). Where Meta's ``checklist.chk`` /
+    ``tokenizer_checklist.chk`` are present, the files' md5 sums are checked first
+    (``verify_checksums=False`` skips that); a damaged file raises a ``ValueError`` naming it
+    and what to do. On a Mac, MPS running out of memory while the
     weights or the cache are placed is re-raised as a MemoryError saying what to do.
     """
     t0 = time.perf_counter()
@@ -112,7 +139,8 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
 
     args, state, tokenizer = read_checkpoint(
         ckpt_dir, tokenizer_path, max_seq_len=max_seq_len, max_batch_size=max_batch_size,
-        before_weights=memory_check if check_memory else None, dtype=dt)
+        before_weights=memory_check if check_memory else None, dtype=dt,
+        verify_checksums=verify_checksums)
     torch.manual_seed(seed)
     moved: dict[int, torch.Tensor] = {}  # tied embeddings: one tensor under two names, moved once
     with memory.explain_out_of_memory(dev, f"moving the weights there in {dt}"):

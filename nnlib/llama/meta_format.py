@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .files import naming
 from .memory import is_llama_3_2_shape
 from .model import ModelArgs
 from .tokenizer import find_tokenizer_file, load_tokenizer
@@ -131,8 +132,10 @@ def _merge_axis(key: str, shard_shape: torch.Size, n: int, full: torch.Size) -> 
 
 def load_meta(ckpt_dir: PathLike, args: ModelArgs) -> dict[str, torch.Tensor]:
     """The merged state dict of a Meta-layout folder (tensors memory-mapped on the CPU)."""
-    shards = [safe_torch_load(p) for p in meta_shards(Path(ckpt_dir))]
-    return merge_shards(shards, args)
+    files = meta_shards(Path(ckpt_dir))
+    shards = [safe_torch_load(p) for p in files]
+    with naming(files[0] if len(files) == 1 else Path(ckpt_dir)):
+        return merge_shards(shards, args)
 
 
 def save_meta(state_dict: dict[str, torch.Tensor], args: ModelArgs, out_dir: PathLike,

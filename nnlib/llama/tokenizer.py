@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from .chat import chat_format_for, chat_template_of, template_end_of_turn
+from .files import read_json
 
 PathLike = str | os.PathLike[str]
 AllowedSpecial = Literal["all"] | Set[str]
@@ -337,10 +338,8 @@ class HFTokenizer(SpecialTokenizer):
         "template"; the template's end-of-turn token joins ``stop_tokens``; and BOS is added
         only when the file says so (``add_bos_token``, else the tokenizer.json's own
         post-processor), as transformers does."""
-        import json
-
         config_file = path.parent / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        config = read_json(config_file) if config_file.is_file() else {}
 
         def token_id(key: str) -> int | None:
             value = config.get(key)
@@ -424,7 +423,8 @@ def load_tokenizer(path: PathLike) -> Tokenizer | TiktokenTokenizer | HFTokenize
         raise ValueError(
             f"{p} is neither a SentencePiece model (Llama 1/2's tokenizer.model), a tiktoken rank "
             "file (Llama 3's tokenizer.model: lines of 'base64-token rank') nor a Hugging Face "
-            f"tokenizer.json. {_HELP_FILES}") from err
+            f"tokenizer.json. If it is the file that came with the weights, it is damaged or cut "
+            f"short ({p.stat().st_size:,} bytes): download it again. {_HELP_FILES}") from err
 
 
 # ---- showing tokens ---------------------------------------------------------------------------

@@ -7,10 +7,10 @@ Each checkpoint format has its reader (``meta_format``, ``hf_format``, ``gguf``)
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import torch
 
+from .files import DamagedFileError, damaged, read_json  # noqa: F401 - re-exported to readers
 from .model import ModelArgs, ffn_hidden_dim, swiglu_base_width
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -128,18 +129,13 @@ def check_state_dict(state: dict[str, torch.Tensor], args: ModelArgs) -> dict[st
 # ---- reading files safely ---------------------------------------------------------------------
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON file as a dict, or a ValueError naming the file."""
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}).") from err
-
-
 def safe_torch_load(path: PathLike) -> dict[str, torch.Tensor]:
     """``torch.load`` that only accepts tensors and plain containers (``weights_only=True``),
-    memory-mapped so a big shard is not read into memory before it is needed."""
+    memory-mapped so a big shard is not read into memory before it is needed. A damaged file
+    (empty, cut short, not a checkpoint) raises a ``DamagedFileError`` naming it, not torch's
+    "failed finding central directory" or a bare ``EOFError``."""
     path = Path(path)
+    check_torch_file(path)
     try:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -155,8 +151,35 @@ def safe_torch_load(path: PathLike) -> dict[str, torch.Tensor]:
             f"Refusing to load {path}: besides tensors it asks to build Python objects, and "
             "unpickling those could run arbitrary code (torch.load(weights_only=True) rejected it: "
             f"{detail.strip()[:200]}). Weights from Meta or Hugging Face never need that; "
-            "get the file from a source you trust, or convert it to safetensors."
+            "get the file from a source you trust, or convert it to safetensors. (If it came from "
+            "them, the file is damaged: download it again.)"
         ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError) as err:
+        # What torch raises on a damaged archive varies with the damage and the version.
+        first = (str(err).splitlines() or [type(err).__name__])[0][:160]
+        raise damaged(path, f"could not be read as a torch checkpoint ({type(err).__name__}: "
+                            f"{first}): it is damaged or incomplete") from err
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict (a dict of tensors); got {type(obj).__name__}.")
     return obj
+
+
+def check_torch_file(path: Path) -> None:
+    """Tell an empty, truncated or foreign file from a torch checkpoint before torch reads it.
+    ``torch.save`` writes a zip archive, whose table of contents (the central directory) is at
+    the *end*: a download cut short keeps the start and loses that table. Files from torch < 1.6
+    are a bare pickle (first byte 0x80), read as they are."""
+    size = path.stat().st_size
+    if size == 0:
+        raise damaged(path, "is empty (0 bytes): the download or copy did not finish")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        if not zipfile.is_zipfile(path):
+            raise damaged(path, f"is truncated ({size:,} bytes): a torch checkpoint is a zip "
+                                "archive, and this one lacks its end (the zip's table of contents)")
+    elif not head.startswith(b"\x80"):
+        raise damaged(path, f"is not a torch checkpoint: it starts with {head!r}, neither a zip "
+                            "archive (b'PK') nor a pickle")
+

@@ -121,10 +121,12 @@ LINE = "ROMEO: But, soft! what light through yonder window breaks?"
 # this process's GPU, seeds torch, finds this process's checkpoint file in `ckpt_dir`, loads it
 # into CPU memory, reads `params.json`, builds the tokenizer from `tokenizer_path`, makes every
 # new tensor float16 on the GPU, builds the `Transformer` (whose KV cache is sized by
-# `max_seq_len` × `max_batch_size`) and copies the weights in. The first three steps are what
-# break on a Mac (§3 reads them line by line). `nnlib.llama.Llama.build` keeps the signature,
-# adds `device` and `dtype`, and does only the loading: no process group, any device. This
-# notebook uses it from §2 on; §4 loads other layouts with it.
+# `max_seq_len` × `max_batch_size`) and copies the weights in. Joining the group, picking the
+# GPU and making tensors float16 on the GPU are what break on a Mac (§3 reads them line by
+# line); seeding works anywhere. `nnlib.llama.Llama.build` keeps the signature, adds `device`
+# and `dtype`, and needs no process group: run as a plain program or in a notebook it starts
+# none, on any device (launched by torchrun, it joins torchrun's group with a backend that
+# works there: §3). This notebook uses it from §2 on; §4 loads other layouts with it.
 #
 # It reads a folder and one more file. Meta's downloads look like this, and so does the tiny
 # model (whose folder also holds a model card, `README.md`, with its training log and loss curve,
@@ -207,7 +209,8 @@ for kind, n in groups.most_common():
 #
 # The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
 # vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
-# into them. `Tokenizer` is the class Meta's code uses, with the same methods.
+# into them. nnlib's `Tokenizer` re-implements the class Meta's code uses: the same methods
+# (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
 
 # %%
 tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")
@@ -357,6 +360,28 @@ print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st
 # the model runs in float32, so memory is twice the file size. The process grows by more than
 # the tensors (the previous cell, when `psutil` is installed): Python, torch's allocator and the
 # memory-mapped file all take their share.
+#
+# ### A damaged download, on purpose
+#
+# An interrupted download is the likeliest way a first `Llama.build` fails, so here is one: a
+# copy of the tiny model whose `consolidated.00.pth` lost its second half.
+
+# %%
+with tempfile.TemporaryDirectory() as tmp:
+    broken = Path(shutil.copytree(TINY_DIR, Path(tmp) / "tiny-llama"))
+    shard = broken / "consolidated.00.pth"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # the download cut short
+    try:
+        Llama.build(broken, device="cpu")
+    except ValueError as err:  # names the file, what is wrong with it and what to do
+        print(f"{type(err).__name__}: {str(err).replace(str(broken), 'tiny-llama')}")
+
+# %% [markdown]
+# What to notice: the message names the damaged file, says what is wrong in words (a torch
+# checkpoint is a zip archive whose table of contents sits at its *end*, which a cut download
+# loses) and what to do: download that file again. A Meta download also ships `checklist.chk`
+# (md5 sums); when it is in the folder, `Llama.build` checks every file against it before
+# reading any weight, which also catches a single damaged byte that loads without complaint.
 #
 # ## 3 · The NCCL error, for real
 #
@@ -544,9 +569,9 @@ print("the seed's torchrun command ran on this machine (exit code 0):", run.retu
 # torchrun pick a free port; the seed's command works without it too, on port 29500.)
 #
 # **The fix.** On one device there is nothing to communicate, so no process group is needed at
-# all: `nnlib`'s `Llama.build` never starts one, chooses the device once, and puts every tensor
-# there. When a script *is* launched by torchrun anyway, `init_process_group_if_needed` starts
-# a group with the backend `process_group_backend` picks: `nccl` only with CUDA and a torch
+# all: outside torchrun `nnlib`'s `Llama.build` starts none, chooses the device once, and puts
+# every tensor there. When a script *is* launched by torchrun, as the seed's command above was,
+# `Llama.build` calls `init_process_group_if_needed`, which starts a group with the backend `process_group_backend` picks: `nccl` only with CUDA and a torch
 # built with NCCL, `gloo` everywhere else. Here is its choice on this machine, and a real
 # one-process group started with it:
 
@@ -575,8 +600,9 @@ print("after the demo: process group running:", dist.is_initialized(), "| RANK s
 #
 # ## 4 · Loading with `Llama.build`: Meta's layout, Hugging Face's, and an MP=2 split
 #
-# `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len, max_batch_size, device=None,
-# dtype=None)` keeps Meta's signature and reads Meta's layout (`params.json` + one
+# `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len=512, max_batch_size=4, device=None,
+# dtype=None, seed=1, ...)` keeps Meta's signature (its `seed` too; the rest are nnlib's:
+# `help(Llama.build)`) and reads Meta's layout (`params.json` + one
 # `consolidated.NN.pth`, or several as in an MP=2 split), Hugging Face's (`config.json` +
 # `*.safetensors`) and llama.cpp's GGUF files (03b). The model built in §2 came from Meta's
 # layout. To get Hugging Face's layout and an MP=2 split, write the same weights out in a
