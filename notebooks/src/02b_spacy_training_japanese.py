@@ -32,9 +32,10 @@
 # 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 60 to 65 minutes; the optional parts add about 40 to 45. Both are estimates for a learner who
-# reads, runs and does the exercises (not a formula); each heading gives its share. Top to bottom
-# the notebook runs in well under two minutes.
+# about 75 minutes; the optional parts add about 50 more. Both are fresh reviewers' estimates for a
+# learner who reads, runs and does the exercises (not a formula); each heading gives its share,
+# and the shares run a little short of a first reading. Top to bottom the notebook runs in well
+# under two minutes.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -190,8 +191,13 @@ for text, gold, predicted in train_mistakes[:8]:
 
 # %% [markdown]
 # **What to notice.** Read the mistakes against the labels: words like "load", "tokenizer",
-# "training" or "batch" occur under every label, and a bag of words sees only the words, not what
-# is asked about them.
+# "training" or "batch" occur under more than one label (the next cell counts them), and a bag of
+# words sees only the words, not what is asked about them.
+
+# %%
+for word in ("load", "tokenizer", "training", "batch"):
+    counts = Counter(label for text, label in train if word in text.lower())
+    print(f"{word!r:12}", dict(sorted(counts.items())))
 #
 # ### Exercise 1 · Add examples from the training mistakes, re-score against the baseline
 # From the cross-validated mistakes above, write at least two new questions per label in
