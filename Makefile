@@ -65,7 +65,7 @@ test: install
 # The series as Colab runs it: Colab's own package versions (tests/colab/pip-freeze.txt) in a twin
 # venv, the notebooks' set-up cell run there as on Colab (it must change none of them), then nbval
 # on every notebook in the twin. CI runs it after `make test`; see tests/colab/README.md.
-test-colab: install-lab
+test-colab: install
 	$(PY) scripts/colab_twin.py
 
 # The hosted fallback of docs/jupyterhub.md, tried: JupyterHub on loopback with three simulated

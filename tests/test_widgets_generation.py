@@ -608,6 +608,22 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
         explorer.run(12)
         return list(explorer.tokens)
 
+    blue = llama.tokenizer.encode(" blue", bos=False, eos=False)[0]
+
+    def section_12_branch(explorer):  # the notebook's §12 branch cell, as written there
+        explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
+        explorer.seed.value, explorer.temperature.value = 0, 0.0
+        explorer.reset()
+        explorer.run(5)
+        assert explorer.stepper.next_logits is not None  # the notebook guards this case
+        explorer.force(blue)
+        explorer.run(4)
+        return list(explorer.tokens)
+
+    def over_to_you(explorer):  # the cell after it: top-p sampling at T = 0.8, from the prompt
+        explorer.sampler.value, explorer.temperature.value, explorer.top_p.value = "top-p", 0.8, 0.9
+        explorer.reset()
+
     greedy = llama.generate([prompt_ids(llama)], 12, temperature=0.0)[0][0]
     fresh_first, fresh_counts = section_3()
     fresh_tokens = section_12(GenerationExplorer(llama, PROMPT, temperature=0.6, top_p=0.9, seed=0))
@@ -625,3 +641,15 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
     first, counts = section_3()
     assert torch.equal(first, fresh_first) and counts == fresh_counts
     assert section_12(used) == fresh_tokens == greedy
+
+    # the branch cell: the same tokens run twice, after the learner played on, and after the
+    # "over to you" cell left the widget at T = 0.8 and the learner stepped to the end
+    branch = section_12_branch(used)
+    assert branch[:5] == greedy[:5] and branch[5] == blue and len(branch) == 10
+    assert section_12_branch(used) == branch
+    over_to_you(used)
+    assert used.tokens == []
+    used.n_steps.value = used.total_len
+    used.run()
+    assert used.finished and used.stepper.next_logits is None
+    assert section_12_branch(used) == branch

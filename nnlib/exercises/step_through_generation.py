@@ -16,9 +16,10 @@ def logprob_tolerance(dtype: Any) -> float:
     """How far two correct computations of the same logprob may differ when the model runs in
     ``dtype`` (a fresh pass without the cache and ``generate``'s cached steps add the same
     numbers in a different order): the series' one rule, ``nnlib.llama.compare.logprob_tolerance``
-    (48 rounding units of the dtype: 0.375 in bfloat16, 0.047 in float16 and float32; measured
-    gaps and the reasons are in that module). The mistakes the checkers name (a zero, a shift by
-    one token, a raw logit) move logprobs by 1 or more."""
+    (48 × max(eps, 2^-10), where eps is the dtype's rounding unit: 0.375 in bfloat16, 0.046875 in
+    float16 and in float32 alike, because the floor 2^-10 is TF32's unit, which a GPU may use for
+    float32's matrix products; measured gaps and the reasons are in that module). The mistakes
+    the checkers name (a zero, a shift by one token, a raw logit) move logprobs by 1 or more."""
     from nnlib.llama.compare import logprob_tolerance as rule
 
     return rule(dtype)
@@ -258,14 +259,19 @@ def check_top_p_prediction(top_p_prediction: Callable[[], Any], first_logits: An
     truth = "fewer" if low < high else "the same" if low == high else "more"
     said = f"top_p = 0.9 keeps {low} tokens at T = 0.6 and {high} at T = 1.0"
     if got.strip().lower() == truth:
-        return report(True, f"{said}: a lower temperature piles the mass onto the top tokens, so "
-                      "90 % is reached after fewer of them (never more: the cut comes after "
-                      "temperature).", "")
+        why = ("a lower temperature piles the mass onto the top tokens, so 90 % is reached "
+               "after fewer of them (never more: the cut comes after temperature)."
+               if truth == "fewer" else
+               "the top tokens already hold more than 0.9 at T = 1, and a lower temperature "
+               "only adds to their mass, so the same ones pass 0.9 (never more: the cut comes "
+               "after temperature).")
+        return report(True, f"{said}: {why}", "")
     if got.strip().lower() == "more":
         return report(False, "", "the cut is made on the distribution temperature has already "
                       "sharpened: at T = 0.6 the top tokens hold more of the mass, so the running "
                       "total passes 0.9 sooner. Count again (Sampler(...).keep, as in the cell "
                       "below).")
     return report(False, "", "temperature is applied first, then the cut, so the same top_p "
-                  "keeps a different number of tokens at another temperature (and the same only "
-                  "where one token holds almost all the mass). Which way does T = 0.6 move it?")
+                  "keeps a different number of tokens at another temperature (the same whenever a "
+                  "few top tokens already hold more than 0.9 at both temperatures). Which way "
+                  "does T = 0.6 move it?")

@@ -107,9 +107,10 @@ def kl_limit(dtype: torch.dtype) -> float:
 
 def logprob_tolerance(dtype: torch.dtype) -> float:
     """The largest |difference| between two correct computations of the same token's logprob in
-    ``dtype``: ``LOGPROB_EPS * rounding_eps(dtype)`` (0.375 in bfloat16, 0.047 in float16 and
-    float32). The mistakes it must catch (a shift by one position, a stale cache, a raw logit
-    taken for a logprob) move logprobs by 1 or more."""
+    ``dtype``: ``LOGPROB_EPS * rounding_eps(dtype)``, i.e. 48 × max(eps, 2^-10) (0.375 in
+    bfloat16; 0.046875 in float16 and in float32 alike, because the 2^-10 floor, TF32's unit,
+    covers a GPU's float32 matrix products run in TF32). The mistakes it must catch (a shift by
+    one position, a stale cache, a raw logit taken for a logprob) move logprobs by 1 or more."""
     return LOGPROB_EPS * rounding_eps(dtype)
 
 

@@ -126,8 +126,9 @@ def verify_checklist(checklist: PathLike, names: list[str] | None = None) -> lis
     the files checked; raises ``FileNotFoundError`` for a listed file that is missing and
     ``DamagedFileError`` naming the file, both md5s and the command Meta's ``download.sh`` runs.
 
-    Why here: Meta's script runs ``md5sum -c`` only on Linux; on a Mac it prints ``md5`` and
-    checks nothing, so a learner's files may never have been verified."""
+    Why here: Meta's ``download.sh`` checks with ``md5sum -c`` except on arm64 machines, where
+    it runs ``md5 checklist.chk`` (which prints the checklist file's own hash and checks
+    nothing): on an Apple-silicon Mac a learner's files were never verified."""
     checklist = Path(checklist)
     folder = checklist.parent
     sums = read_checklist(checklist)

@@ -97,8 +97,8 @@ class Llama:
               max_batch_size: int = 4, device: Any = None, dtype: Any = None, seed: int = 1,
               model_parallel_size: int | None = None, check_memory: bool = True,
               verify_checksums: bool = True) -> Llama:
-        """Load a Meta-layout (one or many shards) or Hugging Face-layout folder onto one device;
-        ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. With Meta's
+        """Load a Meta-layout (one or many shards) or Hugging Face-layout folder, or a GGUF file,
+        onto one device; ``seed`` goes to ``torch.manual_seed`` as in Meta's ``build``. With Meta's
         ``checklist.chk`` in the folder, the files' md5 sums are checked first
         (``verify_checksums=False`` skips it). See ``loading.build``."""
         loaded = loading.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size, device,

@@ -123,8 +123,9 @@ LINE = "ROMEO: But, soft! what light through yonder window breaks?"
 # new tensor float16 on the GPU, builds the `Transformer` (whose KV cache is sized by
 # `max_seq_len` × `max_batch_size`) and copies the weights in. Joining the group, picking the
 # GPU and making tensors float16 on the GPU are what break on a Mac (§3 reads them line by
-# line); seeding works anywhere. `nnlib.llama.Llama.build` keeps the signature, adds `device`
-# and `dtype`, and needs no process group: run as a plain program or in a notebook it starts
+# line); seeding works anywhere. `nnlib.llama.Llama.build` keeps Meta's argument names, adds
+# `device` and `dtype` (its fifth argument is `device`, so pass the rest by keyword), and needs
+# no process group: run as a plain program or in a notebook it starts
 # none, on any device (launched by torchrun, it joins torchrun's group with a backend that
 # works there: §3). This notebook uses it from §2 on; §4 loads other layouts with it.
 #
@@ -156,7 +157,7 @@ print(json.dumps(params, indent=2))
 #
 # The weights file is a `torch.save`d dictionary from names to tensors, nothing more. Load it
 # with `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a
-# pickle), and `mmap=True`, which maps the file instead of reading it all into memory: this is
+# zip archive holding a pickle), and `mmap=True`, which maps the file instead of reading it all into memory: this is
 # how a 13 GB file opens in a second. `map_location="cpu"` keeps the tensors on the CPU
 # whatever device saved them (Meta's `build` does the same).
 
@@ -396,7 +397,9 @@ with tempfile.TemporaryDirectory() as tmp:
 # - **torchrun** starts the processes and tells each one who it is through environment
 #   variables: `RANK` (this process, 0 … N−1), `LOCAL_RANK` (its GPU on this machine),
 #   `WORLD_SIZE` (how many processes), `MASTER_ADDR` / `MASTER_PORT` (where they meet).
-#   `init_process_group` reads them (the `env://` method).
+#   `init_process_group` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT` (the
+#   `env://` method); `LOCAL_RANK` is read by the script itself (Meta's `build` picks its GPU
+#   with it).
 # - **Model parallelism**: a checkpoint saved for `MP=2` is cut into two files, each holding
 #   half of most matrices (§4 draws which half). Meta's code runs each half in its own process,
 #   so it asserts that the number of files equals `WORLD_SIZE`; hence "Loading a checkpoint for
@@ -601,7 +604,8 @@ print("after the demo: process group running:", dist.is_initialized(), "| RANK s
 # ## 4 · Loading with `Llama.build`: Meta's layout, Hugging Face's, and an MP=2 split
 #
 # `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len=512, max_batch_size=4, device=None,
-# dtype=None, seed=1, ...)` keeps Meta's signature (its `seed` too; the rest are nnlib's:
+# dtype=None, seed=1, ...)` keeps Meta's argument names (its `seed` too; the rest are nnlib's,
+# to pass by keyword:
 # `help(Llama.build)`) and reads Meta's layout (`params.json` + one
 # `consolidated.NN.pth`, or several as in an MP=2 split), Hugging Face's (`config.json` +
 # `*.safetensors`) and llama.cpp's GGUF files (03b). The model built in §2 came from Meta's

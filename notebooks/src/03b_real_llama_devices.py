@@ -128,13 +128,15 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
 # memory), so the model goes to MPS; a few cells down, that rule is printed from the installed
 # accelerate's source.
 #
-# The dtype: on a GPU, half precision, as in the seed. On a CPU, transformers runs in float32
-# here whatever `NNLIB_DTYPE` says: its CPU half-precision kernels make `generate` many times
-# slower, and float32 gives nnlib a reference to compare against.
+# The dtype: the seed asked for float16; here transformers runs in float32 on every device,
+# whatever `NNLIB_DTYPE` says, because it is the *reference* §3 compares nnlib against (nnlib
+# runs in this run's dtype, half precision on a GPU or a Mac, so the comparison measures
+# nnlib's rounding, not two roundings at once). On a CPU, float32 is also the fast choice:
+# transformers' CPU half-precision kernels make `generate` many times slower.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-hf_dtype = torch.float32 if DEVICE.type == "cpu" else DTYPE
+hf_dtype = torch.float32  # the reference, on every device (see above)
 start = time.perf_counter()
 hf_tokenizer = AutoTokenizer.from_pretrained(GGUF.parent, gguf_file=GGUF.name)
 model = AutoModelForCausalLM.from_pretrained(GGUF.parent, gguf_file=GGUF.name, dtype=hf_dtype,
@@ -187,7 +189,7 @@ for line in source_lines(get_max_memory, "for i in range(torch.cuda.device_count
 # there, and nothing will move your inputs. Only a
 # map that spreads the layers over several devices (or offloads to disk) gets hooks; each hook
 # moves its layer's inputs to that layer's device (accelerate's `AlignDevicesHook`), the first
-# one included. That is why the seed's error is a *one-GPU* error.
+# one included. That is why the seed's error is a *one-device* error: one GPU, or a Mac's MPS.
 #
 # The seed's lines, with the prompt: the tokenizer always makes its tensors on the CPU.
 
@@ -562,8 +564,9 @@ for number, line in enumerate(SNIPPET_LINES, 1):
 # Predict which line raises "Expected all tensors to be on the same device" there (on this
 # CPU none does), then write `fixed_forward(model, inputs)`: the logits for `inputs` (what the
 # tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it with a
-# model on `meta`, the second device every torch has, which, like a real one on a GPU, moves
-# nothing in a forward call.
+# small stand-in model whose parameters are on `meta` (the second device every torch has) and
+# which raises the device error for ids left on the CPU, as a real model on a GPU does. (A
+# real model on `meta` does not raise: `meta` tensors carry no data, so torch does not check.)
 
 # %%
 def failing_line():
@@ -602,7 +605,7 @@ check_forward_on_model_device(failing_line, fixed_forward)
 # - Two implementations of one model agree when their next-token distributions do: the largest
 #   per-position KL within a limit set by the dtype's rounding unit (its epsilon, never finer
 #   than TF32's 2^-10), not a fixed `1e-4` on the logits. Greedy paths may part only at ties:
-#   a gap within the dtype's rounding unit times the step's largest logit.
+#   a gap within 16 rounding units of the dtype times the step's largest logit.
 # - Q4_1 costs 5 bits per weight (codes, scale and minimum per block of 32); with its Q8_0
 #   embedding this file averages the 5.74 bits of §4. Dequantized to fp32, every weight costs 32.
 #

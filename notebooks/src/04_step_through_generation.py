@@ -33,7 +33,8 @@
 # 4. compute `softmax(logits / T)` and predict what temperature does to it (and its T -> 0 limit);
 # 5. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather),
 #    write its mask yourself, and compare the nucleus with top-k and min-p;
-# 6. use `echo`, the stop at EOS, batches of prompts with different lengths, and seeds;
+# 6. use `echo`, the stop at EOS, batches of prompts with different lengths, and *(optional)*
+#    seeds;
 # 7. branch a generation with the `GenerationExplorer` widget;
 # 8. *(optional)* get correct `logprobs`, tell the history of their order in Meta's code, and
 #    find an off-by-one in it yourself.
@@ -44,20 +45,21 @@
 # | `bsz`, `max_batch_size`, `min_prompt_len`, `max_prompt_len`, `total_len` | §5a |
 # | `tokens = torch.full(..., pad_id)`, `input_text_mask` | §5b |
 # | `for cur_pos ...: model.forward(tokens[:, prev_pos:cur_pos], prev_pos)` | §5c, §6 (the cache) |
-# | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d |
+# | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d (optional) |
 # | `softmax(logits[:, -1] / temperature)`, `sample_top_p`, `argmax` | §7, §8, §9 |
 # | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5e |
 # | `eos_reached`, cutting at EOS, `echo` | §11 |
 # | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
 #
-# **Time:** about 65 minutes for the core path (each heading gives its minutes: set-up and §1 4,
-# §2 6, §3 with its prediction 7, §4 6, §5 8, §6 5, §7 4, §8 6, §11 4, §12 5, Exercises 2 and 3
-# 10); the parts marked "(optional, N min)" (§4's chat prompt, §5b's and §5d's grids, §6's timing,
-# §8's many draws and its sure and unsure positions, §9, §10, §11's departure from Meta, §12's chat
-# prompt, §13 with Exercise 4, Exercise 1) take about 60 minutes more. Runs top to bottom in under
-# two minutes on
-# a laptop CPU, with no network. Notebook 05 opens the box further: inside one step, the cache
-# and attention.
+# **Time:** about 85 minutes for the core path, so well over an hour (each heading gives its
+# minutes: set-up and §1 5, §2 9, §3 with its prediction 8, §4 8, §5 12, §6 7, §7 5, §8 8 and
+# Exercise 3 right after it 7, §11 5, §12 6, Exercise 2 6); the parts marked "(optional, N min)"
+# take about 69 minutes more: §3's look at transformers' source 3, §4's tensor types of the file
+# 2 and its chat prompt 2, §5b's grid 2, §5d 4, §6's timing 5, §8's many draws 2 and its sure and
+# unsure positions 10, §9 2, §10 3, §11's departure from Meta 5, §12's chat prompt 3, §13 with
+# Exercise 4 20, Exercise 1 6. Running every cell takes up to about two minutes on a laptop
+# CPU (the last cell prints how long), with no network. Notebook 05 opens the box further:
+# inside one step, the cache and attention.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -98,7 +100,7 @@ torch.manual_seed(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
 # %% [markdown]
-# ## 1. Two models, each where it teaches best (with the set-up, 4 min)
+# ## 1. Two models, each where it teaches best (with the set-up, 5 min)
 #
 # **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face: the Llama architecture
 # (RMSNorm, rotary positions, grouped-query attention, SwiGLU) with 30 layers, a 49,152-token
@@ -146,13 +148,13 @@ def piece(token, t=tok):
 
 
 # %% [markdown]
-# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 6 min)
+# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 9 min)
 #
 # Two words first. The model scores every token of its vocabulary; those raw scores are the
 # **logits**, and `softmax(logits / T)` turns them into probabilities, where the **temperature**
-# `T` sharpens them (`T < 1`) or flattens them (`T > 1`). `top_p` then keeps only the likeliest
-# tokens whose mass reaches 90 %. The widget below shows the choice of the **next** token on the
-# seed's prompt:
+# `T` sharpens them (`T < 1`) or flattens them (`T > 1`). `top_p` then keeps the likeliest
+# tokens, one by one, until their mass exceeds 90 %. The widget below shows the choice of the
+# **next** token on the seed's prompt:
 #
 # - each row is a candidate, ranked by its logit. Solid bar: the probability the draw uses
 #   (temperature, then the cut, then renormalised). Blue kept, grey cut, orange the token
@@ -161,7 +163,10 @@ def piece(token, t=tok):
 #   uniform random number `u` falls on one stretch, and that token is drawn. Kept tokens without
 #   a row of their own are striped, each at its place in that order (so a chosen token from far
 #   down the list comes after them);
-# - the readout gives the number of kept tokens and the entropy in bits (0: a certain choice).
+# - the readout gives the number of kept tokens and the entropy in bits (0: a certain choice);
+# - the text colours each token by the probability the model itself gave it, at T = 1 whatever
+#   the sliders (red unlikely, green likely; hover for the numbers): how surprising the token
+#   was to the model, not how likely the current settings made it.
 #
 # A slider re-decides from the logits already computed; **step** runs the model on the chosen
 # token; **branch** + **take it** force another candidate, **back one** undoes.
@@ -196,7 +201,7 @@ explorer
 # the temperature slider: it always takes the top row) and step to the end of its answer.
 
 # %% [markdown]
-# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 7 min)
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 8 min)
 #
 # In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
 # temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. We look at the first position after
@@ -232,8 +237,9 @@ check_top_p_prediction(top_p_prediction, first_logits)
 #     return "fewer"
 # ```
 # The cut is made on the distribution temperature has already reshaped. At T = 0.6 the top
-# tokens hold more of the mass, so the running total passes 0.9 after fewer of them (it can only
-# be the same where one token holds almost everything).
+# tokens hold more of the mass, so the running total passes 0.9 after fewer of them (never after
+# more; the count stays the same whenever a few top tokens already hold more than 0.9 at both
+# temperatures).
 # </details>
 #
 # The cell below counts what three rules keep at this position, at T = 0.6 and at 1 (no new model
@@ -268,8 +274,18 @@ print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] 
 # which a low temperature raises, so it also keeps fewer. Top-k does not care. So "top_p = 0.9"
 # alone does not say how adventurous a sampler is: temperature and cut act together.
 #
-# **The order is a choice.** Meta applies temperature first, then the cut. Hugging Face
-# `transformers` does the same: its `generate` builds a list of logits processors and applies
+# **The order is a choice.** Meta applies temperature first, then the cut (the optional part
+# below shows that Hugging Face `transformers` does the same). Other engines may choose
+# differently. llama.cpp builds a *sampler chain* whose order you can set (its `--samplers`
+# option), so there temperature can come *after* the cut: a high temperature then livens up the
+# kept tokens without letting the tail back in. (That engine is not installed here, so this
+# notebook cannot show its code; read its README for its current default.) Whichever order, say
+# it when you compare settings across tools: `top_p=0.9` at `temperature=0.6` in Meta's code is
+# not the same sampler as in an engine that cuts last.
+#
+# ### (optional, 3 min) The order in `transformers`, from its source
+#
+# Hugging Face `transformers` builds a list of logits processors in its `generate` and applies
 # them in list order; the cell prints that order from the installed source.
 
 # %%
@@ -289,18 +305,11 @@ print("transformers applies temperature before top-k, top-p and min-p:",
       all(0 <= source.find("TemperatureLogitsWarper") < source.find(w) for w in warpers[1:]))
 
 # %% [markdown]
-# Other engines may choose differently. llama.cpp builds a *sampler chain* whose order you can
-# set (its `--samplers` option), so there temperature can come *after* the cut: a high
-# temperature then livens up the kept tokens without letting the tail back in. (That engine is
-# not installed here, so this notebook cannot show its code; read its README for its current
-# default.) Whichever order, say it when you compare settings across tools: `top_p=0.9` at
-# `temperature=0.6` in Meta's code is not the same sampler as in an engine that cuts last.
-#
 # The rest of the notebook walks through Meta's `generate()` line by line, and comes back to the
 # widget at the end (§12) to branch a generation.
 
 # %% [markdown]
-# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 6 min)
+# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 8 min)
 #
 # Meta's `text_completion` encodes each prompt with `bos=True, eos=False`: a BOS id in front where
 # the tokenizer uses one (SmolLM2's does not), no EOS at the end (the model is to continue the
@@ -310,9 +319,13 @@ print("transformers applies temperature before top-k, top-p and min-p:",
 prompt_tokens = tok.encode(prompt, bos=True, eos=False)
 print("ids:   ", prompt_tokens)
 print("pieces:", [tok.decode([t]) for t in prompt_tokens])
-print(f"bos_id={tok.bos_id}  eos_id={tok.eos_id} ({tok.decode([tok.eos_id])!r})  pad_id={tok.pad_id}")
+print(f"bos_id={tok.bos_id} ({tok.decode([tok.bos_id])!r})  "
+      f"eos_id={tok.eos_id} ({tok.decode([tok.eos_id])!r})  pad_id={tok.pad_id}")
 
 # %% [markdown]
+# `bos_id` is the token the tokenizer *declares* as its beginning of sequence, here
+# `<|im_start|>` (id 1), which opens each chat turn; `encode` does not add it to a plain prompt
+# (SmolLM2 was trained without one), so the ids above start with the prompt's own first token.
 # `pad_id` is -1: Meta's code needs an id that no real token has, as a *marker*. It never reaches
 # the model (an embedding lookup of -1 would fail); §5 shows why.
 #
@@ -357,9 +370,9 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 # %% [markdown]
 # **What to notice:** in float32 the greedy answer is *" The largest animal is the Great White
 # Shark."* It is fluent and wrong. Two things stand behind that: a 135-million-parameter model
-# stores few facts reliably, and the weights loaded here are mostly 4-bit values, dequantized (the
-# cell below counts the file's tensor types), so they are a rounded copy of the trained ones (03b
-# §4). And greedy decoding does
+# stores few facts reliably, and the weights loaded here are mostly 4-bit values, dequantized (an
+# optional cell below counts the file's tensor types), so they are a rounded copy of the trained
+# ones (03b §4). And greedy decoding does
 # not look for the most likely *answer*: it takes the most likely *next token*, one step at a
 # time, and never revisits a choice. The rows above show how close the calls were: after
 # `' the'` four candidates sit within a hundredth of each other, and `' Great'` wins by a hair;
@@ -367,6 +380,10 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 # `' White'`. Those probabilities move a little with the dtype (this cell's output is not
 # compared); where two candidates are closer than the rounding, another dtype can pick the
 # other one.
+#
+# ### (optional, 2 min) How the file stores the weights
+#
+# The GGUF file SmolLM2 came from records each tensor's storage type:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -384,7 +401,8 @@ if not LLAMA_DIR:  # the GGUF file SmolLM2 came from: how each tensor is stored
           "(the embedding, tied to the output layer); the F32 ones are the norms")
 
 # %% [markdown]
-
+# ### Sampling instead of greedy
+#
 # Sampling (Meta's defaults, `temperature=0.6, top_p=0.9`) draws instead. One batch of three
 # copies of the prompt, after `torch.manual_seed(0)`, gives three answers:
 
@@ -423,7 +441,7 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 
 # %% [markdown]
-# ## 5. Meta's `generate()`, block by block (SmolLM2, 8 min; the two grids optional, 2 min each)
+# ## 5. Meta's `generate()`, block by block (SmolLM2, 12 min; optional: §5b's grid 2, §5d 4)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
@@ -508,13 +526,14 @@ for n, call in enumerate(trace.calls):
 # in; after that each call reads one column, `(3, 1)`. The `pad_id` cells are never read: by the
 # time the loop reaches a column, that column holds a prompt token or a generated one.
 #
-# ### 5d. Teacher forcing: `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
+# ### 5d. (optional, 4 min) Teacher forcing:
+# `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
 #
 # The loop starts at the *shortest* prompt's end, so for a while the longer prompts get a
 # "next token" too. Meta's `torch.where` throws it away where `input_text_mask` says the column is
 # prompt text, so their own text is fed instead. (Just before it, `next_token.reshape(-1)` gives
 # both choices one shape, `(bsz,)`: `sample_top_p` returns `(bsz, 1)`, `argmax` returns `(bsz,)`.)
-# *(The grid is optional, 2 min; the count under it is not.)* Here is the real `tokens` tensor
+# Here is the real `tokens` tensor
 # after the loop, as `trace.grid` caught it above (blue: prompt, kept by the mask; orange:
 # generated):
 
@@ -537,7 +556,7 @@ print("pad_id left in the tensor after the loop:", int((final == pad_id).sum()))
 # first EOS (§11). The tokens past the cut were computed and thrown away:
 
 # %%
-for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: prompt + all new
+for x, t, new, row in zip(prompts, batch, out_tokens, trace.grid.tolist()):  # row: prompt + all new
     print(f"{x!r:>38}: prompt {len(t):2d}, the loop filled {total_len - len(t):2d} after it, "
           f"toks[{len(t)} : {len(t)} + {max_gen_len}] keeps {len(new)}, drops "
           f"{len(row) - len(t) - max_gen_len}")
@@ -548,7 +567,7 @@ for x, t, new, row in zip(prompts, batch, out_tokens, final.tolist()):  # row: p
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 6. The KV cache: the same numbers, faster (5 min)
+# ## 6. The KV cache: the same numbers, faster (7 min)
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
 # cache, each new token re-runs the whole prefix through every layer; with it, each layer keeps
@@ -624,7 +643,7 @@ print("the no-cache run reads more positions per token the longer the text:",
 # how much less). The price is memory: `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers,
 # allocated up front, which is why `Llama.build` asks for `max_seq_len` and `max_batch_size`.
 #
-# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt, 4 min)
+# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt, 5 min)
 #
 # Dividing the logits by `T` before the softmax keeps their order but scales their gaps: `T < 1`
 # widens them (the top token takes more of the mass), `T > 1` narrows them (the tail gets more),
@@ -652,7 +671,7 @@ for T in [0.0] + temperatures:
 # 0.610 at T = 0.6) and takes the entropy from 7.51 bits to 2.24. Dividing the logits by 0.6
 # multiplies every gap between them by 1.67, and probabilities depend exponentially on the gaps.
 #
-# ## 8. `sample_top_p` taken apart (SmolLM2, 6 min)
+# ## 8. `sample_top_p` taken apart (SmolLM2, 8 min; Exercise 3 right after it, 7 min)
 #
 # Meta's nucleus sampling in six steps, written out on the distribution above at `T = 0.8`,
 # `top_p = 0.9` (names as in Meta's function; `top_p=0.9` is also `generate`'s default: keep the
@@ -683,8 +702,8 @@ print("nnlib.llama.sample_top_p, same generator seed, same token:", int(same) ==
 # Step 3 is the subtle one: a token is dropped when the mass of the tokens ranked *above* it
 # already exceeds `top_p`. So the token that carries the running total across `top_p` is kept,
 # and the most likely token is always kept, however small `top_p` is. A token whose preceding
-# mass is *exactly* `top_p` is kept too (`>` is strict): Exercise 3 asks you to write this mask,
-# that case included. How many tokens the nucleus holds depends on the position: at a sure one it
+# mass is *exactly* `top_p` is kept too (`>` is strict): Exercise 3, after the figure, asks you
+# to write this mask, that case included. How many tokens the nucleus holds depends on the position: at a sure one it
 # can be a single token (the next section finds one), at an unsure one many small tails add up
 # to the last 10 %.
 
@@ -694,6 +713,36 @@ plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
 plt.show()
 
 # %% [markdown]
+# **Exercise 3 (7 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
+# sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
+# *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
+# the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
+# checker tries that row.)
+
+# %%
+from nnlib.exercises.step_through_generation import check_top_p_mask
+
+
+def top_p_mask(probs_sort, p):
+    raise NotImplementedError
+
+
+check_top_p_mask(top_p_mask)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def top_p_mask(probs_sort, p):
+#     probs_sum = torch.cumsum(probs_sort, dim=-1)
+#     return probs_sum - probs_sort > p
+# ```
+# `probs_sum - probs_sort` is the mass of the tokens ranked *above* each one. For the row above
+# and `p = 0.75` it is `[0, 0.5, 0.75, 0.875, 0.9375]`: the third token has exactly 0.75 before
+# it, `0.75 > 0.75` is False, so it is kept, and three tokens stay. `probs_sum > p` would drop
+# the token that carries the total across `p`, and `>=` would drop the third one.
+# </details>
+#
 # ### (optional, 2 min) Many draws from the nucleus
 #
 # Sampling many times shows the rule at work: no draw falls outside the nucleus, and the
@@ -772,15 +821,18 @@ print("unsure position: top-p keeps more tokens than min-p and top-k:",
 # `temperature=0` means `argmax`: no randomness at all. A batch is generated together (one model
 # call per column for all rows), yet each row must come out as if it were alone, up to rounding:
 # the padding of §5 and the teacher forcing make that so. (In half precision a batched row's
-# numbers can round differently; where two candidates are that close, the tokens could differ.
-# Notebook 05 §6 runs its batching comparison in float32 for that reason.) This check runs four generations of 20
-# tokens, so it uses the tiny model, where that takes a blink:
+# numbers can round differently; where two candidates are that close, the tokens could differ.)
+# So this check runs in float32 on every device, as notebook 05 §6 does: then it is about the
+# padding, not the rounding. It runs four generations of 20 tokens, so it uses the tiny model,
+# where that takes a blink:
 
 # %%
+tiny32 = tiny if tiny.model.tok_embeddings.weight.dtype == torch.float32 else load_tiny(
+    max_seq_len=256, max_batch_size=4, dtype=torch.float32)
 tiny_prompts = ["ROMEO:", "JULIET:\nO Romeo, Romeo!", "To be, or"]
-tiny_batch = [tiny.tokenizer.encode(x, bos=True, eos=False) for x in tiny_prompts]
-batched, _ = tiny.generate(tiny_batch, 20, temperature=0.0)
-alone = [tiny.generate([t], 20, temperature=0.0)[0][0] for t in tiny_batch]
+tiny_batch = [tiny32.tokenizer.encode(x, bos=True, eos=False) for x in tiny_prompts]
+batched, _ = tiny32.generate(tiny_batch, 20, temperature=0.0)
+alone = [tiny32.generate([t], 20, temperature=0.0)[0][0] for t in tiny_batch]
 print("batched greedy equals one-by-one greedy:", batched == alone)
 
 # %% [markdown]
@@ -805,7 +857,7 @@ print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
 print("seed 1 gives other text:", runs[1][0] != runs[0][0])
 
 # %% [markdown]
-# ## 11. `echo`, and the stop at EOS (SmolLM2, 4 min)
+# ## 11. `echo`, and the stop at EOS (SmolLM2, 5 min)
 #
 # `echo=True` returns the prompt with the completion, and with `logprobs` a number for each prompt
 # token as well (the first gets 0.0: nothing predicts it).
@@ -857,7 +909,7 @@ print(repr(tok.decode(meta_cut)))
 print("nnlib keeps the whole prompt and the reply:", row[: len(chat_batch[0])] == chat_batch[0])
 
 # %% [markdown]
-# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2, 5 min)
+# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2, 6 min)
 #
 # The explorer of §2 computes its distributions with the same functions as `generate`, so at
 # temperature 0 it must take the greedy tokens of §4. You can drive it from code too (this moves
@@ -872,23 +924,27 @@ print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 
 # %% [markdown]
 # Branching: from the prompt again, five greedy tokens to the position after `' the'`, then force
-# `' blue'` instead of greedy's `' Great'` and let greedy decoding go on. The cell first prints
-# where `' blue'` stood among the candidates there:
+# `' blue'` instead of greedy's `' Great'` and let greedy decoding go on. The cell sets its
+# controls itself (greedy through top-p at T = 0, seed 0), so it gives the same text however
+# often you run it. It first prints where `' blue'` stood among the candidates there:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
+explorer.seed.value, explorer.temperature.value = 0, 0.0
 explorer.reset()
 explorer.run(5)
 print("before:", repr(explorer.completion))
 blue = tok.encode(" blue", bos=False, eos=False)[0]
 here = explorer.stepper.next_logits
-print(f"' blue' there: rank {int((here > here[blue]).sum()) + 1}, p = "
-      f"{float(torch.softmax(here.float(), -1)[blue]):.4f} at T = 1")
-explorer.force(blue)
-explorer.run(4)
-print("after forcing ' blue':", repr(explorer.completion))
-explorer.sampler.value, explorer.temperature.value, explorer.top_p.value = "top-p", 0.8, 0.9
-explorer.reset()  # back to the prompt, top-p sampling at T = 0.8: over to you, in the widget above
+if here is None:  # only if the answer ended (EOS) within those five tokens
+    print("the answer ended before the branch point; nothing to force")
+else:
+    print(f"' blue' there: rank {int((here > here[blue]).sum()) + 1}, p = "
+          f"{float(torch.softmax(here.float(), -1)[blue]):.4f} at T = 1")
+    explorer.force(blue)
+    explorer.run(4)
+    print("after forcing ' blue':", repr(explorer.completion))
 
 # %% [markdown]
 # **What to notice:** `' blue'` was no runner-up: in the float32 run it ranked 11th there, at
@@ -896,6 +952,14 @@ explorer.reset()  # back to the prompt, top-p sampling at T = 0.8: over to you, 
 # (in the float32 run: *the blue whale*). The model holds the fact, with little probability at
 # that point; greedy decoding, one most likely token at a time, never goes there. Looking at the
 # candidates, not only the top one, is what the widget is for.
+#
+# Now over to you: this cell puts the widget back at the prompt with top-p sampling at T = 0.8.
+# Step, branch, go back; rerun the cell above to see the forced branch again.
+
+# %%
+explorer.sampler.value, explorer.temperature.value, explorer.top_p.value = "top-p", 0.8, 0.9
+explorer.reset()
+print("explorer back at the prompt:", explorer.tokens == [])
 
 # %% [markdown]
 # ### (optional, 3 min) The same widget on a chat prompt
@@ -979,7 +1043,8 @@ print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
 # token gets 0.0, as nothing predicts it).
 
 # %% [markdown]
-# ## 14. Exercises (10 min; Exercise 1 optional, 6 min; Exercise 4 with §13)
+# ## 14. Exercises (Exercise 2, 6 min; Exercise 1 optional, 6 min; Exercise 3 is in §8, Exercise 4
+# with §13)
 #
 # Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
 #
@@ -987,7 +1052,7 @@ print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
 # `k` most likely tokens of each row, set the others to 0, and renormalise each row to sum to 1.
 
 # %%
-from nnlib.exercises.step_through_generation import (check_prompt_logprobs, check_top_k, check_top_p_mask,
+from nnlib.exercises.step_through_generation import (check_prompt_logprobs, check_top_k,
                                                      check_zero_temperature_limit)
 
 
@@ -1008,7 +1073,7 @@ check_top_k(top_k_probs)
 # ```
 # </details>
 #
-# **Exercise 2 (4 min).** Predict the limit: what distribution does `softmax(logits / T)` tend to as
+# **Exercise 2 (6 min).** Predict the limit: what distribution does `softmax(logits / T)` tend to as
 # `T -> 0` (from above)? Return it for any `logits` of shape `(V,)`. Careful: what if two logits
 # tie for the maximum?
 
@@ -1031,33 +1096,6 @@ check_zero_temperature_limit(limit)
 #     is_max = logits == logits.max()
 #     return is_max.float() / is_max.sum()
 # ```
-# </details>
-#
-# **Exercise 3 (6 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
-# sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
-# *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
-# the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
-# checker tries that row.)
-
-# %%
-def top_p_mask(probs_sort, p):
-    raise NotImplementedError
-
-
-check_top_p_mask(top_p_mask)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def top_p_mask(probs_sort, p):
-#     probs_sum = torch.cumsum(probs_sort, dim=-1)
-#     return probs_sum - probs_sort > p
-# ```
-# `probs_sum - probs_sort` is the mass of the tokens ranked *above* each one. For the row above
-# and `p = 0.75` it is `[0, 0.5, 0.75, 0.875, 0.9375]`: the third token has exactly 0.75 before
-# it, `0.75 > 0.75` is False, so it is kept, and three tokens stay. `probs_sum > p` would drop
-# the token that carries the total across `p`, and `>=` would drop the third one.
 # </details>
 #
 # **Exercise 4 (optional, with §13). The off-by-one in the no-generation branch.** §13 re-told
