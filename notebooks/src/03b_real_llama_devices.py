@@ -47,7 +47,8 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# Time: about 50 minutes for the core: set-up and §1 12, §2 10, §3 18, §4 8, the exercise 3;
+# Time: about 60 minutes for the core (a fresh reviewer's estimate): set-up and §1 14, §2 12,
+# §3 22, §4 8, the exercise 4;
 # §5 (your own weights) is optional, about 5 minutes on the tiny model, more with real weights.
 # The last cell
 # prints how long the run took and its peak memory; the slow step is transformers reading the
@@ -117,7 +118,7 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
       f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
 
 # %% [markdown]
-# ## 1 · The seed's way: transformers with `device_map="auto"` (12 min, with the set-up)
+# ## 1 · The seed's way: transformers with `device_map="auto"` (14 min, with the set-up)
 #
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
 # device_map='auto')`. In transformers 5 `torch_dtype=` is called `dtype=` (the old name still
@@ -203,7 +204,7 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What to notice: no BOS token in front. SmolLM2's tokenizer does not add one (its files say
 # so), unlike Llama 2's `<s>`; nnlib follows the file, as transformers does.
 #
-# ## 2 · "Expected all tensors to be on the same device", on this machine (10 min)
+# ## 2 · "Expected all tensors to be on the same device", on this machine (12 min)
 #
 # The seed's model was on `cuda:0`, its `input_ids` on the CPU, and its `generate` call failed.
 # What you see today depends on two things: which call you make, and where the model is.
@@ -283,7 +284,7 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
-# ## 3 · nnlib's way: the same file, and the folder transformers saves (18 min)
+# ## 3 · nnlib's way: the same file, and the folder transformers saves (22 min)
 #
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
 # maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. A third
@@ -546,7 +547,7 @@ except MemoryError as err:  # build checks the free memory it can measure (Linux
     print(f"MemoryError: {err}")
 
 # %% [markdown]
-# ## 6 · Exercise (3 min)
+# ## 6 · Exercise (4 min)
 #
 # Each exercise has a checker that says right or not yet. The solution is hidden below; try
 # first.
