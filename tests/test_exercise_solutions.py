@@ -491,8 +491,8 @@ def test_the_notebooks_stub_is_not_attempted_yet(exercise: Exercise, request, ca
 
 
 def test_top_p_prediction_accepts_the_same_where_a_few_tokens_already_hold_more_than_p(capsys):
-    """04 §3: the count is the same whenever a few top tokens hold more than 0.9 at T = 1 (two
-    tied logits over a flat tail), not only where one token holds almost everything."""
+    """04 §3: the count can stay the same, e.g. two tied top logits over a flat tail hold more
+    than 0.9 at both temperatures; not only where one token holds almost everything."""
     from nnlib.exercises.step_through_generation import _top_p_counts, check_top_p_prediction
 
     logits = torch.tensor([10.0, 10.0] + [0.0] * 50)

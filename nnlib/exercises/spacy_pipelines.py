@@ -316,7 +316,8 @@ def check_ner_only_folders(ner_only_folders: Callable[[], Any], nlp: Any) -> Ver
                        "tokenizer's rules are one file); the question is which folders")
     if "tok2vec" in names:
         return report(False, "", "the ner does not listen to tok2vec (no listener in §1's config): "
-                       "it carries its own copy inside ner/model, so no tok2vec/ folder")
+                       "it carries its own tok2vec (its own weights) inside ner/model, so no "
+                       "tok2vec/ folder")
     missing = sorted(want - names)
     if missing:
         return report(False, "", f"missing {missing}: every pipeline has a vocab/ folder, and "
@@ -564,8 +565,11 @@ def check_textcat_gradient(textcat_gradient: Callable[[Any, Any], Any], textcat_
     m, n = want.shape
     for factor, hint in [(1 / m, "you divided by the batch size m: spaCy does not. Its gradient "
                                  "is a sum over the batch, like notebook 01's nabla_w before eta/m"),
-                         (1 / (m * n), "that is the gradient of the printed loss, a mean over "
-                                       "all m x n entries; spaCy passes back scores - truths"),
+                         (2 / (m * n), "that is the gradient of the printed loss, the mean of "
+                                       "(scores - truths)**2 over all m x n entries; spaCy passes "
+                                       "back scores - truths: no mean, no 2"),
+                         (1 / (m * n), "that is scores - truths averaged over all m x n entries; "
+                                       "spaCy passes back scores - truths itself"),
                          (2.0, "spaCy drops the 2 of the squared error: scores - truths"),
                          (-1.0, "the sign is flipped: the gradient points to where the loss "
                                 "grows, scores - truths")]:

@@ -272,6 +272,5 @@ def check_top_p_prediction(top_p_prediction: Callable[[], Any], first_logits: An
                       "total passes 0.9 sooner. Count again (Sampler(...).keep, as in the cell "
                       "below).")
     return report(False, "", "temperature is applied first, then the cut, so the same top_p "
-                  "keeps a different number of tokens at another temperature (the same whenever a "
-                  "few top tokens already hold more than 0.9 at both temperatures). Which way "
-                  "does T = 0.6 move it?")
+                  "can keep a different number of tokens at another temperature (sometimes the "
+                  "same, never more at a lower T). Which way does T = 0.6 move it?")

@@ -6,7 +6,7 @@ float32 (``scripts/device_check.py``), with the KV cache against without it (not
 runs never round in the same places, so their numbers differ; this module decides whether a
 difference is rounding or a bug. Each rule is written in the *rounding unit* of the dtype the
 test run computed in, ``rounding_eps(dtype)``: the machine epsilon, but never below 2^-10 (a
-"float32" run on a GPU may multiply in TF32, which keeps fp16's 10 significant bits).
+"float32" run on a GPU may multiply in TF32, which keeps fp16's 10 fraction bits).
 
 **Logits: the largest per-position KL divergence** (``compare_logits``). At every position of a
 sequence, ``KL(softmax(reference) || softmax(test))`` in nats; the runs agree when the largest is

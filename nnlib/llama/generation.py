@@ -125,7 +125,8 @@ class Llama:
         Samples are drawn on the CPU from torch's default generator: ``torch.manual_seed(s)``
         before the call gives the same tokens again on the same device and dtype. Another device
         draws the same tokens only from the same probabilities; its default dtype (bfloat16 on
-        CUDA, float16 on MPS) changes them, so the text may differ.
+        recent CUDA GPUs, float16 on older ones such as a T4 and on MPS) changes them, so the text
+        may differ.
         """
         check_request(self.model.params, prompt_tokens, max_gen_len, temperature, top_p)
         tokens, scores = self._decode(prompt_tokens, max_gen_len, temperature, top_p, logprobs,

@@ -36,7 +36,10 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-import spacy
+import time
+
+_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+import spacy  # noqa: E402
 
 try:
     nlp = spacy.load("en_core_web_sm")          # the name spaCy's docs use
@@ -72,12 +75,6 @@ for token in doc:
 # learner who reads, runs and does the exercises (not a formula); each heading gives its share,
 # and the shares run a little short of a first reading. Top to bottom the notebook runs in well
 # under two minutes.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-import time
-
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -321,8 +318,9 @@ for word in ["running", "walked"]:
 # %% [markdown]
 # **What to notice.** The suffix rules would turn `running` into `runne` or `runn`, neither of
 # them a known verb; the **exception table** maps it to `run`. The rules do the job for regular
-# forms: `walked` -> `walk` is in the index, and has no exception. So lemmas have three sources:
-# the attribute_ruler's patterns, the exception tables and the suffix rules.
+# forms: `walked` -> `walk` is in the index, and has no exception. So lemmas have four sources:
+# the attribute_ruler's patterns, the exception tables, the suffix rules, and the lemmatizer's
+# fallback when no table applies (the word lowercased, as `were` above).
 #
 # ### 3b · An experiment: the attribute_ruler reads the parse (optional, 9–10 min)
 #
@@ -481,7 +479,7 @@ _ = exercises.check_sentence_pipeline(sentence_pipeline, nlp)
 # task-specific networks plus rules and tables, the size printed in §1, and it *annotates* text.
 # The `tok2vec` embeds each token; the tagger puts one tag per token (a softmax over the tag
 # set). The parser and the NER are **transition-based**: they read the sentence left to right
-# (the parser with a stack of words waiting for their heads, the NER with the entity it has
+# (the parser with a stack of words still open for dependents, the NER with the entity it has
 # open), and at each step their network predicts an *action*: for the parser, shift,
 # reduce, break (a sentence boundary) or attach with a label (below); for the NER, `B-` begin,
 # `I-` inside, `L-` last token of an entity, `U-` a one-token entity, or `O` outside any entity.

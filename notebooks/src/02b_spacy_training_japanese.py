@@ -198,7 +198,8 @@ for text, gold, predicted in train_mistakes[:8]:
 for word in ("load", "tokenizer", "training", "batch"):
     counts = Counter(label for text, label in train if word in text.lower())
     print(f"{word!r:12}", dict(sorted(counts.items())))
-#
+
+# %% [markdown]
 # ### Exercise 1 · Add examples from the training mistakes, re-score against the baseline
 # From the cross-validated mistakes above, write at least two new questions per label in
 # `my_questions()`: your own words, aimed at what the model confused (not copied from dev or
@@ -580,7 +581,7 @@ for mode in ["A", "B", "C"]:
     print(f"set_split_mode {mode}: tokenizer's mode {nlp_ja.tokenizer.split_mode}, compound_splitter's "
           f"{nlp_ja.get_pipe('compound_splitter').split_mode} ->",
           [t.text for t in nlp_ja("国家公務員の選挙管理委員会")])
-ginza.set_split_mode(nlp_ja, "C")  # back to the default
+ginza.set_split_mode(nlp_ja, None)  # back to the default: the splitter leaves tokens whole
 
 # %% [markdown]
 # **What to notice.** The tokenizer's mode is C in all three runs; only the compound_splitter's
@@ -692,7 +693,9 @@ print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny
 #   nearly irrelevant, while plain SGD needs it (or a learning rate `m` times smaller).
 # - Fine-tuning adds a label to a trained component; keep the old labels in the gold (rehearsal)
 #   or the model forgets them.
-# - Japanese needs a dictionary-based tokenizer (GiNZA with SudachiPy and Sudachi's dictionary).
+# - Japanese has no spaces between words: spaCy's Japanese pipeline (GiNZA) finds words with a
+#   dictionary-based tokenizer (SudachiPy and Sudachi's dictionary); a subword tokenizer (§4)
+#   cuts the same text into pieces instead.
 # - A Llama needs none of this: it reads subword ids (notebook 03).
 #
 # ### 日本語でまとめると

@@ -212,7 +212,7 @@ for kind, n in groups.most_common():
 # The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
 # vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
 # into them. nnlib's `Tokenizer` re-implements the class Meta's code uses: the same methods
-# (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
+# and attributes (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
 
 # %%
 tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")

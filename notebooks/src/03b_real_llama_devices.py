@@ -210,7 +210,8 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What you see today depends on two things: which call you make, and where the model is.
 #
 # **`generate` now moves the ids itself.** Before each forward call, `generate` calls
-# `prepare_inputs_for_generation`, which in transformers 5 moves the inputs to `model.device`
+# `prepare_inputs_for_generation`, which since transformers 5.15 moves the inputs to
+# `model.device` (5.0 to 5.14 and 4.x only warned)
 # (unless the model is on `meta`, a device without data). The lines, printed from the installed
 # version:
 
@@ -229,11 +230,17 @@ for line in source_lines(type(model).prepare_inputs_for_generation,
 # %%
 # NBVAL_IGNORE_OUTPUT
 with record_calls(model) as calls, torch.inference_mode():
-    model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=2,
-                   do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+    try:
+        model.generate(input_ids=input_ids, attention_mask=inputs.attention_mask, max_new_tokens=2,
+                       do_sample=False, pad_token_id=hf_tokenizer.eos_token_id)
+        raised = None
+    except RuntimeError as err:  # a transformers that does not move the ids raises here on a GPU
+        raised = err
 first = calls[0]
 received = first.kwargs.get("input_ids", first.args[0] if first.args else None)
 print("\n".join(generate_move_lines(model.device, input_ids.device, received.device)))
+if raised is not None:
+    print(f"  {type(raised).__name__}: {str(raised).splitlines()[0]}")
 
 # %% [markdown]
 # **A forward call moves nothing.** `model(input_ids)` (what §3 calls to read the logits) takes
@@ -343,7 +350,7 @@ print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 # continuation, and accepts the largest up to a limit that grows with the square of the dtype's
 # *rounding unit*, `rounding_eps(dtype)`: the machine epsilon (`torch.finfo(dtype).eps`), but
 # never finer than TF32's 2^-10. Why the floor: on a GPU, a "float32" matrix product may run in
-# TF32, which keeps only float16's 10 significant bits, so a float32 run is allowed float16's
+# TF32, which keeps only float16's 10 fraction bits (11 significant), so a float32 run is allowed float16's
 # rounding. The next cell prints each dtype's epsilon, its rounding unit and its limit. Why
 # every position: a bug in how positions are encoded changes nothing at the first token and
 # grows with the distance between tokens. (The verdict is the same in every dtype; the numbers
@@ -565,9 +572,10 @@ for number, line in enumerate(SNIPPET_LINES, 1):
 # Predict which line raises "Expected all tensors to be on the same device" there (on this
 # CPU none does), then write `fixed_forward(model, inputs)`: the logits for `inputs` (what the
 # tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it with a
-# small stand-in model whose parameters are on `meta` (the second device every torch has) and
-# which raises the device error for ids left on the CPU, as a real model on a GPU does. (A
-# real model on `meta` does not raise: `meta` tensors carry no data, so torch does not check.)
+# small stand-in model that says it is on `meta` (the second device every torch has), then on
+# the CPU, and raises the device error for ids left elsewhere, as a real model on a GPU does. (A
+# real Llama on `meta` does not raise there: its embedding lookup does not check devices for
+# `meta` tensors, though other layers do.)
 
 # %%
 def failing_line():
@@ -600,7 +608,7 @@ check_forward_on_model_device(failing_line, fixed_forward)
 # - transformers reads GGUF files (`gguf_file=`) into an ordinary, dequantized model;
 #   `device_map="auto"` places it, and `model.device` says where the inputs must go.
 # - "Expected all tensors to be on the same device": the model is on one GPU (or MPS) and
-#   `input_ids` on the CPU. transformers 5's `generate` moves them itself; a forward call
+#   `input_ids` on the CPU. transformers' `generate` moves them itself since 5.15; a forward call
 #   `model(input_ids)` does not. `input_ids.to(model.device)`, or for the whole batch
 #   `hf_tokenizer(..., return_tensors="pt").to(model.device)`, fixes it in every version and call.
 # - Two implementations of one model agree when their next-token distributions do: the largest

@@ -238,8 +238,8 @@ check_top_p_prediction(top_p_prediction, first_logits)
 # ```
 # The cut is made on the distribution temperature has already reshaped. At T = 0.6 the top
 # tokens hold more of the mass, so the running total passes 0.9 after fewer of them (never after
-# more; the count stays the same whenever a few top tokens already hold more than 0.9 at both
-# temperatures).
+# more; it can stay the same, for example when two equally likely top tokens hold more than 0.9
+# between them at both temperatures).
 # </details>
 #
 # The cell below counts what three rules keep at this position, at T = 0.6 and at 1 (no new model
@@ -270,8 +270,9 @@ print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] 
 # %% [markdown]
 # **What to notice:** the counts are printed above (they depend a little on the dtype, so they
 # are not compared). A lower temperature piles the mass onto the top tokens, so 90 % of it is
-# reached sooner and top-p keeps fewer; min-p's threshold is a fraction of the top probability,
-# which a low temperature raises, so it also keeps fewer. Top-k does not care. So "top_p = 0.9"
+# reached sooner and top-p keeps fewer; min-p keeps a token while its probability is at least
+# `min_p` times the top one's, and that ratio, exp(-(gap in logits) / T), shrinks as T falls, so
+# it also keeps fewer. Top-k does not care. So "top_p = 0.9"
 # alone does not say how adventurous a sampler is: temperature and cut act together.
 #
 # **The order is a choice.** Meta applies temperature first, then the cut (the optional part
@@ -704,7 +705,7 @@ print("nnlib.llama.sample_top_p, same generator seed, same token:", int(same) ==
 # and the most likely token is always kept, however small `top_p` is. A token whose preceding
 # mass is *exactly* `top_p` is kept too (`>` is strict): Exercise 3, after the figure, asks you
 # to write this mask, that case included. How many tokens the nucleus holds depends on the position: at a sure one it
-# can be a single token (the next section finds one), at an unsure one many small tails add up
+# can be a single token (the optional part below finds one), at an unsure one many small tails add up
 # to the last 10 %.
 
 # %%
@@ -844,7 +845,7 @@ print("batched greedy equals one-by-one greedy:", batched == alone)
 # `Llama.build(seed=...)` or by `torch.manual_seed` before a call, so the same seed gives the same
 # text on the same machine and dtype. Another device draws the same tokens only from the same
 # probabilities, and each device has its own default dtype (bfloat16 on recent CUDA GPUs,
-# float16 on MPS, float32 on the CPU), which changes the probabilities a little and so can change
+# float16 on older ones such as Colab's T4 and on MPS, float32 on the CPU), which changes the probabilities a little and so can change
 # the text; set `NNLIB_DTYPE` alike to compare. Three runs of the same request, so again the tiny model:
 
 # %%

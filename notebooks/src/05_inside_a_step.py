@@ -318,7 +318,8 @@ check_cache_fill(cache_fill)
 #
 # ## 4. `start_pos` sets two things: RoPE's angle and the cache slot (13 min)
 #
-# Inside `forward`, `start_pos` is used twice:
+# Inside `forward`, `start_pos` does two things that matter here (it also sets the causal
+# mask's width when several tokens go in at once):
 #
 # - `rope_cos[start_pos : start_pos + S]` and `rope_sin[...]`: rotary position embedding (RoPE)
 #   turns each pair of numbers of every query and key by an angle proportional to the token's
@@ -409,7 +410,7 @@ print("top token with the right start_pos:", repr(tok.decode([int(right.argmax()
 # - Shifting *every* position by the same amount changes nothing: RoPE only sees differences of
 #   positions. That is why the absolute number does not matter, only that it is consistent.
 # - The angle alone matters: the new token's query now thinks it is one step further from every
-#   cached key than it is, so every attention score in every layer changes.
+#   cached key than it is, so almost every attention score in every layer changes.
 # - The slot alone matters too: written at `P + 1`, the token attends to slots `0 .. P + 1`,
 #   which include slot `P`, still holding a key and value of the old text (in an empty cache it
 #   would hold zeros, a key that still takes a share of the softmax). And the next step, at the
