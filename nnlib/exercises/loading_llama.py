@@ -56,7 +56,7 @@ def check_kv_cache_bytes(fn: Callable[..., Any]) -> Verdict:
         elif got * nbytes == want:
             hint = "that counts values; multiply by the bytes per value"
         elif "n_kv_heads" not in params:
-            hint = "Llama 2's params.json has no n_kv_heads: then n_kv_heads = n_heads"
+            hint = "Llama 2 7B's params.json has no n_kv_heads: then n_kv_heads = n_heads"
         else:
             hint = ("each cached value is one head_dim = dim // n_heads number, for every layer, "
                     "batch row, position and key/value head")

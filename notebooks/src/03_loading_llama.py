@@ -839,8 +839,8 @@ print(f"bf16 vs fp32 within the bf16 limit ({check.limit:.2g} nats of KL at any 
 # try first.
 #
 # **Exercise 1.** Write the KV-cache size in bytes for a model's `params.json` (a dict), given
-# `max_seq_len`, `max_batch_size` and the bytes per cached value. Careful: Llama 2's
-# `params.json` has no `n_kv_heads`.
+# `max_seq_len`, `max_batch_size` and the bytes per cached value. Careful: Llama 2
+# 7B's and 13B's `params.json` have no `n_kv_heads` (every head has its own keys and values).
 
 # %%
 from nnlib.exercises.loading_llama import (  # noqa: E402
