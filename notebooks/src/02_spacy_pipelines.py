@@ -503,8 +503,10 @@ print("ner actions that rebuild its entities:", [ner.moves.get_class_name(a) for
 
 # %% [markdown]
 # **What to notice.** `Apple` and `U.K.` are one token each, so each is one `U-` action; `$1
-# billion` takes three (`B-`, `I-`, `L-`). Every other token gets `O`. (`get_oracle_sequence` is
-# what training uses: given the gold annotation of an `Example`, the actions that rebuild it.)
+# billion` takes three (`B-`, `I-`, `L-`). Every other token gets `O`. (`get_oracle_sequence`
+# gives, from the gold annotation of an `Example`, the actions that rebuild it. Training does not
+# replay that fixed list: it follows the model's own predicted actions and scores every valid
+# action against the gold, a *dynamic* oracle.)
 #
 # The parser's actions are **arc-eager**: a *stack* of words already read, and the *next word* of
 # the sentence. The same experiment on a short sentence, next to its tree:
@@ -532,7 +534,8 @@ print("parser actions:", [parser.moves.get_class_name(a) for a in oracle])
 #
 # *Static word vectors* (one vector per word, as in word2vec/GloVe) make packages large, so `sm`
 # pipelines ship without them. `similarity` then falls back to averaging the `tok2vec` output and
-# warns (W007): the number is not a meaning similarity you should trust. The `md`/`lg` English
+# warns (W007; its wording, "based on the tagger, parser and NER", is older than spaCy 3's
+# pipelines: the number comes from `tok2vec`): it is not a meaning similarity you should trust. The `md`/`lg` English
 # pipelines (and GiNZA, notebook 02b) ship vectors.
 
 # %%

