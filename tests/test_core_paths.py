@@ -67,8 +67,8 @@ def test_core_path_drops_optional_sections_up_to_the_next_heading_of_their_level
     assert code == ["a = 1", "d = 4", "f = 6"]
 
 
-@pytest.mark.slow  # executes two notebooks (about a minute each on two cores)
-@pytest.mark.parametrize("stem", ["02_spacy_pipelines", "02b_spacy_training_japanese"])
+@pytest.mark.slow  # executes every notebook once more (about a minute each on two cores)
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "notebooks" / "src").glob("*.py")))
 def test_the_core_path_runs_without_the_optional_sections(stem):
     from nbclient import NotebookClient
 
