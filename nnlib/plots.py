@@ -5,6 +5,8 @@ several on one figure. Figure sizes are always explicit: nbval compares a figure
 """
 from __future__ import annotations
 
+from nnlib import palette
+
 # ---- 01 SGD from scratch -------------------------------------------------------------------
 
 
@@ -52,6 +54,50 @@ def plot_history(history, axes=None, label: str | None = None, x: str = "epoch")
     return axes
 
 
+def plot_eps_sweep(eps, relative_error, ax=None, title: str = ""):
+    """Relative error of a central finite difference against ``eps``, log-log (notebook 01).
+
+    The V: on the right the truncation error falls like eps^2, on the left float rounding
+    (about u * C / eps) grows like 1/eps. Both are drawn as guides through the measured points.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.4))
+    eps, err = np.asarray(eps, dtype=float), np.asarray(relative_error, dtype=float)
+    ax.loglog(eps, err, "o-", label="measured")
+    best = int(np.argmin(err))
+    right, left = eps >= eps[best], eps <= eps[best]
+    ax.loglog(eps[right], err[right].max() * (eps[right] / eps[right].max()) ** 2, "--",
+              alpha=0.6, label=r"$\propto \epsilon^2$ (truncation)")
+    ax.loglog(eps[left], err[left].max() * (eps[left].min() / eps[left]), ":",
+              alpha=0.8, label=r"$\propto 1/\epsilon$ (rounding)")
+    ax.set(xlabel=r"$\epsilon$", ylabel="relative error", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_accuracy_grid(grid, etas, batch_sizes, ax=None, title: str = ""):
+    """Heatmap of held-out accuracy, one row per mini-batch size and one column per eta (from
+    ``nnlib.sgd.accuracy_grid``), each cell labelled with its number (notebook 01)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 2.6))
+    grid = np.asarray(grid, dtype=float)
+    ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
+    ax.set_yticks(range(len(batch_sizes)), [str(m) for m in batch_sizes])
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                color="black" if v > 0.5 else "white")
+    ax.set(xlabel="eta", ylabel="mini-batch size m", title=title)
+    return ax
+
+
 # ---- 02 spaCy pipelines --------------------------------------------------------------------
 
 
@@ -74,7 +120,7 @@ def plot_throughput(tokens_per_second: dict[str, float], ax=None, title: str = "
     base = next(iter(tokens_per_second.values()))
     labels = list(tokens_per_second)[::-1]
     values = [tokens_per_second[k] for k in labels]
-    bars = ax.barh(labels, values, color="#4c72b0")
+    bars = ax.barh(labels, values, color=palette.KEPT)
     ax.bar_label(bars, labels=[f"{v:,.0f}  ({v / base:.1f}x)" for v in values], padding=3,
                  fontsize=9)
     ax.set_xlabel("tokens per second (higher is better)")
@@ -84,10 +130,9 @@ def plot_throughput(tokens_per_second: dict[str, float], ax=None, title: str = "
     return ax
 
 
-
 # ---- 03 Loading Llama ----------------------------------------------------------------------
 
-_SHARD_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+_SHARD_COLORS = palette.SERIES
 
 
 def plot_memory_needs(rows, devices: dict[str, float], dtypes=("fp32", "bf16", "int8", "int4"),
@@ -206,7 +251,7 @@ def plot_mp_split(items, n_shards: int = 2, axes=None, title: str = ""):
 
 # Shapes: ``labels`` are token texts, ``probs`` plain sequences (lists, numpy or torch on the CPU).
 
-_KEPT, _DROPPED, _CHOSEN = "#4c72b0", "#c8ccd4", "#dd8452"
+_KEPT, _DROPPED, _CHOSEN = palette.KEPT, palette.DROPPED, palette.CHOSEN
 
 
 def _np(x):
@@ -231,7 +276,7 @@ def plot_token_grid(tokens, input_text_mask=None, pad_id: int = -1, labels=None,
     kind = np.where(mask, 2, np.where(tok == pad_id, 0, 1))  # 0 pad, 1 generated, 2 prompt
     from matplotlib.colors import ListedColormap
 
-    ax.imshow(kind, cmap=ListedColormap(["#f4f4f4", _CHOSEN, _KEPT]), vmin=0, vmax=2, aspect="auto")
+    ax.imshow(kind, cmap=ListedColormap([palette.EMPTY, _CHOSEN, _KEPT]), vmin=0, vmax=2, aspect="auto")
     for b in range(bsz):
         for t in range(total):
             text = str(labels[b][t]) if labels is not None else str(tok[b, t])
@@ -267,9 +312,9 @@ class NextTokenBars:
         self.y = list(range(n))[::-1]  # candidate 0 at the top
         self.bars = ax.barh(self.y, [0.0] * n, color=_KEPT)
         self.values = [ax.text(0, y, "", va="center", ha="left", fontsize=7) for y in self.y]
-        self.cut = ax.axhline(0, color="#c44e52", linestyle="--", linewidth=1.2, visible=False)
+        self.cut = ax.axhline(0, color=palette.CUT, linestyle="--", linewidth=1.2, visible=False)
         self.cut_label = cut_label
-        self.cut_text = ax.text(0.99, 0, cut_label, color="#c44e52", va="bottom", ha="right",
+        self.cut_text = ax.text(0.99, 0, cut_label, color=palette.CUT, va="bottom", ha="right",
                                 fontsize=8, transform=ax.get_yaxis_transform(), visible=False)
         ax.set_yticks(self.y, [""] * n)
         ax.tick_params(axis="y", labelsize=8)
@@ -298,7 +343,7 @@ class NextTokenBars:
             bar.set_edgecolor("black" if i == chosen else "none")
             text.set_x(v + top * 0.01)
             text.set_text(f"{v:.3f}" + (f"  <- chosen{chosen_note}" if i == chosen else ""))
-            text.set_color("#8c3b0c" if i == chosen else "black")
+            text.set_color(palette.CHOSEN_TEXT if i == chosen else "black")
             text.set_fontweight("bold" if i == chosen else "normal")
         if [repr(s) for s in labels] != self._labels:  # new tick labels only when they change
             self._labels = [repr(s) for s in labels]
@@ -396,7 +441,7 @@ def plot_nucleus(sorted_probs, kept, p: float, labels=None, n_show=None, ax=None
     ax.set_ylabel("probability (sorted)")
     twin = ax.twinx()
     twin.plot(x, cum, color=_CHOSEN, marker=".", label="cumulative sum")
-    twin.axhline(p, color="#c44e52", linestyle=":", label=f"top_p = {p:g}")
+    twin.axhline(p, color=palette.CUT, linestyle=":", label=f"top_p = {p:g}")
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("cumulative sum")
     twin.legend(loc="center right", fontsize=8)
@@ -428,53 +473,6 @@ def plot_cache_speed(lengths, with_cache, without_cache, ax=None):
     return ax
 
 
-# ---- 01 SGD from scratch: the gradient check and the 1/m experiment ------------------------
-
-
-def plot_eps_sweep(eps, relative_error, ax=None, title: str = ""):
-    """Relative error of a central finite difference against ``eps``, log-log (notebook 01).
-
-    The V: on the right the truncation error falls like eps^2, on the left float rounding
-    (about u * C / eps) grows like 1/eps. Both are drawn as guides through the measured points.
-    """
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.4))
-    eps, err = np.asarray(eps, dtype=float), np.asarray(relative_error, dtype=float)
-    ax.loglog(eps, err, "o-", label="measured")
-    best = int(np.argmin(err))
-    right, left = eps >= eps[best], eps <= eps[best]
-    ax.loglog(eps[right], err[right].max() * (eps[right] / eps[right].max()) ** 2, "--",
-              alpha=0.6, label=r"$\propto \epsilon^2$ (truncation)")
-    ax.loglog(eps[left], err[left].max() * (eps[left].min() / eps[left]), ":",
-              alpha=0.8, label=r"$\propto 1/\epsilon$ (rounding)")
-    ax.set(xlabel=r"$\epsilon$", ylabel="relative error", title=title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_accuracy_grid(grid, etas, batch_sizes, ax=None, title: str = ""):
-    """Heatmap of held-out accuracy, one row per mini-batch size and one column per eta (from
-    ``nnlib.sgd.accuracy_grid``), each cell labelled with its number (notebook 01)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 2.6))
-    grid = np.asarray(grid, dtype=float)
-    ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
-    ax.set_yticks(range(len(batch_sizes)), [str(m) for m in batch_sizes])
-    for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                color="black" if v > 0.5 else "white")
-    ax.set(xlabel="eta", ylabel="mini-batch size m", title=title)
-    return ax
-
-
 # ---- 05 Inside one step: the KV cache and one attention row --------------------------------
 
 
@@ -498,7 +496,7 @@ def plot_cache_fill(written_by, snapshot_titles, axes=None):
                                sharex=True, squeeze=False, layout="constrained")
         axes = axes[:, 0]
     n_calls = max(int(written_by.max()) + 1, 1)
-    colours = ["#f4f4f4", _KEPT] + [plt.cm.Oranges(0.35 + 0.55 * k / max(n_calls - 2, 1))
+    colours = [palette.EMPTY, _KEPT] + [plt.cm.Oranges(0.35 + 0.55 * k / max(n_calls - 2, 1))
                                     for k in range(n_calls - 1)]
     cmap = ListedColormap(colours[: n_calls + 1])
     for ax, grid, title in zip(axes, written_by, snapshot_titles):
@@ -540,7 +538,7 @@ def plot_attention_row(weights, labels, ax=None, title: str = "", kv_group: int 
             ax.text(t, h, f"{v:.1f}", ha="center", va="center", fontsize=6,
                     color="white" if v > 0.5 else "black")
     for g in range(kv_group, n_heads, kv_group):
-        ax.axhline(g - 0.5, color="#dd8452", linewidth=1)
+        ax.axhline(g - 0.5, color=palette.CHOSEN, linewidth=1)
     ax.axhline(n_heads - 0.5, color="black", linewidth=1.5)
     ax.set_yticks(range(n_heads + 1), [f"head {h}" for h in range(n_heads)] + ["mean"], fontsize=7)
     ax.set_xticks(range(n_pos), labels, rotation=90, fontsize=7, family="monospace")

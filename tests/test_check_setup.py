@@ -30,10 +30,16 @@ def test_missing_needs_name_their_fix(monkeypatch):
     assert lines[-1].startswith("Not ready")
 
 
-def test_present_needs_are_met():
+def test_present_needs_are_met_and_absent_ones_are_not():
+    """None means met; the same kinds of need with nothing behind them say "missing", so a
+    ``problem`` that always answered None would fail here."""
     assert check_setup.Need("numpy", "module:numpy", "").problem() is None
     assert check_setup.Need("labelled set", "file:textcat/train.jsonl", "").problem() is None
     assert check_setup.Need("either", "module:no_such_module_xyz|numpy", "").problem() is None
+    assert check_setup.Need("absent", "module:no_such_module_xyz", "").problem() == "missing"
+    assert check_setup.Need("absent", "file:textcat/no_such_file.jsonl", "").problem() == "missing"
+    assert check_setup.Need("neither", "module:no_such_module_xyz|no_such_module_abc", "").problem() == \
+        "missing"
 
 
 def test_importing_the_checker_imports_no_heavy_package():

@@ -182,8 +182,11 @@ def test_missing_reference_rows_raise_with_the_fix():
 def test_a_list_of_rows_as_transformers_scores_them_works_like_a_matrix():
     rows = step_logits()
     as_list = [r[None, :][0] for r in rows]
-    assert compare_greedy([5, 5], [5, 6], as_list, torch.bfloat16) == \
-        compare_greedy([5, 5], [5, 6], rows, torch.bfloat16)
+    from_list = compare_greedy([5, 5], [5, 6], as_list, torch.bfloat16)
+    assert from_list == compare_greedy([5, 5], [5, 6], rows, torch.bfloat16)
+    # what the matrix gives, by step_logits' numbers: the paths part at step 1, where token 5
+    # led token 6 by 10 - 9.99 = 0.01, a tie in bf16
+    assert from_list.ok and from_list.at == 1 and from_list.margin == pytest.approx(0.01, abs=1e-5)
 
 
 # ---- planted bugs in SmolLM2 -------------------------------------------------------------------

@@ -21,7 +21,8 @@ def test_digits_layout_and_split():
 
 def test_digits_split_is_fixed():
     a, b = load_digits()[2], load_digits()[2]
-    assert all(np.array_equal(x1, x2) and l1 == l2 for (x1, l1), (x2, l2) in zip(a, b))
+    assert len(a) == len(b) == 300
+    assert all(np.array_equal(x1, x2) and l1 == l2 for (x1, l1), (x2, l2) in zip(a, b, strict=True))
 
 
 def test_digits_bad_split():

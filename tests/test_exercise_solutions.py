@@ -496,7 +496,13 @@ def test_top_p_prediction_accepts_the_same_where_a_few_tokens_already_hold_more_
     from nnlib.exercises.step_through_generation import _top_p_counts, check_top_p_prediction
 
     logits = torch.tensor([10.0, 10.0] + [0.0] * 50)
+    # T = 1: each tied token holds e^10 / (2 e^10 + 50) = 22026.47 / 44102.93 = 0.4994; the mass
+    # before the second is 0.4994 <= 0.9, before the third 0.9989 > 0.9: 2 kept. T = 0.6 is
+    # sharper (e^16.7 against 50): 2 again.
     assert _top_p_counts(logits) == {0.6: 2, 1.0: 2}
-    assert check_top_p_prediction(lambda: "the same", logits)
+    right = check_top_p_prediction(lambda: "the same", logits)
+    assert isinstance(right, Verdict) and right
     assert "fewer of them" not in capsys.readouterr().out
-    assert not check_top_p_prediction(lambda: "fewer", logits)
+    wrong = check_top_p_prediction(lambda: "fewer", logits)
+    assert isinstance(wrong, Verdict) and not wrong
+    assert capsys.readouterr().out.startswith("Not yet")

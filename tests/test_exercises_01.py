@@ -7,10 +7,16 @@ import numpy as np
 import pytest
 
 from nnlib.exercises.sgd_from_scratch import check_backprop_matrix
+from nnlib.exercises.verdict import Verdict
 
 
 def sigma(z):
     return 1 / (1 + np.exp(-z))
+
+
+def refused(verdict) -> bool:
+    """A false ``Verdict``: what a checker returns for a wrong answer (None would not do)."""
+    return isinstance(verdict, Verdict) and not verdict
 
 
 def make_backprop(bp1=True, bp2_prime="right", bias_sum=True, bp4="right",
@@ -44,7 +50,8 @@ def make_backprop(bp1=True, bp2_prime="right", bias_sum=True, bp4="right",
 
 
 def test_right_answer_passes(capsys):
-    assert check_backprop_matrix(make_backprop())
+    verdict = check_backprop_matrix(make_backprop())
+    assert isinstance(verdict, Verdict) and verdict
     assert capsys.readouterr().out.startswith("Right!")
 
 
@@ -58,13 +65,13 @@ def test_right_answer_passes(capsys):
     (dict(mean=True), "*mean*"),
 ])
 def test_each_mistake_is_named(capsys, mistake, named):
-    assert not check_backprop_matrix(make_backprop(**mistake))
+    assert refused(check_backprop_matrix(make_backprop(**mistake)))
     out = capsys.readouterr().out
     assert out.startswith("Not yet") and named in out, out
 
 
 def test_bias_sum_pitfall_is_named_as_bp3(capsys):
-    check_backprop_matrix(make_backprop(bias_sum=False))
+    assert refused(check_backprop_matrix(make_backprop(bias_sum=False)))
     assert "BP3" in capsys.readouterr().out
 
 
@@ -72,12 +79,12 @@ def test_stub_is_not_attempted(capsys):
     def backprop_matrix(weights, biases, X, Y):
         raise NotImplementedError
 
-    assert not check_backprop_matrix(backprop_matrix)
+    assert refused(check_backprop_matrix(backprop_matrix))
     assert "Not attempted yet" in capsys.readouterr().out
 
 
 def test_wrong_shape_of_answer(capsys):
-    assert not check_backprop_matrix(lambda w, b, X, Y: [np.zeros(1)])
+    assert refused(check_backprop_matrix(lambda w, b, X, Y: [np.zeros(1)]))
     assert "pair" in capsys.readouterr().out
 
 

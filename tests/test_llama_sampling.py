@@ -133,11 +133,23 @@ def test_sample_frequencies_follow_the_renormalised_nucleus():
     assert ((freq - want).abs() <= 5 * sigma + 1e-9).all(), (freq, want)
 
 
-def test_temperature_probs():
+def test_temperature_probs_worked_by_hand():
+    """softmax(z / T) for z = (2, 1, 0), worked out by hand (e = 2.718282):
+    T = 1:   (e^2, e^1, e^0) = (7.389056, 2.718282, 1),   sum 11.107338
+             -> (0.665241, 0.244728, 0.090031);
+    T = 0.5: z / T = (4, 2, 0): (54.598150, 7.389056, 1), sum 62.987206
+             -> (0.866813, 0.117310, 0.015876)  (sharper);
+    T = 2:   z / T = (1, 0.5, 0): (2.718282, 1.648721, 1), sum 5.367003
+             -> (0.506480, 0.307196, 0.186324)  (flatter)."""
     logits = torch.tensor([2.0, 1.0, 0.0])
-    torch.testing.assert_close(temperature_probs(logits, 1.0), torch.softmax(logits, -1))
-    torch.testing.assert_close(temperature_probs(logits, 0.5), torch.softmax(logits / 0.5, -1))
+    for T, by_hand in [(1.0, [0.665241, 0.244728, 0.090031]), (0.5, [0.866813, 0.117310, 0.015876]),
+                       (2.0, [0.506480, 0.307196, 0.186324])]:
+        got = temperature_probs(logits, T)
+        assert got.dtype == torch.float32 and got.shape == (3,)
+        torch.testing.assert_close(got, torch.tensor(by_hand), atol=2e-6, rtol=0)
     assert temperature_probs(logits, 0).tolist() == [1.0, 0.0, 0.0]  # the T -> 0 limit
+    # ties at T = 0: all mass on the first of the tied maxima (argmax), one row per batch row
+    assert temperature_probs(torch.tensor([[0.0, 3.0, 3.0]]), 0).tolist() == [[0.0, 1.0, 0.0]]
 
 
 def test_top_k_keeps_the_k_largest():

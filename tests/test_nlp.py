@@ -13,8 +13,19 @@ from hypothesis import given, strategies as st
 
 from nnlib import nlp as N
 from nnlib.exercises import spacy_pipelines as exercises
+from nnlib.exercises.verdict import Verdict
 
 APPLE = "Apple is looking at buying U.K. startup for $1 billion"
+
+
+def refused(verdict) -> bool:
+    """A checker's answer to a wrong or missing answer: a ``Verdict`` that is false. A checker that
+    returned None (or a bare False) would not count: the notebooks rely on the Verdict."""
+    return isinstance(verdict, Verdict) and not verdict
+
+
+def accepted(verdict) -> bool:
+    return isinstance(verdict, Verdict) and bool(verdict)
 
 
 
@@ -119,13 +130,29 @@ def test_pad_counts_wide_characters_twice():
 
 # ---- the custom component -----------------------------------------------------------------------
 
-def test_entity_counts_component():
+def test_entity_counts_component_counts_entities_known_by_hand():
+    """The entities come from hand-written rules (an entity_ruler on a blank pipeline), so the
+    counts are known without running the component: Apple, Google -> ORG 2; Paris, Berlin,
+    Paris -> GPE 3; nothing else."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([
+        {"label": "ORG", "pattern": "Apple"}, {"label": "ORG", "pattern": "Google"},
+        {"label": "GPE", "pattern": "Paris"}, {"label": "GPE", "pattern": "Berlin"}])
+    nlp.add_pipe("entity_counts")
+    doc = nlp("Apple and Google met in Paris, then in Berlin, then in Paris again.")
+    assert doc._.entity_counts == {"ORG": 2, "GPE": 3}
+    assert nlp.analyze_pipes()["problems"]["entity_counts"] == []
+
+
+def test_entity_counts_component_after_the_english_ner():
     nlp = N.load_pipeline("en")
     nlp.add_pipe("entity_counts", after="ner")
     doc = nlp(APPLE + ", and Google is looking at Paris and Berlin.")
-    assert doc._.entity_counts["GPE"] >= 3 and doc._.entity_counts["ORG"] >= 2
-    assert doc._.entity_counts == dict(Counter(e.label_ for e in doc.ents))
-    assert not nlp.analyze_pipes()["problems"]["entity_counts"]
+    counts = doc._.entity_counts
+    # U.K., Paris, Berlin are places; Apple, Google companies; "$1 billion" an amount
+    assert counts["GPE"] >= 3 and counts["ORG"] >= 2 and counts["MONEY"] >= 1
+    assert sum(counts.values()) == len(doc.ents)  # every entity counted once
+    assert nlp.analyze_pipes()["problems"]["entity_counts"] == []
 
 
 def test_entity_counts_declares_what_it_needs():
@@ -135,9 +162,15 @@ def test_entity_counts_declares_what_it_needs():
     assert nlp("no entities here")._.entity_counts == {}
 
 
-def test_tokens_per_second_counts_tokens(en):
+def test_tokens_per_second_counts_tokens(en, monkeypatch):
+    """With the clock reading 10.0 s before and 12.0 s after: "One two three." is 4 tokens
+    (One, two, three, .) and "Four five." 3 (Four, five, .), so 7 tokens / 2 s = 3.5."""
+    from types import SimpleNamespace
+
+    ticks = iter([10.0, 12.0])
+    monkeypatch.setattr(N, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     texts = ["One two three.", "Four five."]
-    assert N.tokens_per_second(lambda ts: (en.make_doc(t) for t in ts), texts) > 0
+    assert N.tokens_per_second(lambda ts: (en.make_doc(t) for t in ts), texts) == 3.5
     assert N.words_per_second is N.tokens_per_second  # the old name, kept
 
 
@@ -229,6 +262,7 @@ def test_the_textcat_gradient_is_a_sum_over_the_batch(data, textcat):
     scores = component.model.predict([e.predicted for e in examples])
     _, one = component.get_loss(examples, scores)
     _, two = component.get_loss(examples + examples, np.concatenate([scores, scores]))
+    assert np.abs(one).sum() > 0  # a gradient of zeros would pass the doubling below
     assert np.allclose(np.abs(two).sum(), 2 * np.abs(one).sum())
 
 
@@ -333,6 +367,12 @@ def test_parser_and_ner_predict_transition_actions(en):
     assert any(name.startswith("B-") for name in en.get_pipe("ner").move_names)
 
 
+def test_majority_baseline_worked_by_hand():
+    # train A, A, B: the majority label is A; test A, B, B, C: one A in four rows -> 0.25
+    assert N.majority_baseline([("", "A"), ("", "A"), ("", "B")],
+                               [("", "A"), ("", "B"), ("", "B"), ("", "C")]) == ("A", 0.25)
+
+
 @given(st.lists(st.sampled_from("ABC"), min_size=1), st.lists(st.sampled_from("ABC"), min_size=1))
 def test_majority_baseline_is_the_share_of_the_top_train_label(train_labels, test_labels):
     label, acc = N.majority_baseline([("", x) for x in train_labels], [("", x) for x in test_labels])
@@ -384,21 +424,21 @@ def test_added_examples_checker_retrains_and_names_the_leak(capsys):
     def retrain(extra):
         return N.train_textcat(train + extra, seed=0)
 
-    assert exercises.check_added_examples(lambda: MY_QUESTIONS, retrain, train, dev, test)
+    assert accepted(exercises.check_added_examples(lambda: MY_QUESTIONS, retrain, train, dev, test))
     out = capsys.readouterr().out
     assert out.startswith("Right!") and "baseline" in out
     leaked = MY_QUESTIONS + [dev[0]]
-    assert not exercises.check_added_examples(lambda: leaked, retrain, train, dev, test)
+    assert refused(exercises.check_added_examples(lambda: leaked, retrain, train, dev, test))
     assert "dev score lie" in capsys.readouterr().out
-    assert not exercises.check_added_examples(lambda: MY_QUESTIONS + [test[0]], retrain, train, dev,
-                                              test)
+    assert refused(exercises.check_added_examples(lambda: MY_QUESTIONS + [test[0]], retrain, train,
+                                                  dev, test))
     assert "test score lie" in capsys.readouterr().out
     without = lambda extra: N.train_textcat(train, seed=0)  # noqa: E731
-    assert not exercises.check_added_examples(lambda: MY_QUESTIONS, without, train, dev, test)
+    assert refused(exercises.check_added_examples(lambda: MY_QUESTIONS, without, train, dev, test))
     assert "without your rows" in capsys.readouterr().out
-    assert not exercises.check_added_examples(lambda: MY_QUESTIONS[:3], retrain, train, dev, test)
+    assert refused(exercises.check_added_examples(lambda: MY_QUESTIONS[:3], retrain, train, dev, test))
     assert "at least two" in capsys.readouterr().out
-    assert not exercises.check_added_examples(_stub, retrain, train, dev, test)
+    assert refused(exercises.check_added_examples(_stub, retrain, train, dev, test))
     assert "Not attempted yet" in capsys.readouterr().out
 
 
@@ -408,7 +448,7 @@ def test_added_examples_checker_retrains_and_names_the_leak(capsys):
     (lambda: {"ner", "vocab", "parser"}, "would not be written"),
 ])
 def test_ner_only_folders_checker_names_the_mistake(en, capsys, answer, says):
-    assert not exercises.check_ner_only_folders(answer, en)
+    assert refused(exercises.check_ner_only_folders(answer, en))
     assert says in capsys.readouterr().out
 
 
@@ -419,31 +459,42 @@ def test_ner_only_folders_checker_names_the_mistake(en, capsys, answer, says):
     (lambda: ["senter"], "not in nlp.pipe_names"),
 ])
 def test_lemma_components_checker_names_the_mistake(en, capsys, answer, says):
-    assert not exercises.check_lemma_components(answer, en)
+    assert refused(exercises.check_lemma_components(answer, en))
     assert says in capsys.readouterr().out
 
 
 def test_sentence_pipeline_checker_names_the_parser_and_the_missing_senter(en, capsys):
-    assert not exercises.check_sentence_pipeline(lambda: N.load_pipeline("en"), en)
+    assert refused(exercises.check_sentence_pipeline(lambda: N.load_pipeline("en"), en))
     assert "parser still runs" in capsys.readouterr().out
-    assert not exercises.check_sentence_pipeline(
-        lambda: N.load_pipeline("en", exclude=["parser"]), en)
+    assert refused(exercises.check_sentence_pipeline(
+        lambda: N.load_pipeline("en", exclude=["parser"]), en))
     assert "senter" in capsys.readouterr().out
 
 
 def test_drop_cardinals_checker_can_run_twice(en):
     # it registers the learner's function under a fresh name each time: no registry clash
-    assert exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en)
-    assert exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en)
+    assert accepted(exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en))
+    assert accepted(exercises.check_drop_cardinals(_drop_cardinals, lambda: {"after": "ner"}, en))
     assert en.pipe_names == [n for n in en.pipe_names if not n.startswith("nnlib_exercise")]
 
 
-def test_checkers_reject_answers_of_the_wrong_kind(en, ja):
-    assert not exercises.check_pos_without_parser(lambda: ["is", "has"], en)
-    assert not exercises.check_empty_columns(lambda component: "tag_", en)
-    assert not exercises.check_matching_learn_rates(lambda lr, m: lr)
-    assert not exercises.check_percent_pattern(lambda: [{"NOT_AN_ATTR": 1}], en)
-    assert not exercises.check_percent_pattern(lambda: "percent", en)
-    assert not exercises.check_drop_cardinals(lambda doc: None, lambda: {"after": "ner"}, en)
-    assert not exercises.check_drop_cardinals(_drop_cardinals, lambda: "after ner", en)
-    assert not exercises.check_content_lemmas(lambda doc: 3, ja)
+@pytest.mark.parametrize("check, hint", [
+    (lambda en, ja: exercises.check_pos_without_parser(lambda: ["is", "has"], en), "return a dict"),
+    (lambda en, ja: exercises.check_empty_columns(lambda component: "tag_", en), "a set of column names"),
+    (lambda en, ja: exercises.check_matching_learn_rates(lambda lr, m: lr), "return two numbers"),
+    (lambda en, ja: exercises.check_percent_pattern(lambda: [{"NOT_AN_ATTR": 1}], en),
+     "did not accept the pattern"),
+    (lambda en, ja: exercises.check_percent_pattern(lambda: "percent", en), "did not accept the pattern"),
+    (lambda en, ja: exercises.check_drop_cardinals(lambda doc: None, lambda: {"after": "ner"}, en),
+     "returns None"),
+    (lambda en, ja: exercises.check_drop_cardinals(_drop_cardinals, lambda: "after ner", en),
+     "keyword arguments"),
+    (lambda en, ja: exercises.check_content_lemmas(lambda doc: 3, ja), "list of strings, got int"),
+], ids=["pos-list", "columns-str", "rates-one", "pattern-attr", "pattern-str", "component-none",
+        "placement-str", "lemmas-int"])
+def test_checkers_reject_answers_of_the_wrong_kind(en, ja, capsys, check, hint):
+    """A wrong kind of answer gets a false Verdict and a "Not yet" naming what to return, not a
+    traceback and not "not attempted"."""
+    assert refused(check(en, ja))
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet:") and hint in out, out

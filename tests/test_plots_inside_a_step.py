@@ -37,10 +37,16 @@ def test_attention_row_adds_the_mean_over_heads_and_separates_kv_groups():
     fig, ax = plt.subplots(figsize=(4, 3))
     plot_attention_row(weights, list("abcde"), ax=ax, kv_group=3)
     drawn = np.asarray(ax.images[0].get_array())
+    assert drawn.shape == (7, 5)  # six heads, then the mean
     np.testing.assert_allclose(drawn[:6], weights)
-    np.testing.assert_allclose(drawn[6], weights.mean(axis=0))
     assert [t.get_text() for t in ax.get_xticklabels()] == list("abcde")
     assert len(ax.lines) == 2  # one line between the two groups of 3 heads, one above the mean
+    plt.close(fig)
+    # The mean row, by hand for two heads: ((0.5 + 0.1) / 2, (0.25 + 0.6) / 2, (0.25 + 0.3) / 2)
+    # = (0.3, 0.425, 0.275)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    plot_attention_row(np.array([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3]]), list("xyz"), ax=ax)
+    np.testing.assert_allclose(np.asarray(ax.images[0].get_array())[2], [0.3, 0.425, 0.275], atol=1e-12)
     plt.close(fig)
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import check_setup  # noqa: E402
@@ -46,4 +48,13 @@ def test_runs_on_a_bare_python_without_the_venv(tmp_path):
                              "--venv", str(tmp_path / "none")], capture_output=True, text=True)
     assert "not installed yet" in result.stdout and result.stdout.strip().splitlines()[-1].startswith(
         ("Ready to install.", "Not ready")), result.stdout + result.stderr
-    assert check_setup.total_memory_bytes() is None or check_setup.total_memory_bytes() > GB
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="compared with psutil on Linux")
+def test_total_memory_is_this_machines():
+    """On Linux the pre-flight knows the memory (never None): psutil, read independently, says
+    the same total (both are the kernel's MemTotal)."""
+    psutil = pytest.importorskip("psutil")
+    total = check_setup.total_memory_bytes()
+    assert isinstance(total, int) and total > GB
+    assert total == pytest.approx(psutil.virtual_memory().total, rel=1e-3)

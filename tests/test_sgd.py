@@ -58,7 +58,9 @@ def test_backprop_matches_finite_differences(sizes, seed):
     (x, y), = random_batch(sizes, 1, seed)
     nabla_b, nabla_w = net.backprop(x, y)
     num_b, num_w = numeric_gradient(net, x, y)
-    for got, want in zip(nabla_b + nabla_w, num_b + num_w):
+    assert len(nabla_b) == len(nabla_w) == len(sizes) - 1
+    for got, want in zip(nabla_b + nabla_w, num_b + num_w, strict=True):
+        assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-7, rtol=1e-5)
 
 
@@ -73,7 +75,9 @@ def test_backprop_matches_torch_autograd():
         a = torch.sigmoid(w @ a + b)
     (0.5 * ((a - torch.tensor(y)) ** 2).sum()).backward()
     nabla_b, nabla_w = net.backprop(x, y)
-    for got, t in zip(nabla_w + nabla_b, ws + bs):
+    assert len(nabla_w) == len(nabla_b) == 3
+    for got, t in zip(nabla_w + nabla_b, ws + bs, strict=True):
+        assert got.shape == tuple(t.shape)
         np.testing.assert_allclose(got, t.grad.numpy(), atol=1e-12)
 
 
@@ -82,11 +86,12 @@ def test_backprop_matches_torch_autograd():
        eta=st.floats(0.01, 10), seed=st.integers(0, 10_000))
 def test_loop_equals_matrix(sizes, m, eta, seed):
     loop = Network(sizes, seed=seed)
-    matrix = loop.copy()
+    matrix, start = loop.copy(), loop.copy()
     batch = random_batch(sizes, m, seed)
     loop.update_mini_batch(batch, eta)
     matrix.update_mini_batch_matrix(batch, eta)
-    for a, b in zip(loop.weights + loop.biases, matrix.weights + matrix.biases):
+    assert not np.array_equal(matrix.biases[-1], start.biases[-1]), "the matrix step changed nothing"
+    for a, b in zip(loop.weights + loop.biases, matrix.weights + matrix.biases, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-10, rtol=0)
 
 
@@ -94,9 +99,13 @@ def test_torch_sgd_step_equals_update_mini_batch():
     pytest.importorskip("torch")
     net = Network([64, 30, 10], seed=0)
     batch = random_batch(net.sizes, 10, 5)
+    before = [p.copy() for p in net.weights + net.biases]
     weights, biases = torch_step(net, batch, 3.0)
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases, before, strict=True)), \
+        "torch_step must leave net as it was"
     net.update_mini_batch(batch, 3.0)
-    for a, b in zip(net.weights + net.biases, weights + biases):
+    assert not np.array_equal(net.weights[0], before[0])  # the step moved something
+    for a, b in zip(net.weights + net.biases, weights + biases, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-12)
 
 
@@ -111,11 +120,12 @@ def test_update_moves_downhill():
 def test_dividing_by_the_batch_size_makes_duplicates_harmless():
     """Repeating every example k times leaves the step unchanged: the update uses the mean."""
     a = Network([5, 4, 2], seed=0)
-    b = a.copy()
+    b, start = a.copy(), a.copy()
     batch = random_batch(a.sizes, 3, 0)
     a.update_mini_batch(batch, 1.0)
     b.update_mini_batch(batch * 4, 1.0)
-    for x, y in zip(a.weights, b.weights):
+    assert not np.array_equal(b.weights[-1], start.weights[-1]), "the step changed nothing"
+    for x, y in zip(a.weights, b.weights, strict=True):
         np.testing.assert_allclose(x, y, atol=1e-12)
 
 
@@ -144,10 +154,31 @@ def test_evaluate_counts_right_answers():
     assert net.evaluate([]) == 0
 
 
-def test_cost_derivative_is_a_minus_y():
+def test_cost_derivative_is_dC_da_by_hand_and_by_finite_differences():
+    """C = 1/2 ||a - y||^2, so dC/da_j = a_j - y_j. By hand for a = (0.2, 0.9), y = (0, 1):
+    (0.2 - 0, 0.9 - 1) = (0.2, -0.1). And for random a, y: central differences of C itself."""
+    net = Network([1, 2])
     a, y = np.array([[0.2], [0.9]]), np.array([[0.0], [1.0]])
-    np.testing.assert_allclose(Network([1, 2]).cost_derivative(a, y), a - y)
+    np.testing.assert_allclose(net.cost_derivative(a, y), [[0.2], [-0.1]], atol=1e-15)
+    rng = np.random.default_rng(0)
+    a, y = rng.random((4, 1)), rng.random((4, 1))
+    eps = 1e-6
+
+    def cost(v):
+        return 0.5 * float(np.sum((v - y) ** 2))
+
+    numeric = np.zeros_like(a)
+    for j in range(4):
+        step = np.zeros_like(a)
+        step[j] = eps
+        numeric[j] = (cost(a + step) - cost(a - step)) / (2 * eps)
+    np.testing.assert_allclose(net.cost_derivative(a, y), numeric, atol=1e-8)
+
+
+def test_sigmoid_worked_by_hand():
+    # 1 / (1 + e^0) = 1/2; 1 / (1 + e^-2) = 1 / 1.135335 = 0.880797; sigma(-z) = 1 - sigma(z)
     assert sigmoid(np.array(0.0)) == 0.5
+    np.testing.assert_allclose(sigmoid(np.array([2.0, -2.0])), [0.880797, 0.119203], atol=1e-6)
 
 
 @pytest.mark.parametrize("sizes, message", [
@@ -225,7 +256,7 @@ def test_backprop_matrix_sums_over_the_batch_like_autograd(sizes, m, seed):
         a = torch.sigmoid(w @ a + b)
     (0.5 * ((a - torch.tensor(Y)) ** 2).sum()).backward()
     nabla_b, nabla_w = net.backprop_matrix(X, Y)
-    for got, t in zip(nabla_b + nabla_w, bs + ws):
+    for got, t in zip(nabla_b + nabla_w, bs + ws, strict=True):
         assert got.shape == tuple(t.shape)
         np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-9, atol=1e-12)
 
@@ -243,7 +274,7 @@ def test_torch_losses_scale_the_summed_gradient(loss, scale):
     batch = random_batch(net.sizes, 6, 3)
     nabla_b, nabla_w = net.backprop_matrix(*net.stack(batch))
     grad_b, grad_w = torch_gradients(net, batch, loss)
-    for ours, theirs in zip(nabla_b + nabla_w, grad_b + grad_w):
+    for ours, theirs in zip(nabla_b + nabla_w, grad_b + grad_w, strict=True):
         np.testing.assert_allclose(theirs, scale(6, 3) * ours, rtol=1e-10, atol=1e-14)
 
 
@@ -293,7 +324,8 @@ def test_train_epoch_is_what_sgd_runs():
     a, b = Network([5, 4, 2], seed=0), Network([5, 4, 2], seed=0)
     a.SGD(data, 1, 4, 0.7, progress=False)
     b.train_epoch(*b.stack_rows(data), 4, 0.7)
-    for x, y in zip(a.weights + a.biases, b.weights + b.biases):
+    assert not np.array_equal(b.weights[0], Network([5, 4, 2], seed=0).weights[0]), "no step was taken"
+    for x, y in zip(a.weights + a.biases, b.weights + b.biases, strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -344,7 +376,14 @@ def test_train_for_steps_counts_updates_not_epochs():
     history = train_for_steps(net, data, 10, 4, 0.5, measurements=2)
     assert history.step == [0, 5, 10]
     assert history.epoch[-1] == pytest.approx(40 / 12)
-    by_hand = np.mean([0.5 * np.sum((net.feedforward(x) - y) ** 2) for x, y in data])
-    assert history.cost[-1] == pytest.approx(by_hand)
+    # the cost of the trained weights, from torch (its own forward pass and F.mse_loss): the
+    # sum of (a - y)^2 over the 12 examples and 3 outputs, halved, over the 12 examples
+    torch = pytest.importorskip("torch")
+    a = torch.tensor(np.hstack([x for x, _ in data]))
+    for w, b in zip(net.weights, net.biases, strict=True):
+        a = torch.sigmoid(torch.tensor(w) @ a + torch.tensor(b))
+    Y = torch.tensor(np.hstack([y for _, y in data]))
+    reference = torch.nn.functional.mse_loss(a, Y, reduction="sum").item() / 2 / 12
+    assert history.cost[-1] == pytest.approx(reference, rel=1e-12)
     with pytest.raises(ValueError, match="steps"):
         train_for_steps(net, data, -1, 4, 0.5)

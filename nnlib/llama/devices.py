@@ -195,9 +195,9 @@ def choose_device(device: DeviceLike = None) -> torch.device:
 def choose_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
     """``dtype`` if given, else the ``NNLIB_DTYPE`` environment variable if set, else bf16 on a
     CUDA GPU that computes it natively (compute capability 8.0+; ``bf16_is_native``), fp16 on
-    older ones (T4, V100, P100, which only emulate bf16), fp16 on MPS (an M1 has no bf16), fp32
-    on the CPU (CPU half matmuls are slow or missing in older torch). Unknown names raise
-    ValueError listing the valid ones."""
+    older ones (T4, V100, P100, which only emulate bf16), fp16 on MPS (every macOS with MPS takes
+    it; bf16 only from macOS 14), fp32 on the CPU (CPU half matmuls are slow or missing in older
+    torch). Unknown names raise ValueError listing the valid ones."""
     if dtype is None and os.environ.get(DTYPE_ENV):
         name = os.environ[DTYPE_ENV]
         if name not in DTYPES:

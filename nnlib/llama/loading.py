@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from . import checkpoint, devices, memory
 from .files import verify_checklist
@@ -37,6 +38,28 @@ class Loaded(NamedTuple):
 #: Called with the model's args and whether its embeddings are tied, after params.json /
 #: config.json is read and before any weight is: the place for a memory check.
 BeforeWeights = Callable[[ModelArgs, bool], None]
+
+
+class _NoRandomInit(TorchFunctionMode):
+    """Inside it, ``torch.nn.init`` functions (the random starting weights a layer draws when it
+    is made) do nothing. ``build`` makes the model on the "meta" device, where a parameter has a
+    shape and no memory, and the checkpoint's tensors replace every one of them: drawing random
+    numbers for them is wasted, and on "meta" torch's first draw imports sympy (about a second
+    and 36 MiB)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        return func(*args, **kwargs)
+
+
+def empty_model(args: ModelArgs) -> Transformer:
+    """``Transformer(args)`` with its parameters on "meta" (no memory, no random init): the shape
+    of the network, ready for ``load_state_dict(..., assign=True)``. Its small rope tables are real
+    (the model computes them on the CPU) and its KV cache is on "meta" until ``reset_buffers``."""
+    with torch.device("meta"), _NoRandomInit():
+        return Transformer(args)
 
 
 def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, *,
@@ -148,8 +171,7 @@ def build(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, max_seq_le
             if id(v) not in moved:
                 moved[id(v)] = v.to(device=dev, dtype=dt)
             state[k] = moved[id(v)]
-    with torch.device("meta"):
-        model = Transformer(args)
+    model = empty_model(args)
     model.load_state_dict(state, strict=True, assign=True)
     if state.get("output.weight") is state.get("tok_embeddings.weight"):
         # Tied embeddings: ``assign`` wraps each name in its own Parameter; make them one, so

@@ -254,27 +254,19 @@ class Transformer(nn.Module):
             raise ValueError("vocab_size is not set (-1): take it from the tokenizer's n_words first.")
         self.params = params
         self.vocab_size, self.n_layers = params.vocab_size, params.n_layers
-        # Built from an explicit empty tensor and initialised here, not by nn.Embedding itself:
-        # Llama.build constructs the model on the "meta" device (no memory) and torch's first
-        # random init of a meta tensor imports sympy and dynamo, about a second. Same numbers as
-        # nn.Embedding's own N(0, 1) init when the model is made for training.
-        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim,
-                                           _weight=torch.empty(params.vocab_size, params.dim))
-        if not self.tok_embeddings.weight.is_meta:
-            nn.init.normal_(self.tok_embeddings.weight)
+        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
         self.layers = nn.ModuleList(TransformerBlock(i, params) for i in range(params.n_layers))
         self.norm = RMSNorm(params.dim, eps=params.norm_eps)
         self.output = Linear(params.dim, params.vocab_size)
-        # Where the weights are; on "meta" (Llama.build) a small real CPU table that
-        # reset_buffers() replaces on the chosen device.
-        w = self.tok_embeddings.weight
-        cos, sin = precompute_rope(params, "cpu" if w.is_meta else w.device)
+        # The rotary tables are small (max_seq_len, hd/2) and computed on the CPU, as in Meta's
+        # code; ``.to(device)`` and ``reset_buffers`` move them with the weights.
+        cos, sin = precompute_rope(params, "cpu")
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def reset_buffers(self, device: Any = None, dtype: torch.dtype | None = None) -> None:
-        """(Re)allocate the rope tables (float32) and an empty KV cache on ``device`` in ``dtype``
-        (default: where the weights are). Used after loading weights into a model made on "meta"."""
+        """An empty KV cache on ``device`` in ``dtype`` (default: where the weights are), and the
+        rope tables (float32) there too: a fresh start for a new prompt, or after loading."""
         w = self.tok_embeddings.weight
         device = w.device if device is None else device
         dtype = w.dtype if dtype is None else dtype
@@ -307,8 +299,8 @@ class Transformer(nn.Module):
     def _forward(self, tokens: torch.Tensor, start_pos: int, use_cache: bool) -> torch.Tensor:
         seqlen = tokens.shape[1]
         h = self.tok_embeddings(tokens)
-        cos = self.rope_cos[start_pos:start_pos + seqlen]
-        sin = self.rope_sin[start_pos:start_pos + seqlen]
+        cos = self.rope_cos[start_pos:start_pos + seqlen].to(h.device)  # a no-op once they are there
+        sin = self.rope_sin[start_pos:start_pos + seqlen].to(h.device)
         mask = None
         if seqlen > 1:
             # The causal mask over the KV cache. Row i is new token i, at absolute position

@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from IPython.display import display
 
+from nnlib import palette
 from nnlib.llama.generation import GenerationStepper
 from nnlib.llama.sampling import SAMPLERS, Draw, Sampler, candidates, draw, entropy_bits, rank_of
 from nnlib.llama.tokenizer import display_piece
 
-_KEPT, _DROPPED, _CHOSEN = "#4c72b0", "#c8ccd4", "#dd8452"
+_KEPT, _DROPPED, _CHOSEN = palette.KEPT, palette.DROPPED, palette.CHOSEN
 # On the cumulative bar, kept tokens that have no row above: blue (kept), striped (not listed).
 # Grey means one thing only, a dropped token.
-_KEPT_UNLISTED = "repeating-linear-gradient(135deg,#4c72b0 0 3px,#a9bedf 3px 6px)"
+_KEPT_UNLISTED = f"repeating-linear-gradient(135deg,{palette.KEPT} 0 3px,#a9bedf 3px 6px)"
 _FAINT = "rgba(159,180,214,0.45)"  # the temperature-1 bar behind the solid one
 _LABEL_PX, _ROW_PX = 130, 20  # the label column; one candidate's row
 _RIGHT = 1.75  # the plot is this many times the largest value wide: room for the value texts
@@ -86,7 +87,7 @@ class ExplorerChart:
             colour = _CHOSEN if i == chosen else (_KEPT if keep[i] else _DROPPED)
             outline = ";box-shadow:inset 0 0 0 1px #000" if i == chosen else ""
             shown = f"{p[i]:.3f} ({before[i]:.3f})" if keep[i] else f"cut ({before[i]:.3f})"
-            value_style = ";color:#8c3b0c;font-weight:bold" if i == chosen else ""
+            value_style = f";color:{palette.CHOSEN_TEXT};font-weight:bold" if i == chosen else ""
             label = html.escape(repr(labels[i]))
             rows.append(
                 f'<div data-row="{i}" data-kept="{int(keep[i])}" data-chosen="{int(i == chosen)}" '
@@ -104,7 +105,7 @@ class ExplorerChart:
                 f'{shown}{" &lt;-" if i == chosen else ""}</span></div></div>')
             if i == cut_after:
                 rows.append(f'<div data-role="cut" data-after="{i}" style="margin-left:'
-                            f'{_LABEL_PX}px;border-top:1.5px dashed #c44e52"></div>')
+                            f'{_LABEL_PX}px;border-top:1.5px dashed {palette.CUT}"></div>')
             if keep[i] and not math.isnan(start[i]):
                 inside = html.escape(labels[i].strip()[:6]) if p[i] > 0.06 else ""
                 segments.append(
@@ -448,7 +449,7 @@ class GenerationExplorer:
                          f"{html.escape(s.piece)}</{tag}>")
         if self.finished:
             why = "EOS" if self.history and self.history[-1].eos else "max length"
-            parts.append(f" <span style='color:#c44e52'>[{why}]</span>")
+            parts.append(f" <span style='color:{palette.CUT}'>[{why}]</span>")
         return ("<div style='white-space:pre-wrap;font-family:monospace;font-size:13px;"
                 "border:1px solid #ddd;padding:6px;max-height:14em;overflow:auto'>"
                 + "".join(parts) + "</div>")
