@@ -32,7 +32,7 @@ PROFILES = [
     Profile("t4", (("Tesla T4", 7, 5, 15 * GIB),), False, "cuda", torch.float16),  # Turing: no bf16
     Profile("a100", (("NVIDIA A100-SXM4-40GB", 8, 0, 40 * GIB),), False, "cuda", torch.bfloat16),
     Profile("two_t4", (("Tesla T4", 7, 5, 15 * GIB),) * 2, False, "cuda", torch.float16),
-    Profile("mps", (), True, "mps", torch.float16),                              # an M1: no bf16
+    Profile("mps", (), True, "mps", torch.float16),                              # nnlib: fp16 on MPS
 ]
 
 
@@ -178,6 +178,18 @@ def test_notebook_03_dtype_lines(profile):
         want = str(profile.dtype).replace("torch.", "")
         for i, (line, (name, major, minor, _)) in enumerate(zip(per_gpu, profile.gpus)):
             assert line.startswith(f"cuda:{i} {name}, sm {major}.{minor}") and line.endswith(f"-> {want}")
+
+
+def test_notebook_03_says_which_macos_lets_mps_take_bf16():
+    mac = devices.DeviceFacts(mps=True)
+    assert "MPS takes bfloat16 only on macOS 14 or newer" in device_notes.dtype_rule_lines(mac)[0]
+    assert device_notes.dtype_rule_lines(mac)[-1] == "this machine has no CUDA GPU"  # version unknown
+    sonoma = device_notes.dtype_rule_lines(mac, "14.0")[-1]
+    assert sonoma.startswith("mps: this Mac runs macOS 14.0, so MPS here takes bfloat16 too")
+    assert "takes bfloat16 too" in device_notes.dtype_rule_lines(mac, "15.3.1")[-1]
+    assert "refuses bfloat16" in device_notes.dtype_rule_lines(mac, "13.6.1")[-1]
+    linux = device_notes.dtype_rule_lines(devices.DeviceFacts(), "14.0")
+    assert linux[-1] == "this machine has no CUDA GPU"  # no MPS: no Mac line
 
 
 def test_notebook_03_nccl_lines(profile):

@@ -43,11 +43,24 @@ def machine_kind(facts: DeviceFacts) -> str:
     return "a Mac with MPS" if facts.mps else "CPU only"
 
 
-def dtype_rule_lines(facts: DeviceFacts) -> list[str]:
-    """Notebook 03 §5: the dtype rule per device, then what it gives for each GPU here."""
+#: The first macOS on which torch's MPS backend takes bfloat16 tensors: older macOS gets
+#: "MPS bfloat16 type is supported on MacOS 14.0 or newer." (aten/src/ATen/native/mps/OperationUtils).
+MPS_BF16_MACOS = (14, 0)
+
+
+def _macos_at_least(version: str, wanted: tuple[int, int]) -> bool:
+    """Whether a macOS version string such as '13.6.1' (``platform.mac_ver()[0]``) is ``wanted`` or newer."""
+    parts = [int(p) for p in version.split(".")[:2] if p.isdigit()]
+    return tuple(parts + [0] * (2 - len(parts))) >= wanted
+
+
+def dtype_rule_lines(facts: DeviceFacts, macos_version: str | None = None) -> list[str]:
+    """Notebook 03 §3: the dtype rule per device, then what it gives for each GPU here, and on a
+    Mac (``macos_version``, e.g. ``platform.mac_ver()[0]``) whether its MPS takes bfloat16 too."""
     lines = [
         f"dtype on cpu: {dtype_name(facts.default_dtype('cpu'))} | on mps: "
-        f"{dtype_name(facts.default_dtype('mps'))} (an M1 has no bf16) | on cuda: bfloat16 where "
+        f"{dtype_name(facts.default_dtype('mps'))} (works on every macOS with MPS; MPS takes bfloat16 "
+        "only on macOS 14 or newer) | on cuda: bfloat16 where "
         "the GPU computes it natively (compute capability 8.0 or newer: A100, RTX 30xx and later, "
         "H100), else float16 (T4, V100, P100, where torch.cuda.is_bf16_supported() is True only "
         "because torch can emulate bf16)"]
@@ -57,11 +70,18 @@ def dtype_rule_lines(facts: DeviceFacts) -> list[str]:
         native = "native bf16" if bf16_is_native(gpu.major, facts.rocm) else "no native bf16"
         lines.append(f"cuda:{i} {gpu.name}, sm {gpu.major}.{gpu.minor} ({native}) -> "
                      f"{dtype_name(facts.default_dtype(f'cuda:{i}'))}")
+    if facts.mps and macos_version:
+        if _macos_at_least(macos_version, MPS_BF16_MACOS):
+            lines.append(f"mps: this Mac runs macOS {macos_version}, so MPS here takes bfloat16 too "
+                         "(NNLIB_DTYPE=bfloat16 asks for it)")
+        else:
+            lines.append(f"mps: this Mac runs macOS {macos_version}, older than 14: MPS here refuses "
+                         "bfloat16; keep float16")
     return lines
 
 
 def nccl_call_lines(facts: DeviceFacts, error: BaseException | None) -> list[str]:
-    """Notebook 03 §3: what ``init_process_group("nccl")`` under torchrun's variables did here
+    """Notebook 03 §1: what ``init_process_group("nccl")`` under torchrun's variables did here
     (``error`` is what it raised, None when it worked)."""
     if error is not None:
         return [f"{type(error).__name__}: {error}"]

