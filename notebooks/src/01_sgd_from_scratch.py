@@ -26,25 +26,23 @@
 # By the end of this notebook you will be able to:
 #
 # 1. say what every symbol in those lines is (`w`, `nw`, `nabla_w`, `nabla_b`, `eta`,
-#    `mini_batch`), why the step *subtracts*, and what `eta` does, first on a cost of one weight
-#    you can nudge yourself;
-# 2. say where `nabla_w` comes from: derive backpropagation by hand on a network of one neuron
-#    per layer (the optional parts then read it as code for one example, name Nielsen's four
-#    equations BP1–BP4, and do a whole mini-batch as matrix products, where the bias gradient
-#    needs a sum over the batch; writing that version yourself is the optional Exercise 2);
+#    `mini_batch`), why the step *subtracts*, and what `eta` does, on a cost of one weight you
+#    nudge yourself (section 1: the first quarter hour);
+# 2. say where `nabla_w` comes from: backpropagation, derived by hand on a network of one neuron
+#    per layer (the optional parts name Nielsen's four equations BP1–BP4, check them, and do a
+#    whole mini-batch as matrix products);
 # 3. show *by experiment* why the step is divided by `len(mini_batch)`, and predict how the good
 #    learning rates move when it is not;
 # 4. train on handwritten digits, choose `eta` on a validation set and report the test set once.
 #
-# **Time:** the core path is about an hour and a quarter: the parts not marked optional add up
-# to 74 minutes (this introduction 3, section 1 24, section 2 8, section 3 6, section 4.1 11,
-# section 6 3, section 7 with Exercise 3 18, section 7.2 1). The parts marked
-# *(optional, N min)* add about 87 minutes more: Exercise 1 (section 1.4) 12, sections 4.2 9,
-# 4.3 7, 4.4 10 and 5 7, Exercise 2 (section 5.1) 15, section 7.1 6, section 8 9, and section 9
-# (Exercises 4 and 5) 12. These minutes
-# are estimates for a first reading (a reviewer's, where a section has not changed since), not a
-# measurement. The code is in `nnlib.sgd` (same names as Nielsen's); this
-# notebook shows the lines that teach.
+# **Time:** the core path, the parts not marked optional, adds up to about 50 minutes
+# (this introduction 2, section 1 12, section 2 5, section 3 4, section 4.1 9, section 6 3,
+# section 7 with Exercise 3 14, section 7.2 1). The parts marked *(optional, N min)* add about
+# 96 minutes more: Exercise 1 (section 1.4) 12, sections 1.5 4, 2.1 3, 4.2 9, 4.3 7, 4.4 10 and
+# 5 7, Exercise 2 (section 5.1) 15, section 7.1 6, section 8 9, section 9 (Exercises 4 and 5) 12,
+# and what `nnlib.sgd` leaves out 2. These minutes are estimates for a first reading, not a
+# measurement. The code is in `nnlib.sgd` (same names as Nielsen's); this notebook shows the
+# lines that teach.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -60,7 +58,10 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-import inspect
+from nnlib.run_report import RunClock
+
+_clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
+import inspect  # noqa: E402
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -79,12 +80,12 @@ torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
 # %% [markdown]
-# ## 1. Gradient descent on one weight (24 min)
+# ## 1. Gradient descent on one weight (12 min)
 #
 # Before any network: a model with a single weight $w$ that predicts $w\,x$, and a mini-batch of
 # eight points $(x_j, y_j)$. Each point has its own cost $C_j(w) = \tfrac12 (w x_j - y_j)^2$, and,
 # as in Nielsen's chapter 1, the cost $C$ is their **mean**. Everything in the update line already
-# happens here, with numbers you can follow.
+# happens here.
 
 # %%
 rng1 = np.random.default_rng(1)
@@ -122,30 +123,27 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# **What to notice:** left of $w^*$ the slope is negative (the cost falls as $w$ grows), right of
-# it positive. The slope always points *uphill*.
+# **What to notice:** left of $w^*$ the slope is negative, right of it positive: it always
+# points *uphill*.
 #
 # ### 1.1 What ∇ is, and why the step subtracts
 #
-# The symbol $\nabla$ ("nabla") collects the partial derivatives of the cost, one per parameter:
-# $\nabla C = (\partial C/\partial w_1, \partial C/\partial w_2, \dots)$. With one weight it is just
-# the slope $dC/dw$. In Nielsen's code `nabla_w` holds one number per weight, stored with the
-# weights' shapes (the `n` in `nw` and `nb` is for nabla), and which number depends on where you
-# read it: inside `backprop(x, y)` it is $\partial C_x/\partial w$, the gradient of **one**
-# example's cost; inside `update_mini_batch`, the one with the update line, it is the **sum** of
-# those over the mini-batch, $\sum_x \partial C_x/\partial w$, which is $m\,\partial C/\partial w$
-# for the mean cost $C$ over $m$ examples. Section 1.3 shows that sum at work.
+# $\nabla$ ("nabla") collects the partial derivatives of the cost, one per parameter:
+# $\nabla C = (\partial C/\partial w_1, \partial C/\partial w_2, \dots)$; with one weight it is the
+# slope $dC/dw$. Nielsen's `nabla_w` holds one such number per weight, in the weights' shapes (the
+# `n` of `nw` and `nb` is for nabla). Inside `backprop(x, y)` it is **one** example's gradient
+# $\partial C_x/\partial w$; inside `update_mini_batch`, where the update line is, it is the
+# **sum** of those over the mini-batch, which is $m\,\partial C/\partial w$ for the mean cost $C$
+# over $m$ examples (section 1.3).
 #
-# For a small change $\Delta w$, the cost changes by about $\Delta C \approx \frac{dC}{dw}\,\Delta w$.
-# Gradient descent **chooses** $\Delta w = -\eta\, \frac{dC}{dw}$ with a small $\eta > 0$; then
+# For a small change $\Delta w$ the cost changes by about $\Delta C \approx \frac{dC}{dw}\,\Delta w$.
+# Gradient descent **chooses** $\Delta w = -\eta\, \frac{dC}{dw}$ with a small $\eta > 0$, so
 #
-# $$\Delta C \approx -\eta \left(\frac{dC}{dw}\right)^2 \le 0 ,$$
+# $$\Delta C \approx -\eta \left(\frac{dC}{dw}\right)^2 \le 0 :$$
 #
-# so, to first order (for small enough $\eta$), the cost goes down, whatever the sign of the
-# slope. With many weights the same
-# argument gives Nielsen's $\Delta C \approx -\eta\,\|\nabla C\|^2$. The minus sign is the whole
-# trick: $\nabla C$ points uphill, so we step the other way. Check the approximation, and what a
-# plus sign would do:
+# to first order the cost goes down, whatever the sign of the slope (with many weights, Nielsen's
+# $\Delta C \approx -\eta\,\|\nabla C\|^2$). $\nabla C$ points uphill, so we step the other way.
+# Check the approximation, and what a plus sign would do:
 
 # %%
 w_now = 0.5
@@ -157,17 +155,16 @@ for eta in [0.01, 0.1, 1.0]:
           f"{-eta * g ** 2:+.4f});   w + eta*slope changes it by {up:+.4f}")
 
 # %% [markdown]
-# **What to notice:** for small `eta` the prediction $-\eta\,(dC/dw)^2$ is close; for larger
-# `eta` the cost still falls here, but by less than predicted, because the slope changes along
-# the way. The plus sign climbs.
+# **What to notice:** for small `eta` the prediction is close; for larger `eta` the cost falls by
+# less than predicted, because the slope changes along the way. The plus sign climbs.
 #
 # ### 1.2 Nudge it yourself: what `eta` does
 #
-# This cell takes ten steps $w \to w - \eta\,dC/dw$ from $w = 0$. **Change `eta` and run it
-# again**: try 0.1, 0.8, 1.5 and 1.7.
+# Ten steps $w \to w - \eta\,dC/dw$ from $w = 0$. **Change `eta` and run the cell again**: try
+# 0.1, then 1.7.
 
 # %%
-eta = 0.5  # try 0.1, 0.8, 1.5, 1.7
+eta = 0.5  # try 0.1, then 1.7
 w = 0.0
 path = [w]
 for step in range(10):
@@ -198,40 +195,15 @@ for eta_try in [0.1, 0.5, 0.8, 1.5, 1.7]:
 # %% [markdown]
 # **What to notice:** a small `eta` creeps, a middle one arrives, 1.5 overshoots $w^*$ on every
 # step yet still closes in, and 1.7 overshoots by more each time: the distance *grows*. `eta` is
-# a step size, and there is a limit: descent converges for every `eta` below it and diverges
-# above it. The optional Exercise 1 (section 1.4) derives it.
+# a step size, with a limit: descent converges for every `eta` below it and diverges above it
+# (the optional Exercise 1, section 1.4, derives it).
 #
 # ### 1.3 `nabla_w`, `eta` and `len(mini_batch)`
 #
-# Nielsen's code does not compute the mean slope directly. `update_mini_batch` calls `backprop`
+# Nielsen's code does not compute the mean slope directly: `update_mini_batch` calls `backprop`
 # once per example and **adds** the results, so `nabla_w` is the **sum**
-# $\sum_j \partial C_j/\partial w$ over the mini-batch. The sum grows with the mini-batch; the
-# mean does not. Here, at $w = 0$, for mini-batches of growing size drawn the same way as the
-# eight points, 200 mini-batches of each size. The slope of the cost over *all* such data (the
-# infinitely large mini-batch) is known exactly here: at $w = 0$ it is
-# $-\mathbb{E}[x\,y] = -2\,\mathbb{E}[x^2]$, with $\mathbb{E}[x^2] = 13/12$ for $x$ uniform on
-# $[0.5, 1.5]$:
-
-# %%
-rng13 = np.random.default_rng(13)
-print(f"true slope at w = 0: {-2 * 13 / 12:.3f}")
-for m in [4, 16, 64, 256]:
-    x_m = rng13.uniform(0.5, 1.5, (200, m))  # 200 mini-batches of m points, one per row
-    y_m = 2.0 * x_m + rng13.normal(0, 0.3, (200, m))
-    sums = np.sum((0.0 * x_m - y_m) * x_m, axis=1)  # nabla_w of each: what the loop adds up
-    means = sums / m
-    print(f"m = {m:3d}: nabla_w (sum) averages {sums.mean():8.2f};   nabla_w / m (mean) "
-          f"averages {means.mean():.3f}, spread (std) over the 200 draws {means.std():.3f}")
-
-# %% [markdown]
-# **What to notice:** the sum grows in proportion to $m$. Divided by $m$ it is the mean, which
-# stays the same size: on average it is the true slope for every $m$, and its spread from one
-# mini-batch to the next roughly halves each time $m$ grows 4× (it falls like $1/\sqrt{m}$). One
-# mini-batch's mean is an *estimate* of the slope of the cost over all the data, and a small
-# mini-batch gives a noisier one.
-#
-# Now Nielsen's line itself, character for character, on this section's eight points as one
-# mini-batch. With one weight, `nw` is a single number, the sum the loop adds up:
+# $\sum_j \partial C_j/\partial w$ over the mini-batch. Here is his line, character for
+# character, on the eight points as one mini-batch (with one weight, `nw` is one number):
 
 # %%
 mini_batch = list(zip(xs, ys))  # eight (x, y) pairs, the layout of Nielsen's mini_batch
@@ -257,16 +229,14 @@ print("the same as one step along the mean slope, w - eta * slope(w):",
 # - `eta`: the step size along that mean slope, the $\eta$ you just nudged;
 # - the minus: step downhill.
 #
-# Nielsen's equations (20) and (21) (chapter 1) say the same for every weight $w_k$ and bias $b_l$:
+# This is Nielsen's equation (20) (chapter 1), and (21) is the same for the biases:
+# $w_k \to w_k - \frac{\eta}{m}\sum_j \partial C_{X_j}/\partial w_k$.
 #
-# $$w_k \to w_k - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial w_k}, \qquad
-#   b_l \to b_l - \frac{\eta}{m}\sum_j \frac{\partial C_{X_j}}{\partial b_l}.$$
-#
-# Taking a *different* random mini-batch each step is what makes the descent *stochastic*.
-# Nielsen's `SGD` shuffles the training set and cuts it into mini-batches of `mini_batch_size`,
-# then takes one step per mini-batch; one such pass over the whole training set is an **epoch**.
-# When the set does not divide evenly, the epoch's last mini-batch is shorter, and
-# `len(mini_batch)` (rather than the nominal `mini_batch_size`) averages it right too.
+# Taking a *different* random mini-batch each step is what makes the descent *stochastic*:
+# Nielsen's `SGD` shuffles the training set, cuts it into mini-batches of `mini_batch_size`, and
+# takes one step per mini-batch; one such pass over the training set is an **epoch**. When the set
+# does not divide evenly, the last mini-batch is shorter, and `len(mini_batch)` (not the nominal
+# `mini_batch_size`) still averages it right.
 #
 # ### 1.4 Exercise 1: the limit on `eta` (optional, 12 min)
 #
@@ -313,19 +283,44 @@ except NotImplementedError:
     print("Attempt Exercise 1 first: this cell then puts your limit next to the values of 1.2.")
 
 # %% [markdown]
-# ## 2. The digits and the network (8 min)
+# ### 1.5 A mini-batch's mean is a noisy estimate (optional, 4 min)
 #
-# Nielsen uses MNIST (28×28 images). We use the 1,797 8×8 digits that ship with scikit-learn, so
-# nothing downloads; `nnlib.data.load_mnist` reads Nielsen's `mnist.pkl.gz` in the same layout.
+# The sum grows with the mini-batch; the mean does not. Here, at $w = 0$, for mini-batches of
+# growing size drawn the same way as the eight points, 200 mini-batches of each size. The slope
+# of the cost over *all* such data (the infinitely large mini-batch) is known exactly here: at
+# $w = 0$ it is $-\mathbb{E}[x\,y] = -2\,\mathbb{E}[x^2]$, with $\mathbb{E}[x^2] = 13/12$ for $x$
+# uniform on $[0.5, 1.5]$:
+
+# %%
+rng13 = np.random.default_rng(13)
+print(f"true slope at w = 0: {-2 * 13 / 12:.3f}")
+for m in [4, 16, 64, 256]:
+    x_m = rng13.uniform(0.5, 1.5, (200, m))  # 200 mini-batches of m points, one per row
+    y_m = 2.0 * x_m + rng13.normal(0, 0.3, (200, m))
+    sums = np.sum((0.0 * x_m - y_m) * x_m, axis=1)  # nabla_w of each: what the loop adds up
+    means = sums / m
+    print(f"m = {m:3d}: nabla_w (sum) averages {sums.mean():8.2f};   nabla_w / m (mean) "
+          f"averages {means.mean():.3f}, spread (std) over the 200 draws {means.std():.3f}")
+
+# %% [markdown]
+# **What to notice:** the sum grows in proportion to $m$. Divided by $m$ it is the mean, which
+# stays the same size: on average it is the true slope for every $m$, and its spread from one
+# mini-batch to the next roughly halves each time $m$ grows 4× (it falls like $1/\sqrt{m}$). One
+# mini-batch's mean is an *estimate* of the slope of the cost over all the data, and a small
+# mini-batch gives a noisier one.
+
+# %% [markdown]
+# ## 2. The digits and the network (5 min)
+#
+# Nielsen uses MNIST (28×28 images); we use the small 8×8 digits that ship with scikit-learn, so
+# nothing downloads (`nnlib.data.load_mnist` reads Nielsen's `mnist.pkl.gz` in the same layout).
 # A training example is a pair `(x, y)`: `x` a **column** of 64 pixels in [0, 1], `y` a one-hot
 # column of 10. Held-out examples carry the plain label.
 #
-# There are three sets, each with one job: **training** to compute gradients, **validation** to
-# choose settings, and **test**, looked at once at the very end. The setting we choose here is
-# `eta` (section 7); the number of epochs (30) and the mini-batch size (10) we take from Nielsen,
-# and validation only checks them: section 6's validation curve shows whether 30 epochs are
-# enough. A number we tuned on is no longer an honest estimate of how the network does on new
-# digits.
+# Three sets, one job each: **training** computes gradients, **validation** chooses settings (here
+# `eta`, section 7; the 30 epochs and mini-batches of 10 we take from Nielsen), and **test** is
+# looked at once, at the very end: a number we tuned on is no longer an honest estimate of how
+# the network does on new digits.
 
 # %%
 training, validation, test = load_digits()
@@ -339,8 +334,7 @@ show_digits(training, n=20)
 plt.show()
 
 # %% [markdown]
-# **What to notice:** the images are tiny and blurry; a person still reads most of them. That is
-# the bar for the network.
+# **What to notice:** the images are tiny and blurry; a person still reads most of them.
 #
 # `Network([64, 30, 10])`: 64 inputs, a hidden layer of 30 sigmoid neurons, 10 outputs. Nielsen
 # numbers the layers from 1 (the inputs) to $L$ (here 3), and $W^l, b^l$ are the weights and
@@ -361,6 +355,8 @@ for w, b in zip(net.weights, net.biases):
 print("same output as net.feedforward(x):", np.allclose(a, net.feedforward(x)))
 
 # %% [markdown]
+# ### 2.1 Before training: a network that does not guess at random (optional, 3 min)
+#
 # Before any training, what does it answer? There are 10 classes, so guessing gives 0.1.
 
 # %%
@@ -384,11 +380,11 @@ print(f"outputs above 0.95 or below 0.05 (saturated): {np.mean((out > 0.95) | (o
 # factor of every error $\delta$ that backprop computes (BP1 and BP2 of section 4), and every
 # gradient is made from those errors (BP3 and BP4), so saturated neurons learn slowly.
 #
-# ## 3. The update line on the real network (6 min)
+# ## 3. The update line on the real network (4 min)
 #
-# Section 1's line, now for every weight and bias of the network. `net.backprop(x, y)` returns one
-# example's gradient (section 4 opens it); here is the first half of Nielsen's `update_mini_batch`,
-# which adds those up into `nabla_w` and `nabla_b`, then the line itself:
+# Section 1's line, now for every weight and bias. `net.backprop(x, y)` returns one example's
+# gradient (section 4 opens it); here is Nielsen's `update_mini_batch`: add those up into
+# `nabla_w` and `nabla_b`, then the line itself:
 
 # %%
 mini_batch = training[:10]
@@ -412,23 +408,20 @@ print(f"cost on this mini-batch: {net.total_cost(mini_batch):.4f} before, "
 print(f"{len(training)} examples in mini-batches of 10: the last one has {len(training) % 10}")
 
 # %% [markdown]
-# **What to notice:** each gradient has exactly the shape of the parameter it belongs to, so the
-# update subtracts `nw` from `w` element by element (`self.weights` is a Python list of matrices,
-# one per layer, which `zip` pairs with the list `nabla_w`). One step lowered the cost on the
-# examples it saw. The 1,197 examples leave a last mini-batch of 7: `len(mini_batch)` divides its
-# sum by 7, not 10.
+# **What to notice:** each gradient has the shape of its parameter, so the update subtracts `nw`
+# from `w` element by element (`zip` pairs the list of weight matrices, one per layer, with the
+# list `nabla_w`). One step lowered the cost on the examples it saw. The 1197 examples leave a
+# last mini-batch of 7: `len(mini_batch)` divides its sum by 7, not 10.
 #
 # ## 4. Where `nabla_w` comes from: backpropagation
 #
-# ### 4.1 One neuron per layer, by hand (11 min)
+# ### 4.1 One neuron per layer, by hand (9 min)
 #
 # Take the smallest network with a hidden layer: one input $x$, one hidden neuron, one output,
 # weights $w^2, w^3$, biases $b^2, b^3$, cost $C = \tfrac12 (a^3 - y)^2$. Forward:
 # $z^2 = w^2 x + b^2$, $a^2 = \sigma(z^2)$, $z^3 = w^3 a^2 + b^3$, $a^3 = \sigma(z^3)$.
-# The superscripts are layer numbers (section 2), not powers: $a^3$ is the activation of layer 3,
-# the output, and $w^3$ the weight into it.
-#
-# The chain rule walks back through that list. Call $\delta^l = \partial C/\partial z^l$:
+# The superscripts are layer numbers (section 2), not powers. The chain rule walks back through
+# that list; call $\delta^l = \partial C/\partial z^l$:
 #
 # - $\delta^3 = \frac{\partial C}{\partial a^3}\frac{\partial a^3}{\partial z^3} = (a^3 - y)\,\sigma'(z^3)$;
 # - $\partial C/\partial b^3 = \delta^3 \cdot \partial z^3/\partial b^3 = \delta^3$, and $\partial C/\partial w^3 = \delta^3 a^2$;
@@ -459,13 +452,13 @@ print("nnlib's backprop:  dC/dw2, dC/dw3 =", [round(float(g[0, 0]), 4) for g in 
       "  dC/db2, dC/db3 =", [round(float(g[0, 0]), 4) for g in nb_tiny])
 
 # %% [markdown]
-# **What to notice:** every step back multiplies by a weight and by a $\sigma'$, which is never
-# above 0.25: $\delta^2$ is about a quarter of $\delta^3$ here. nnlib's `backprop` gives the
-# same four numbers.
+# **What to notice:** nnlib's `backprop` gives the same four numbers. Every step back multiplies
+# by a weight and by a $\sigma'$, which is never above 0.25: $\delta^2$ is about a quarter of
+# $\delta^3$ here.
 #
 # That is where `nabla_w` comes from: the chain rule, walked back from the cost, one layer at a
-# time. The core path goes on with section 6; sections 4.2–4.4 and 5 show the same steps for
-# layers of many neurons and check them, and are optional.
+# time. The core path goes on with section 6; sections 4.2–4.4 and 5 (optional) do the same for
+# layers of many neurons, and check it.
 #
 # ### 4.2 The same steps as code, for one example (optional, 9 min)
 #
@@ -728,17 +721,16 @@ plot_history(history)
 plt.show()
 
 # %% [markdown]
-# **What to notice:** epoch 0 is the untrained network of section 2. Most of the learning
-# happens in the first few epochs; after that the cost keeps falling slowly while the accuracy
-# flattens out.
+# **What to notice:** epoch 0 is the untrained network. Most of the learning happens in the
+# first few epochs; after that the cost keeps falling slowly while the accuracy flattens out.
 #
-# ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (18 min, Exercise 3 included)
+# ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (14 min, Exercise 3 included)
 #
 # First the learning rate alone: the same network from the same start, five values of `eta`,
-# each given **600 steps** with mini-batches of 10 from the first 600 training examples, measured
-# on validation. We count *steps* (updates), not epochs: an epoch of 600 examples is 60 steps with
-# `m = 10` but a single step with `m = 600`, and `eta` is about how far each step goes.
-# `nnlib.sgd.train_for_steps` does this; its curves are plotted against the step count.
+# each given **600 steps** (`nnlib.sgd.train_for_steps`) with mini-batches of 10 from the first
+# 600 training examples, measured on validation. We count *steps* (updates), not epochs: an epoch
+# of 600 examples is 60 steps with `m = 10` but a single step with `m = 600`, and `eta` is about
+# how far each step goes.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -756,18 +748,15 @@ for eta_try, h in runs.items():
           f"{acc[600]:.2f};  first >= 0.5: {first}")
 
 # %% [markdown]
-# **What to notice:** with `eta = 0.03` the cost does fall, but the accuracy stays near chance
-# after 600 steps: the steps are too short to reach the region where the network tells digits
-# apart. The two largest overshoot in the first steps and push the sigmoids into saturation, where
-# $\sigma'(z) \approx 0$: the cost goes flat and learning stops. Only `eta = 3` learns quickly:
-# past 0.5 by step 60 and at 0.94 after 600 steps. `eta = 0.3` learns, but slowly: it stays at
-# chance for the first 120 steps, then climbs to only 0.64 by step 600. The good range is narrow,
-# and it is worth measuring rather than guessing.
+# **What to notice:** with `eta = 0.03` the cost falls, but the accuracy stays near chance: the
+# steps are too short. The two largest overshoot in the first steps and push the sigmoids into
+# saturation, where $\sigma'(z) \approx 0$: the cost goes flat and learning stops. Only `eta = 3`
+# learns quickly (past 0.5 by step 60, 0.94 after 600 steps); `eta = 0.3` stays at chance for
+# the first 120 steps and reaches only 0.64. The good range is narrow: measure it, don't guess.
 #
 # Now the question this section is named for: why divide by `len(mini_batch)`? Without the
 # division the step is `eta * nabla_w`, and `nabla_w` is a sum of $m$ gradients, so it grows with
-# $m$ (section 1.3). Nielsen remarks (chapter 1) that dropping the $1/m$ changes nothing essential:
-# it only rescales $\eta$. Here it is exactly:
+# $m$. Nielsen remarks (chapter 1) that dropping the $1/m$ only rescales $\eta$. Exactly so:
 
 # %%
 summed, mean = Network([64, 30, 10], seed=0), Network([64, 30, 10], seed=0)
@@ -778,8 +767,8 @@ print("sum with eta=0.15 == mean with eta=0.15*20:",
 
 # %% [markdown]
 # So with the sum, a good `eta` for one mini-batch size is a different `eta` for another. First,
-# Nielsen's mean: the grid below trains a fresh network for every pair of `eta` and mini-batch
-# size `m`, each for exactly 150 steps (24 runs), and shows validation accuracy.
+# Nielsen's mean: a fresh network for every pair of `eta` and mini-batch size `m`, each trained
+# for exactly 150 steps (24 runs), scored on validation:
 
 # %%
 etas, batch_sizes = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30], [4, 16, 64]
@@ -793,23 +782,19 @@ def print_bands(average):
               f"best eta {etas[int(np.argmax(row))]} ({row.max():.2f})")
 
 
-fig, ax = plt.subplots(figsize=(5.5, 2.8))
-plot_accuracy_grid(grids[True], etas, batch_sizes, ax, "mean: w - eta/m * sum")
-plt.show()
 print_bands(True)
 
 # %% [markdown]
 # **What to notice:** with the mean, the band of good `eta` (accuracy at least 0.5) is the same
-# three columns for every `m`. It is not a fixed point, though: the best `eta` moves from 3 at
-# `m = 4` to 10 at `m = 64` (a likely reason: a bigger mini-batch gives a less noisy mean, section
-# 1.3, which tolerates a longer step).
+# for every `m`. The best `eta` still moves, from 3 at `m = 4` to 10 at `m = 64` (a likely
+# reason: a bigger mini-batch gives a less noisy mean, optional section 1.5, which tolerates a
+# longer step).
 #
 # **Exercise 3 (predict, then check).** Take the mean's good band at `m = 64` from the printout
 # above as `(low, high)`. Before running anything more, predict the band of learning rates that
-# works with the **sum** at `m = 256`: write `sum_band(mean_band, m)`. The cells after the
-# solution show the sum's heatmap, then call *your* `sum_band` and train with the sum at
-# `m = 256` at both ends of your predicted band and at a neighbour 4× outside each end, so you see
-# whether you were right.
+# works with the **sum** at `m = 256`: write `sum_band(mean_band, m)`. After the solution, the
+# sum's grid, then a cell that trains with the sum at `m = 256` at both ends of *your* band and
+# 4× outside each end, so you see whether you were right.
 
 # %%
 def sum_band(mean_band, m):
@@ -831,7 +816,7 @@ check_sum_band(sum_band)
 # both ends by `m`.
 # </details>
 #
-# Now the same grid with the sum, beside the mean's (24 more runs):
+# Now the same grid with the sum (24 more runs), beside the mean's, as heatmaps:
 
 # %%
 grids[False] = accuracy_grid(training[:600], validation, etas, batch_sizes, steps=150, average=False)
@@ -842,18 +827,15 @@ plt.show()
 print_bands(False)
 
 # %% [markdown]
-# **What to notice:** with the sum (right) the bright band moves left as `m` grows. From
-# `m = 4` to `m = 16` its top stays at 1 and only its bottom extends to 0.1; from `m = 16` to
-# `m = 64` the whole band moves two columns left, from 0.1–1 to 0.01–0.1. The reason: the summed
-# step is `m` times the mean's, so each 4× larger batch makes every step about 4× longer, and an
-# `eta` near the top of the band starts to overshoot. The band follows that $1/m$ only roughly,
-# as the mean's own band is not a fixed point either. That is why Nielsen divides: with the
-# mean, **the band of good `eta` stays roughly in place as the mini-batch size changes, and
-# `eta` no longer carries a factor of `m`**.
+# **What to notice:** with the sum (right) the bright band moves left as `m` grows, from 0.3–1
+# at `m = 4` to 0.01–0.1 at `m = 64`: the summed step is `m` times the mean's, so each 4× larger
+# batch makes every step about 4× longer, and the top of the band starts to overshoot. It follows
+# that $1/m$ only roughly, as the mean's own band is not a fixed point either. That is why Nielsen
+# divides: with the mean, **the band of good `eta` stays roughly in place as the mini-batch size
+# changes, and `eta` no longer carries a factor of `m`**.
 #
-# The check of Exercise 3, with your prediction: a hit is accuracy of at least 0.5 at the two
-# ends of the band you predicted, and below 0.5 at the two neighbours outside it, as in the
-# heatmaps.
+# The check of Exercise 3: a hit is accuracy of at least 0.5 at the two ends of your band, and
+# below 0.5 at the two neighbours outside it.
 
 # %%
 good_64 = [e for e, acc in zip(etas, grids[True][-1]) if acc >= 0.5]
@@ -873,10 +855,10 @@ else:
               f"{'hit' if hit else 'miss'}")
 
 # %% [markdown]
-# **What to notice:** if all four lines say *hit*, your band was right: both ends train, and a
-# factor 4 beyond either end is back near chance, too short a step on one side and an overshoot
-# on the other. (600 is not a multiple of 256, so each epoch ends with a shorter mini-batch,
-# whose summed step is shorter: the match need not be exact at the edges.)
+# **What to notice:** if all four lines say *hit*, your band was right: both ends train, and 4×
+# beyond either end is back near chance, too short a step on one side, an overshoot on the
+# other. (600 is not a multiple of 256, so each epoch ends with a shorter mini-batch, whose summed
+# step is shorter: the match need not be exact at the edges.)
 #
 # ### 7.1 Try it yourself (optional, 6 min)
 #
@@ -971,7 +953,7 @@ check_parameter_count(parameter_count)
 # **Exercise 5.** With the cross-entropy cost $C = -\sum_j [y_j \ln a_j + (1-y_j)\ln(1-a_j)]$
 # instead of the quadratic one, what is the output error $\delta^L$ (BP1)? Return it from
 # `a`, `y` and `z`. (Nielsen, chapter 3: this cost does not slow down on saturated outputs, like
-# the ones of section 2.) Only BP1 changes: BP2–BP4 and the update line stay as they are.
+# the ones of section 2.1.) Only BP1 changes: BP2–BP4 and the update line stay as they are.
 
 # %%
 def cross_entropy_delta(a, y, z):
@@ -999,18 +981,19 @@ check_cross_entropy_delta(cross_entropy_delta)
 # descent diverges; the mean keeps the band of good `eta` roughly in place as the mini-batch size
 # changes and removes the sum's exact factor of `m` (the best `eta` still moves a little).
 #
-# What `nnlib.sgd` leaves out, and where it would go: **weight decay** (L2 regularisation, Nielsen
-# chapter 3) adds $\tfrac{\lambda}{2n}\sum w^2$ to the cost, which puts an extra
-# $-\eta\frac{\lambda}{n} w$ into the update line; **momentum** keeps a running velocity
-# $v \to \mu v - \eta\,\nabla C$ and steps $w \to w + v$ (as in section 1.1, $\nabla C$ is the mean
-# cost's gradient: in code `v = mu*v - (eta/len(mini_batch))*nw`, with `nw` the sum); a **GPU**
-# means holding the arrays as torch tensors on the device, which notebooks 03b to 05 do (03 stays
-# on the CPU).
-#
 # Every network in this series, the Llama of notebooks 03 and 04 included, was trained the same
 # way: a gradient from a mini-batch, then a step against it (though with a smarter optimiser, such
 # as Adam, in place of this plain step, and torch's autograd doing the backprop).
 # Next: **02 · spaCy pipelines**, where trained networks become tools you load and use.
+#
+# ### What `nnlib.sgd` leaves out (optional, 2 min)
+#
+# **Weight decay** (L2 regularisation, Nielsen chapter 3) adds $\tfrac{\lambda}{2n}\sum w^2$ to
+# the cost, which puts an extra $-\eta\frac{\lambda}{n} w$ into the update line; **momentum**
+# keeps a running velocity $v \to \mu v - \eta\,\nabla C$ and steps $w \to w + v$ (as in section
+# 1.1, $\nabla C$ is the mean cost's gradient: in code `v = mu*v - (eta/len(mini_batch))*nw`, with
+# `nw` the sum); a **GPU** means holding the arrays as torch tensors on the device, which
+# notebooks 03b to 05 do (03 stays on the CPU).
 #
 # ### まとめ（日本語）
 #
@@ -1023,8 +1006,15 @@ check_cross_entropy_delta(cross_entropy_delta)
 # - `len(mini_batch)` で割ると勾配が**平均**になり、良い `eta` の範囲はミニバッチの大きさを変えても
 #   ほぼ同じ位置に留まります（m 倍の依存が消えます。最良の値は少し動きます）。割らない（和のまま）と、
 #   良い `eta` の範囲は m が大きいほど小さい側へずれます。
-# - `nabla_w` は誤差逆伝播法（連鎖律）で求めます。1-1-1 のネットワークで手計算し、1 例分のコードと
-#   BP1〜BP4 を対応させ、ミニバッチを行列で扱うときはバイアスの勾配をバッチ方向に足し合わせます。
+# - `nabla_w` は誤差逆伝播法（連鎖律）で求めます。1-1-1 のネットワークで手計算しました（任意の節では
+#   1 例分のコードと BP1〜BP4 を対応させ、ミニバッチを行列で扱うときはバイアスの勾配をバッチ方向に
+#   足し合わせます）。
 # - 学習率の比較は、エポック数ではなく**更新回数（ステップ数）**をそろえて行いました。
-# - PyTorch の `F.mse_loss` は m×10 個の要素で平均し ½ もないため、同じ `eta` でも歩幅が変わります。
+# - （任意の 8 節）PyTorch の `F.mse_loss` は m×10 個の要素で平均し ½ もないため、同じ `eta` でも
+#   歩幅が変わります。
 # - `eta` などは検証データで選び、テストデータは最後に一度だけ評価します。
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# Time and memory depend on the machine, so the notebook tests skip this line.
+print(_clock.report("torch imported, the digits and a few small networks in memory"))
