@@ -24,7 +24,8 @@ def peak_memory_mib() -> float | None:
 
 
 class RunClock:
-    """Started when made; ``report()`` is the closing line: seconds, CPU cores, peak memory."""
+    """Started when made; ``report()`` is the closing line: seconds, logical CPUs (what
+    ``os.cpu_count()`` counts: hyper-threads too), peak memory."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -38,4 +39,4 @@ class RunClock:
         memory = "peak memory not measured on this system" if peak is None else f"peak memory {peak:.0f} MiB"
         if peak is not None and holding:
             memory += f" ({holding})"
-        return f"whole notebook: {self.seconds():.1f} s on {os.cpu_count()} CPU cores, {memory}"
+        return f"whole notebook: {self.seconds():.1f} s on {os.cpu_count()} logical CPUs, {memory}"

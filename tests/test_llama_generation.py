@@ -434,3 +434,24 @@ def test_tiny_model_batched_greedy_equals_one_by_one():
                ["ROMEO:", "JULIET:\nO Romeo, Romeo,", "KING HENRY:\nOnce more unto the breach"]]
     batch, _ = tiny.generate(prompts, 24, temperature=0)
     assert batch == [tiny.generate([p], 24, temperature=0)[0][0] for p in prompts]
+
+
+def test_a_new_stepper_does_not_depend_on_what_ran_before_it():
+    """A stepper (the explorer's) starts by running its whole prompt from position 0, as
+    ``generate`` does, so its logits are the same whatever ran on the model before. The reference
+    is the same stepper on the untouched model. Half precision on SmolLM2 is where it matters:
+    re-feeding only the prompt's last token over a cache a batch ``generate`` filled (the stepper's
+    old shortcut) moved these logits by about 0.3 in bfloat16 and could flip a near tie."""
+    from nnlib.llama import GenerationStepper, load_smol
+
+    llama = load_smol(dtype="bfloat16", max_batch_size=2)
+    prompt = "Q: What is the largest animal?\nA:"
+    untouched = GenerationStepper(llama, prompt).next_logits.clone()
+    llama.text_completion([prompt + " The blue whale", "Hi"], max_gen_len=8, temperature=0)
+    after_a_batch = GenerationStepper(llama, prompt)
+    assert after_a_batch.prev_pos == 0
+    assert torch.equal(after_a_batch.next_logits, untouched)
+    after_a_batch.reset()  # reset too, after another batch
+    llama.text_completion([prompt + " The blue whale", "Hi"], max_gen_len=8, temperature=0)
+    after_a_batch.reset()
+    assert torch.equal(after_a_batch.next_logits, untouched)

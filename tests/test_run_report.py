@@ -37,5 +37,5 @@ def test_report_without_resource_module_says_so(monkeypatch):
 
 def test_report_names_what_was_held():
     line = RunClock().report("both pipelines loaded")
-    assert re.fullmatch(r"whole notebook: \d+\.\d s on \d+ CPU cores, peak memory \d+ MiB "
+    assert re.fullmatch(r"whole notebook: \d+\.\d s on \d+ logical CPUs, peak memory \d+ MiB "
                         r"\(both pipelines loaded\)", line), line

@@ -604,6 +604,7 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
 
     def section_12(explorer):  # the notebook's §12 check, as written there
         explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
+        llama.model.reset_buffers()  # an empty KV cache: the explorer computes the prompt afresh
         explorer.reset()
         explorer.run(12)
         return list(explorer.tokens)
@@ -613,6 +614,7 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
     def section_12_branch(explorer):  # the notebook's §12 branch cell, as written there
         explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
         explorer.seed.value, explorer.temperature.value = 0, 0.0
+        llama.model.reset_buffers()
         explorer.reset()
         explorer.run(5)
         assert explorer.stepper.next_logits is not None  # the notebook guards this case
@@ -653,3 +655,22 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
     used.run()
     assert used.finished and used.stepper.next_logits is None
     assert section_12_branch(used) == branch
+
+
+def test_a_finished_explorer_survives_settings_that_cut_its_last_token():
+    """Finished, the explorer shows how its last token was chosen; a slider that now cuts that
+    token (greedy, when the last draw was not the argmax) must redraw, not raise: the token's
+    chance under the new rule is 0 and it has no stretch on the cumulative bar."""
+    import math
+
+    from nnlib.llama import load_tiny
+    from nnlib.widgets.generation import GenerationExplorer
+
+    ex = GenerationExplorer(load_tiny(max_seq_len=128, max_batch_size=4), "ROMEO:", max_gen_len=6,
+                            temperature=1.5, top_p=1.0, seed=3)
+    ex.run()
+    last = ex.history[-1]
+    assert last.token != int(last.logits.argmax())  # the case: the last draw was not greedy's
+    ex.temperature.value = 0.0
+    assert ex.bar_data["chosen_prob"] == 0.0 and math.isnan(ex.bar_data["chosen_start"])
+    assert "finished" in ex.info.value

@@ -217,8 +217,11 @@ class Draw:
 
     @property
     def token_prob(self) -> float:
-        """The chosen token's renormalised probability: its chance under this rule."""
-        return float(self.kept_probs[(self.kept == self.token).nonzero()[0, 0]])
+        """The chosen token's renormalised probability: its chance under this rule; 0 when the
+        rule cuts it (a token a person forced, or a finished generation's last token looked at
+        under other settings)."""
+        hit = (self.kept == self.token).nonzero()
+        return float(self.kept_probs[hit[0, 0]]) if len(hit) else 0.0
 
 
 def inverse_cdf_index(weights: torch.Tensor, u: float) -> int:

@@ -220,9 +220,13 @@ class GenerationStepper:
     changing temperature or top_p only re-decides) and its own seeded ``torch.Generator``, whose
     state before each draw is kept so that ``back`` then ``step`` repeats the same draw.
 
-    The model is run on the tokens the KV cache does not yet hold: the stepper asks the Llama's
-    ``CacheRecord``, so another ``generate`` in between (which overwrites the cache) only costs a
-    re-run from where the cache stops agreeing.
+    ``reset`` (and so a new stepper) runs the whole prompt from position 0, as ``generate``'s first
+    call does, so the stepper's numbers never depend on what ran before it: the same logits as
+    ``generate`` in every dtype (in half precision a cache filled by another call, in other
+    chunks, can differ in the last bit and flip a near tie). After that the model is run on the
+    tokens the KV cache does not yet hold: the stepper asks the Llama's ``CacheRecord``, so
+    another ``generate`` in between (which overwrites the cache) only costs a re-run from where
+    the cache stops agreeing.
 
     ``step_with`` (any ``sampling.Sampler``: top-p, top-k, min-p, greedy) draws by inverse CDF
     from one visible uniform number per token, and ``force`` commits a token a person picked;
@@ -289,7 +293,7 @@ class GenerationStepper:
         self._states: list[torch.Tensor] = []  # generator state before each committed draw
         self._logits: torch.Tensor | None = None
         self._prev_pos = 0
-        self._forward()
+        self._forward(from_start=True)
 
     # ---- moving ------------------------------------------------------------------------------
 
@@ -362,12 +366,13 @@ class GenerationStepper:
 
     # ---- the model and the choice ------------------------------------------------------------
 
-    def _forward(self) -> None:
-        """Logits for the next position, running the model on what the cache does not hold."""
+    def _forward(self, from_start: bool = False) -> None:
+        """Logits for the next position, running the model on what the cache does not hold (on
+        everything, ``from_start``)."""
         if self.finished:
             self._logits = None
             return
-        held = self.llama.cache_record.held(self._ids)
+        held = 0 if from_start else self.llama.cache_record.held(self._ids)
         self._prev_pos = min(held, len(self._ids) - 1)
         self._logits = self.llama.next_logits(self._ids, self._prev_pos)
 

@@ -407,7 +407,8 @@ class GenerationExplorer:
             "chosen_prob": d.token_prob,
             "chosen_before_cut": float(before[d.token]),
             "chosen_rank": rank_of(logits, d.token),
-            "chosen_start": float(starts_all[where[d.token]]),
+            # NaN when these settings cut the chosen token (a finished generation's last one)
+            "chosen_start": float(starts_all[where[d.token]]) if where[d.token] >= 0 else math.nan,
             "position": position,
             "n_kept": d.n_kept,
             "u": d.u,
