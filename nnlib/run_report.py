@@ -23,9 +23,19 @@ def peak_memory_mib() -> float | None:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity where the OS tells it (Linux; a container's
+    or Binder's limit shows there), else ``os.cpu_count()``, which counts every logical CPU
+    (hyper-threads too) of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class RunClock:
-    """Started when made; ``report()`` is the closing line: seconds, logical CPUs (what
-    ``os.cpu_count()`` counts: hyper-threads too), peak memory."""
+    """Started when made; ``report()`` is the closing line: seconds, the logical CPUs it could
+    use (``usable_cpus``), peak memory."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
@@ -39,4 +49,4 @@ class RunClock:
         memory = "peak memory not measured on this system" if peak is None else f"peak memory {peak:.0f} MiB"
         if peak is not None and holding:
             memory += f" ({holding})"
-        return f"whole notebook: {self.seconds():.1f} s on {os.cpu_count()} logical CPUs, {memory}"
+        return f"whole notebook: {self.seconds():.1f} s on {usable_cpus()} logical CPUs, {memory}"

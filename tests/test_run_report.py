@@ -39,3 +39,18 @@ def test_report_names_what_was_held():
     line = RunClock().report("both pipelines loaded")
     assert re.fullmatch(r"whole notebook: \d+\.\d s on \d+ logical CPUs, peak memory \d+ MiB "
                         r"\(both pipelines loaded\)", line), line
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="Linux only")
+def test_usable_cpus_follows_the_affinity_a_container_sets():
+    import os
+
+    from nnlib.run_report import usable_cpus
+
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})  # as a one-CPU container would
+        assert usable_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert usable_cpus() == len(before)
