@@ -134,3 +134,43 @@ def test_the_memory_check_counts_tied_embeddings_once(monkeypatch):
     check_memory_fits(args, torch.bfloat16, torch.device("cpu"), tied_embeddings=True)
     with pytest.raises(MemoryError, match="1.50B parameters"):
         check_memory_fits(args, torch.bfloat16, torch.device("cpu"), tied_embeddings=False)
+
+
+def test_llama_2_layout_finds_the_tokenizer_beside_the_model_folder(tmp_path):
+    """Meta's Llama 2 download: ``llama-2-7b/`` holds params.json, the shards and checklist.chk;
+    tokenizer.model and tokenizer_checklist.chk sit beside it (the seed passed --tokenizer_path
+    for that). ``Llama.build(folder)`` alone finds and md5-checks that tokenizer."""
+    import hashlib
+    import shutil
+
+    from nnlib import DATA_DIR
+    from nnlib.llama import Llama, load_tiny
+    from nnlib.llama.files import DamagedFileError
+    from nnlib.llama.loading import verify_download
+
+    tiny = DATA_DIR / "tiny-llama"
+    model_dir = tmp_path / "llama-2-tiny"
+    model_dir.mkdir()
+    for name in ("params.json", "consolidated.00.pth"):
+        shutil.copy(tiny / name, model_dir / name)
+    shutil.copy(tiny / "tokenizer.model", tmp_path / "tokenizer.model")
+
+    def md5(path):
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    (model_dir / "checklist.chk").write_text(
+        "".join(f"{md5(model_dir / n)}  {n}\n" for n in ("params.json", "consolidated.00.pth")))
+    tokenizer_sum = md5(tmp_path / "tokenizer.model")
+    (tmp_path / "tokenizer_checklist.chk").write_text(f"{tokenizer_sum}  tokenizer.model\n")
+
+    assert {p.name for p in verify_download(model_dir)} == {"params.json", "consolidated.00.pth",
+                                                           "tokenizer.model"}
+    built = Llama.build(str(model_dir), max_seq_len=64, max_batch_size=1, device="cpu")
+    shipped = load_tiny(device="cpu", max_seq_len=64, max_batch_size=1)
+    prompt = ["ROMEO:"]
+    assert built.text_completion(prompt, temperature=0, max_gen_len=12) == \
+        shipped.text_completion(prompt, temperature=0, max_gen_len=12)
+
+    (tmp_path / "tokenizer_checklist.chk").write_text("0" * 32 + "  tokenizer.model\n")
+    with pytest.raises(DamagedFileError, match="tokenizer.model"):
+        verify_download(model_dir)

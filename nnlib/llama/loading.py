@@ -96,7 +96,8 @@ def read_checkpoint(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None, 
 def verify_download(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None) -> list[Path]:
     """Check the md5 sums Meta's download ships, where they are: ``checklist.chk`` in the model
     folder (``params.json``, every ``consolidated.*.pth``) and ``tokenizer_checklist.chk`` next
-    to the tokenizer (``tokenizer_path``, else the folder's ``tokenizer.model``). Returns the
+    to the tokenizer (``tokenizer_path``, else the folder's ``tokenizer.model``, else the one
+    beside the folder, Llama 2's layout). Returns the
     files checked (none when there is no checklist: Hugging Face and GGUF files carry none).
     A mismatch is a ``files.DamagedFileError`` naming the file and Meta's own check command,
     raised before any weight is read: a flipped byte in tensor data would otherwise load
@@ -106,7 +107,11 @@ def verify_download(ckpt_dir: PathLike, tokenizer_path: PathLike | None = None) 
     checked: list[Path] = []
     if (folder / "checklist.chk").is_file():
         checked += verify_checklist(folder / "checklist.chk")
-    tokenizer = Path(tokenizer_path).expanduser() if tokenizer_path else folder / "tokenizer.model"
+    if tokenizer_path:
+        tokenizer = Path(tokenizer_path).expanduser()
+    else:
+        tokenizer = next((t for t in (folder / "tokenizer.model", folder.parent / "tokenizer.model")
+                          if t.is_file()), folder / "tokenizer.model")
     if tokenizer.is_file() and (tokenizer.parent / "tokenizer_checklist.chk").is_file():
         checked += verify_checklist(tokenizer.parent / "tokenizer_checklist.chk", [tokenizer.name])
     return checked

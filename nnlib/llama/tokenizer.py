@@ -378,15 +378,17 @@ class HFTokenizer(SpecialTokenizer):
 
 
 def find_tokenizer_file(folder: PathLike) -> Path:
-    """The tokenizer in a checkpoint folder: ``tokenizer.model`` (Meta's layout, either kind),
-    else ``tokenizer.json`` (Hugging Face's), else ``original/tokenizer.model`` (where Hugging
-    Face's Llama 3 downloads keep Meta's file)."""
+    """The tokenizer in a checkpoint folder: ``tokenizer.model`` (Meta's Llama 3 layout, either
+    kind), else ``tokenizer.json`` (Hugging Face's), else ``original/tokenizer.model`` (where
+    Hugging Face's Llama 3 downloads keep Meta's file), else ``../tokenizer.model`` (Meta's Llama 2
+    download puts one tokenizer beside the model folders: the seed's ``--tokenizer_path``)."""
     d = Path(folder)
-    for name in ("tokenizer.model", "tokenizer.json", "original/tokenizer.model"):
+    for name in ("tokenizer.model", "tokenizer.json", "original/tokenizer.model", "../tokenizer.model"):
         if (d / name).is_file():
             return d / name
     raise FileNotFoundError(
-        f"No tokenizer in {d}: expected tokenizer.model (Meta's layout) or tokenizer.json "
+        f"No tokenizer in {d} (nor tokenizer.model beside it, Llama 2's layout): expected "
+        "tokenizer.model (Meta's layout) or tokenizer.json "
         f"(Hugging Face's). {_HELP_FILES}")
 
 
