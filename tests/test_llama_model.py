@@ -398,3 +398,19 @@ def test_empty_model_has_meta_parameters_real_rope_tables_and_draws_nothing():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_cache_reset_under_inference_mode_still_takes_ordinary_forwards():
+    """Notebook 05 empties the cache inside ``torch.inference_mode()``; a learner's loop then runs
+    under ``no_grad`` or nothing. torch refuses in-place writes to inference tensors outside that
+    mode, so ``reset_buffers`` must make ordinary ones."""
+    from nnlib.llama import load_tiny
+
+    llama = load_tiny(device="cpu", max_seq_len=32, max_batch_size=1)
+    with torch.inference_mode():
+        llama.model.reset_buffers()
+    assert not llama.model.layers[0].attention.cache_k.is_inference()
+    tokens = torch.tensor([llama.tokenizer.encode("ROMEO:", bos=True, eos=False)])
+    with torch.no_grad():
+        first = llama.model(tokens, 0)
+    llama.model(first[:, -1:].argmax(-1), tokens.shape[1])  # a decode step, no mode at all

@@ -270,12 +270,15 @@ class Transformer(nn.Module):
         w = self.tok_embeddings.weight
         device = w.device if device is None else device
         dtype = w.dtype if dtype is None else dtype
-        self.rope_cos, self.rope_sin = precompute_rope(self.params, device)
-        for layer in self.layers:
-            attn = layer.attention
-            shape = attn.cache_k.shape
-            attn.cache_k = torch.zeros(shape, device=device, dtype=dtype)
-            attn.cache_v = torch.zeros(shape, device=device, dtype=dtype)
+        # Ordinary tensors even when called under torch.inference_mode(): an "inference tensor"
+        # cache would refuse the in-place writes of every later forward outside that mode.
+        with torch.inference_mode(False):
+            self.rope_cos, self.rope_sin = precompute_rope(self.params, device)
+            for layer in self.layers:
+                attn = layer.attention
+                shape = attn.cache_k.shape
+                attn.cache_k = torch.zeros(shape, device=device, dtype=dtype)
+                attn.cache_v = torch.zeros(shape, device=device, dtype=dtype)
 
     def forward(self, tokens: torch.Tensor, start_pos: int = 0, use_cache: bool = True) -> torch.Tensor:
         if tokens.dim() != 2:
