@@ -27,22 +27,23 @@
 #
 # 1. say what every symbol in those lines is (`w`, `nw`, `nabla_w`, `nabla_b`, `eta`,
 #    `mini_batch`), why the step *subtracts*, and what `eta` does, on a cost of one weight you
-#    nudge yourself (section 1: the first quarter hour);
-# 2. say where `nabla_w` comes from: backpropagation, derived by hand on a network of one neuron
-#    per layer (the optional parts name Nielsen's four equations BP1–BP4, check them, and do a
-#    whole mini-batch as matrix products);
-# 3. show *by experiment* why the step is divided by `len(mini_batch)`, and predict how the good
-#    learning rates move when it is not;
+#    nudge yourself (section 1);
+# 2. show *by experiment* why the step is divided by `len(mini_batch)` (section 1.3, on the same
+#    one weight, about a quarter hour in), and predict how the good learning rates move on a real
+#    network when it is not (section 7);
+# 3. say where `nabla_w` comes from: backpropagation, derived by hand on a network of one neuron
+#    per layer and checked by nudging a weight (the optional parts name Nielsen's four equations
+#    BP1–BP4, check them, and do a whole mini-batch as matrix products);
 # 4. train on handwritten digits, choose `eta` on a validation set and report the test set once.
 #
-# **Time:** the core path, the parts not marked optional, adds up to about 50 minutes
-# (this introduction 2, section 1 12, section 2 5, section 3 4, section 4.1 9, section 6 3,
-# section 7 with Exercise 3 14, section 7.2 1). The parts marked *(optional, N min)* add about
-# 96 minutes more: Exercise 1 (section 1.4) 12, sections 1.5 4, 2.1 3, 4.2 9, 4.3 7, 4.4 10 and
-# 5 7, Exercise 2 (section 5.1) 15, section 7.1 6, section 8 9, section 9 (Exercises 4 and 5) 12,
-# and what `nnlib.sgd` leaves out 2. These minutes are estimates for a first reading, not a
-# measurement. The code is in `nnlib.sgd` (same names as Nielsen's); this notebook shows the
-# lines that teach.
+# **Time:** the core path, the parts not marked optional, adds up to about 64 minutes
+# (this introduction 3, section 1 16, section 2 6, section 3 5, section 4.1 13, section 6 4,
+# section 7 with Exercise 3 14, section 7.2 1, the closing summary 2). The parts marked
+# *(optional, N min)* add about 111 minutes more: Exercise 1 (section 1.4) 12, sections 1.5 5,
+# 2.1 4, 4.2 11, 4.3 8, 4.4 11 and 5 8, Exercise 2 (section 5.1) 18, section 7.1 10, section 8
+# 10, section 9 (Exercises 4 and 5) 12, and what `nnlib.sgd` leaves out 2. These minutes are
+# estimates for a first reading, not a measurement. The code is in `nnlib.sgd` (same names as
+# Nielsen's); this notebook shows the lines that teach.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -80,7 +81,7 @@ torch.manual_seed(0)
 rng = np.random.default_rng(0)
 
 # %% [markdown]
-# ## 1. Gradient descent on one weight (12 min)
+# ## 1. Gradient descent on one weight (16 min)
 #
 # Before any network: a model with a single weight $w$ that predicts $w\,x$, and a mini-batch of
 # eight points $(x_j, y_j)$. Each point has its own cost $C_j(w) = \tfrac12 (w x_j - y_j)^2$, and,
@@ -131,10 +132,7 @@ plt.show()
 # $\nabla$ ("nabla") collects the partial derivatives of the cost, one per parameter:
 # $\nabla C = (\partial C/\partial w_1, \partial C/\partial w_2, \dots)$; with one weight it is the
 # slope $dC/dw$. Nielsen's `nabla_w` holds one such number per weight, in the weights' shapes (the
-# `n` of `nw` and `nb` is for nabla). Inside `backprop(x, y)` it is **one** example's gradient
-# $\partial C_x/\partial w$; inside `update_mini_batch`, where the update line is, it is the
-# **sum** of those over the mini-batch, which is $m\,\partial C/\partial w$ for the mean cost $C$
-# over $m$ examples (section 1.3).
+# `n` of `nw` and `nb` is for nabla); section 1.3 shows which cost it is the gradient of.
 #
 # For a small change $\Delta w$ the cost changes by about $\Delta C \approx \frac{dC}{dw}\,\Delta w$.
 # Gradient descent **chooses** $\Delta w = -\eta\, \frac{dC}{dw}$ with a small $\eta > 0$, so
@@ -217,6 +215,33 @@ print("the same as one step along the mean slope, w - eta * slope(w):",
       bool(np.isclose(w_new, w - eta * slope(w))))
 
 # %% [markdown]
+# **Predict first:** drop the `/len(mini_batch)` and keep `eta = 0.5`, so the step is
+# `w - eta*nw`. Do ten steps from $w = 0$ still reach $w^*$? Write your guess down, then run:
+
+# %%
+def ten_steps(step_size):
+    """w after ten steps w -> w - step_size * nw from w = 0, nw summed over the mini-batch."""
+    w = 0.0
+    for _ in range(10):
+        nw = sum((w * x_j - y_j) * x_j for x_j, y_j in mini_batch)
+        w = w - step_size * nw
+    return w
+
+
+m_8 = len(mini_batch)
+for label, eta_used, step_size in [("mean: w - (eta/len(mini_batch))*nw", eta, eta / m_8),
+                                   ("sum:  w - eta*nw", eta, eta),
+                                   ("mean, eta times len(mini_batch)", m_8 * eta, m_8 * eta / m_8)]:
+    print(f"{label:35s} eta = {eta_used:<3g}: w after 10 steps = {ten_steps(step_size):.4g}")
+
+# %% [markdown]
+# **What to notice:** the mean lands on $w^*$; the sum, with the same `eta`, is thrown off by
+# millions. The sum of 8 gradients is 8 times their mean, so the summed step is the mean's step
+# with `eta` 8 times larger, 4, far beyond the 1.7 that already diverged in 1.2 (the third line:
+# the very same path). Dividing by `len(mini_batch)` makes `eta` a step along the *mean* slope,
+# whatever the mini-batch size; without it, every mini-batch size needs its own `eta` (section 7
+# shows it on a real network).
+#
 # So, term by term:
 #
 # ```python
@@ -224,7 +249,8 @@ print("the same as one step along the mean slope, w - eta * slope(w):",
 # ```
 #
 # - `nw`: one layer's `nabla_w`, the sum over the mini-batch of $\partial C_j/\partial w$, one
-#   number per weight;
+#   number per weight (`backprop(x, y)` returns one example's gradient, `update_mini_batch` adds
+#   them up), i.e. $m\,\partial C/\partial w$ for the mean cost $C$ over $m$ examples;
 # - `/len(mini_batch)`: turns the sum into the mean;
 # - `eta`: the step size along that mean slope, the $\eta$ you just nudged;
 # - the minus: step downhill.
@@ -283,7 +309,7 @@ except NotImplementedError:
     print("Attempt Exercise 1 first: this cell then puts your limit next to the values of 1.2.")
 
 # %% [markdown]
-# ### 1.5 A mini-batch's mean is a noisy estimate (optional, 4 min)
+# ### 1.5 A mini-batch's mean is a noisy estimate (optional, 5 min)
 #
 # The sum grows with the mini-batch; the mean does not. Here, at $w = 0$, for mini-batches of
 # growing size drawn the same way as the eight points, 200 mini-batches of each size. The slope
@@ -310,7 +336,7 @@ for m in [4, 16, 64, 256]:
 # mini-batch gives a noisier one.
 
 # %% [markdown]
-# ## 2. The digits and the network (5 min)
+# ## 2. The digits and the network (6 min)
 #
 # Nielsen uses MNIST (28×28 images); we use the small 8×8 digits that ship with scikit-learn, so
 # nothing downloads (`nnlib.data.load_mnist` reads Nielsen's `mnist.pkl.gz` in the same layout).
@@ -336,9 +362,10 @@ plt.show()
 # %% [markdown]
 # **What to notice:** the images are tiny and blurry; a person still reads most of them.
 #
-# `Network([64, 30, 10])`: 64 inputs, a hidden layer of 30 sigmoid neurons, 10 outputs. Nielsen
-# numbers the layers from 1 (the inputs) to $L$ (here 3), and $W^l, b^l$ are the weights and
-# biases *into* layer $l$:
+# `Network([64, 30, 10])`: 64 inputs, a hidden layer of 30 sigmoid neurons, 10 outputs. A sigmoid
+# neuron outputs $\sigma(z) = 1/(1 + e^{-z})$, a number between 0 and 1, of its weighted input
+# plus bias $z$. Nielsen numbers the layers from 1 (the inputs) to $L$ (here 3), and $W^l, b^l$
+# are the weights and biases *into* layer $l$:
 #
 # $$z^l = W^l a^{l-1} + b^l, \qquad a^l = \sigma(z^l), \qquad a^1 = x.$$
 #
@@ -355,7 +382,7 @@ for w, b in zip(net.weights, net.biases):
 print("same output as net.feedforward(x):", np.allclose(a, net.feedforward(x)))
 
 # %% [markdown]
-# ### 2.1 Before training: a network that does not guess at random (optional, 3 min)
+# ### 2.1 Before training: a network that does not guess at random (optional, 4 min)
 #
 # Before any training, what does it answer? There are 10 classes, so guessing gives 0.1.
 
@@ -380,7 +407,7 @@ print(f"outputs above 0.95 or below 0.05 (saturated): {np.mean((out > 0.95) | (o
 # factor of every error $\delta$ that backprop computes (BP1 and BP2 of section 4), and every
 # gradient is made from those errors (BP3 and BP4), so saturated neurons learn slowly.
 #
-# ## 3. The update line on the real network (4 min)
+# ## 3. The update line on the real network (5 min)
 #
 # Section 1's line, now for every weight and bias. `net.backprop(x, y)` returns one example's
 # gradient (section 4 opens it); here is Nielsen's `update_mini_batch`: add those up into
@@ -415,13 +442,22 @@ print(f"{len(training)} examples in mini-batches of 10: the last one has {len(tr
 #
 # ## 4. Where `nabla_w` comes from: backpropagation
 #
-# ### 4.1 One neuron per layer, by hand (9 min)
+# ### 4.1 One neuron per layer, by hand (13 min)
 #
 # Take the smallest network with a hidden layer: one input $x$, one hidden neuron, one output,
 # weights $w^2, w^3$, biases $b^2, b^3$, cost $C = \tfrac12 (a^3 - y)^2$. Forward:
 # $z^2 = w^2 x + b^2$, $a^2 = \sigma(z^2)$, $z^3 = w^3 a^2 + b^3$, $a^3 = \sigma(z^3)$.
-# The superscripts are layer numbers (section 2), not powers. The chain rule walks back through
-# that list; call $\delta^l = \partial C/\partial z^l$:
+# The superscripts are layer numbers (section 2), not powers. The chain rule needs the sigmoid's
+# slope: from $\sigma(z) = 1/(1+e^{-z})$, $\sigma'(z) = e^{-z}/(1+e^{-z})^2 = \sigma(z)\,(1-\sigma(z))$
+# (nnlib's `sigmoid_prime`). How large can it get?
+
+# %%
+z_grid = np.linspace(-20, 20, 4001)
+print(f"sigma'(z): {sigmoid_prime(0.0):.4f} at z = 0, largest on [-20, 20] "
+      f"{sigmoid_prime(z_grid).max():.4f}, {sigmoid_prime(10.0):.1e} at z = 10")
+
+# %% [markdown]
+# The chain rule walks back through the forward list; call $\delta^l = \partial C/\partial z^l$:
 #
 # - $\delta^3 = \frac{\partial C}{\partial a^3}\frac{\partial a^3}{\partial z^3} = (a^3 - y)\,\sigma'(z^3)$;
 # - $\partial C/\partial b^3 = \delta^3 \cdot \partial z^3/\partial b^3 = \delta^3$, and $\partial C/\partial w^3 = \delta^3 a^2$;
@@ -445,22 +481,32 @@ d2 = w3 * d3 * sigmoid_prime(z2)
 print(f"delta2 = w3 * delta3 * sigma'(z2) = {w3:.1f} * {d3:.4f} * {sigmoid_prime(z2):.4f} = {d2:.4f}")
 print(f"dC/db2 = delta2 = {d2:.4f}    dC/dw2 = delta2 * x = {d2 * x1:.4f}")
 
-tiny = Network([1, 1, 1])
-tiny.weights, tiny.biases = [np.array([[w2]]), np.array([[w3]])], [np.array([[b2]]), np.array([[b3]])]
-nb_tiny, nw_tiny = tiny.backprop(np.array([[x1]]), np.array([[y1]]))
-print("nnlib's backprop:  dC/dw2, dC/dw3 =", [round(float(g[0, 0]), 4) for g in nw_tiny],
-      "  dC/db2, dC/db3 =", [round(float(g[0, 0]), 4) for g in nb_tiny])
+# %% [markdown]
+# Is it right? Check it without the chain rule: nudge $w^2$ by $\pm\epsilon$, run the forward pass
+# again, and divide the change in the cost by $2\epsilon$ (optional section 4.4 shows what the
+# size of $\epsilon$ does):
+
+# %%
+def tiny_cost(w2):
+    a3 = sigmoid(w3 * sigmoid(w2 * x1 + b2) + b3)
+    return 0.5 * (a3 - y1) ** 2
+
+
+eps = 1e-6
+nudged = (tiny_cost(w2 + eps) - tiny_cost(w2 - eps)) / (2 * eps)
+print(f"nudge: (C(w2 + eps) - C(w2 - eps)) / (2 eps) = {nudged:.6f};  backprop: dC/dw2 = {d2 * x1:.6f};  "
+      f"they differ by less than 1e-9: {abs(nudged - d2 * x1) < 1e-9}")
 
 # %% [markdown]
-# **What to notice:** nnlib's `backprop` gives the same four numbers. Every step back multiplies
-# by a weight and by a $\sigma'$, which is never above 0.25: $\delta^2$ is about a quarter of
-# $\delta^3$ here.
+# **What to notice:** the nudge agrees with the chain rule. Every step back multiplies by a weight
+# and by a $\sigma'$, which is never above 0.25 and almost 0 for a saturated neuron ($\sigma$ near
+# 0 or 1): $\delta^2$ is about a quarter of $\delta^3$ here.
 #
 # That is where `nabla_w` comes from: the chain rule, walked back from the cost, one layer at a
 # time. The core path goes on with section 6; sections 4.2–4.4 and 5 (optional) do the same for
 # layers of many neurons, and check it.
 #
-# ### 4.2 The same steps as code, for one example (optional, 9 min)
+# ### 4.2 The same steps as code, for one example (optional, 11 min)
 #
 # With many neurons per layer, $\delta^l$ becomes a column, a product with a weight becomes a
 # matrix product, and "times $\sigma'$" becomes the **elementwise** (Hadamard) product, written
@@ -505,7 +551,7 @@ print("backprop_one == Network.backprop:",
       all(np.allclose(p, q) for p, q in zip(nb_one + nw_one, nb_lib + nw_lib)))
 
 # %% [markdown]
-# ### 4.3 BP1–BP4: the four lines, named (optional, 7 min)
+# ### 4.3 BP1–BP4: the four lines, named (optional, 8 min)
 #
 # Those four kinds of line are Nielsen's four equations (chapter 2), in his numbering; in the
 # code column `k = l - 2`:
@@ -539,7 +585,7 @@ for line in inspect.getsource(Network.backprop_matrix).splitlines():
 # **What to notice:** BP1 is the `cost_derivative(a, Y) * a * (1 - a)` line, BP2 the line inside
 # the loop, and BP3/BP4 the `nabla_b` / `nabla_w` lines, with `.sum(axis=1, ...)` for the batch.
 #
-# ### 4.4 Is the gradient right? Two independent checks (optional, 10 min)
+# ### 4.4 Is the gradient right? Two independent checks (optional, 11 min)
 #
 # **Finite differences.** Nudge one weight by $\pm\epsilon$ and watch the cost:
 # $\partial C/\partial w \approx \frac{C(w+\epsilon) - C(w-\epsilon)}{2\epsilon}$. Two errors
@@ -581,7 +627,7 @@ print(f"smallest error {rel_err.min():.1e}, at eps = {epsilons[rel_err.argmin()]
 # %% [markdown]
 # **What to notice:** the V. Right of the minimum the error falls with $\epsilon^2$, along the
 # dashed guide (truncation); left of it, it *rises* roughly like $1/\epsilon$, along the dotted
-# one (rounding). At $\epsilon = 10^{-6}$, a common choice, you are already on the rounding side:
+# one (rounding). At $\epsilon = 10^{-6}$, a common choice (and 4.1's), you are already on the rounding side:
 # the gap you see there is the machine's, not the formula's, and shrinking $\epsilon$ further
 # makes it worse.
 #
@@ -607,7 +653,7 @@ print(f"largest gap between backprop and autograd: {max(gaps):.1e}")
 # **What to notice:** autograd agrees to rounding, because it *is* the chain rule, done by a
 # machine: no $\epsilon$, so no V.
 #
-# ## 5. The whole mini-batch as one matrix (optional, 7 min)
+# ## 5. The whole mini-batch as one matrix (optional, 8 min)
 #
 # The loop of section 3 calls `backprop` once per example. nnlib's `backprop_matrix` puts the $m$
 # examples side by side as the **columns** of `X`, shape `(64, m)` (and `Y`, `(10, m)`), so every
@@ -663,7 +709,7 @@ gap = max(np.abs(p - q).max() for p, q in zip(loop_net.weights + loop_net.biases
 print("loop and matrix give the same weights to within 1e-10:", gap < 1e-10)
 
 # %% [markdown]
-# ### 5.1 Exercise 2: backprop for a whole mini-batch (optional, 15 min)
+# ### 5.1 Exercise 2: backprop for a whole mini-batch (optional, 18 min)
 #
 # Turn `backprop_one` into backprop for a whole mini-batch: `X` is `(n_in, m)`, `Y` is
 # `(n_out, m)`, and, as in 4.2, `weights[k]` is Nielsen's $W^{k+2}$. Return `(nabla_b, nabla_w)`,
@@ -701,7 +747,7 @@ check_backprop_matrix(backprop_matrix)
 # Only BP3 differs from `backprop_one`.
 # </details>
 #
-# ## 6. Training, measured on the validation set (3 min)
+# ## 6. Training, measured on the validation set (4 min)
 #
 # `Network.SGD(training_data, epochs, mini_batch_size, eta, test_data)` is Nielsen's loop: each
 # epoch, shuffle, cut into mini-batches, take one step per mini-batch, then measure. Nielsen's
@@ -726,37 +772,9 @@ plt.show()
 #
 # ## 7. Choosing `eta`, and why divide by `len(mini_batch)` (14 min, Exercise 3 included)
 #
-# First the learning rate alone: the same network from the same start, five values of `eta`,
-# each given **600 steps** (`nnlib.sgd.train_for_steps`) with mini-batches of 10 from the first
-# 600 training examples, measured on validation. We count *steps* (updates), not epochs: an epoch
-# of 600 examples is 60 steps with `m = 10` but a single step with `m = 600`, and `eta` is about
-# how far each step goes.
-
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-runs = {}
-for eta_try in [0.03, 0.3, 3.0, 30.0, 300.0]:
-    runs[eta_try] = train_for_steps(Network([64, 30, 10], seed=0), training[:600], 600, 10, eta_try,
-                                    test_data=validation)
-    plot_history(runs[eta_try], axes, label=f"eta={eta_try:g}", x="step")
-plt.show()
-for eta_try, h in runs.items():
-    acc = dict(zip(h.step, h.accuracy))
-    first = next((f"step {s}" for s, a in zip(h.step, h.accuracy) if a >= 0.5), "never")
-    print(f"eta = {eta_try:<5g}: training cost {h.cost[0]:.2f} -> {h.cost[-1]:.2f};  validation "
-          f"accuracy at step 0, 120, 300, 600: {acc[0]:.2f}, {acc[120]:.2f}, {acc[300]:.2f}, "
-          f"{acc[600]:.2f};  first >= 0.5: {first}")
-
-# %% [markdown]
-# **What to notice:** with `eta = 0.03` the cost falls, but the accuracy stays near chance: the
-# steps are too short. The two largest overshoot in the first steps and push the sigmoids into
-# saturation, where $\sigma'(z) \approx 0$: the cost goes flat and learning stops. Only `eta = 3`
-# learns quickly (past 0.5 by step 60, 0.94 after 600 steps); `eta = 0.3` stays at chance for
-# the first 120 steps and reaches only 0.64. The good range is narrow: measure it, don't guess.
-#
-# Now the question this section is named for: why divide by `len(mini_batch)`? Without the
-# division the step is `eta * nabla_w`, and `nabla_w` is a sum of $m$ gradients, so it grows with
-# $m$. Nielsen remarks (chapter 1) that dropping the $1/m$ only rescales $\eta$. Exactly so:
+# Section 1.3 showed it on one weight: the summed step is the mean's step with `eta` times $m$.
+# Nielsen remarks (chapter 1) that dropping the $1/m$ only rescales $\eta$. On the digits network
+# too, exactly:
 
 # %%
 summed, mean = Network([64, 30, 10], seed=0), Network([64, 30, 10], seed=0)
@@ -766,9 +784,12 @@ print("sum with eta=0.15 == mean with eta=0.15*20:",
       all(np.allclose(p, q) for p, q in zip(summed.weights, mean.weights)))
 
 # %% [markdown]
-# So with the sum, a good `eta` for one mini-batch size is a different `eta` for another. First,
-# Nielsen's mean: a fresh network for every pair of `eta` and mini-batch size `m`, each trained
-# for exactly 150 steps (24 runs), scored on validation:
+# So with the sum, a good `eta` for one mini-batch size is a different `eta` for another. How
+# different? First, Nielsen's mean: a fresh network from the same start for every pair of `eta`
+# and mini-batch size `m`, trained on the first 600 training examples for exactly 150 steps (24
+# runs), scored on validation. We count *steps* (updates), not epochs: an epoch of 600 examples
+# is 150 steps with `m = 4` but only 600/64, about 9, with `m = 64`, and `eta` is about how far
+# each step goes.
 
 # %%
 etas, batch_sizes = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30], [4, 16, 64]
@@ -825,6 +846,11 @@ plot_accuracy_grid(grids[True], etas, batch_sizes, axes[0], "mean: w - eta/m * s
 plot_accuracy_grid(grids[False], etas, batch_sizes, axes[1], "sum: w - eta * sum")
 plt.show()
 print_bands(False)
+odd = Network([64, 30, 10], seed=0)  # the sum's cell at m = 64, eta = 0.3, trained again
+train_for_steps(odd, training[:600], 150, 64, 0.3, average=False)
+out = odd.feedforward(np.hstack([x_v for x_v, _ in validation]))
+print(f"sum, m = 64, eta = 0.3: largest output on any validation image {out.max():.4f};  "
+      f"its answers, counted per digit 0-9: {np.bincount(out.argmax(axis=0), minlength=10).tolist()}")
 
 # %% [markdown]
 # **What to notice:** with the sum (right) the bright band moves left as `m` grows, from 0.3–1
@@ -833,6 +859,12 @@ print_bands(False)
 # that $1/m$ only roughly, as the mean's own band is not a fixed point either. That is why Nielsen
 # divides: with the mean, **the band of good `eta` stays roughly in place as the mini-batch size
 # changes, and `eta` no longer carries a factor of `m`**.
+#
+# One cell is even *below* chance (one in ten): 0.03 at `m = 64`, `eta = 0.3`, the mean's step
+# with `eta` 64 times larger. Its first steps overshot until all ten outputs were almost 0 for
+# every image (the last line), where $\sigma' \approx 0$ (section 4.1), so learning stopped. The
+# answer is then the largest of ten near-zero numbers: it is 6 or 2 for every image, and mostly
+# for the wrong ones.
 #
 # The check of Exercise 3: a hit is accuracy of at least 0.5 at the two ends of your band, and
 # below 0.5 at the two neighbours outside it.
@@ -860,10 +892,37 @@ else:
 # other. (600 is not a multiple of 256, so each epoch ends with a shorter mini-batch, whose summed
 # step is shorter: the match need not be exact at the edges.)
 #
-# ### 7.1 Try it yourself (optional, 6 min)
+# ### 7.1 The learning rate alone, and try it yourself (optional, 10 min)
 #
-# Untick *divide by m* and change the mini-batch size. Each move retrains from the same start for
-# the same 600 steps, measured on the validation set, and keeps the previous run faint.
+# The learning rate alone, with Nielsen's mean: the same network from the same start, five values
+# of `eta`, each given **600 steps** (`nnlib.sgd.train_for_steps`) with mini-batches of 10 from
+# the first 600 training examples, measured on validation.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+runs = {}
+for eta_try in [0.03, 0.3, 3.0, 30.0, 300.0]:
+    runs[eta_try] = train_for_steps(Network([64, 30, 10], seed=0), training[:600], 600, 10, eta_try,
+                                    test_data=validation)
+    plot_history(runs[eta_try], axes, label=f"eta={eta_try:g}", x="step")
+plt.show()
+for eta_try, h in runs.items():
+    acc = dict(zip(h.step, h.accuracy))
+    first = next((f"step {s}" for s, a in zip(h.step, h.accuracy) if a >= 0.5), "never")
+    print(f"eta = {eta_try:<5g}: training cost {h.cost[0]:.2f} -> {h.cost[-1]:.2f};  validation "
+          f"accuracy at step 0, 120, 300, 600: {acc[0]:.2f}, {acc[120]:.2f}, {acc[300]:.2f}, "
+          f"{acc[600]:.2f};  first >= 0.5: {first}")
+
+# %% [markdown]
+# **What to notice:** with `eta = 0.03` the cost falls, but the accuracy stays near chance: the
+# steps are too short. The two largest overshoot in the first steps and push the sigmoids into
+# saturation, where $\sigma'(z) \approx 0$: the cost goes flat and learning stops. Only `eta = 3`
+# learns quickly (past 0.5 by step 60, 0.94 after 600 steps); `eta = 0.3` stays at chance for
+# the first 120 steps and reaches only 0.64. The good range is narrow: measure it, don't guess.
+#
+# Now the widget: untick *divide by m* and change the mini-batch size. Each move retrains from
+# the same start for the same 600 steps, measured on the validation set, and keeps the previous
+# run faint.
 #
 # *(The widget needs a running kernel; on GitHub you see only this text.)*
 
@@ -885,7 +944,7 @@ LearningRateExplorer(training, validation)
 print(f"test accuracy of the network of section 6: {net.evaluate(test) / len(test):.3f}")
 
 # %% [markdown]
-# ## 8. torch: the same step, and a trap (optional, 9 min)
+# ## 8. torch: the same step, and a trap (optional, 10 min)
 #
 # In torch you write the forward pass and a loss; autograd gives the gradient and
 # `torch.optim.SGD(params, lr=eta)` does `p -= lr * p.grad`. The optimiser has no
@@ -973,7 +1032,7 @@ check_cross_entropy_delta(cross_entropy_delta)
 # ```
 # </details>
 #
-# ## What you now know, and what comes next
+# ## What you now know, and what comes next (2 min)
 #
 # `w - (eta/len(mini_batch))*nw` is: the weights, minus the learning rate times the **mean**
 # gradient over a random handful of examples, where the gradient comes from four equations of
@@ -981,9 +1040,12 @@ check_cross_entropy_delta(cross_entropy_delta)
 # descent diverges; the mean keeps the band of good `eta` roughly in place as the mini-batch size
 # changes and removes the sum's exact factor of `m` (the best `eta` still moves a little).
 #
-# Every network in this series, the Llama of notebooks 03 and 04 included, was trained the same
-# way: a gradient from a mini-batch, then a step against it (though with a smarter optimiser, such
-# as Adam, in place of this plain step, and torch's autograd doing the backprop).
+# The trained networks of the next notebooks learned the same way, a gradient from a mini-batch
+# and then a step against it, though not with this plain step. Two whose training you can read:
+# spaCy's English pipeline in notebook 02 used Thinc's Adam (`Adam.v1` in the
+# `[training.optimizer]` block of its `config.cfg`), with backprop written by hand inside each
+# Thinc layer and no torch at all; the tiny Llama of notebooks 03 and 04 used torch's `AdamW`,
+# with torch's autograd doing the backprop (`loss.backward()` in `scripts/train_tiny_llama.py`).
 # Next: **02 · spaCy pipelines**, where trained networks become tools you load and use.
 #
 # ### What `nnlib.sgd` leaves out (optional, 2 min)
@@ -1003,10 +1065,13 @@ check_cross_entropy_delta(cross_entropy_delta)
 # - 勾配は坂を上る向きを指すので、更新は勾配を**引き**ます。小さな `eta` なら
 #   $\Delta C \approx -\eta\|\nabla C\|^2 \le 0$ となり、コストは下がります。`eta` が大きすぎると
 #   行き過ぎて発散します（1 変数なら $\eta < 2/C''$）。
+# - 1.3 節: 割らずに和のまま、同じ `eta = 0.5` で更新すると、8 点だけでも発散しました
+#   （和の歩幅は平均の 8 倍）。
 # - `len(mini_batch)` で割ると勾配が**平均**になり、良い `eta` の範囲はミニバッチの大きさを変えても
 #   ほぼ同じ位置に留まります（m 倍の依存が消えます。最良の値は少し動きます）。割らない（和のまま）と、
 #   良い `eta` の範囲は m が大きいほど小さい側へずれます。
-# - `nabla_w` は誤差逆伝播法（連鎖律）で求めます。1-1-1 のネットワークで手計算しました（任意の節では
+# - `nabla_w` は誤差逆伝播法（連鎖律）で求めます。1-1-1 のネットワークで手計算し、重みを ±1e-6 ずらした
+#   数値微分で確かめました（任意の節では
 #   1 例分のコードと BP1〜BP4 を対応させ、ミニバッチを行列で扱うときはバイアスの勾配をバッチ方向に
 #   足し合わせます）。
 # - 学習率の比較は、エポック数ではなく**更新回数（ステップ数）**をそろえて行いました。
