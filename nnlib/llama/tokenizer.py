@@ -414,6 +414,14 @@ def load_tokenizer(path: PathLike) -> Tokenizer | TiktokenTokenizer | HFTokenize
         p = find_tokenizer_file(p)
     if not p.is_file():
         raise FileNotFoundError(f"No tokenizer file at {p}. {_HELP_FILES}")
+    with open(p, "rb") as f:
+        if f.read(4) == b"GGUF":
+            raise ValueError(
+                f"{p} is a GGUF file (llama.cpp's one file of weights, settings and tokenizer), not "
+                "a tokenizer file, so load_tokenizer does not read it. Its tokenizer: "
+                "nnlib.llama.gguf.read_gguf(path).tokenizer() (a GGUFTokenizer, read from the "
+                "metadata without the weights); the whole model with its tokenizer: "
+                "Llama.build(path) (load_smol() for the SmolLM2 file).")
     kind = tokenizer_kind(p)
     if kind == "tokenizer.json":
         return HFTokenizer(p)

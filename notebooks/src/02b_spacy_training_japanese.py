@@ -17,29 +17,33 @@
 # # 02b · spaCy: train, fine-tune, Japanese, and a Llama's tokens
 #
 # Notebook 02 used a trained pipeline. This one trains: a text classifier of your own from
-# labelled questions, by hand and with spaCy's `spacy train`; then what changes when you
-# fine-tune a component that is already trained. Then Japanese, where there are no spaces to
-# split on, and the subword pieces a Llama reads instead of words.
+# labelled questions (the series' own set; yours would go in the same form), by hand and with
+# spaCy's `spacy train`; then what changes when you fine-tune a component that is already
+# trained. Then Japanese, where there are no spaces to split on, and the subword pieces a Llama
+# reads instead of words.
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. train a spaCy text classifier on your own labelled data, by hand with `nlp.update` and with
+# 1. train a spaCy text classifier on labelled data (here the series' own questions; your own
+#    data goes in as the same `(text, label)` pairs), by hand with `nlp.update` and with
 #    `spacy train` (a config and `DocBin` files), score it against a baseline on dev, and score it
 #    once on a test split (optional: read its cross-validated mistakes and add data for them);
-# 2. say which optimizer spaCy uses, and why its summed gradient needs no 1/m (notebook 01);
+# 2. say which optimizer spaCy uses, why its summed gradient needs no 1/m (notebook 01) with
+#    Adam, and where the scale still matters (plain SGD, gradient clipping);
 # 3. say what fine-tuning a pretrained component changes, and why it needs rehearsal to keep its
 #    old labels (optional: teach the NER a new label);
-# 4. run a Japanese pipeline (GiNZA) and say how Japanese tokenization differs from English;
+# 4. run a Japanese pipeline (GiNZA, a third-party pipeline for spaCy) and say how Japanese
+#    tokenization differs from English;
 # 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises)
-# adds up to about 48 minutes in the headings: §1 9, §1c 9, §1d with Exercises 2 and 3 9, §1f 4,
-# §2 3, §3 with Exercise 5 8, §4 6; a first reading runs a little longer, so plan an hour. Within
-# the first quarter hour you have trained a classifier on your own data. The parts marked
-# "(optional, N min)" add about 48 more: §1b (the mistakes, with Exercise 1) 15, §1e (the 1/m on
-# the classifier, gradient clipping) 8, §2a (fine-tuning the NER, with Exercise 4) 15, §3b (more of
-# GiNZA) 7, §3c (pipelines per language) 3. Top to bottom the notebook runs in well under two
-# minutes.
+# adds up to about 56 minutes in the headings: §1 11, §1c 6, §1d with Exercises 2 and 3 13, §1f 4,
+# §2 3, §3 with Exercise 5 10, §4 9; with about 3 for this introduction and the set-up, plan an
+# hour. Within the first quarter hour you have trained a classifier on the series' labelled
+# questions. The parts marked "(optional, N min)" add about 55 more: §1b (the mistakes, with
+# Exercise 1) 15, §1c′ (the config and the progress table) 6, §1e (the 1/m on the classifier,
+# gradient clipping) 9, §2a (fine-tuning the NER, with Exercise 4) 15, §3b (more of GiNZA) 7, §3c
+# (pipelines per language) 3. Top to bottom the notebook runs in well under two minutes.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -93,7 +97,7 @@ print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · Train your own component: a text classifier (9 min)
+# ## 1 · Train your own component: a text classifier (11 min)
 #
 # Training in spaCy means: make `Example`s (a `Doc` plus the gold annotation), `nlp.initialize`,
 # then loop `nlp.update` over shuffled mini-batches. The task is this series' own: given a
@@ -131,8 +135,9 @@ print("the trained pipeline's config:", nlp.config["training"]["optimizer"])
 # %% [markdown]
 # **What to notice.** `b1` and `b2` are Adam's moment decay rates: each weight gets its own step
 # size from running averages of its gradient and squared gradient, so this is not
-# `w - eta/m * nw` with one `eta` for all. `L2` is weight decay; `grad_clip` rescales a gradient
-# whose norm is over 1.0 (thinc does it one parameter array at a time: the optional §1e shows it).
+# `w - eta/m * nw` with one `eta` for all. `L2` is weight decay; `grad_clip` scales a gradient
+# down to norm 1.0 when its norm is larger (thinc does it one parameter array at a time: the
+# optional §1e shows it).
 #
 # `nnlib.nlp.train_textcat` builds `spacy.blank("en")` plus a `textcat` component (bag of words: a
 # linear layer over hashed unigrams and bigrams, quick to train on a CPU) and runs this loop,
@@ -161,7 +166,7 @@ print(f"accuracy {scores['accuracy']:.3f} vs majority baseline {baseline:.3f}")
 # %% [markdown]
 # **What to notice.** The loss falls every epoch, and the classifier beats the majority baseline
 # on dev by a wide margin, after seconds of training on a few hundred questions. That is
-# training spaCy on your own data. The rest of §1 runs the same training with spaCy's own tool
+# training spaCy on labelled data of your choice. The rest of §1 runs the same training with spaCy's own tool
 # (§1c), finds notebook 01's 1/m in it (§1d), and scores it once on a test split (§1f); the
 # optional §1b reads its mistakes first.
 
@@ -225,25 +230,23 @@ _ = exercises.check_added_examples(my_questions, retrain, train, dev, test_rows)
 # def retrain(extra):
 #     return nlp_tools.train_textcat(train + extra, n_epochs=10, seed=0)
 # ```
-# A handful of questions among hundreds rarely moves a dev score by more than a question or two:
-# the baseline comparison tells you whether a change is real.
+# A handful of questions among hundreds rarely moves a dev score by more than a question or two,
+# and on 39 dev questions that may be no more than another seed changes: `train_textcat(...,
+# seed=1)`, `seed=2`, ... trained on the same data score differently too. The baseline only tells
+# you that the model learned something. To tell whether the new questions helped, train with and
+# without them over several seeds (or cross-validation folds) and compare the two spreads.
 # </details>
 
 # %% [markdown]
-# ### 1c · The same training with `spacy train`: a config and DocBin files (9 min)
+# ### 1c · The same training with `spacy train`: a config and DocBin files (6 min)
 #
 # The loop above is what spaCy's own command runs. `spacy train config.cfg` reads the whole
 # recipe from a config (architecture, optimizer, batches, epochs, seed) and the corpora from
 # `DocBin` files (`.spacy`: Docs in spaCy's binary format, here with their gold `cats`); it
 # evaluates on dev every `eval_frequency` steps and saves `model-last` (the weights after the last
-# step) and `model-best` (the evaluated step with the best dev score). Here is a base config with
-# only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`):
-
-# %%
-print(nlp_tools.TEXTCAT_BASE_CONFIG)
-
-# %% [markdown]
-# `spacy init fill-config` adds every other setting with its default; `spacy train` then trains.
+# step) and `model-best` (the evaluated step with the best dev score). We write a base config with
+# only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`, printed in the optional §1c′);
+# `spacy init fill-config` adds every other setting with its default, and `spacy train` trains.
 # Both are also Python functions, which the next cell calls in a temporary folder (on the command
 # line: `python -m spacy init fill-config base.cfg config.cfg`, then `python -m spacy train
 # config.cfg --output out --paths.train train.spacy --paths.dev dev.spacy`). Nothing is downloaded.
@@ -266,10 +269,9 @@ with tempfile.TemporaryDirectory() as tmp:
     cli_nlp = spacy.load(folder / "out" / "model-last")
     best_nlp = spacy.load(folder / "out" / "model-best")
     print("written:", sorted(p.name for p in (folder / "out").iterdir()))
-table = [line for line in log.getvalue().splitlines() if line[:3].strip().isdigit() or "LOSS" in line]
-print("\n".join(table))
-print(f"steps: {len(train)} questions / 16 per batch = {-(-len(train) // 16)} batches x 10 epochs; "
-      f"evaluated every {spacy.util.load_config_from_str(nlp_tools.TEXTCAT_BASE_CONFIG)['training']['eval_frequency']} steps")
+recipe = spacy.util.load_config_from_str(nlp_tools.TEXTCAT_BASE_CONFIG, interpolate=True)["training"]
+print("the recipe:", {k: recipe[k] for k in ("seed", "dropout", "max_epochs", "eval_frequency")},
+      "| batch size", recipe["batcher"]["size"], "| optimizer", recipe["optimizer"]["@optimizers"])
 
 # %%
 same = all(abs(a.cats[k] - b.cats[k]) < 1e-5
@@ -280,26 +282,54 @@ print("model-last and the hand loop give the same scores on every dev question:"
 
 # %% [markdown]
 # **What to notice.** The same model: `spacy train` is the hand loop plus a config that records
-# every choice, a binary corpus, and evaluation on dev during training. The table's `CATS_SCORE`
-# is the macro F-score on dev, in percent. Its steps count from 0, so the 150th and last batch is
-# step 149: the table's last row is step 135, and `model-last` is never scored by `spacy train`.
-# `model-best` is the best of the *evaluated* steps only, so it need not beat `model-last`:
-# compare the two dev accuracies printed above. Picking it is one more choice made on dev (and
-# one more reason to keep a test split).
+# every choice, a binary corpus, and evaluation on dev during training. `model-best` is the best
+# of the *evaluated* steps only, so it need not beat `model-last`: compare the two dev accuracies
+# printed above. Picking it is one more choice made on dev (and one more reason to keep a test
+# split).
 
 # %% [markdown]
-# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (9 min, with Exercises 2 and 3)
+# #### 1c′ · The config and the progress table (optional, 6 min)
+#
+# The base config, with only the settings we choose:
+
+# %%
+print(nlp_tools.TEXTCAT_BASE_CONFIG)
+
+# %% [markdown]
+# And the progress table `spacy train` printed while it trained (captured by the cell above),
+# with the arithmetic of its steps:
+
+# %%
+table = [line for line in log.getvalue().splitlines() if line[:3].strip().isdigit() or "LOSS" in line]
+print("\n".join(table))
+print(f"steps: {len(train)} questions / {recipe['batcher']['size']} per batch = "
+      f"{-(-len(train) // recipe['batcher']['size'])} batches x {recipe['max_epochs']} epochs; "
+      f"evaluated every {recipe['eval_frequency']} steps")
+
+# %% [markdown]
+# **What to notice.** The table's `CATS_SCORE` is the macro F-score on dev, in percent. Its steps
+# count from 0, so the 150th and last batch is step 149: the table's last row is step 135, and
+# `model-last` is never scored by `spacy train`. The `LOSS TEXTCAT` column, like §1's "loss per
+# epoch", is a sum of per-batch losses (`nlp.update` adds each batch's loss to `losses`).
+
+# %% [markdown]
+# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (13 min, with Exercises 2 and 3)
 #
 # Notebook 01's update divides by the batch size: `w - (eta/m) * nabla_w`. Does spaCy's? The
-# textcat's `get_loss(examples, scores)` returns two things: the loss, a *mean* squared error over
-# the batch's scores, and the gradient. (`nlp.update` adds each batch's loss to `losses`, so the
-# "loss per epoch" of §1 and the `LOSS TEXTCAT` column of §1c are sums of per-batch means.) What
-# does the gradient look like, and is it divided by `m`?
+# textcat's `get_loss(examples, scores)` (in `spacy/pipeline/textcat.py`) returns two things, and
+# they belong to two different functions of the batch's `scores` and gold `truths` (both
+# `(m, n_labels)` arrays):
+#
+# - the **loss it reports** (§1's "loss per epoch" adds these up) is the *mean* squared error,
+#   `((scores - truths)**2).mean()` over all `m x n_labels` entries: for display only;
+# - the **gradient it passes back** is the gradient of *half the summed* squared error,
+#   `L = 1/2 * sum over the m examples and the labels of (score - truth)**2`, with respect to
+#   each score.
 #
 # ### Exercise 2 · Derive: the gradient the textcat passes back
-# Given the textcat's `scores` and the gold `truths` for a batch (both `(m, n_labels)` arrays),
-# return the gradient spaCy passes back, one row per example. The checker compares with spaCy's own
-# `get_loss` on 16 training questions.
+# Derive `dL/dscores` for that `L` and return it from `textcat_gradient(scores, truths)`: an array
+# shaped like `scores`, one row per example. Is it divided by `m`? The checker compares with
+# spaCy's own `get_loss` on 16 training questions.
 
 # %%
 def textcat_gradient(scores: numpy.ndarray, truths: numpy.ndarray) -> numpy.ndarray:
@@ -323,7 +353,8 @@ _ = exercises.check_textcat_gradient(textcat_gradient, textcat_nlp, train)
 # ### Exercise 3 · Predict: which learning rate makes the mean match the sum?
 # Suppose you divide every gradient by `m` (notebook 01's way). With plain SGD, which learning
 # rate takes the same steps as summing at `learn_rate`? With Adam? Return `(sgd_rate, adam_rate)`.
-# The checker runs thinc's `SGD` and `Adam` both ways on the same gradients.
+# The checker runs thinc's `SGD` and `Adam` both ways on the same gradients, without gradient
+# clipping or weight decay.
 
 # %%
 def matching_learn_rates(learn_rate: float, m: int) -> tuple[float, float]:
@@ -344,12 +375,24 @@ _ = exercises.check_matching_learn_rates(matching_learn_rates)
 # factor on every gradient appears above and below and cancels (up to the tiny `eps`).
 # </details>
 #
-# **What to notice.** This is why spaCy can leave notebook 01's 1/m out: with Adam, its default,
-# the 1/m would change almost nothing; with plain SGD, leaving it out is the same as a learning
-# rate `m` times larger.
+# Exercise 3's Adam had no clipping. spaCy's default Adam has `grad_clip = 1.0` (printed in §1).
+# The same training as §1, once as spaCy does it (summed) and once divided by `m`:
+
+# %%
+textcat_mean = nlp_tools.train_textcat(train, n_epochs=10, seed=0, average=True)  # divides by m
+print(f"spaCy's default Adam, dev accuracy: summed gradient (§1) {nlp_tools.accuracy(textcat_nlp, dev):.3f} "
+      f"| divided by m {nlp_tools.accuracy(textcat_mean, dev):.3f}")
 
 # %% [markdown]
-# ### 1e · The 1/m on the classifier, and gradient clipping (optional, 8 min)
+# **What to notice.** Without clipping, Adam's per-weight scaling cancels the 1/m: that is why
+# spaCy can leave notebook 01's 1/m out. Clipping makes the scale matter again: a gradient array
+# whose norm reaches 1.0 is scaled down before Adam sees it, and a summed gradient, `m` times
+# longer than the mean, is clipped far more often, so the two trainings above differ on dev. With
+# plain SGD, leaving the 1/m out is the same as a learning rate `m` times larger. (The optional
+# §1e shows both on the classifier and counts the clipped updates.)
+
+# %% [markdown]
+# ### 1e · The 1/m on the classifier, and gradient clipping (optional, 9 min)
 #
 # Watch Exercise 3's answer on the classifier. Five trainings on `train` in batches of `m = 15`
 # (225 = 15 x 15, so every batch has the same `m`), without clipping or weight decay so that only
@@ -385,9 +428,7 @@ for first, second in [("Adam, sum", "Adam, mean"), ("SGD 0.05, sum", "SGD 0.05, 
 # **What to notice.** With SGD the 1/m is the learning rate divided by `m`: the mean at the same
 # rate learns far slower, and multiplying the rate by `m` gives back the same model. With Adam,
 # sum and mean train the same model to the printed precision (only Adam's tiny `eps` tells them
-# apart): its per-weight scaling makes the 1/m nearly irrelevant. (spaCy's default
-# `grad_clip = 1.0` is one place where the scale still matters: it clips a summed gradient more
-# often than a mean one.)
+# apart): its per-weight scaling makes the 1/m nearly irrelevant, once clipping is off.
 #
 # **Gradient clipping, one array at a time.** `grad_clip` rescales a gradient whose norm is over
 # the limit, and thinc does it **one parameter array at a time**, not for all gradients together.
@@ -404,8 +445,42 @@ print(f"the norm of both gradients together: {numpy.sqrt(4 * 1.5**2 + 4 * 0.1**2
 
 # %% [markdown]
 # **What to notice.** `W` is cut to norm 1; `b` keeps its own norm. A clip of the global norm
-# (printed last) would have shrunk `b` as well. spaCy computes the gradients; the update rule
-# is Adam's.
+# (printed last) would have shrunk `b` as well. The clipping is not Adam's: thinc's
+# `Optimizer.__call__` (`thinc/optimizers.py`) clips each array's gradient before whichever update
+# rule follows, SGD's (as here) or Adam's. spaCy only computes the gradients.
+#
+# **How often does spaCy's default clip?** §1d's two trainings again, with an optimizer wrapped so
+# that it counts the gradient arrays whose norm reaches `grad_clip` (thinc's test) before passing
+# them on. `Adam(0.001, L2=0.01)` with thinc's defaults is the optimizer printed in §1; the
+# largest score difference shows the summed run is §1's model.
+
+# %%
+class CountClips:
+    """Pass every update on to ``optimizer``, counting the gradient arrays it will clip."""
+
+    def __init__(self, optimizer):
+        self.optimizer, self.updates, self.clipped = optimizer, 0, 0
+
+    def __call__(self, key, weights, gradient, *, lr_scale=1.0):
+        self.updates += 1
+        self.clipped += bool(numpy.linalg.norm(gradient) >= self.optimizer.grad_clip)
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
+
+    def __getattr__(self, name):  # learn_rate, step_schedules, ...: the wrapped optimizer's
+        return getattr(self.optimizer, name)
+
+
+for name, average, same_as in [("summed", False, textcat_nlp), ("divided by m", True, textcat_mean)]:
+    counter = CountClips(Adam(0.001, L2=0.01, grad_clip=1.0))
+    model = nlp_tools.train_textcat(train, n_epochs=10, seed=0, optimizer=counter, average=average)
+    print(f"{name:<13} {counter.clipped} of {counter.updates} gradient arrays clipped | dev accuracy "
+          f"{nlp_tools.accuracy(model, dev):.3f} | largest score difference from §1d's: "
+          f"{largest_gap(model, same_as):.4f}")
+
+# %% [markdown]
+# **What to notice.** Summed, more than half of the gradient arrays are clipped; divided by `m`,
+# only a few. So under spaCy's default the 1/m changes the steps, and the model: not because of
+# Adam, because of the clipping before it.
 
 # %% [markdown]
 # ### 1f · Save, load back, and score once on test (4 min)
@@ -549,7 +624,7 @@ _ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
 # </details>
 
 # %% [markdown]
-# ## 3 · Japanese with GiNZA (8 min, with Exercise 5)
+# ## 3 · Japanese with GiNZA (10 min, with Exercise 5)
 #
 # English words are separated by spaces; Japanese writes none, so a tokenizer cannot split on
 # spaces. Here is the English pipeline's tokenizer on a Japanese sentence:
@@ -558,19 +633,31 @@ _ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
 print("the English pipeline on Japanese:", [t.text for t in nlp("今日は東京に行きました。")])
 
 # %% [markdown]
-# It looks for spaces and keeps the whole clause as one token. GiNZA, spaCy's Japanese pipeline,
-# uses **SudachiPy**, a morphological analyser that looks the text up in a dictionary (Sudachi's,
-# installed as the package `sudachidict_core`) and picks the best segmentation with a cost model
-# (a lattice search). It returns tokens *with* their dictionary form, reading and part of speech.
-# On top GiNZA adds a parser, NER and a morphologizer trained on Japanese data.
+# It looks for spaces and keeps the whole clause as one token. spaCy's own Japanese language
+# class (`spacy.lang.ja`) has a tokenizer that uses **SudachiPy**, a morphological analyser that
+# looks the text up in a dictionary (Sudachi's, installed as the package `sudachidict_core`) and
+# picks the best segmentation with a cost model (a lattice search). It returns tokens *with* their
+# dictionary form, reading and part of speech.
+#
+# Trained Japanese pipelines come from two places. Explosion, spaCy's makers, publish
+# `ja_core_news_sm`, `md`, `lg` and `trf`, installed like `en_core_web_sm` with `python -m spacy
+# download` from GitHub (this series does not install them). This series uses **GiNZA** (`ja_ginza`), a
+# third-party pipeline by Megagon Labs: it installs from the Python package index with a plain
+# `pip install ja-ginza`, and it adds bunsetsu and a compound splitter (the optional §3b). It uses
+# spaCy's Japanese tokenizer (printed below) and adds a parser, NER and a morphologizer trained on
+# Japanese data.
 
 # %%
 nlp_ja = nlp_tools.load_pipeline("ja")
 print("package:", nlp_tools.pipeline_package("ja"), "| pipe_names:", nlp_ja.pipe_names)
 print("tokenizer:", nlp_ja.config["nlp"]["tokenizer"])
-print("dictionary: sudachidict_core", importlib.metadata.version("sudachidict_core"),
-      "| sudachipy", importlib.metadata.version("sudachipy"))
 print("vectors:", nlp_ja.vocab.vectors.shape)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("author:", nlp_ja.meta["author"], "| ja_ginza", nlp_ja.meta["version"],  # differ on Colab
+      "| dictionary: sudachidict_core", importlib.metadata.version("sudachidict_core"),
+      "| sudachipy", importlib.metadata.version("sudachipy"))
 
 # %%
 doc_ja = nlp_ja("彼女は東京大学で自然言語処理を研究しています。")
@@ -619,9 +706,10 @@ _ = exercises.check_content_lemmas(content_lemmas, nlp_ja)
 nlp_tools.render(doc_ja, style="dep", options={"compact": True, "distance": 90})
 
 # %% [markdown]
-# Japanese grammar is often described in **bunsetsu** (文節: a content word plus its particles);
-# GiNZA groups tokens into them. Sudachi can also split at three granularities, its split modes: A
-# (short units), B (middle) and C (long). Two settings use them. The **tokenizer**'s mode (GiNZA
+# Japanese grammar is often described in **bunsetsu** (文節): one independent word plus the
+# dependent words that follow it, such as particles and auxiliaries; GiNZA groups tokens into
+# them. Sudachi can also split at three granularities, its split modes: A (short units), B
+# (middle) and C (long). Two settings use them. The **tokenizer**'s mode (GiNZA
 # sets C) fixes the tokens the parser and the NER see. `ginza.set_split_mode` does *not* change
 # it: it sets the mode of the `compound_splitter`, a component that runs after the parser and the
 # NER and splits the long tokens into shorter ones.
@@ -639,10 +727,14 @@ for mode in ["A", "B", "C"]:
 ginza.set_split_mode(nlp_ja, None)  # back to the default: the splitter leaves tokens whole
 
 # %% [markdown]
-# **What to notice.** The tokenizer's mode is C in all three runs; only the compound_splitter's
-# follows `set_split_mode`. So the parser and the NER saw the C units (`国家公務員`,
-# `選挙管理委員会`) every time: modes A and B cut those tokens into shorter ones only afterwards,
-# once the parse and the entities were set.
+# **What to notice.** Each bunsetsu is one independent word and what depends on it: `彼女は` is a
+# pronoun and a particle, `研究しています。` the verbal noun `研究` with the four tokens after it
+# in §3's table (`し て い ます`) and the full stop.
+#
+# The tokenizer's mode is C in all three runs; only the compound_splitter's follows
+# `set_split_mode`. So the parser and the NER saw the C units (`国家公務員`, `選挙管理委員会`)
+# every time: modes A and B cut those tokens into shorter ones only afterwards, once the parse and
+# the entities were set.
 
 # %%
 doc_ja = nlp_ja("田中さんは2024年4月に京都の大学で働き始めた。")
@@ -674,47 +766,62 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 print("installed trained pipelines:", sorted(spacy.util.get_installed_models()))  # differs on Colab
 
 # %% [markdown]
-# ## 4 · Bridge to notebook 03: words vs subword tokens (6 min)
+# ## 4 · Bridge to notebook 03: words vs subword tokens (9 min)
 #
 # A Llama does not see spaCy's words. It sees **subword tokens**: a fixed vocabulary learned from
 # frequencies in its training text, frequent words one piece, rare words split into pieces, no
 # tags, no lemmas, just integer ids into an embedding table. Llama 1 and 2, and the tiny Llama
 # below, use a **SentencePiece** model: pieces of characters, `▁` marking a preceding space, and
 # raw UTF-8 bytes (`<0xE6>`) as the fallback for anything else (Llama 2's also puts a `▁` before
-# the very first word; the tiny Llama's does not). Llama 3 and SmolLM2 (notebooks 03 and 04) use
-# **byte-level BPE** (GPT-2's and tiktoken's kind): every piece is a sequence of bytes, a space
-# just the first byte of a piece (shown as `Ġ` in Hugging Face vocabularies), so no text ever
-# needs a fallback.
+# the very first word; the tiny Llama's does not). Llama 3 and SmolLM2 (the real Llama of
+# notebooks 03b to 05) use **byte-level BPE** (GPT-2's and tiktoken's kind): every piece is a
+# sequence of bytes, a space just the first byte of a piece (shown as `Ġ` in Hugging Face
+# vocabularies), so no text ever needs a fallback. Below, both tokenizers side by side: the tiny
+# Llama's, trained on Shakespeare, and SmolLM2's, a real model's, read from its GGUF file without
+# loading its weights.
 
 # %%
+from nnlib.llama.gguf import read_gguf, smol_path  # noqa: E402
+
 tokenizer = load_tokenizer(nnlib.DATA_DIR / "tiny-llama")  # notebook 03's loader
-print("tiny Llama tokenizer:", tokenizer.n_words, "pieces; bos id", tokenizer.bos_id)
+smol_tokenizer = read_gguf(smol_path()).tokenizer()  # the tokenizer the GGUF file carries (03b)
+tokenizers = {"tiny Llama": tokenizer, "SmolLM2": smol_tokenizer}
+for name, tok in tokenizers.items():
+    print(f"{name} tokenizer: {tok.n_words} pieces; starts text with BOS (id {tok.bos_id}): {tok.add_bos}")
 for sentence in ["Apple is looking at buying U.K. startup for $1 billion.",
                  "The tokenizer doesn't keep unbelievably rare words whole."]:
-    ids = tokenizer.encode(sentence, bos=True, eos=False)
     print(f"\n{sentence}")
-    print(f"  spaCy words   ({len(nlp.make_doc(sentence)):>2}):", [t.text for t in nlp.make_doc(sentence)])
-    print(f"  Llama pieces  ({len(ids):>2}):", [tokenizer.id_to_piece(i) for i in ids])
-    print("  ids:", ids[:12], "...", "| decode(ids) == sentence:", tokenizer.decode(ids) == sentence)
+    print(f"  spaCy words  ({len(nlp.make_doc(sentence)):>2}):", [t.text for t in nlp.make_doc(sentence)])
+    for name, tok in tokenizers.items():
+        ids = tok.encode(sentence, bos=True, eos=False)
+        print(f"  {name:<11} ({len(ids):>2}):", [tok.id_to_piece(i) for i in ids])
+        print(f"  {'':<11} ids:", ids[:8], "...", "| decode(ids) == sentence:", tok.decode(ids) == sentence)
 
 # %%
 sentence = "今日は東京に行きました。"
-pieces = [tokenizer.id_to_piece(i) for i in tokenizer.encode(sentence, bos=False, eos=False)]
-print("GiNZA words  :", [t.text for t in nlp_ja(sentence)])
-print(f"Llama pieces : {len(pieces)} pieces for {len(sentence)} characters:", pieces[:9], "...")
+print("GiNZA words:", [t.text for t in nlp_ja(sentence)])
+for name, tok in tokenizers.items():
+    pieces = [tok.id_to_piece(i) for i in tok.encode(sentence, bos=False, eos=False)]
+    print(f"{name:<11}: {len(pieces)} pieces for {len(sentence)} characters:", pieces[:6], "...")
 texts = [t for t, _ in train + dev]
 n_words = sum(len(nlp.make_doc(t)) for t in texts)
-n_pieces = sum(len(tokenizer.encode(t, bos=False, eos=False)) for t in texts)
-print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny-Llama pieces, "
-      f"{n_pieces / n_words:.2f} pieces per word")
+print(f"\n{len(texts)} English questions, {n_words} spaCy words:")
+for name, tok in tokenizers.items():
+    n_pieces = sum(len(tok.encode(t, bos=False, eos=False)) for t in texts)
+    print(f"  {name:<11} {n_pieces} pieces, {n_pieces / n_words:.2f} pieces per word")
 
 # %% [markdown]
 # **What to notice.** spaCy splits by *linguistic* rules: a word stays whole unless a rule splits
-# it (`doesn't` -> `does` `n't`, a contraction; `unbelievably` stays one token). The subword
-# tokenizer splits by *frequency in its training text* (Shakespeare, for the tiny Llama), so
-# modern words break into fragments, and Japanese, which it never saw, becomes bytes. A tokenizer
-# must match the text it will meet: the pieces per word above are what a mismatch costs, because
-# a Llama's context length (`max_seq_len`) and its compute are counted in pieces, not in words.
+# it (`doesn't` -> `does` `n't`, a contraction; `unbelievably` stays one token). A subword
+# tokenizer splits by *frequency in its training text*. SmolLM2's keeps most of these words whole
+# (`Ġtokenizer`, its space glued to the front) but still cuts some (`unbelievably`), so a little
+# more than one piece per spaCy word is normal even for a tokenizer that fits the text. The tiny
+# Llama's, made from Shakespeare, breaks modern words into fragments and needs far more pieces for
+# the same questions. Japanese, which neither was made for, needs more pieces than it has
+# characters, most of them fragments of a character's UTF-8 bytes (SmolLM2's byte alphabet shows
+# them as odd Latin letters). The gap between the two pieces-per-word numbers is what a
+# mismatched tokenizer costs, because a Llama's context length (`max_seq_len`) and its compute
+# are counted in pieces, not in words.
 #
 # ## Summary
 #
@@ -722,13 +829,16 @@ print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny
 #   `nlp.initialize` (or `nlp.resume_training` to keep trained weights). `spacy train` runs the
 #   same loop from a config and `DocBin` files. Choose on dev against a baseline, and score on
 #   test once; to improve the data, read cross-validated training mistakes (§1b).
-# - spaCy's gradient is a sum over the batch; Adam's per-weight scaling makes notebook 01's 1/m
-#   nearly irrelevant, while plain SGD needs it (or a learning rate `m` times smaller).
+# - spaCy's gradient is a sum over the batch. Without clipping, Adam's per-weight scaling makes
+#   notebook 01's 1/m nearly irrelevant, while plain SGD needs it (or a learning rate `m` times
+#   smaller). spaCy's default clips each gradient array at norm 1.0, and a summed gradient is
+#   clipped more often than a mean one, so there the 1/m changes the model (§1d).
 # - Fine-tuning adds a label to a trained component (`resume_training`, not `initialize`); keep
 #   the old labels in the gold (rehearsal) or the model forgets them.
-# - Japanese has no spaces between words: spaCy's Japanese pipeline (GiNZA) finds words with a
-#   dictionary-based tokenizer (SudachiPy and Sudachi's dictionary); a subword tokenizer (§4)
-#   cuts the same text into pieces instead.
+# - Japanese has no spaces between words: spaCy's Japanese tokenizer finds words with a
+#   dictionary (SudachiPy and Sudachi's dictionary). GiNZA, the third-party Japanese pipeline by
+#   Megagon Labs that this series uses (spaCy's own are `ja_core_news_*`), runs it and adds a
+#   parser, NER and bunsetsu; a subword tokenizer (§4) cuts the same text into pieces instead.
 # - A Llama needs none of this: it reads subword ids (notebook 03).
 #
 # ### 日本語でまとめると
@@ -736,12 +846,15 @@ print(f"{len(texts)} English questions: {n_words} spaCy words -> {n_pieces} tiny
 # spaCy の学習は `Example` (Doc と正解) を作り、`nlp.initialize` で得た Adam を使って `nlp.update`
 # を繰り返すことです (`spacy train` は同じ処理を設定ファイルと DocBin から行います)。選択は dev
 # データで多数派ベースラインと比べて行い、間違いは交差検証で学習データから読み、test データでは最後に
-# 一度だけ評価します。spaCy の勾配はバッチ全体の和で、ノートブック 01 の 1/m で割りません。Adam では
-# この 1/m はほとんど効きませんが、SGD で省くと学習率を m 倍にするのと同じです。学習済みの NER に
-# 新しいラベルを教えるときは、元のラベルも正解に残さないと忘れてしまいます (リハーサル)。
-# 日本語は空白で区切れないので、GiNZA は SudachiPy の辞書で単語に分けます。Llama はそのどれも使わず、
-# サブワードの ID 列を読みます (ノートブック 03)。
+# 一度だけ評価します。spaCy の勾配はバッチ全体の和で、ノートブック 01 の 1/m で割りません。勾配の
+# クリッピングがなければ Adam ではこの 1/m はほとんど効きませんが、spaCy の既定 (grad_clip = 1.0)
+# では和の勾配のほうが多く切り詰められるので、1/m でモデルが変わります。SGD で省くと学習率を m 倍に
+# するのと同じです。学習済みの NER に新しいラベルを教えるときは、元のラベルも正解に残さないと忘れて
+# しまいます (リハーサル)。日本語は空白で区切れないので、spaCy の日本語トークナイザは SudachiPy の
+# 辞書で単語に分けます。このシリーズが使う GiNZA は Megagon Labs によるサードパーティのパイプライン
+# です (spaCy 自身のものは `ja_core_news_*`)。Llama はそのどれも使わず、サブワードの ID 列を読みます
+# (ノートブック 03)。
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(_clock.report("both pipelines loaded"))
+print(_clock.report("both pipelines and both tokenizers loaded"))
