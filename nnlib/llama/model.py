@@ -27,8 +27,9 @@ from .linear import Linear, project  # nn.Linear without bias; project: several 
 class ModelArgs:
     """Hyper-parameters, named as in Meta's ``params.json``.
 
-    ``max_batch_size`` and ``max_seq_len`` are not in ``params.json``: they size the KV cache and
-    are chosen when the model is built. ``vocab_size = -1`` (as in Llama 2's files) means "take it
+    ``max_batch_size`` and ``max_seq_len`` are not in ``params.json``: they size the KV cache
+    (``max_seq_len`` the rope tables too, and it caps prompt plus generation) and are chosen when
+    the model is built. ``vocab_size = -1`` (as in Llama 2's files) means "take it
     from the tokenizer". ``rope_scale_factor`` and the two ``*_freq_factor`` values only matter with
     ``use_scaled_rope`` (Llama 3.1 uses 8, Llama 3.2 uses 32).
 
