@@ -87,9 +87,10 @@ def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) 
             gap = (f"slot {expected_end}" if c.start_pos == expected_end + 1
                    else f"slots {expected_end}..{c.start_pos - 1}")
             return (f"{step} passed start_pos={c.start_pos}, but the next free position is "
-                    f"{expected_end}: RoPE turns the token by the wrong angle, and cache {gap} "
-                    "is attended to but never written (start_pos = the number of tokens before "
-                    "the ones you feed)")
+                    f"{expected_end}: RoPE turns the token by the wrong angle, and the token "
+                    f"attends to cache {gap}, which your loop never wrote itself: it reads what an "
+                    "earlier call left there (start_pos = the number of tokens before the ones "
+                    "you feed)")
         if c.ids != sequence[c.start_pos: c.end]:
             return (f"{step} fed ids {c.ids[:6]} at start_pos={c.start_pos}, but the sequence there "
                     f"is {sequence[c.start_pos: c.end][:6]}: feed the tokens that sit at those "
