@@ -23,6 +23,9 @@
 # self.biases  = [b-(eta/len(mini_batch))*nb for b, nb in zip(self.biases, nabla_b)]
 # ```
 #
+# His `network.py` is Python 2 (`xrange`, `print "..."` statements); `nnlib.sgd.Network`, used
+# below, is its Python 3 twin, with `@` where he writes `np.dot`.
+#
 # By the end of this notebook you will be able to:
 #
 # 1. say what every symbol in those lines is (`w`, `nw`, `nabla_w`, `nabla_b`, `eta`,
@@ -200,8 +203,9 @@ for eta_try in [0.1, 0.5, 0.8, 1.5, 1.7]:
 #
 # Nielsen's code does not compute the mean slope directly: `update_mini_batch` calls `backprop`
 # once per example and **adds** the results, so `nabla_w` is the **sum**
-# $\sum_j \partial C_j/\partial w$ over the mini-batch. Here is his line, character for
-# character, on the eight points as one mini-batch (with one weight, `nw` is one number):
+# $\sum_j \partial C_j/\partial w$ over the mini-batch. Here is his step, `w-(eta/len(mini_batch))*nw`
+# character for character, on the eight points as one mini-batch (with one weight, `nw` is one
+# number):
 
 # %%
 mini_batch = list(zip(xs, ys))  # eight (x, y) pairs, the layout of Nielsen's mini_batch
@@ -209,7 +213,7 @@ w, eta = 0.0, 0.5
 nw = 0.0
 for x_j, y_j in mini_batch:
     nw = nw + (w * x_j - y_j) * x_j  # dC_j/dw of one example, added up as update_mini_batch does
-w_new = w - (eta/len(mini_batch))*nw  # the seed line, for one weight
+w_new = w-(eta/len(mini_batch))*nw  # the seed line, for one weight
 print(f"nw = {nw:.3f} (a sum of {len(mini_batch)} gradients),  w: {w} -> {w_new:.3f}")
 print("the same as one step along the mean slope, w - eta * slope(w):",
       bool(np.isclose(w_new, w - eta * slope(w))))
@@ -500,7 +504,8 @@ print(f"nudge: (C(w2 + eps) - C(w2 - eps)) / (2 eps) = {nudged:.6f};  backprop: 
 # %% [markdown]
 # **What to notice:** the nudge agrees with the chain rule. Every step back multiplies by a weight
 # and by a $\sigma'$, which is never above 0.25 and almost 0 for a saturated neuron ($\sigma$ near
-# 0 or 1): $\delta^2$ is about a quarter of $\delta^3$ here.
+# 0 or 1): $\delta^2$ is about a quarter of $\delta^3$ in size here, and of the opposite sign
+# (the negative $w^3$ flips it).
 #
 # That is where `nabla_w` comes from: the chain rule, walked back from the cost, one layer at a
 # time. The core path goes on with section 6; sections 4.2–4.4 and 5 (optional) do the same for
@@ -610,6 +615,7 @@ def finite_difference(net, l, i, j, eps):
     return (up - down) / (2 * eps)
 
 
+nb_lib, nw_lib = net.backprop(x, y)  # as in 4.2, so that this section runs without it
 i, j = np.unravel_index(np.abs(nw_lib[0]).argmax(), nw_lib[0].shape)  # a weight that matters
 exact = nw_lib[0][i, j]
 epsilons = 10.0 ** -np.arange(1, 13)
@@ -788,8 +794,8 @@ print("sum with eta=0.15 == mean with eta=0.15*20:",
 # different? First, Nielsen's mean: a fresh network from the same start for every pair of `eta`
 # and mini-batch size `m`, trained on the first 600 training examples for exactly 150 steps (24
 # runs), scored on validation. We count *steps* (updates), not epochs: an epoch of 600 examples
-# is 150 steps with `m = 4` but only 600/64, about 9, with `m = 64`, and `eta` is about how far
-# each step goes.
+# is 150 steps with `m = 4` but only 10 with `m = 64` (600 = 9 × 64 + 24: nine mini-batches of
+# 64, then one of 24), and `eta` is about how far each step goes.
 
 # %%
 etas, batch_sizes = [0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30], [4, 16, 64]
@@ -860,11 +866,12 @@ print(f"sum, m = 64, eta = 0.3: largest output on any validation image {out.max(
 # divides: with the mean, **the band of good `eta` stays roughly in place as the mini-batch size
 # changes, and `eta` no longer carries a factor of `m`**.
 #
-# One cell is even *below* chance (one in ten): 0.03 at `m = 64`, `eta = 0.3`, the mean's step
-# with `eta` 64 times larger. Its first steps overshot until all ten outputs were almost 0 for
-# every image (the last line), where $\sigma' \approx 0$ (section 4.1), so learning stopped. The
-# answer is then the largest of ten near-zero numbers: it is 6 or 2 for every image, and mostly
-# for the wrong ones.
+# One cell is far *below* chance (one in ten): 0.03 at `m = 64`, `eta = 0.3`, the mean's step
+# with `eta` 64 times larger. For the first part of the run its steps overshot back and forth
+# (the largest output swung between near 0 and near 1), until one step pushed all ten outputs to
+# almost 0 for every image (the last line), where $\sigma' \approx 0$ (section 4.1), so learning
+# stopped. The answer is then the largest of ten near-zero numbers: it is 6 or 2 for every
+# image, and mostly for the wrong ones.
 #
 # The check of Exercise 3: a hit is accuracy of at least 0.5 at the two ends of your band, and
 # below 0.5 at the two neighbours outside it.
