@@ -276,17 +276,62 @@ def tiny_hf_model():
 
 def test_the_lines_03b_prints_from_sources_exist_in_the_installed_versions(tiny_hf_model):
     import transformers
+    import transformers.integrations.accelerate as hf_accelerate
     from accelerate.utils import get_max_memory
 
     found = [
         *device_notes.source_lines(type(tiny_hf_model).prepare_inputs_for_generation,
                                    "Move the tensors the forward consumes", 'if self.device.type != "meta"'),
-        *device_notes.source_lines(transformers.modeling_utils, "If the device_map has more than 1 device"),
+        *device_notes.source_lines(transformers.modeling_utils, "If the device_map has more than 1 device",
+                                   'torch_dtype = kwargs.pop("torch_dtype", None)'),
         *device_notes.source_lines(get_max_memory, "for i in range(torch.cuda.device_count())",
                                    "if is_mps_available():", 'max_memory["mps"] =', 'max_memory["cpu"] ='),
+        *device_notes.source_lines(hf_accelerate, "= get_balanced_memory(",
+                                   "device_map = infer_auto_device_map("),
+        *device_notes.source_lines(transformers.configuration_utils, "if hasattr(config, key):",
+                                   "`torch_dtype` is deprecated"),
     ]
     assert not [line for line in found if line.startswith("(not in this version")]
     assert device_notes.source_lines(get_max_memory, "no such line")[0].startswith("(not in this version")
+
+
+
+def test_the_seeds_torch_dtype_warns_from_the_config_not_from_the_model(tmp_path, tiny_hf_model):
+    """What 03b §1's optional part says: the model's from_pretrained takes torch_dtype= silently;
+    AutoModelForCausalLM.from_pretrained warns, because AutoConfig reads the config's old attribute."""
+    import logging
+    import traceback
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    tiny_hf_model.save_pretrained(tmp_path)
+    warned_from: dict[str, list[str]] = {}
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "`torch_dtype` is deprecated" in record.getMessage():
+                warned_from[current].append(next(
+                    f"{Path(f.filename).name}:{f.name}" for f in reversed(traceback.extract_stack())
+                    if "/transformers/" in f.filename.replace("\\", "/")
+                    and not f.filename.replace("\\", "/").endswith("utils/logging.py")))
+
+    catch, verbosity = Catch(), hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()
+    logging.getLogger("transformers").addHandler(catch)
+    try:
+        for cls in (type(tiny_hf_model), AutoModelForCausalLM):
+            current = cls.__name__
+            warned_from[current] = []
+            hf_logging.warning_once.cache_clear()  # so each call may warn again
+            model = cls.from_pretrained(tmp_path, torch_dtype=torch.float16)
+            assert model.dtype == torch.float16
+    finally:
+        logging.getLogger("transformers").removeHandler(catch)
+        hf_logging.set_verbosity(verbosity)
+    assert warned_from == {"LlamaForCausalLM": [],
+                           "AutoModelForCausalLM": ["configuration_utils.py:torch_dtype"]}
 
 
 def test_on_this_cpu_generate_and_forward_see_cpu_ids(tiny_hf_model):

@@ -161,13 +161,6 @@ def _norms_split(sol: Namespace) -> Namespace:
     return {"split": split}
 
 
-def _move_only_ids(sol: Namespace) -> Namespace:
-    def fixed_forward(model, inputs):
-        return model(input_ids=inputs.input_ids.to(model.device), attention_mask=inputs.attention_mask).logits
-
-    return {"fixed_forward": fixed_forward}
-
-
 def _mean_over_batch(nablas: tuple[list, list], m: int) -> tuple[list, list]:
     nabla_b, nabla_w = nablas
     return [nb / m for nb in nabla_b], [nw / m for nw in nabla_w]
@@ -253,7 +246,9 @@ WRONG: dict[str, list[Mistake]] = {
     "check_sentence_pipeline": [(lambda sol: {"sentence_pipeline": lambda: "en_core_web_sm"}, "Language")],
     "check_lemma_components": [
         (lambda sol: {"lemma_components": lambda: [*sol["lemma_components"](), "ner"]}, "can go"),
-        (lambda sol: {"lemma_components": lambda: ["lemmatizer"]}, "different lemmas")],
+        (lambda sol: {"lemma_components": lambda: ["lemmatizer"]}, "different lemmas"),
+        (lambda sol: {"lemma_components": lambda: [c for c in sol["lemma_components"]() if c != "parser"]},
+         "reads that dep_")],
     "check_pos_without_parser": [
         (lambda sol: {"pos_without_parser": lambda: {**sol["pos_without_parser"](), "do": "VERB"}},
          "no pattern that reads DEP"),
@@ -317,7 +312,6 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"failing_line": lambda: 3}, "nothing is computed yet"),
         (lambda sol: {"fixed_forward": lambda model, inputs: model(**inputs).logits},
          "ids are still on the cpu"),
-        (_move_only_ids, "attention_mask is still on the cpu"),
         (lambda sol: {"fixed_forward": lambda model, inputs: model(
             input_ids=inputs.input_ids.to(model.device)).logits}, "pass the attention_mask too")],
     # 04
@@ -350,7 +344,8 @@ WRONG: dict[str, list[Mistake]] = {
         (lambda sol: {"cache_fill": lambda p, n: n}, "prefill writes every prompt position"),
         (lambda sol: {"cache_fill": lambda p, n: "all"}, "whole number")],
     "check_generation_loop": [
-        (lambda sol: _loop_with(lambda n_before: n_before + 1), "next free position"),
+        (lambda sol: _loop_with(lambda n_before: n_before + 1),
+         "your loop never wrote itself: it reads what an earlier call left there"),
         (lambda sol: _loop_with(lambda n_before: 0), "pass start_pos = prev_pos"),
         (lambda sol: _loop_with(lambda n_before: n_before, refeed=True), "redoes the prefix"),
         (lambda sol: _loop_with(lambda n_before: n_before, row=0), "LAST row"),

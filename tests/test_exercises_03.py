@@ -95,3 +95,63 @@ def test_would_gloo_fix_it_shows_metas_next_failing_lines_for_real():
     assert f"AttributeError: {set_device.value}" in outputs and "_cuda_setDevice" in outputs
     assert f"TypeError: {tensor_type.value}" in outputs
     assert torch.get_default_dtype() == torch.float32
+
+
+# ---- Exercise 1 and 2: a params.json without n_kv_heads --------------------------------------
+
+
+def _kv_forgetting_llama2(params, max_seq_len, max_batch_size, bytes_per_value):
+    head_dim = params["dim"] // params["n_heads"]
+    return (2 * params["n_layers"] * max_batch_size * max_seq_len * params["n_kv_heads"] * head_dim
+            * bytes_per_value)
+
+
+def _count_forgetting_llama2(params):
+    from nnlib.llama.devices import count_parameters
+
+    return count_parameters(**{**params, "n_kv_heads": params["n_kv_heads"]})  # right, but for Llama 2
+
+
+@pytest.mark.parametrize("checker, answer", [(ex.check_kv_cache_bytes, _kv_forgetting_llama2),
+                                             (ex.check_llama_parameter_count, _count_forgetting_llama2)])
+def test_a_missing_n_kv_heads_is_named_not_a_traceback(checker, answer, capsys):
+    """Llama 2 7B's params.json has no n_kv_heads: ``params["n_kv_heads"]`` raises KeyError, and
+    the checker says what that means instead of letting the traceback through."""
+    verdict = checker(answer)
+    said = capsys.readouterr().out
+    assert not verdict
+    assert said.startswith("Not yet: ") and "n_kv_heads" in said and "KeyError" in said
+    assert "params.get('n_kv_heads') or params['n_heads']" in said
+
+
+def test_another_missing_key_lists_the_keys_there(capsys):
+    assert not ex.check_kv_cache_bytes(lambda params, *rest: params["head_dim"])
+    said = capsys.readouterr().out
+    assert "params['head_dim'] raised KeyError" in said and "'n_heads'" in said
+
+
+# ---- claims of §4 and §5, checked against nnlib ------------------------------------------------
+
+
+def test_max_seq_len_sizes_the_rope_tables_and_caps_forward():
+    """§4: max_seq_len sizes the rope tables (one row per position) and forward raises past it."""
+    from nnlib.llama import load_tiny
+
+    llama = load_tiny(device="cpu", max_seq_len=32, max_batch_size=1)
+    assert llama.model.rope_cos.shape[0] == 32
+    with pytest.raises(ValueError, match="do not fit max_seq_len=32"):
+        llama.model.forward(torch.zeros(1, 33, dtype=torch.long), 0)
+
+
+def test_a_16_gb_macs_gpu_refuses_llama_2_7b_in_fp16(monkeypatch):
+    """§5: on a 16 GB Mac, Metal recommends two thirds of the memory for the GPU, and nnlib's
+    check on MPS (the smaller of that and the Mac's free memory) refuses Llama 2 7B in fp16."""
+    from nnlib.llama import loading, memory
+    from nnlib.llama.model import ModelArgs
+
+    monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 16 * 2**30 * 2 // 3, raising=False)
+    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: 0, raising=False)
+    monkeypatch.setattr(memory, "host_free_bytes", lambda: 16 * 2**30)  # even with nothing else running
+    args = ModelArgs(**memory.KNOWN_MODELS["7B"], max_seq_len=128, max_batch_size=4)
+    with pytest.raises(MemoryError, match=r"needs about 13\.7 GB on mps .* only 11\.5 GB is free"):
+        loading.check_memory_fits(args, torch.float16, torch.device("mps"))

@@ -58,12 +58,34 @@ def test_trace_calls_on_a_bare_transformer_and_without_cache(llama, batch):
 
 def test_record_calls_sees_inputs_and_output(llama, batch):
     attention = llama.model.layers[0].attention
+    pre_hooks = dict(attention._forward_pre_hooks)  # nnlib's own, if any
     with record_calls(attention) as calls, torch.inference_mode():
         llama.model.forward(torch.tensor([batch[0]]), 0)
     assert len(calls) == 1 and calls[0].args[0].shape[1] == len(batch[0])
     assert calls[0].output.shape == calls[0].args[0].shape
-    assert not attention._forward_hooks
+    assert not attention._forward_hooks and dict(attention._forward_pre_hooks) == pre_hooks
 
+
+
+def test_record_calls_records_a_call_that_raises():
+    """Notebook 03b §2 reads calls[0] after a generate that may raise (a transformers that does not
+    move the ids, on a GPU): the inputs are recorded before the module runs, so they are there."""
+
+    class Picky(torch.nn.Module):
+        def forward(self, x, *, fail=False):
+            if fail:
+                raise RuntimeError("Expected all tensors to be on the same device")
+            return x + 1
+
+    module = Picky()
+    with record_calls(module) as calls:
+        with pytest.raises(RuntimeError, match="same device"):
+            module(torch.zeros(2), fail=True)
+        module(torch.ones(3))
+    assert len(calls) == 2
+    assert calls[0].args[0].shape == (2,) and calls[0].kwargs == {"fail": True} and calls[0].output is None
+    assert torch.equal(calls[1].output, torch.full((3,), 2.0))  # the next call still gets its own output
+    assert not module._forward_hooks and not module._forward_pre_hooks
 
 def test_rope_angle_from_moves_one_angle_and_restores(llama, batch):
     model, ids = llama.model, batch[1]

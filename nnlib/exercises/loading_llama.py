@@ -30,13 +30,33 @@ def _kv_reference(params: dict, max_seq_len: int, max_batch_size: int, bytes_per
                           dtype=format_of_bytes(bytes_per_value))
 
 
+def _attempt_on_params(fn: Callable[..., Any], params: dict, *args: Any) -> tuple[bool, Any, str]:
+    """``attempt(fn, params, *args)``, but a KeyError for a key this ``params.json`` lacks is a
+    hint, not a traceback: (ran, result, hint), with hint "" when ``fn`` raised no KeyError."""
+    try:
+        ran, got = attempt(fn, dict(params), *args)
+    except KeyError as err:
+        key = err.args[0] if err.args else None
+        if key == "n_kv_heads" and "n_kv_heads" not in params:
+            hint = ("params['n_kv_heads'] raised KeyError: Llama 2 7B's and 13B's params.json have "
+                    "no n_kv_heads (every head has its own keys and values); use "
+                    "params.get('n_kv_heads') or params['n_heads']")
+        else:
+            hint = f"params[{key!r}] raised KeyError: this params.json has only {sorted(params)}"
+        return False, None, hint
+    return ran, got, ""
+
+
 def check_kv_cache_bytes(fn: Callable[..., Any]) -> Verdict:
     """Exercise 03.1: ``fn(params, max_seq_len, max_batch_size, bytes_per_value)`` -> bytes of the
     KV cache a Llama with this ``params.json`` allocates (keys and values, every layer)."""
     cases = [(_TINY_SHAPE, 256, 4, 4), (_LLAMA2_7B, 2048, 1, 2), (_LLAMA3_8B, 8192, 1, 2),
              (_LLAMA2_7B, 2048, 32, 2), (_LLAMA3_70B, 4096, 4, 2)]
     for params, seq, bsz, nbytes in cases:
-        ran, got = attempt(fn, dict(params), seq, bsz, nbytes)
+        ran, got, key_hint = _attempt_on_params(fn, params, seq, bsz, nbytes)
+        if key_hint:
+            return report(False, "", f"for dim={params['dim']}, n_layers={params['n_layers']}: "
+                           f"{key_hint}.")
         if not ran:
             return Verdict(False)
         want = _kv_reference(params, seq, bsz, nbytes)
@@ -69,7 +89,10 @@ def check_llama_parameter_count(fn: Callable[..., Any]) -> Verdict:
     """Exercise 03.2: ``fn(params)`` -> parameters of a Llama with this ``params.json`` (embedding
     and output separate, as in Meta's checkpoints)."""
     for params in (_TINY_SHAPE, _LLAMA2_7B, _LLAMA3_8B, _LLAMA3_70B):
-        ran, got = attempt(fn, dict(params))
+        ran, got, key_hint = _attempt_on_params(fn, params)
+        if key_hint:
+            return report(False, "", f"for dim={params['dim']}, n_layers={params['n_layers']}: "
+                           f"{key_hint}.")
         if not ran:
             return Verdict(False)
         want = count_parameters(**params)
@@ -166,8 +189,10 @@ SNIPPET_LINES = (
 
 class _OneDeviceModel:
     """A stand-in for a transformers model on one device (``meta`` here: a second device every
-    torch has): like a real one on a GPU, its forward call moves nothing and raises the
-    device-mismatch error when a tensor it reads is elsewhere. It records what it was given."""
+    torch has), doing what a real Llama on one GPU does in a forward call: ``input_ids``
+    elsewhere raise the device-mismatch error (the embedding reads them where they are), and a
+    2-D ``attention_mask`` elsewhere is moved (transformers' ``masking_utils`` moves it to the
+    embeddings' device, as 5.24 does). It records what it was given, the mask as given."""
 
     def __init__(self, device: str) -> None:
         import torch
@@ -180,11 +205,10 @@ class _OneDeviceModel:
         from types import SimpleNamespace
 
         self.calls.append({"input_ids": input_ids, "attention_mask": attention_mask, **kwargs})
-        for name, t in (("input_ids", input_ids), ("attention_mask", attention_mask)):
-            if t is not None and getattr(t, "device", None) != self.device:
-                where = getattr(t, "device", type(t).__name__)
-                raise RuntimeError(f"Expected all tensors to be on the same device, but got {name} "
-                                   f"is on {where}, different from other tensors on {self.device}")
+        if input_ids is not None and getattr(input_ids, "device", None) != self.device:
+            where = getattr(input_ids, "device", type(input_ids).__name__)
+            raise RuntimeError(f"Expected all tensors to be on the same device, but got input_ids "
+                               f"is on {where}, different from other tensors on {self.device}")
         return SimpleNamespace(logits=self.logits)
 
 
@@ -205,6 +229,7 @@ def check_forward_on_model_device(failing_line: Callable[..., Any],
     if line != 4:
         return report(False, "", hints.get(line, f"answer a line number, 1 to 4 (you said {line!r})")
                       + ": the error comes where the model reads a tensor that is not on its device.")
+    mask_left_behind = False
     for device in ("meta", "cpu"):
         model = _OneDeviceModel(device)
         ids = torch.tensor([[1, 5, 9]])
@@ -213,13 +238,11 @@ def check_forward_on_model_device(failing_line: Callable[..., Any],
         try:
             ran, got = attempt(fixed_forward, model, inputs)
         except RuntimeError as err:
-            if "input_ids" in str(err):
-                hint = ("the ids are still on the cpu, as in line 4: a forward call moves nothing; "
-                        "move the whole batch, inputs.to(model.device)")
-            else:
-                hint = ("the attention_mask is still on the cpu: every tensor the model reads must "
-                        "be on model.device; inputs.to(model.device) moves them all")
-            return report(False, "", f"with the model on {device}: {hint}.")
+            if "Expected all tensors to be on the same device, but got input_ids" not in str(err):
+                raise  # the learner's own error, with its traceback
+            return report(False, "", f"with the model on {device}: the ids are still on the cpu, as "
+                           "in line 4: a forward call does not move them; move the whole batch, "
+                           "inputs.to(model.device).")
         if not ran:
             return Verdict(False)
         if not model.calls:
@@ -232,6 +255,12 @@ def check_forward_on_model_device(failing_line: Callable[..., Any],
             return report(False, "", "the ids changed their values: only move them")
         if got is not model.logits:
             return report(False, "", "return the logits: model(...).logits")
-    return report(True, "Line 4: a forward call moves nothing, and the embedding reads CPU ids on "
-                   "the GPU. inputs.to(model.device) (a BatchEncoding's .to) moves every tensor at "
-                   "once; on a CPU-only machine the same line costs nothing.", "")
+        mask_left_behind |= getattr(call["attention_mask"], "device", None) != model.device
+    habit = ("inputs.to(model.device) (a BatchEncoding's .to) moves every tensor at once; on a "
+             "CPU-only machine the same line costs nothing.")
+    if mask_left_behind:
+        habit = ("You left the attention_mask on the cpu: that passes, because transformers' mask "
+                 "code moves a 2-D attention_mask to the model's device itself (5.24 does), but "
+                 "the ids it never moves. Moving the whole batch is still the habit: " + habit)
+    return report(True, "Line 4: a forward call does not move the ids, and the embedding reads "
+                   "CPU ids on the GPU. " + habit, "")

@@ -9,7 +9,8 @@ only gathers the facts and prints.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -90,6 +91,41 @@ def nccl_call_lines(facts: DeviceFacts, error: BaseException | None) -> list[str
             f'CPU-only torch, Windows) the same call raises "RuntimeError: {NCCL_MISSING}".']
 
 
+#: The line ``example_text_completion.py`` prints once ``Llama.build`` has loaded:
+#: "Loaded in 0.25 seconds on cpu (float32)".
+LOADED_LINE = re.compile(r"^Loaded in [\d.]+ seconds on (\S+) \((\w+)\)$", re.MULTILINE)
+
+#: torchrun's port when told none, before torch let a single-node run pick a free one.
+OLD_TORCHRUN_PORT = 29500
+
+
+def seed_run_lines(returncode: int, stdout: str, backend_for: Callable[[str], str]) -> list[str]:
+    """Notebook 03 §1: what the seed's torchrun command did here, read off its own output (the
+    device and dtype ``Llama.build`` printed) and, for that device, the process-group backend
+    nnlib's ``init_process_group_if_needed`` starts under torchrun (``backend_for``:
+    ``devices.process_group_backend``)."""
+    loaded = LOADED_LINE.search(stdout)
+    if returncode != 0 or loaded is None:
+        return [f"the command failed (exit code {returncode}): its error is above"]
+    device, dtype = loaded.groups()
+    return [f"exit code 0: one process; Llama.build loaded the model on {device} ({dtype}) and, "
+            f"under torchrun, started a process group with backend {backend_for(device)!r}"]
+
+
+def torchrun_port_line(master_port: str | int, torch_version: str) -> str:
+    """Notebook 03 §1: the ``MASTER_PORT`` torchrun (given no port, one node) gave its process,
+    and what that means for this torch (``master_port`` "" when the run printed none)."""
+    if not str(master_port).strip().isdigit():
+        return f"torch {torch_version}: torchrun's run printed no port here ({master_port!r})"
+    if int(master_port) == OLD_TORCHRUN_PORT:
+        return (f"torch {torch_version}: torchrun, given no --master_port, used port "
+                f"{OLD_TORCHRUN_PORT}, its fixed default: two runs at once clash on it "
+                "(--standalone makes it pick a free port)")
+    return (f"torch {torch_version}: torchrun, given no --master_port, picked a free port by "
+            f"itself ({master_port}), so the command needs no --standalone; older torch (the "
+            f"seed's 2.0.1) used port {OLD_TORCHRUN_PORT}")
+
+
 def _device_name(where: Any) -> str:
     """accelerate's names (0, 1, 'cpu', 'mps', 'disk') as torch's ('cuda:0', ...)."""
     return f"cuda:{where}" if isinstance(where, int) else str(where)
@@ -124,7 +160,8 @@ def placement_lines(facts: DeviceFacts, model_device: torch.device | str, model_
     lines.append(why)
     if placed != list(rule):
         lines.append(f"here the weights are on {', '.join(placed)}, not {', '.join(rule)} as the "
-                     "rule says (another accelerate version, a GPU too small, or a map of your own)")
+                     "rule says (another transformers or accelerate version, a GPU too small, or a "
+                     "map of your own)")
     return lines
 
 
@@ -192,8 +229,8 @@ def mismatch_lines(facts: DeviceFacts, model_device: torch.device | str,
                "or a Mac's MPS); this machine has none, so it cannot happen here. On those, this cell "
                "prints it, and the fix is the same line")
         if facts.mps:
-            why = ("device_map='auto' left the model on the CPU (not what accelerate 1.15 does on "
-                   "a Mac); device_map='mps' puts it on the Mac's GPU, and then this cell shows "
+            why = ("device_map='auto' left the model on the CPU (not what it does on a Mac with "
+                   "accelerate 1.15); device_map='mps' puts it on the Mac's GPU, and then this cell shows "
                    "MPS's wording of the error")
     else:
         head = f"{machine_kind(facts)}: the model is on {dev}, the ids on the cpu"
@@ -205,8 +242,8 @@ def mismatch_lines(facts: DeviceFacts, model_device: torch.device | str,
             else:
                 words = (f" (the same mistake; torch's wording has changed since the seed's (2023) "
                          f"log, \"{SAME_DEVICE}, {SEED_WORDS}\"; this torch's words are above)")
-            why = ("a forward call moves nothing (only generate does, above): this is the seed's "
-                   "mistake" + words + "; the fix puts the ids on model.device")
+            why = ("a forward call does not move the ids: this is the seed's mistake" + words
+                   + "; the fix puts the ids on model.device")
         else:
             why = ("this forward call passed with CPU ids: something in this torch or transformers "
                    "moved them; input_ids.to(model.device) is still the line that works everywhere")

@@ -8,7 +8,10 @@ follows it; no process group is needed on one device.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -243,3 +246,51 @@ def init_process_group_if_needed(device: DeviceLike = None) -> bool:
         return False
     dist.init_process_group(backend=process_group_backend(device))
     return True
+
+
+# ---- torchrun's variables, for showing Meta's first line in one process (notebook 03) ---------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now: the one the operating system gives for port 0."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+#: The variables ``init_process_group`` reads under torchrun (``init_method="env://"``: torch's
+#: ``rendezvous._env_rendezvous_handler``), and ``LOCAL_RANK``, which Meta's ``build`` reads to
+#: pick its GPU. torchrun sets more that neither reads (LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK,
+#: TORCHELASTIC_*).
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def torchrun_variables(port: int | None = None) -> dict[str, str]:
+    """``TORCHRUN_VARIABLES`` with the values ``torchrun --nproc_per_node 1`` gives its one
+    process: rank 0 of 1, GPU 0, meeting at localhost on ``port`` (default: a free one)."""
+    return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "localhost",
+            "MASTER_PORT": str(free_port() if port is None else port)}
+
+
+@contextlib.contextmanager
+def torchrun_environment(variables: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Inside the block this process looks as if ``torchrun --nproc_per_node 1`` had started it:
+    ``variables`` (default ``torchrun_variables()``) are set in ``os.environ``, and the block
+    gets them. Afterwards every one of them is back as it was (unset if it was unset) and any
+    process group started inside is destroyed, so a notebook can run Meta's
+    ``init_process_group`` and go on as a plain single process."""
+    import torch.distributed as dist
+
+    variables = dict(torchrun_variables() if variables is None else variables)
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
+    try:
+        yield variables
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -8,7 +8,7 @@ and 05 use, kept here so a notebook cell reads as what it reveals.
 
     with record_calls(module) as calls:      # any nn.Module, transformers' included
         model.generate(...)
-    calls[0].kwargs["position_ids"], calls[0].args, calls[0].output
+    calls[0].kwargs["position_ids"], calls[0].args, calls[0].output   # output: None if it raised
 
     with rope_angle_from(model, angle_pos=9, at=8):
         model.forward(one_token, 8)          # slot 8 of the cache, rotated as position 9
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -101,27 +101,38 @@ def trace_calls(target: Any) -> Iterator[Trace]:
 
 @dataclass(frozen=True)
 class ModuleCall:
-    """One call of a module: its positional ``args``, keyword ``kwargs`` and ``output``."""
+    """One call of a module: its positional ``args``, keyword ``kwargs`` and ``output`` (None
+    when the call raised: the inputs are recorded before the module runs, the output after)."""
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    output: Any
+    output: Any = None
 
 
 @contextmanager
 def record_calls(module: torch.nn.Module) -> Iterator[list[ModuleCall]]:
-    """Record the inputs and output of every call of ``module`` inside the block (a forward hook
-    that only looks), for any ``nn.Module``: an attention layer, transformers' ``LlamaModel``."""
+    """Record the inputs and output of every call of ``module`` inside the block, for any
+    ``nn.Module``: an attention layer, transformers' ``LlamaModel``. Hooks that only look: a
+    forward pre-hook records the inputs as the module receives them, so a call that raises is
+    recorded too (with ``output`` None), and a forward hook adds the output when it returns."""
     calls: list[ModuleCall] = []
+    running: list[int] = []  # indices in ``calls`` of the calls not yet returned, innermost last
 
-    def hook(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-        calls.append(ModuleCall(tuple(args), dict(kwargs), output))
+    def before(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        running.append(len(calls))
+        calls.append(ModuleCall(tuple(args), dict(kwargs)))
 
-    handle = module.register_forward_hook(hook, with_kwargs=True)
+    def after(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        i = running.pop()  # a call that raised never gets here; its index stays below, unused
+        calls[i] = replace(calls[i], output=output)
+
+    handles = [module.register_forward_pre_hook(before, with_kwargs=True),
+               module.register_forward_hook(after, with_kwargs=True)]
     try:
         yield calls
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

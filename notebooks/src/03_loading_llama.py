@@ -25,13 +25,12 @@
 #    but found at least two devices, cuda:0 and cpu"**.
 #
 # Both errors are about *where things live*: which process talks to which GPU, and which device
-# holds each tensor. This notebook takes Meta's side. It makes the NCCL error happen for real
-# and fixes it first, then lists what a Mac must change in Meta's code, chooses a device and a
-# dtype, and only then opens the checkpoint and does the memory math. Everything runs on the
-# tiny Shakespeare Llama shipped in `data/tiny-llama/` (3 million parameters, trained in this
-# repository), on a laptop with no GPU and no downloads. **Notebook 03b** takes the Hugging Face
-# side: a real pretrained Llama (SmolLM2) loaded with transformers and `device_map="auto"`, and
-# the device-mismatch error on your own machine.
+# holds each tensor. This notebook takes Meta's side: it makes the NCCL error happen for real and
+# fixes it first, then lists what a Mac must change in Meta's code, chooses a device and a dtype,
+# opens the checkpoint and does the memory math. Everything runs on the tiny Shakespeare Llama in
+# `data/tiny-llama/` (3 million parameters, trained in this repository), with no GPU and no
+# downloads. **Notebook 03b** takes the Hugging Face side (SmolLM2, `device_map="auto"`, the
+# device-mismatch error on your own machine).
 #
 # **Learning goals.** After this notebook you can
 #
@@ -47,19 +46,20 @@
 # | The seed's question | Where it is answered |
 # |---|---|
 # | `init_process_group("nccl")`, "doesn't have NCCL built in", `torchrun`, `ChildFailedError` | §1 |
-# | what `Llama.build` does; `initialize_model_parallel`, `torch.manual_seed(1)`, silencing ranks > 0 | §1, §2 (line by line) |
+# | what `Llama.build` does; `initialize_model_parallel`, `torch.manual_seed(1)`, silencing ranks > 0 | §2 (line by line) |
 # | `torch.cuda.set_device`, running Meta's code on a Mac | §2, §3 |
 # | what are `ckpt_dir`, `tokenizer_path`, `params.json`, `*.pth`; `map_location="cpu"` | §4 |
 # | `max_seq_len`, `max_batch_size` | §5 (the KV cache) |
 # | `model_parallel_size`, `glob("*.pth")`, "Loading a checkpoint for MP=2 but world size is 1" | §2, §6 (optional part) |
 # | `from_pretrained(..., device_map="auto")`, "Expected all tensors to be on the same device" | 03b |
 #
-# **Time:** about 50 minutes for the core path (each heading gives its minutes: introduction
-# and set-up 3, §1 10, §2 6, §3 7, §4 7, §5 7, §6 4, Exercise 1 6). The parts marked
-# "(optional, N min)" add about 45 minutes: bf16's speed and rounding 3, the tokenizer's pieces
-# 3, the memory charts 4, a damaged download 3, the model-parallel split 12, Exercise 2 12 and
-# Exercise 3 8. It runs top to bottom in well under two minutes and 2 GB on a 2-core laptop CPU;
-# the last cell measures both.
+# **Time:** about 46 minutes for the core path (each heading gives its minutes: introduction
+# and set-up 3, §1 10, §2 6, §3 7, §4 7, §5 7, Exercise 1 6). The parts marked
+# "(optional, N min)" add about 52 minutes: a real one-process group and torchrun's port 3, bf16's
+# speed and rounding 3, the tokenizer's pieces 3, the memory charts 4, a damaged download 3,
+# §6's Hugging Face layout 4 and model-parallel split 12, Exercise 2 12 and Exercise 3 8. It runs
+# top to bottom in well under two minutes and 2 GB on a 2-core laptop CPU; the last cell
+# measures both.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -80,13 +80,11 @@ from nnlib.run_report import RunClock
 _clock = RunClock()  # the last cell reports how long the whole run took, and its peak memory
 
 # %%
-import contextlib
 import json
 import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -103,10 +101,12 @@ import nnlib
 from nnlib.llama import Llama, ModelArgs, Tokenizer, choose_device, save_hf
 from nnlib.llama.checkpoint import save_meta, unpermute_from_hf
 from nnlib.llama.compare import compare_logits
-from nnlib.llama.device_notes import dtype_rule_lines, nccl_call_lines
+from nnlib.llama.device_notes import (dtype_rule_lines, nccl_call_lines, seed_run_lines,
+                                     torchrun_port_line)
 from nnlib.llama.devices import (BYTES_PER_PARAM, KNOWN_MODELS, MODEL_LABELS, count_parameters,
                                  device_facts, init_process_group_if_needed, kv_cache_bytes,
-                                 memory_table, model_memory, process_group_backend)
+                                 memory_table, model_memory, process_group_backend,
+                                 torchrun_environment, torchrun_variables)
 from nnlib.plots import plot_kv_cache, plot_memory_needs, plot_mp_split
 
 random.seed(0)
@@ -115,37 +115,30 @@ torch.manual_seed(0)
 
 TINY_DIR = nnlib.DATA_DIR / "tiny-llama"
 LINE = "ROMEO: But, soft! what light through yonder window breaks?"
+workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")  # for §6's copies; the last cell deletes it
+WORK = Path(workdir.name)
 
 # %% [markdown]
 # ## 1 · The NCCL error, for real, and its fix (10 min)
 #
-# **What `Llama.build` does.** Meta's `Llama.build(ckpt_dir, tokenizer_path, max_seq_len,
-# max_batch_size, model_parallel_size=None)` turns files on disk into an object whose `generate`
-# you can call. In order, it: joins the group of processes torchrun started (over NCCL), picks
-# this process's GPU, seeds torch, finds this process's checkpoint file in `ckpt_dir`, loads it
-# into CPU memory, reads `params.json`, builds the tokenizer from `tokenizer_path`, makes every
-# new tensor float16 on the GPU, builds the `Transformer` (whose KV cache is sized by
-# `max_seq_len` × `max_batch_size`) and copies the weights in. Its very first step is what
-# failed on the seed's Mac: `torch.distributed.init_process_group("nccl")`.
+# Meta's `Llama.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size)` turns the files on
+# disk into an object whose `generate` you can call (§2 goes through it line by line). Its very
+# first line is what failed on the seed's Mac: `torch.distributed.init_process_group("nccl")`.
+# Meta's code was written to run a model **split over several NVIDIA GPUs**, one process per GPU,
+# and three words explain that line:
 #
-# Meta's code was written for one job: run a model that is **split over several NVIDIA GPUs**,
-# one process per GPU. Three words explain every line of `build`:
-#
-# - **NCCL** (NVIDIA Collective Communications Library, "nickel") is how those processes
-#   exchange tensors, GPU to GPU (all-reduce, all-gather). It is built for NVIDIA GPUs (ROCm
-#   builds of torch supply the same backend through AMD's RCCL); torch on a Mac, torch's Windows
-#   builds, and CPU-only torch anywhere are built without it.
+# - **NCCL** ("nickel", NVIDIA Collective Communications Library) is how those processes
+#   exchange tensors, GPU to GPU. torch's builds for NVIDIA GPUs have it (ROCm builds supply the
+#   same backend through AMD's RCCL); torch on a Mac, torch for Windows and CPU-only torch do not.
 # - **torchrun** starts the processes and tells each one who it is through environment
-#   variables: `RANK` (this process, 0 … N−1), `LOCAL_RANK` (its GPU on this machine),
-#   `WORLD_SIZE` (how many processes), `MASTER_ADDR` / `MASTER_PORT` (where they meet).
-#   `init_process_group` reads all of them but `LOCAL_RANK`, which Meta's `build` reads itself
-#   to pick its GPU.
-# - **Model parallelism**: a checkpoint saved for `MP=2` is cut into two files, each holding
-#   half of most matrices. Meta's code runs each half in its own process, so it asserts that the
-#   number of files equals `WORLD_SIZE`: hence "Loading a checkpoint for MP=2 but world size is
-#   1" when you run a 13B checkpoint with one process (§6's optional part makes such a split).
+#   variables: `RANK` (0 … N−1), `WORLD_SIZE` (N) and `MASTER_ADDR` / `MASTER_PORT` (where they
+#   meet), which `init_process_group` reads, and `LOCAL_RANK` (its GPU on this machine), which
+#   Meta's `build` reads.
+# - **Model parallelism**: a checkpoint saved for `MP=2` is cut into two files, one per process,
+#   so Meta's code asserts that the number of files equals `WORLD_SIZE`: hence "Loading a
+#   checkpoint for MP=2 but world size is 1" for a 13B checkpoint run with one process.
 #
-# First, Meta's first line in a notebook, where torchrun has set nothing:
+# Meta's first line in a notebook, where torchrun has set nothing:
 
 # %%
 try:
@@ -156,90 +149,52 @@ except (ValueError, RuntimeError) as err:
     print(f"{type(err).__name__}: {err}")
 
 # %% [markdown]
-# That is not the seed's error: without torchrun the call fails earlier, looking for `RANK`.
-# To get exactly what the seed saw, set the variables the way `torchrun --nproc_per_node 1`
-# sets them and call `init_process_group("nccl")` as Meta's `build` does. The context manager
-# below puts the environment back afterwards and destroys any process group it started, so the
-# rest of the notebook runs as before.
-
+# Not the seed's error yet: without torchrun the call fails earlier, looking for `RANK`. nnlib's
+# `torchrun_environment()` sets, for the length of a `with` block, the variables above as
+# `torchrun --nproc_per_node 1` sets them for its one process; afterwards it puts the environment
+# back and destroys any process group started inside, so the rest of the notebook runs as before.
 
 # %%
-def free_port() -> int:
-    """A TCP port nobody is listening on (torchrun uses 29500 unless told otherwise)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def torchrun_environment(**variables: str):
-    """Set the variables torchrun would set; afterwards restore the old ones and destroy any
-    process group started inside."""
-    saved = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def one_process_torchrun() -> dict[str, str]:
-    """What `torchrun --nproc_per_node 1` puts in the environment of its one process."""
-    return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-
-
-print({k: (v if k != "MASTER_PORT" else "<a free port>") for k, v in one_process_torchrun().items()})
+print({k: ("<a free port>" if k == "MASTER_PORT" else v) for k, v in torchrun_variables().items()})
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 nccl_error = None
-with torchrun_environment(**one_process_torchrun()):
+with torchrun_environment():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch also warns that it has no NCCL timeout to use
-            dist.init_process_group("nccl")
+            dist.init_process_group("nccl")  # Meta's first line of build
     except RuntimeError as err:
         nccl_error = err
 print("\n".join(nccl_call_lines(device_facts(), nccl_error)))
-print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+print("after the block: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
 
 # %% [markdown]
-# Where torch has no NCCL (a Mac like the seed's, a CPU-only torch, Windows) the cell prints the
-# seed's error, word for word, raised by the same call. Where it has NCCL (Linux with an NVIDIA
-# GPU, Colab's T4) the call works, and the cell says that the seed's error cannot happen there.
-# How to read the seed's long log, top to bottom:
+# Where torch has no NCCL (a Mac, CPU-only torch, Windows) the cell prints the seed's error, word
+# for word, raised by the same call; where it has NCCL, the call works. In the seed's long log the
+# first traceback is this failure; the second, ending in `ChildFailedError`, is torchrun
+# reporting that its one child exited with code 1, and its "Root Cause" block points back to the
+# first: fix the first and the second goes away. The log's opening line, `NOTE: Redirects are
+# currently not supported in Windows or MacOs.`, is the seed's torch saying that on a Mac it
+# cannot redirect its children's output (newer torch words it "... not supported in MacOs."):
+# harmless, not the cause.
 #
-# - `NOTE: Redirects are currently not supported in Windows or MacOs.` is torchrun saying it
-#   cannot redirect its children's output on a Mac. Harmless, and not the cause.
-# - The first traceback is the real failure: `example_text_completion.py` passes `--ckpt_dir`,
-#   `--tokenizer_path`, `--max_seq_len 128`, `--max_batch_size 4` (through `fire`) to
-#   `Llama.build`, whose first line is `init_process_group("nccl")`.
-# - The second traceback, ending in `ChildFailedError`, is torchrun's report that its one child
-#   (`--nproc_per_node 1`) exited with code 1; its "Root Cause" block points back to the first
-#   traceback. Fix the first error and the second one goes away.
-#
-# **The fix.** On one device there is nothing to communicate, so no process group is needed at
-# all. `nnlib.llama.Llama.build` keeps Meta's argument names, adds `device` and `dtype`, chooses
-# the device once (§3) and puts every tensor there. Run as a plain program or in a notebook it
-# starts no group; launched by torchrun it starts one with a backend that exists on that
-# machine. This repository's `example_text_completion.py` is Meta's example, with the same
-# flags, on top of it. Here is the seed's command, run as typed on the shipped tiny model
-# (`--max_gen_len 24` keeps it short; it samples at Meta's `temperature=0.6, top_p=0.9`, seeded,
-# and torchrun's own log lines vary, so the output is not compared, only the exit code):
+# **The fix.** One device needs no process group at all. `nnlib.llama.Llama.build` keeps Meta's
+# arguments, adds `device` and `dtype`, and puts every tensor on the device it chooses (§3); under
+# torchrun it starts a group with a backend this machine has. This repository's
+# `example_text_completion.py` is Meta's example, with the same flags, on top of it. Here is the
+# seed's command, run by torchrun on the shipped tiny model: the tiny model's paths stand in for
+# `llama-2-7b/` and `tokenizer.model`, and one flag is added, `--max_gen_len 24`, to keep it
+# short. It samples (Meta's `temperature=0.6, top_p=0.9`) and torchrun's log lines vary, so only
+# the exit code is checked:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 ROOT = nnlib.DATA_DIR.parent
 torchrun = Path(sys.executable).parent / "torchrun"  # the one installed with this Python's torch
 launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
-command = [*launcher, "--standalone", "--nproc_per_node", "1", "example_text_completion.py",
+command = [*launcher, "--nproc_per_node", "1", "example_text_completion.py",
            "--ckpt_dir", "data/tiny-llama/", "--tokenizer_path", "data/tiny-llama/tokenizer.model",
            "--max_seq_len", "128", "--max_batch_size", "4", "--max_gen_len", "24"]
 print("$", " ".join(["torchrun"] + command[len(launcher):]))
@@ -248,27 +203,29 @@ run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=
 print(run.stdout[-1500:])
 if run.returncode:
     print(run.stderr[-1500:])
+print("\n".join(seed_run_lines(run.returncode, run.stdout, process_group_backend)))
 
 # %%
 print("the seed's torchrun command ran on this machine (exit code 0):", run.returncode == 0)
 
 # %% [markdown]
-# What to notice: the command that failed on the seed's Mac runs here on the CPU: one process,
-# no NCCL, the device chosen by `Llama.build`. (`--standalone` lets torchrun pick a free port;
-# the seed's command works without it too, on port 29500.)
+# What to notice: the command that failed on the seed's Mac runs here, in one process. The last
+# line of its output says on which device `Llama.build` put the model and which backend the
+# process group got: `process_group_backend` picks `nccl` only with CUDA and a torch built with
+# NCCL, and `gloo` (torch's CPU backend, built everywhere) otherwise.
 #
-# Under torchrun, `Llama.build` calls `init_process_group_if_needed`, which starts a group with
-# the backend `process_group_backend` picks: `nccl` only with CUDA and a torch built with NCCL,
-# `gloo` (torch's CPU backend, built everywhere) otherwise. Its choice on this machine, and a
-# real one-process group started with it:
+# ### (optional, 3 min) A real one-process group, and torchrun's port
+#
+# `init_process_group_if_needed`, which `Llama.build` calls, starts a group only when torchrun's
+# variables are set. Here it starts one for real, in this process, inside `torchrun_environment()`,
+# and runs one all-reduce over it:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print("process_group_backend():", process_group_backend())
 print("init_process_group_if_needed() in this notebook:", init_process_group_if_needed(),
       "(no RANK/WORLD_SIZE: no group, nothing to do)")
 
-with torchrun_environment(**one_process_torchrun()):
+with torchrun_environment():
     try:
         started = init_process_group_if_needed()
         device = "cuda" if dist.get_backend() == "nccl" else "cpu"
@@ -279,34 +236,41 @@ with torchrun_environment(**one_process_torchrun()):
     except (RuntimeError, ValueError) as err:  # e.g. a sandbox without a usable network interface
         print(f"This machine could not start even a one-process group ({type(err).__name__}: {err}); "
               "Llama.build does not need one.")
-print("after the demo: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
+print("after the block: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
 
 # %% [markdown]
-# What to notice: the group exists only inside the `with` block; the notebook is back to a
-# plain single process, and nothing below needs one.
-#
+# The group exists only inside the `with` block. Where the processes meet, `MASTER_PORT`, is
+# torchrun's choice when the command names no port, and that choice changed between torch
+# versions. What torchrun gives its process here:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+show_port = [*launcher, "--nproc_per_node", "1", "--no-python", sys.executable, "-c",
+             "import os; print(os.environ['MASTER_PORT'])"]
+port = subprocess.run(show_port, capture_output=True, text=True, timeout=60, env=env).stdout.strip()
+print(torchrun_port_line(port, torch.__version__))
+
+# %% [markdown]
 # ## 2 · Meta's `build`, line by line, and what a Mac must patch (6 min)
 #
-# Every line of the seed's `build` serves the one job of §1, several processes on several
-# NVIDIA GPUs:
+# Every line of the seed's `build` serves §1's one job, several processes on several NVIDIA GPUs:
 #
 # | Meta's line | What it is for | On one device (`nnlib`'s `build`) |
 # |---|---|---|
 # | `init_process_group("nccl")` | join the processes torchrun started, over NCCL | not needed; under torchrun, `gloo` off CUDA |
 # | `model_parallel_size = int(os.environ.get("WORLD_SIZE", 1))` (when you pass `None`) | one checkpoint file per process | accepted and ignored: the files are merged |
-# | `initialize_model_parallel(model_parallel_size)` | fairscale records which processes hold pieces of the same model, so each layer knows whom to all-reduce or all-gather with | nothing to record |
+# | `initialize_model_parallel(model_parallel_size)` | fairscale records which processes hold pieces of the same model, so each layer knows whom to exchange tensors with | nothing to record |
 # | `local_rank = int(os.environ.get("LOCAL_RANK", 0))`, `torch.cuda.set_device(local_rank)` | process `k` on a machine uses that machine's GPU `k` | `choose_device()`: cuda, mps or cpu (§3) |
-# | `torch.manual_seed(1)`, "the seed must be the same in all processes" | each process samples the next token itself from the same full logits; with different seeds they would pick different tokens, and their halves of the model would go on with different texts | `Llama.build(seed=1)`: one generator (notebook 04, §10) |
+# | `torch.manual_seed(1)`, "the seed must be the same in all processes" | each process samples the next token itself from the same logits; with different seeds their halves of the model would go on with different texts | `Llama.build(seed=1)`: one generator (notebook 04, §10) |
 # | `if local_rank > 0: sys.stdout = open(os.devnull, "w")` | only rank 0 prints; otherwise each line would appear once per process | one process, nothing to silence |
 # | `checkpoints = sorted(Path(ckpt_dir).glob("*.pth"))`, two asserts, `checkpoints[get_model_parallel_rank()]` | process `k` loads `consolidated.0k.pth` (§6's optional part runs these lines) | every file read and merged |
 # | `torch.load(ckpt_path, map_location="cpu")` | read into CPU memory whatever device saved the tensors; they reach the GPU when copied into the model | the same, plus `weights_only=True, mmap=True` (§4) |
-# | `params.json` → `ModelArgs(max_seq_len=..., max_batch_size=..., **params)` | the network's shape (§4) and the KV cache's two sizes (§5) | the same |
+# | `params.json` → `ModelArgs(max_seq_len=..., max_batch_size=..., **params)` | the network's shape (§4) and the two sizes you choose (§4, §5) | the same |
 # | `torch.set_default_tensor_type(torch.cuda.HalfTensor)`, then `Transformer(model_args)` | every tensor made from here on (the weights, the KV cache) is float16 on the current GPU | the device and dtype chosen once and passed to every tensor (§3) |
 #
-# **Would `"gloo"` fix it?** Only the first line. gloo exists everywhere, but the lines after it
-# assume CUDA. Here are the next two, `torch.cuda.set_device` and
-# `torch.set_default_tensor_type`, run as Meta wrote them (on a machine with CUDA they work, and
-# the cell puts the default tensor type back):
+# **Would `"gloo"` fix it?** Only the first line: gloo exists everywhere, but the lines after it
+# assume CUDA. The next two, run as Meta wrote them (with CUDA they work, and the cell puts the
+# default tensor type back):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -325,8 +289,8 @@ except TypeError as err:
     print(f"{type(err).__name__}: {err}")
 
 # %% [markdown]
-# **What a Mac learner must patch in Meta's repository.** Running Meta's own `llama` code on a
-# Mac (or any machine without CUDA) means changing every place it names CUDA, not only the first:
+# **What a Mac learner must patch in Meta's repository.** To run Meta's own `llama` code on a
+# Mac (or any machine without CUDA), change every place it names CUDA:
 #
 # | File, function | Meta's line | On a Mac |
 # |---|---|---|
@@ -336,26 +300,17 @@ except TypeError as err:
 # | `llama/generation.py`, `generate` | `torch.full(..., device="cuda")`, `torch.tensor(..., device="cuda")` (the `tokens` grid, the prompts, `eos_reached`) | the model's device |
 # | `llama/model.py`, `Attention.__init__` | `torch.zeros(...).cuda()` for `cache_k` and `cache_v` | `.to(device)`, or no `.cuda()` on the CPU |
 #
-# This repository's `example_text_completion.py` (§1) takes the other road: it keeps the seed's
-# command and flags and calls `nnlib`'s `Llama.build`, which needs none of those patches.
+# This repository's `example_text_completion.py` (§1) takes the other road: the seed's command
+# and flags, on `nnlib`'s `Llama.build`, which needs none of those patches.
 
 # %% [markdown]
 # ## 3 · Device placement and dtype (7 min)
 #
 # `nnlib`'s `Llama.build(device=None)` picks CUDA if there is a GPU, then Apple's MPS, then the
-# CPU, and a dtype that suits the device:
-#
-# - **CUDA**: bfloat16 on GPUs that compute it natively (compute capability 8.0 or newer),
-#   float16 on older ones (a T4, V100 or P100 only emulates bf16);
-# - **MPS** (a Mac's GPU): float16. torch's MPS backend takes bfloat16 only on macOS 14
-#   (Sonoma) or newer: the torch versions that still ran MPS on older macOS refuse it there
-#   (`TypeError: MPS bfloat16 type is supported on MacOS 14.0 or newer.`). float16 works on
-#   every macOS that MPS runs on, so nnlib chooses it; on macOS 14 or newer you may ask for
-#   bfloat16 with `NNLIB_DTYPE=bfloat16`;
-# - **CPU**: float32 (half-precision matrix products on a CPU are slow or missing in older torch).
-#
-# `NNLIB_DEVICE` and `NNLIB_DTYPE` override both choices. Asking for a device this torch cannot
-# use says why (this cell's output depends on the machine):
+# CPU, and a dtype that suits the device: half precision on a GPU, float32 on the CPU (half-
+# precision matrix products on a CPU are slow or missing in older torch). The cell prints the
+# rule, what it gives on this machine, and why a device this torch cannot use is refused.
+# `NNLIB_DEVICE` and `NNLIB_DTYPE` override both choices.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -371,11 +326,11 @@ print("\n".join(dtype_rule_lines(device_facts(), platform.mac_ver()[0] or None))
 # %% [markdown]
 # **Loading with `Llama.build`.** `Llama.build(ckpt_dir, tokenizer_path=None, max_seq_len=512,
 # max_batch_size=4, device=None, dtype=None, seed=1, ...)` keeps Meta's argument names and adds
-# nnlib's (`help(Llama.build)` lists them); its fifth argument is `device`, so pass everything
-# after `ckpt_dir` by keyword. `tokenizer_path` may be left out when the folder holds its
-# tokenizer. It reads Meta's layout (the tiny model's folder, which §4 opens), Hugging Face's
-# (§6) and llama.cpp's GGUF files (03b). Here it loads the tiny model on the CPU in float32,
-# whatever this machine has, so that this notebook's numbers are the same everywhere:
+# nnlib's; its fifth argument is `device`, so pass everything after `ckpt_dir` by keyword.
+# `tokenizer_path` may be left out when the folder holds its tokenizer. It reads Meta's layout
+# (§4), Hugging Face's (§6) and llama.cpp's GGUF files (03b). Here it loads the tiny model on the
+# CPU in float32, whatever this machine has, so that this notebook's numbers are the same
+# everywhere:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -408,14 +363,15 @@ attention = llama.model.layers[0].attention
 print("parameters:       ", where(llama.model.parameters()))
 print("KV cache buffers: ", where(b for n, b in llama.model.named_buffers() if "cache" in n),
       "each of shape", tuple(attention.cache_k.shape), "= (max_batch_size, max_seq_len, n_kv_heads, head_dim)")
-print("rope tables:      ", where(b for n, b in llama.model.named_buffers() if "rope" in n))
+print("rope tables:      ", where(b for n, b in llama.model.named_buffers() if "rope" in n),
+      "each of shape", tuple(llama.model.rope_cos.shape), "= (max_seq_len, head_dim // 2)")
 print("llama.device:", llama.device, "| input ids must go there: tokens.to(llama.device) ->",
       tokens.to(llama.device).device)
 
 # %% [markdown]
 # What to notice: the KV cache is allocated once, for `max_batch_size` sequences of
-# `max_seq_len` tokens, whether you use them or not (§5 prices it). On a GPU every line would
-# say `cuda:0`, and `tokens` would have to be moved there: the seed's second error (03b) is
+# `max_seq_len` tokens, whether you use them or not (§5 prices it). Loaded on a GPU, every line
+# would say `cuda:0`, and `tokens` would have to be moved there: the seed's second error (03b) is
 # exactly a forgotten `.to(device)`.
 #
 # ### The dtype sets the memory
@@ -479,9 +435,12 @@ print(f"bf16 vs fp32 within the bf16 limit ({check.limit:.2g} nats of KL at any 
 # %% [markdown]
 # ## 4 · What a checkpoint holds (7 min)
 #
-# `Llama.build` read a folder. Meta's downloads look like this, and so does the tiny model
-# (whose folder also holds a model card, `README.md`, with its training log and loss curve,
-# which `build` does not read):
+# `Llama.build` read a folder with the three files of a Meta checkpoint (plus a model card,
+# `README.md`, which it does not read). Llama 3's `download.sh` puts all three, with
+# `checklist.chk` (md5 sums), in each model's folder (`Meta-Llama-3-8B/`). Llama 2's puts
+# `params.json`, `consolidated.*.pth` and `checklist.chk` in each model's folder (`llama-2-7b/`),
+# and one `tokenizer.model` (with `tokenizer_checklist.chk`) in the folder above, shared by all
+# the models: hence the seed's `--tokenizer_path tokenizer.model` next to `--ckpt_dir llama-2-7b/`.
 
 # %%
 for name in ("params.json", "consolidated.00.pth", "tokenizer.model"):
@@ -491,11 +450,13 @@ for name in ("params.json", "consolidated.00.pth", "tokenizer.model"):
 # ### `params.json`: the shape of the network
 #
 # A few numbers fix every tensor's shape: the width `dim`, the number of blocks `n_layers`, the
-# query heads `n_heads` and key/value heads `n_kv_heads` (fewer than query heads means
-# grouped-query attention), the vocabulary size, and `multiple_of` / `ffn_dim_multiplier`, which
-# set the width of the feed-forward layer. `norm_eps` and `rope_theta` are constants of RMSNorm
-# and of the rotary position embedding. Not here: `max_seq_len` and `max_batch_size`, chosen
-# when you build the model, because they only size the KV cache (§5).
+# query heads `n_heads` and key/value heads `n_kv_heads` (fewer means grouped-query attention),
+# the vocabulary size, and `multiple_of` / `ffn_dim_multiplier` (the feed-forward width);
+# `norm_eps` and `rope_theta` are constants of RMSNorm and of the rotary embedding. Not here:
+# `max_seq_len` and `max_batch_size`, which describe the requests you will serve, not the trained
+# network, so you choose them when you build. `max_batch_size` sizes the KV cache (§5);
+# `max_seq_len` sizes it too, and the rope tables (§3: one row per position; Meta's Llama 2 code
+# makes `max_seq_len * 2`), and caps prompt plus generation: the model's `forward` raises past it.
 
 # %%
 params = json.loads((TINY_DIR / "params.json").read_text())
@@ -504,11 +465,11 @@ print(json.dumps(params, indent=2))
 # %% [markdown]
 # ### `consolidated.00.pth`: a dictionary of named tensors
 #
-# The weights file is a `torch.save`d dictionary from names to tensors, nothing more. Load it
-# with `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a zip
-# archive holding a pickle), and `mmap=True`, which maps the file instead of reading it all into
-# memory: this is how a multi-gigabyte file opens in a second. `map_location="cpu"` keeps the
-# tensors on the CPU whatever device saved them (Meta's `build` does the same).
+# A `torch.save`d dictionary from names to tensors, nothing more. Load it with
+# `weights_only=True`, which refuses pickles that would run code (a `.pth` file is a zip archive
+# holding a pickle), `mmap=True`, which maps the file instead of reading it all (how a
+# multi-gigabyte file opens in a second), and, as Meta's `build` does, `map_location="cpu"`,
+# which keeps the tensors on the CPU whatever device saved them.
 
 # %%
 state_dict = torch.load(TINY_DIR / "consolidated.00.pth", map_location="cpu", weights_only=True, mmap=True)
@@ -529,11 +490,10 @@ print(f"... and the same nine tensors for layers.1 to layers.{params['n_layers']
 #
 # ### Counting parameters
 #
-# The parameter count is the sum of the tensors' sizes. It also follows from `params.json` and
-# the vocabulary size (`count_parameters`; the optional Exercise 2 asks you to write it), which
-# is how you know a model's size before you download it. The tiny model's `params.json` states
-# its `vocab_size`; Llama 2's says `-1`, and Meta's `build` takes the real number from the
-# tokenizer (`model_args.vocab_size = tokenizer.n_words`).
+# The parameter count is the sum of the tensors' sizes, and it also follows from `params.json`
+# (`count_parameters`; the optional Exercise 2 writes it): that is how you know a model's size
+# before downloading it. Llama 2's `params.json` says `"vocab_size": -1`, and Meta's `build` takes
+# the real number from the tokenizer (`model_args.vocab_size = tokenizer.n_words`).
 
 # %%
 n_params = sum(t.numel() for t in state_dict.values())
@@ -557,10 +517,10 @@ for kind, n in groups.most_common():
 #
 # ### `tokenizer.model`: text to ids and back
 #
-# The model never sees text, only integer ids. `tokenizer.model` is a SentencePiece file: a
-# vocabulary of pieces (whole words, parts of words, single bytes) and the rules to split text
-# into them. nnlib's `Tokenizer` re-implements the class Meta's code uses: the same methods and
-# attributes (`encode`, `decode`, `bos_id`, ...), plus a few for looking at pieces.
+# The model sees only integer ids. `tokenizer.model` is a SentencePiece file: a vocabulary of
+# pieces (words, parts of words, single bytes) and the rules to split text into them. nnlib's
+# `Tokenizer` has the methods and attributes of the class Meta's code uses (`encode`, `decode`,
+# `bos_id`, ...), plus a few for looking at pieces.
 
 # %%
 tokenizer = Tokenizer(TINY_DIR / "tokenizer.model")
@@ -604,46 +564,51 @@ for dtype, nbytes in BYTES_PER_PARAM.items():
 
 # %% [markdown]
 # fp32 is the CPU default; bf16 and fp16 are what GPUs run; int8 and int4 are *quantized*
-# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files, which 03b opens): stored in fewer bits and
-# expanded on the fly, at a small cost in quality. Their columns below count the codes only:
-# real formats add a scale per block of weights, a little more (03b §4 reads the real bits per
-# weight off a file). Here is what the weights of the published models need (`memory_table`
-# computes each parameter count from the model's `params.json`, as §4 did). Llama 2 70B and
-# Llama 3 70B differ: Llama 3's vocabulary is four times larger.
+# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files), expanded on the fly at a small cost in
+# quality. Their columns count the codes only (real formats add a scale per block of weights;
+# 03b §4 reads the real bits per weight off a file). `memory_table` computes each model's
+# parameters from its `params.json`, as §4 did. A laptop counts at two thirds of its memory: on
+# an 8 or 16 GB Mac that is the most Metal recommends its GPU use
+# (`torch.mps.recommended_max_memory()`; more on larger Macs), and nnlib's memory check on MPS
+# refuses, before loading, a model whose weights and cache exceed it; elsewhere the system and
+# other programs take their share.
 
 # %%
 rows = memory_table(max_seq_len=2048, max_batch_size=1)
-DEVICES = {"laptop, 8 GB": 8, "laptop, 16 GB": 16, "RTX 4090, 24 GB": 24, "A100, 40 GB": 40,
-           "A100/H100, 80 GB": 80}
+LAPTOP_SHARE = 2 / 3  # of a laptop's memory, for a model: on an 8 or 16 GB Mac, Metal's GPU limit
+BUDGETS = {"laptop, 8 GB": 8 * LAPTOP_SHARE, "laptop, 16 GB": 16 * LAPTOP_SHARE, "RTX 4090, 24 GB": 24,
+           "A100, 40 GB": 40, "A100/H100, 80 GB": 80}
+print("a model may use: " + "; ".join(f"{label}: {gb:.1f} GB" for label, gb in BUDGETS.items()) + "\n")
 dtypes = ("fp32", "bf16", "int8", "int4")
 print(f"{'model':<12} {'params':>7}  " + "  ".join(f"{d:>6}" for d in dtypes) + "   fits (weights alone) in")
 for model_name in KNOWN_MODELS:
     mine = {r["dtype"]: r for r in rows if r["model"] == model_name}
-    smallest_fit = {d: next((label for label, gb in DEVICES.items() if mine[d]["weights_GB"] <= gb), "none")
+    smallest_fit = {d: next((label for label, gb in BUDGETS.items() if mine[d]["weights_GB"] <= gb), "none")
                     for d in ("bf16", "int4")}
     print(f"{MODEL_LABELS[model_name]:<12} {mine['fp32']['params_B']:6.2f}B  "
           + "  ".join(f"{mine[d]['weights_GB']:5.1f}G" for d in dtypes)
           + f"   bf16: {smallest_fit['bf16']}; int4: {smallest_fit['int4']}")
 
 # %% [markdown]
-# What to notice: Llama 2 7B in fp32 (27 GB) fits nowhere on a laptop, which is why a CPU-only
-# learner loads a smaller model or a quantized one; bf16 halves it (13.5 GB: a 16 GB laptop can
-# hold it, but barely, since the system needs memory too); int4 brings the 70B models to about
-# 35 GB. "Fits" is generous: leave 10–20 % for activations, the framework and the system.
+# What to notice: Llama 2 7B in fp32 (27 GB) fits neither laptop, which is why a CPU-only
+# learner loads a smaller model or a quantized one. bf16 or fp16 halves it to 13.5 GB, still more
+# than the 10.7 GB a 16 GB laptop leaves: on a 16 GB Mac, `Llama.build` refuses Llama 2 7B in
+# fp16 on MPS before loading, and a quantized file (int8 6.7 GB, int4 3.4 GB; 03b opens one) is
+# the way. int4 brings the 70B models to about 35 GB. "Fits" is still generous: leave 10–20 %
+# for activations and the framework.
 #
 # ### The KV cache: what `max_seq_len` and `max_batch_size` cost
 #
-# While generating, each layer keeps the keys and values of every token seen so far, so the
-# next token costs one new row instead of re-reading the whole prompt (notebook 04 steps through
-# it). Meta's code allocates this cache *up front* for the largest request it will serve:
+# While generating, each layer keeps the keys and values of every token so far, so the next
+# token costs one new row instead of re-reading the prompt (notebook 04 steps through it). Meta's
+# code allocates this cache *up front* for the largest request:
 #
 # $$\text{bytes} = 2_{(K,V)} \times n_\text{layers} \times \text{max\_batch\_size} \times
 # \text{max\_seq\_len} \times n_\text{kv\_heads} \times \text{head\_dim} \times \text{bytes per value}$$
 #
-# This is the one place the formula is written; `kv_cache_bytes` computes it everywhere else
-# (Exercise 1 asks you to write it). The seed's command passes `--max_seq_len 128
-# --max_batch_size 4`; with the defaults of Meta's `ModelArgs` (`max_batch_size=32`,
-# `max_seq_len=2048`) the cache alone would be bigger than the 7B weights:
+# `kv_cache_bytes` computes it (Exercise 1 asks you to write it). The seed passes `--max_seq_len
+# 128 --max_batch_size 4`; with the defaults of Meta's `ModelArgs` (`max_batch_size=32`,
+# `max_seq_len=2048`) the cache alone would outweigh the 7B weights:
 
 # %%
 for model_name, seq, bsz in [("7B", 128, 4), ("7B", 2048, 32), ("8B", 2048, 32), ("8B", 8192, 1),
@@ -683,13 +648,14 @@ print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st
 #
 # ### (optional, 4 min) The memory in two charts
 #
-# The table above as bars, against the memory of common machines, and the KV cache against
+# The table above as bars, against what a model may use on common machines, and the KV cache against
 # `max_seq_len` for Llama 2 7B (32 key/value heads) and Llama 3 8B (8):
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 4.5))
-plot_memory_needs([{**r, "model": r["label"]} for r in rows], DEVICES, dtypes, ax=ax,
-                  title="Weights alone, per model and dtype")
+plot_memory_needs([{**r, "model": r["label"]} for r in rows],
+                  {f"{label} ({gb:.1f} usable)" if "laptop" in label else label: gb for label, gb in BUDGETS.items()},
+                  dtypes, ax=ax, title="Weights alone, per model and dtype, against what a model may use")
 plt.show()
 
 # %%
@@ -728,16 +694,13 @@ with tempfile.TemporaryDirectory() as tmp:
 # reading any weight, which also catches a single damaged byte that loads without complaint.
 
 # %% [markdown]
-# ## 6 · Other layouts: Hugging Face's, and a model-parallel split (4 min)
+# ## 6 · (optional, 4 min) Other layouts: Hugging Face's, and a model-parallel split
 #
 # The same `Llama.build` reads Hugging Face's layout (`config.json` + `*.safetensors`). To see
 # it, write the tiny model out in that layout in a temporary folder (deleted at the end of the
 # notebook) and load it back:
 
 # %%
-workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")
-WORK = Path(workdir.name)
-
 hf_dir = save_hf(llama, WORK / "tiny-llama-hf")
 print("Hugging Face layout:", sorted(p.name for p in hf_dir.iterdir()))
 llama_hf = Llama.build(hf_dir, max_seq_len=256, max_batch_size=4, device="cpu", dtype=torch.float32)
@@ -992,9 +955,10 @@ check_mp_split(split, merge)
 # - A Meta checkpoint is `params.json` (the shape), `consolidated.NN.pth` (a dict of named
 #   tensors, loaded with `weights_only=True, mmap=True`) and `tokenizer.model` (text ↔ ids).
 # - Memory ≈ parameters × bytes per parameter + the KV cache (`kv_cache_bytes`, §5), which
-#   Meta's code allocates up front: choose `max_seq_len` and `max_batch_size` to fit.
-# - Meta's layout, Hugging Face's layout and model-parallel shards are the same numbers in
-#   different files: renamed, permuted, cut on dim 0 or 1. Loaded right, the logits are equal.
+#   Meta's code allocates up front: choose `max_seq_len` and `max_batch_size` to fit. On a
+#   laptop count on about two thirds of its memory (an 8 or 16 GB Mac's GPU gets no more).
+# - Meta's layout, Hugging Face's layout and model-parallel shards (§6, optional) are the same
+#   numbers in different files: renamed, permuted, cut on dim 0 or 1. The logits are equal.
 #
 # Next: **03b · A real Llama, the seed's way and nnlib's**, which loads SmolLM2 with
 # transformers and `device_map="auto"`, reproduces "Expected all tensors to be on the same

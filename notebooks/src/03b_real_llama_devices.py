@@ -27,7 +27,7 @@
 #   a Mac; on a CPU or several GPUs the notebook shows why it cannot happen);
 # - **nnlib's way**, with `Llama.build` on the same GGUF file (and, in an optional part, on the
 #   Hugging Face folder that transformers saves). The logits must agree within the dtype's
-#   rounding, and the greedy tokens must be the same.
+#   rounding, and the greedy tokens must be the same, up to a tie the dtype cannot break.
 #
 # **Learning goals.** After this notebook you can
 #
@@ -48,13 +48,14 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# **Time:** about 50 minutes for the core path (each heading gives its minutes: the set-up with
-# §1 11, §2 12, §3 14, §4 8, the exercise 4). The parts marked "(optional, N min)" add about 18
-# minutes: the source lines behind `device_map="auto"` 3, saving transformers' model as a folder
-# 2, a planted bug the agreement rule catches 4, that folder read by nnlib 4, and §5, your own
-# weights, 5 on the tiny model (more with real weights). The last cell prints how long the run
-# took and its peak memory; the slow step is transformers reading the GGUF file, which happens
-# once.
+# **Time:** about 52 minutes for the core path (each heading gives its minutes: the set-up with
+# §1 13, §2 13, §3 12, §4 8, the exercise 6); §2 opens with the seed's error (or, on a CPU, why it
+# cannot happen) about a quarter of an hour in. The parts marked "(optional, N min)" add about 23
+# minutes: the source lines behind `device_map="auto"` 4, saving transformers' model as a folder
+# 2, the rounding unit behind the agreement rule 3, a planted bug the rule catches 4, that folder
+# read by nnlib 4, and §5, your own weights, 6 on the tiny model (more with real weights). The
+# last cell prints how long the run took and its peak memory; the slow step is transformers
+# reading the GGUF file, which happens once.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -121,22 +122,21 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
       f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
 
 # %% [markdown]
-# ## 1 · The seed's way: transformers with `device_map="auto"` (11 min, with the set-up)
+# ## 1 · The seed's way: transformers with `device_map="auto"` (13 min, with the set-up)
 #
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
 # device_map='auto')`. In transformers 5 `torch_dtype=` is called `dtype=` (the old name still
-# works, with a deprecation warning, printed in this section's optional part). transformers
-# reads GGUF files too (`gguf_file=`): it dequantizes every tensor into an ordinary PyTorch
-# model.
-# `device_map="auto"` (which needs the `accelerate` package) lets accelerate place the layers:
-# on the GPUs first, then the CPU, then the disk. On a Mac, accelerate counts the Mac's GPU,
-# `"mps"`, in place of the CPU (the two share one memory), so the model goes to MPS.
+# works; this section's optional part prints what the installed version does with it).
+# transformers reads GGUF files too (`gguf_file=`): it dequantizes every tensor into an ordinary
+# PyTorch model. With `device_map="auto"` (which needs the `accelerate` package), transformers
+# computes the placement itself, from the free memory accelerate reports for each device: the
+# GPUs first, then the CPU, then the disk. On a Mac, accelerate reports the Mac's GPU, `"mps"`,
+# in place of the CPU (the two share one memory), so the model goes to MPS.
 #
 # The dtype: the seed asked for float16; here transformers runs in float32 on every device,
 # whatever `NNLIB_DTYPE` says, because it is the *reference* §3 compares nnlib against (nnlib
 # runs in this run's dtype, half precision on a GPU or a Mac, so the comparison measures
-# nnlib's rounding, not two roundings at once). On a CPU, float32 is also the fast choice:
-# transformers' CPU half-precision kernels make `generate` many times slower.
+# nnlib's rounding, not two roundings at once).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -168,33 +168,41 @@ print("\n".join(placement_lines(FACTS, model.device, model.dtype, getattr(model,
 
 # %% [markdown]
 # What to notice: a Llama in transformers' own class, `LlamaForCausalLM`, as in the seed.
-# `model.device` is where the first parameters are; the inputs must go there. With one device
-# (the whole model on the CPU, on one GPU, or on a Mac's `"mps"`, which accelerate lists
-# *instead of* the CPU) there are no hooks and no `hf_device_map`: the model was simply moved
-# there, and nothing will move your inputs. Only a map that spreads the layers over several
-# devices (or offloads to disk) gets hooks; each hook moves its layer's inputs to that layer's
-# device (accelerate's `AlignDevicesHook`), the first one included. That is why the seed's
-# error is a *one-device* error: one GPU, or a Mac's MPS.
+# `model.device` is where its first parameters (the embedding) are: the inputs must go there.
+# With one device (the CPU, one GPU, or a Mac's `"mps"`) there is no `hf_device_map`: the model
+# was simply put there whole. §2 shows what that means for your inputs.
 #
-# ### (optional, 3 min) The lines that decide, from the installed source
+# ### (optional, 4 min) The lines that decide, from the installed source
 #
-# `hf_device_map` is written by accelerate's `dispatch_model`, which also attaches the hooks
-# that carry activations from one device to the next. Whether `from_pretrained` calls it
-# depends on the map. The lines that decide, printed from the installed transformers and
-# accelerate (`get_max_memory` lists the devices `"auto"` may fill; on a Mac it lists `"mps"`
-# in place of the CPU, the two sharing one memory):
+# Which devices `"auto"` may fill comes from accelerate's `get_max_memory` (on a Mac it lists
+# `"mps"` in place of the CPU). transformers wraps it, and computes the map itself: its own
+# `get_balanced_memory`, then its own `infer_auto_device_map`, in
+# `transformers.integrations.accelerate`. Only a map with more than one device (or the disk)
+# goes to accelerate's `dispatch_model`, which writes `hf_device_map` and attaches the hooks §2
+# meets. Last, the old keyword: `from_pretrained` pops `torch_dtype=` without a word ("kept for
+# BC"); the deprecation warning comes from the config's old `torch_dtype` attribute.
+# `AutoModelForCausalLM.from_pretrained` passes the keyword on to `AutoConfig`, whose `from_dict`
+# reads that attribute (`hasattr(config, key)`), so the seed's line, through the Auto class,
+# prints the warning once. The lines, from the installed versions:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import accelerate  # noqa: E402
+import transformers.integrations.accelerate as hf_accelerate  # noqa: E402
 from accelerate.utils import get_max_memory  # noqa: E402
 
-print("transformers", transformers.__version__, "|",
-      *source_lines(transformers.modeling_utils, "If the device_map has more than 1 device"))
-print("   ", *source_lines(transformers.modeling_utils, "`torch_dtype` is deprecated"))
-print("accelerate", accelerate.__version__, "| get_max_memory:")
+print("accelerate", accelerate.__version__, "| get_max_memory, the devices 'auto' may fill:")
 for line in source_lines(get_max_memory, "for i in range(torch.cuda.device_count())", "if is_mps_available():",
                          'max_memory["mps"] =', 'max_memory["cpu"] ='):
+    print("   ", line)
+print("transformers", transformers.__version__, "| the map, then the hooks (more than one device only):")
+for line in [*source_lines(hf_accelerate, "= get_balanced_memory(", "device_map = infer_auto_device_map("),
+             *source_lines(transformers.modeling_utils, "If the device_map has more than 1 device")]:
+    print("   ", line)
+print("the old keyword: from_pretrained, then the config AutoConfig makes:")
+for line in [*source_lines(transformers.modeling_utils, 'torch_dtype = kwargs.pop("torch_dtype", None)'),
+             *source_lines(transformers.configuration_utils, "if hasattr(config, key):",
+                           "`torch_dtype` is deprecated")]:
     print("   ", line)
 
 # %% [markdown]
@@ -212,16 +220,40 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What to notice: no BOS token in front. SmolLM2's tokenizer does not add one (its files say
 # so), unlike Llama 2's `<s>`; nnlib follows the file, as transformers does.
 #
-# ## 2 · "Expected all tensors to be on the same device", on this machine (12 min)
+# ## 2 · "Expected all tensors to be on the same device", on this machine (13 min)
 #
-# The seed's model was on `cuda:0`, its `input_ids` on the CPU, and its `generate` call failed.
-# What you see today depends on two things: which call you make, and where the model is.
+# The seed's model was on `cuda:0` and its `input_ids` on the CPU. A forward call,
+# `model(input_ids)` (what §3 calls to read the logits), takes the ids where they are. The next
+# cell makes that call with the ids on the CPU, then with the fix, `input_ids.to(model.device)`,
+# and says what happened on this machine:
 #
-# **`generate` now moves the ids itself.** Before each forward call, `generate` calls
-# `prepare_inputs_for_generation`, which since transformers 5.13 moves the inputs to
-# `model.device` (unless the model is on `meta`, a device without data); 5.12 and earlier, 4.x
-# included, only warn. The lines, printed from the installed version (an older one prints that
-# it has none of them):
+# - **CPU only**: the model is where the ids already are, so the error cannot happen here; both
+#   calls pass.
+# - **one CUDA GPU** (Colab's T4): the seed's error, `RuntimeError: Expected all tensors to be on
+#   the same device, ...`, then the fix passing. The words after the comma are this torch's:
+#   torch has reworded the message since the seed's (2023) log;
+# - **a Mac (MPS)**: MPS's wording of the same mistake ("Placeholder storage has not been
+#   allocated on MPS device!"), then the fix passing;
+# - **two or more CUDA GPUs**: both calls pass, for the reason under the cell.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("\n".join(mismatch_lines(FACTS, model.device, getattr(model, "hf_device_map", None),
+                               forward_outcome(model, input_ids),
+                               forward_outcome(model, input_ids.to(model.device)))))
+
+# %% [markdown]
+# Why a *one-device* error: with the whole model on one device, `from_pretrained` attaches no
+# hooks, and nothing moves your inputs. Only a map that spreads the layers over several devices
+# (or offloads some to disk) goes through accelerate's `dispatch_model`, which gives each layer
+# a hook (`AlignDevicesHook`) that moves the layer's inputs to its device, the first layer's
+# included: there even CPU ids pass.
+#
+# **`generate` moves the ids itself, today.** The seed's failing call was `generate`. Before
+# each forward call, `generate` calls `prepare_inputs_for_generation`, which since transformers
+# 5.13 moves the inputs to `model.device` (unless the model is on `meta`, a device without
+# data); 5.12 and earlier, 4.x included, only warn. The lines, from the installed version (an
+# older one prints that it has none of them):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -231,9 +263,9 @@ for line in source_lines(type(model).prepare_inputs_for_generation,
     print("   ", line)
 
 # %% [markdown]
-# To watch it, the next cell makes the seed's call, `generate` with the ids left on the CPU, and
-# records where the model's forward actually received them (`record_calls` from
-# `nnlib.llama.trace` keeps the arguments of every call of a module):
+# The next cell makes the seed's call, `generate` with the ids left on the CPU, and records where
+# the model's forward received them (`record_calls`, from `nnlib.llama.trace`, keeps the
+# arguments of every call of a module, a call that raises included):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -251,38 +283,14 @@ if raised is not None:
     print(f"  {type(raised).__name__}: {str(raised).splitlines()[0]}")
 
 # %% [markdown]
-# **A forward call moves nothing.** `model(input_ids)` (what §3 calls to read the logits) takes
-# the ids where they are. The next cell makes that call with the ids on the CPU, then with the
-# fix, `input_ids.to(model.device)`, and says what happened on this machine:
-#
-# - **CPU only**: the model is on the CPU, where the ids already are, so the error cannot happen
-#   here, and both calls pass. The next two lines say what a GPU or a Mac prints instead.
-# - **one CUDA GPU** (Colab's T4): the seed's error, `RuntimeError: Expected all tensors to be on
-#   the same device, ...`, then the fix passing. The mistake is the same; the words after the
-#   comma may not be: torch has reworded the embedding's error since the seed's (2023) log
-#   ("... but got index is on cpu, different from other tensors on cuda:0 ..."), and the cell
-#   prints this torch's;
-# - **a Mac (MPS)**: MPS's wording of the same mistake ("Placeholder storage has not been
-#   allocated on MPS device!"), then the fix passing;
-# - **two or more CUDA GPUs**: `"auto"` spread the layers, and accelerate's hooks move each
-#   layer's inputs to its device, the first layer's included, so even CPU ids pass.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-print("\n".join(mismatch_lines(FACTS, model.device, getattr(model, "hf_device_map", None),
-                               forward_outcome(model, input_ids),
-                               forward_outcome(model, input_ids.to(model.device)))))
-
-# %% [markdown]
-# What to notice: whether the seed's mistake fails depends on the call and the machine, and the
-# fix does not: `input_ids.to(model.device)` works with every version, in `generate` and in a
+# What to notice: whether the seed's mistake fails depends on the call and the machine; the fix
+# does not: `input_ids.to(model.device)` works with every version, in `generate` and in a
 # forward call, on every machine (where the ids are there already, `.to` returns them as they
-# are, at no cost). Keep the habit.
-# Here is the seed's program, fixed, and greedy (`do_sample=False`), with the `attention_mask`
-# and `pad_token_id` transformers asks for. The Hugging Face idiom moves the whole batch at once:
-# the tokenizer returns a `BatchEncoding`, and its `.to(model.device)` moves every tensor in it
-# (`input_ids` and `attention_mask`), so `**batch` passes them all. `output_scores=True` keeps
-# each step's logits for §3.
+# are, at no cost). Keep the habit. The Hugging Face idiom moves the whole batch at once: the
+# tokenizer returns a `BatchEncoding`, and its `.to(model.device)` moves every tensor in it
+# (`input_ids` and `attention_mask`). Here is the seed's program, fixed, and greedy
+# (`do_sample=False`), with the `attention_mask` and `pad_token_id` transformers asks for;
+# `output_scores=True` keeps each step's logits for §3.
 
 # %%
 batch = hf_tokenizer(SEED_PROMPT, return_tensors="pt").to(model.device)  # every tensor, moved
@@ -299,7 +307,7 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
-# ## 3 · nnlib's way: the same file, checked against transformers (14 min)
+# ## 3 · nnlib's way: the same file, checked against transformers (12 min)
 #
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
 # maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. Before it
@@ -359,24 +367,15 @@ print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 
 # %% [markdown]
 # **How close must the logits be?** Two implementations of the same model never round in the
-# same places. Each layer rounds its result to the dtype's precision, so the two runs'
-# next-token distributions differ a little at every position. `compare_logits` (from
-# `nnlib.llama.compare`, the series' one rule) measures that difference as the KL divergence
-# between the two softmaxes, at every position of the prompt and transformers' greedy
-# continuation, and accepts the largest up to a limit that grows with the square of the dtype's
-# *rounding unit*, `rounding_eps(dtype)`: the machine epsilon (`torch.finfo(dtype).eps`), but
-# never finer than TF32's 2^-10. Why the floor: on a GPU, a "float32" matrix product may run in
-# TF32, which keeps only float16's 10 fraction bits (11 significant), so a float32 run is allowed float16's
-# rounding. The next cell prints each dtype's epsilon, its rounding unit and its limit. Why
-# every position: a bug in how positions are encoded changes nothing at the first token and
-# grows with the distance between tokens. (The verdict is the same in every dtype; the numbers
-# behind it, in the cell after, depend on this run's dtype.)
+# same places, so their next-token distributions differ a little at every position.
+# `compare_logits` (from `nnlib.llama.compare`, the series' one rule) measures that difference
+# as the KL divergence between the two softmaxes, at every position of the prompt and
+# transformers' greedy continuation (a bug in how positions are encoded changes nothing at the
+# first token and grows with the distance between tokens), and accepts the largest up to a
+# limit set by the dtype's precision: a coarser dtype is allowed more. (The verdict is the same
+# in every dtype; the numbers behind it, in the cell after, depend on this run's dtype.)
 
 # %%
-for dt in (torch.float32, torch.float16, torch.bfloat16):
-    print(f"{str(dt).replace('torch.', ''):<9} machine epsilon {torch.finfo(dt).eps:.2g}, rounding unit "
-          f"rounding_eps {rounding_eps(dt):.2g} (2^{math.log2(rounding_eps(dt)):.0f}), "
-          f"KL limit {KL_LIMIT:.0f} x unit^2 = {kl_limit(dt):.2g} nats")
 with torch.inference_mode():
     ours = from_gguf.model.forward(input_ids.to(from_gguf.device), 0).float().cpu()  # the prompt
     ours_seq = from_gguf.model.forward(sequence.to(from_gguf.device), 0)[0].float().cpu()
@@ -388,6 +387,26 @@ print("next-token distributions, nnlib (GGUF) vs transformers, at every position
 # NBVAL_IGNORE_OUTPUT
 print(f"{str(DTYPE).replace('torch.', '')}: largest KL {check.max_kl:.2g} nats (position {check.at} "
       f"of {check.n_positions}), limit {check.limit:.2g}; max |logit difference| {check.max_abs_diff:.2g}")
+
+# %% [markdown]
+# ### (optional, 3 min) The limit: the rounding unit, and why TF32 sets a floor
+#
+# The limit is `KL_LIMIT * rounding_eps(dtype)**2`. Its unit, `rounding_eps(dtype)`, is the
+# dtype's machine epsilon `torch.finfo(dtype).eps`: the gap between 1 and the next number the
+# dtype holds, 2^-p for p fraction bits (23 in float32, 10 in float16, 7 in bfloat16). Rounding
+# to the nearest number errs by at most half of that, relative to the number: eps/2, the *unit
+# roundoff* of numerical analysis. The series' rules count in whole eps. The limit grows with its square because
+# rounding (small, independent errors in every logit) moves the KL by the square of its size,
+# while a bug moves the distributions themselves. One floor: never finer than TF32's 2^-10. On
+# a GPU a "float32" matrix product may run in TF32, which keeps only float16's 10 fraction bits,
+# so a float32 run is allowed float16's rounding. Each dtype's numbers:
+
+# %%
+for dt in (torch.float32, torch.float16, torch.bfloat16):
+    eps = torch.finfo(dt).eps
+    print(f"{str(dt).replace('torch.', ''):<9} eps {eps:.2g} (2^{math.log2(eps):.0f}), unit roundoff "
+          f"eps/2 {eps / 2:.2g} | rounding_eps {rounding_eps(dt):.2g} (2^{math.log2(rounding_eps(dt)):.0f}), "
+          f"KL limit {KL_LIMIT:.0f} x rounding_eps^2 = {kl_limit(dt):.2g} nats")
 
 # %% [markdown]
 # ### (optional, 4 min) Would the rule catch a real bug?
@@ -486,7 +505,7 @@ print(f"transformers {transformers.__version__} saved eos = {folder_eos} ({saved
 # helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once).
 #
 # **Predict, then run:** the file is about 100 MB and stores most weights in 4 bits. Loaded in
-# float32, will the weights take about 2×, 4× or 8× the file's size?
+# float32 (32 bits a weight), will the weights take about 4×, 5½× or 8× the file's size?
 
 # %%
 reader = open_gguf(GGUF)
@@ -496,11 +515,13 @@ print(f"SmolLM2-135M-Instruct: {n_smol:,} parameters (embedding shared with the 
 print(f"{'file on disk (GGUF)':<24} {GGUF.stat().st_size / 1e6:8.1f} MB")
 for dt in ("fp32", "bf16"):
     print(f"{'weights in ' + dt:<24} {model_memory(smol_shape, dt)['weights'] / 1e6:8.1f} MB")
+fp32_ratio = model_memory(smol_shape, "fp32")["weights"] / GGUF.stat().st_size
+print(f"{'fp32 weights / file':<24} {fp32_ratio:8.1f}x")
 print(f"{'KV cache per token':<24} {kv_cache_bytes_per_token(smol_shape, 'bf16') / 1024:8.1f} KiB in bf16, "
       f"{kv_cache_bytes_per_token(smol_shape, 'fp32') / 1024:.1f} KiB in fp32")
 
 # %% [markdown]
-# The file is more than five times smaller than the fp32 weights. A GGUF file stores most
+# The fp32 weights take about 5½ times the file, not 8. A GGUF file stores most
 # matrices **quantized**: in blocks of 32 weights, each kept as a small integer code plus a
 # per-block scale. The file's own tensor types say how many bits each weight costs:
 
@@ -510,6 +531,8 @@ print(f"{'format':<7} {'tensors':>7} {'weights':>12} {'MB':>7} {'bits/weight':>1
 for fmt, row in table.items():
     print(f"{fmt:<7} {row['tensors']:>7} {row['weights']:>12,} {row['bytes'] / 1e6:>7.1f} "
           f"{row['bits_per_weight']:>12.2f}")
+average = table["all"]["bits_per_weight"]
+print(f"32 bits / {average:.2f} bits per weight = {32 / average:.2f}x")
 del reader
 
 # %% [markdown]
@@ -522,13 +545,15 @@ del reader
 #   one 16-bit scale, 34 bytes per 32 weights, 8.5 bits.
 # - **F32** (the RMSNorm weights): tiny, kept exact.
 #
-# Averaged over all weights that is the last row's bits per weight. Dequantized to fp32, every
-# weight takes 32 bits: the ratio of 32 to that average is the ratio of the memory to the file
-# (up to the file's metadata: the tokenizer's 49,152 tokens and its list of BPE merges). nnlib and transformers
-# both dequantize on load and compute in fp32 or bf16; llama.cpp instead computes on the
-# quantized blocks directly, so its memory stays close to the file's size.
+# Averaged over all weights that is the `all` row's bits per weight. Dequantized to fp32, every
+# weight takes 32 bits: the ratio of 32 to that average (the last line) is the ratio of the
+# memory to the file, up to the file's metadata (the tokenizer's 49,152 tokens and its list of
+# BPE merges). nnlib and transformers both dequantize on load and compute in an ordinary dtype:
+# transformers here in float32, nnlib in this run's (by default float32 on a CPU, bfloat16 on a
+# GPU that has it natively, else float16, as on a Mac). llama.cpp instead computes on the quantized
+# blocks directly, so its memory stays close to the file's size.
 #
-# ## 5 · (optional, 5 min) Your own weights
+# ## 5 · (optional, 6 min) Your own weights
 #
 # The learner's own checkpoint was OpenLLaMA 3B (`open_llama_3b`), in Hugging Face's layout. Its
 # `config.json` is enough to size it: `hidden_size` 3200, 26 layers, 32 heads,
@@ -584,7 +609,7 @@ except MemoryError as err:  # build checks the free memory it can measure (Linux
     print(f"MemoryError: {err}")
 
 # %% [markdown]
-# ## 6 · Exercise (4 min)
+# ## 6 · Exercise (6 min)
 #
 # Each exercise has a checker that says right or not yet. The solution is hidden below; try
 # first.
@@ -601,11 +626,9 @@ for number, line in enumerate(SNIPPET_LINES, 1):
 # %% [markdown]
 # Predict which line raises "Expected all tensors to be on the same device" there (on this
 # CPU none does), then write `fixed_forward(model, inputs)`: the logits for `inputs` (what the
-# tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it with a
-# small stand-in model that says it is on `meta` (the second device every torch has), then on
-# the CPU, and raises the device error for ids left elsewhere, as a real model on a GPU does. (A
-# real Llama on `meta` does not raise there: its embedding lookup does not check devices for
-# `meta` tensors, though other layers do.)
+# tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it on a small
+# stand-in model that says it is on `meta` (a second device every torch has), then on the CPU;
+# like a real Llama on one GPU, the stand-in raises the device error for ids left elsewhere.
 
 # %%
 def failing_line():
@@ -642,8 +665,8 @@ check_forward_on_model_device(failing_line, fixed_forward)
 #   `model(input_ids)` does not. `input_ids.to(model.device)`, or for the whole batch
 #   `hf_tokenizer(..., return_tensors="pt").to(model.device)`, fixes it in every version and call.
 # - Two implementations of one model agree when their next-token distributions do: the largest
-#   per-position KL within a limit set by the dtype's rounding unit (its epsilon, never finer
-#   than TF32's 2^-10), not a fixed `1e-4` on the logits. Greedy paths may part only at ties:
+#   per-position KL within a limit set by the dtype's rounding unit (its machine epsilon, never
+#   finer than TF32's 2^-10), not a fixed `1e-4` on the logits. Greedy paths may part only at ties:
 #   a gap within 16 rounding units of the dtype times the step's largest logit.
 # - Q4_1 costs 5 bits per weight (codes, scale and minimum per block of 32); with its Q8_0
 #   embedding this file averages the 5.74 bits of §4. Dequantized to fp32, every weight costs 32.
