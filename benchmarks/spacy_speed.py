@@ -5,7 +5,8 @@ Measures words (tokens) per second, side by side in one run, on the same texts:
 1. a Python loop of ``nlp(text)``          (one Doc at a time)
 2. ``nlp.pipe(texts)``                     (batches: each component runs on many Docs at once)
 3. ``nlp.pipe(texts, n_process=2)``        (two worker processes; pays for starting them)
-4. ``nlp.pipe`` with only the components lemmas need (``select_pipes``: no parser, no NER)
+4. ``nlp.pipe`` for lemmas without the parser and the NER (``select_pipes``; a few auxiliaries'
+   lemmas then differ, as notebook 02's Exercise 6 shows: what the speed costs)
 
 and prints each rate with its ratio to the loop. The texts are the 300 questions of
 ``data/textcat`` repeated, i.e. many short texts, where batching matters most.

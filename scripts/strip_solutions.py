@@ -22,6 +22,10 @@ from pathlib import Path
 
 SOLUTION = re.compile(r"<details>\s*<summary>\s*Solution\s*</summary>.*?</details>\s*", re.S | re.I)
 PLACEHOLDER = "*(The solution is in the teacher's copy of this notebook.)*\n\n"
+#: The teacher's copy says where its solutions are ("The solution is hidden below; try first"):
+#: in a hand-out that sentence would be false, so it is made to point to the teacher's copy.
+HIDDEN_BELOW = re.compile(r"\bhidden\s+below(?:\s+each\s+one)?", re.I)
+WHERE_SOLUTIONS_ARE = "in the teacher's copy"
 
 
 def strip_notebook(nb: dict) -> tuple[dict, int]:
@@ -34,7 +38,8 @@ def strip_notebook(nb: dict) -> tuple[dict, int]:
             continue
         text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         new, n = SOLUTION.subn(PLACEHOLDER, text)
-        if n:
+        new, pointers = HIDDEN_BELOW.subn(WHERE_SOLUTIONS_ARE, new)
+        if n or pointers:
             removed += n
             cell["source"] = new.rstrip("\n")
     return nb, removed

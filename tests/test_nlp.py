@@ -455,7 +455,8 @@ def test_ner_only_folders_checker_names_the_mistake(en, capsys, answer, says):
 @pytest.mark.parametrize("answer, says", [
     (lambda: ["tok2vec", "tagger", "lemmatizer"], "attribute_ruler"),
     (lambda: ["tagger", "attribute_ruler", "lemmatizer"], "listens to tok2vec"),
-    (lambda: ["tok2vec", "tagger", "attribute_ruler", "lemmatizer", "ner"], "can go"),
+    (lambda: ["tok2vec", "tagger", "attribute_ruler", "lemmatizer"], "'Having' 'aux'"),
+    (lambda: ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "ner"], "can go"),
     (lambda: ["senter"], "not in nlp.pipe_names"),
 ])
 def test_lemma_components_checker_names_the_mistake(en, capsys, answer, says):

@@ -22,7 +22,8 @@ def test_handout_has_no_solutions_and_keeps_everything_else(tmp_path):
         n_solutions = sum(t.count("<summary>Solution</summary>") for t in text(original))
         assert n_solutions > 0, f"{path.name} has no solution blocks to strip"
         assert not any("<summary>Solution" in t for t in text(handout))
-        assert sum("teacher's copy" in t for t in text(handout)) == n_solutions
+        assert sum(t.count("The solution is in the teacher's copy of this notebook") for t in text(handout)) \
+            == n_solutions
         assert len(handout["cells"]) == len(original["cells"])
         for a, b in zip(original["cells"], handout["cells"]):
             if a["cell_type"] == "code":
@@ -68,3 +69,23 @@ def test_a_handout_beside_the_sources_opens_without_solutions_in_jupytext(tmp_pa
     opened = TextFileContentsManager(root_dir=str(tmp_path)).get(f"{name}.ipynb")["content"]
     assert not any("<summary>Solution" in "".join(c["source"]) for c in opened["cells"])
     assert sum("teacher's copy" in "".join(c["source"]) for c in opened["cells"]) >= 1
+
+
+def test_a_handout_does_not_point_to_solutions_it_no_longer_has():
+    """The teacher's copy says "the solution is hidden below"; in a hand-out that is false, so
+    the sentence points to the teacher's copy instead (every committed hand-out, checked)."""
+    import json
+
+    for path in sorted((ROOT / "handouts").glob("*.ipynb")):
+        text = "".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                       if c["cell_type"] == "markdown")
+        assert "hidden below" not in text.lower(), path.name
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {},
+                     "source": "Solutions are hidden below each one; try first.\n\n"
+                               "<details><summary>Solution</summary>x = 1</details>"}], "metadata": {}}
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import strip_solutions
+
+    out, removed = strip_solutions.strip_notebook(nb)
+    assert removed == 1
+    assert out["cells"][0]["source"].startswith("Solutions are in the teacher's copy; try first.")
