@@ -604,7 +604,6 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
 
     def section_12(explorer):  # the notebook's §12 check, as written there
         explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
-        llama.model.reset_buffers()  # an empty KV cache: the explorer computes the prompt afresh
         explorer.reset()
         explorer.run(12)
         return list(explorer.tokens)
@@ -614,7 +613,6 @@ def test_notebook_04_s3_and_s12_do_not_depend_on_where_the_learner_left_the_expl
     def section_12_branch(explorer):  # the notebook's §12 branch cell, as written there
         explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
         explorer.seed.value, explorer.temperature.value = 0, 0.0
-        llama.model.reset_buffers()
         explorer.reset()
         explorer.run(5)
         assert explorer.stepper.next_logits is not None  # the notebook guards this case

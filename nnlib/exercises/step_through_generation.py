@@ -269,8 +269,8 @@ def check_top_p_prediction(top_p_prediction: Callable[[], Any], first_logits: An
     if got.strip().lower() == "more":
         return report(False, "", "the cut is made on the distribution temperature has already "
                       "sharpened: at T = 0.6 the top tokens hold more of the mass, so the running "
-                      "total passes 0.9 sooner. Count again (Sampler(...).keep, as in the cell "
-                      "below).")
+                      "total passes 0.9 sooner. Count again (Sampler(...).keep, as in §3's "
+                      "counting cell).")
     return report(False, "", "temperature is applied first, then the cut, so the same top_p "
                   "can keep a different number of tokens at another temperature (sometimes the "
                   "same, never more at a lower T). Which way does T = 0.6 move it?")

