@@ -172,10 +172,13 @@ def render(docs: Doc | Sequence[Doc], style: str = "dep", options: dict | None =
 
 
 def pad(text: str, width: int) -> str:
-    """``text`` left-justified to ``width`` terminal columns, counting wide (CJK) characters as 2.
+    """``text`` padded with spaces to at least ``width`` terminal columns, counting wide (CJK)
+    characters as 2.
 
-    ``str.ljust`` counts characters, so tables of Japanese tokens come out ragged; this keeps the
-    columns of a printed table aligned in a monospaced font.
+    ``str.ljust`` counts characters, so tables of Japanese tokens come out ragged; with ``pad``
+    the columns of a printed table line up in a monospaced font, as long as every entry fits its
+    width. A wider ``text`` is kept whole and followed by one space, so it pushes the rest of its
+    row to the right: choose widths for the longest entry.
     """
     import unicodedata
 
@@ -317,6 +320,29 @@ class MeanOverBatch:
         return getattr(self.optimizer, name)
 
 
+class ClipCounter:
+    """Pass every update on to ``optimizer``, counting the gradient arrays it is about to clip.
+
+    thinc's optimizer rescales a parameter array's gradient when its norm reaches ``grad_clip``
+    (one array at a time, before the update rule); this wrapper applies the same test first, so
+    ``clipped`` of ``updates`` says how often that happened during a training.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer, self.updates, self.clipped = optimizer, 0, 0
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        import numpy
+
+        self.updates += 1
+        clip = self.optimizer.grad_clip
+        self.clipped += bool(clip and numpy.linalg.norm(gradient) >= clip)
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
+
+    def __getattr__(self, name: str):  # learn_rate, step_schedules, ...: the wrapped optimizer's
+        return getattr(self.optimizer, name)
+
+
 def train_textcat(train: Sequence[tuple[str, str]], *, lang: str = "en", n_epochs: int = 10,
                   batch_size: int = 16, dropout: float = 0.2, seed: int = 0,
                   on_epoch: Callable[[int, float], None] | None = None,
@@ -400,7 +426,10 @@ def cross_val_mistakes(rows: Sequence[tuple[str, str]], *, k: int = 5, seed: int
 
 #: A base config for ``spacy train`` (notebook 02b): the same bag-of-words ``textcat`` as
 #: ``train_textcat``, 10 epochs of batches of 16, spaCy's default Adam. ``spacy init fill-config``
-#: (``spacy.cli.init_config.fill_config``) adds every setting left out here, with its default.
+#: (``spacy.cli.init_config.fill_config``) adds every setting left out here, with its default, and
+#: also rewrites ``[training.score_weights]``: it merges in the textcat's default weight
+#: (``cats_score``, which for exclusive classes is the macro F) and normalises the weights to sum
+#: to 1, so ``cats_macro_f = 1.0`` becomes ``cats_score = 0.5`` and ``cats_macro_f = 0.5``.
 TEXTCAT_BASE_CONFIG = """\
 [paths]
 train = null

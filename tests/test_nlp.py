@@ -298,6 +298,19 @@ def test_thinc_clips_each_parameter_array_on_its_own():
     assert np.linalg.norm(w_small) == pytest.approx(0.2)  # untouched, not scaled with the big one
 
 
+def test_clip_counter_counts_the_clipped_arrays_and_changes_nothing():
+    """ClipCounter (02b §1d) counts the arrays thinc will clip and passes the update on as is."""
+    import numpy as np
+    from thinc.api import SGD
+
+    counter, plain = N.ClipCounter(SGD(1.0, grad_clip=1.0, L2=0.0)), SGD(1.0, grad_clip=1.0, L2=0.0)
+    for key, value in [("a", 1.5), ("b", 0.1)]:  # norms 3 (clipped) and 0.2 (not)
+        counted, _ = counter((key, 0), np.zeros(4, dtype="float32"), np.full(4, value, dtype="float32"))
+        direct, _ = plain((key, 0), np.zeros(4, dtype="float32"), np.full(4, value, dtype="float32"))
+        assert np.allclose(counted, direct)
+    assert (counter.clipped, counter.updates, counter.learn_rate) == (1, 2, 1.0)
+
+
 @pytest.mark.slow
 def test_cross_val_mistakes_finds_what_training_accuracy_hides(data, textcat):
     train = data[0]

@@ -471,9 +471,10 @@ def check_added_examples(my_questions: Callable[[], Any], retrain: Callable[[lis
     ``train``, and a classifier trained on ``train`` plus them. A question copied from dev or
     test is named: it would make those scores lie.
 
-    The learner's classifier is compared, score by score on the dev questions, with one retrained
-    here the same way (``train_textcat(train + rows, seed=0)``); then all three are re-scored on
-    dev: with the new rows, without them, and the majority baseline.
+    The learner's classifier is compared, score by score on the first 25 dev questions (enough to
+    tell two trainings apart), with one retrained here the same way
+    (``train_textcat(train + rows, seed=0)``); then all of dev scores three: the classifier with the
+    new rows, one without them, and the majority baseline.
     """
 
     attempted, rows = attempt(my_questions)

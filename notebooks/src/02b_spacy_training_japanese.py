@@ -17,19 +17,20 @@
 # # 02b · spaCy: train, fine-tune, Japanese, and a Llama's tokens
 #
 # Notebook 02 used a trained pipeline. This one trains: a text classifier of your own from
-# labelled questions (the series' own set; yours would go in the same form), by hand and with
-# spaCy's `spacy train`; then what changes when you fine-tune a component that is already
-# trained. Then Japanese, where there are no spaces to split on, and the subword pieces a Llama
-# reads instead of words.
+# labelled questions (the series' own set; yours would go in the same form), by hand with
+# `nlp.update` (and, optionally, with spaCy's `spacy train`); then what changes when you fine-tune
+# a component that is already trained. Then Japanese, where there are no spaces to split on,
+# and the subword pieces a Llama reads instead of words.
 #
 # **Learning goals.** After this notebook you can
 #
 # 1. train a spaCy text classifier on labelled data (here the series' own questions; your own
-#    data goes in as the same `(text, label)` pairs), by hand with `nlp.update` and with
-#    `spacy train` (a config and `DocBin` files), score it against a baseline on dev, and score it
-#    once on a test split (optional: read its cross-validated mistakes and add data for them);
-# 2. say which optimizer spaCy uses, why its summed gradient needs no 1/m (notebook 01) with
-#    Adam, and where the scale still matters (plain SGD, gradient clipping);
+#    data goes in as the same `(text, label)` pairs) by hand with `nlp.update`, score it against
+#    a baseline on dev, and score it once on a test split (optional: read its cross-validated
+#    mistakes and add data for them; train it with `spacy train`, a config and `DocBin` files);
+# 2. say which optimizer spaCy uses, that its gradient is summed over the batch without notebook
+#    01's 1/m, why Adam barely notices the 1/m without clipping, and where the scale still
+#    matters (plain SGD, gradient clipping);
 # 3. say what fine-tuning a pretrained component changes, and why it needs rehearsal to keep its
 #    old labels (optional: teach the NER a new label);
 # 4. run a Japanese pipeline (GiNZA, a third-party pipeline for spaCy) and say how Japanese
@@ -37,13 +38,14 @@
 # 5. tell spaCy's *words* from a language model's *subword tokens* (the bridge to notebook 03).
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises)
-# adds up to about 56 minutes in the headings: §1 11, §1c 6, §1d with Exercises 2 and 3 13, §1f 4,
-# §2 3, §3 with Exercise 5 10, §4 9; with about 3 for this introduction and the set-up, plan an
-# hour. Within the first quarter hour you have trained a classifier on the series' labelled
-# questions. The parts marked "(optional, N min)" add about 55 more: §1b (the mistakes, with
-# Exercise 1) 15, §1c′ (the config and the progress table) 6, §1e (the 1/m on the classifier,
-# gradient clipping) 9, §2a (fine-tuning the NER, with Exercise 4) 15, §3b (more of GiNZA) 7, §3c
-# (pipelines per language) 3. Top to bottom the notebook runs in well under two minutes.
+# adds up to about 58 minutes in the headings: §1 14, §1d with Exercises 2 and 3 16, §1f 4, §2 3,
+# §3 with Exercise 5 11, §4 with the summary 10; with about 4 for this introduction and the
+# set-up, about 62 minutes. Within about the first quarter hour you have trained a classifier on
+# the series' labelled questions. The parts marked "(optional, N min)" add about 68 more: §1b
+# (the mistakes, with Exercise 1) 17, §1c (the same training with `spacy train`) 8, §1c′ (its
+# config and progress table) 6, §1e (the 1/m on the classifier, gradient clipping) 10, §2a
+# (fine-tuning the NER, with Exercise 4) 16, §3b (more of GiNZA) 8, §3c (pipelines per language)
+# 3. Top to bottom the notebook runs in well under two minutes.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -97,7 +99,7 @@ print("loaded package:", nlp_tools.pipeline_package("en"))  # on Colab: en_core_
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · Train your own component: a text classifier (11 min)
+# ## 1 · Train your own component: a text classifier (14 min)
 #
 # Training in spaCy means: make `Example`s (a `Doc` plus the gold annotation), `nlp.initialize`,
 # then loop `nlp.update` over shuffled mini-batches. The task is this series' own: given a
@@ -127,17 +129,23 @@ demo = spacy.blank("en")
 demo_textcat = demo.add_pipe("textcat")
 for label in ["SGD", "SPACY", "LLAMA"]:
     demo_textcat.add_label(label)
-optimizer = demo.initialize()
-print(type(optimizer).__module__ + "." + type(optimizer).__name__,
-      {name: getattr(optimizer, name) for name in ["learn_rate", "b1", "b2", "eps", "L2", "grad_clip"]})
-print("the trained pipeline's config:", nlp.config["training"]["optimizer"])
+optimizer = demo.initialize()  # built from the config's [training.optimizer] block:
+print(type(optimizer).__module__ + "." + type(optimizer).__name__, "from",
+      demo.config["training"]["optimizer"])
+print("weight averages kept:", optimizer.averages is not None)
+print("en_core_web_sm's block differs only in:",
+      {k: v for k, v in nlp.config["training"]["optimizer"].items()
+       if demo.config["training"]["optimizer"].get(k) != v})
 
 # %% [markdown]
-# **What to notice.** `b1` and `b2` are Adam's moment decay rates: each weight gets its own step
-# size from running averages of its gradient and squared gradient, so this is not
+# **What to notice.** `beta1` and `beta2` are Adam's moment decay rates: each weight gets its own
+# step size from running averages of its gradient and squared gradient, so this is not
 # `w - eta/m * nw` with one `eta` for all. `L2` is weight decay; `grad_clip` scales a gradient
 # down to norm 1.0 when its norm is larger (thinc does it one parameter array at a time: the
-# optional §1e shows it).
+# optional §1e shows it). `use_averages` would make the optimizer also keep a running average of
+# every weight, which `spacy train` evaluates and saves instead of the last weights;
+# en_core_web_sm's config switches it on, the blank pipeline's default leaves it off, and nothing
+# in this notebook uses averages.
 #
 # `nnlib.nlp.train_textcat` builds `spacy.blank("en")` plus a `textcat` component (bag of words: a
 # linear layer over hashed unigrams and bigrams, quick to train on a CPU) and runs this loop,
@@ -166,12 +174,18 @@ print(f"accuracy {scores['accuracy']:.3f} vs majority baseline {baseline:.3f}")
 # %% [markdown]
 # **What to notice.** The loss falls every epoch, and the classifier beats the majority baseline
 # on dev by a wide margin, after seconds of training on a few hundred questions. That is
-# training spaCy on labelled data of your choice. The rest of §1 runs the same training with spaCy's own tool
-# (§1c), finds notebook 01's 1/m in it (§1d), and scores it once on a test split (§1f); the
-# optional §1b reads its mistakes first.
+# training spaCy on labelled data of your choice. The scores: `accuracy` is the share of dev
+# questions whose top label is right; `f_LABEL` is one label's F-score (the harmonic mean of its
+# precision and recall), `macro_f` their mean over the three labels; `macro_auc` is, averaged over
+# the labels, the chance that a question of that label scores higher for it than a question of
+# another label (0.5 is guessing), so it reads the scores, not just the top label.
+#
+# The rest of §1 asks where notebook 01's 1/m went (§1d: spaCy's gradient has none) and scores
+# the model once on a test split (§1f). The optional §1b reads its mistakes first, and the optional
+# §1c trains the same model with `spacy train`.
 
 # %% [markdown]
-# ### 1b · Read the mistakes, on training data the model did not see (optional, 15 min, with Exercise 1)
+# ### 1b · Read the mistakes, on training data the model did not see (optional, 17 min, with Exercise 1)
 #
 # To improve the data you read the mistakes. Not on `dev`: questions written from dev mistakes are
 # dev knowledge in the training set, and the dev score stops measuring anything. And not the
@@ -189,7 +203,8 @@ for text, gold, predicted in train_mistakes[:8]:
 # %% [markdown]
 # **What to notice.** Read the mistakes against the labels: words like "load", "tokenizer",
 # "training" or "batch" occur under more than one label (the next cell counts them), and a bag of
-# words sees only the words, not what is asked about them.
+# words sees only which words and word pairs occur (`ngram_size = 2`, §1c′), not what is asked
+# about them.
 
 # %%
 for word in ("load", "tokenizer", "training", "batch"):
@@ -238,15 +253,17 @@ _ = exercises.check_added_examples(my_questions, retrain, train, dev, test_rows)
 # </details>
 
 # %% [markdown]
-# ### 1c · The same training with `spacy train`: a config and DocBin files (6 min)
+# ### 1c · The same training with `spacy train`: a config and DocBin files (optional, 8 min)
 #
-# The loop above is what spaCy's own command runs. `spacy train config.cfg` reads the whole
+# The hand loop above is what spaCy's own command runs, and it gives the same scores (the second
+# cell below checks). `spacy train config.cfg` reads the whole
 # recipe from a config (architecture, optimizer, batches, epochs, seed) and the corpora from
 # `DocBin` files (`.spacy`: Docs in spaCy's binary format, here with their gold `cats`); it
 # evaluates on dev every `eval_frequency` steps and saves `model-last` (the weights after the last
 # step) and `model-best` (the evaluated step with the best dev score). We write a base config with
-# only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`, printed in the optional §1c′);
-# `spacy init fill-config` adds every other setting with its default, and `spacy train` trains.
+# only the settings we choose (`nlp_tools.TEXTCAT_BASE_CONFIG`, printed in §1c′);
+# `spacy init fill-config` adds every other setting with its default and rewrites our score
+# weights (printed below), and `spacy train` trains.
 # Both are also Python functions, which the next cell calls in a temporary folder (on the command
 # line: `python -m spacy init fill-config base.cfg config.cfg`, then `python -m spacy train
 # config.cfg --output out --paths.train train.spacy --paths.dev dev.spacy`). Nothing is downloaded.
@@ -269,9 +286,12 @@ with tempfile.TemporaryDirectory() as tmp:
     cli_nlp = spacy.load(folder / "out" / "model-last")
     best_nlp = spacy.load(folder / "out" / "model-best")
     print("written:", sorted(p.name for p in (folder / "out").iterdir()))
+    filled = spacy.util.load_config(folder / "config.cfg")["training"]["score_weights"]
 recipe = spacy.util.load_config_from_str(nlp_tools.TEXTCAT_BASE_CONFIG, interpolate=True)["training"]
 print("the recipe:", {k: recipe[k] for k in ("seed", "dropout", "max_epochs", "eval_frequency")},
       "| batch size", recipe["batcher"]["size"], "| optimizer", recipe["optimizer"]["@optimizers"])
+print("score weights: base", dict(recipe["score_weights"]), "-> after fill-config",
+      {k: v for k, v in filled.items() if v is not None})
 
 # %%
 same = all(abs(a.cats[k] - b.cats[k]) < 1e-5
@@ -285,7 +305,9 @@ print("model-last and the hand loop give the same scores on every dev question:"
 # every choice, a binary corpus, and evaluation on dev during training. `model-best` is the best
 # of the *evaluated* steps only, so it need not beat `model-last`: compare the two dev accuracies
 # printed above. Picking it is one more choice made on dev (and one more reason to keep a test
-# split).
+# split). fill-config did more than add defaults: it merged in the textcat's own default weight,
+# `cats_score`, and scaled the weights to sum to 1. For exclusive classes `cats_score` *is* the
+# macro F, so `model-best` is still chosen by the macro F, and §1c′'s table shows it twice.
 
 # %% [markdown]
 # #### 1c′ · The config and the progress table (optional, 6 min)
@@ -307,13 +329,14 @@ print(f"steps: {len(train)} questions / {recipe['batcher']['size']} per batch = 
       f"evaluated every {recipe['eval_frequency']} steps")
 
 # %% [markdown]
-# **What to notice.** The table's `CATS_SCORE` is the macro F-score on dev, in percent. Its steps
+# **What to notice.** `CATS_SCORE` and `CATS_MACRO_F` are the same macro F-score on dev, in
+# percent (the two score weights of §1c), and `SCORE` their weighted sum, as a fraction. Its steps
 # count from 0, so the 150th and last batch is step 149: the table's last row is step 135, and
 # `model-last` is never scored by `spacy train`. The `LOSS TEXTCAT` column, like §1's "loss per
 # epoch", is a sum of per-batch losses (`nlp.update` adds each batch's loss to `losses`).
 
 # %% [markdown]
-# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (13 min, with Exercises 2 and 3)
+# ### 1d · Back to notebook 01: spaCy sums the gradient over the batch (16 min, with Exercises 2 and 3)
 #
 # Notebook 01's update divides by the batch size: `w - (eta/m) * nabla_w`. Does spaCy's? The
 # textcat's `get_loss(examples, scores)` (in `spacy/pipeline/textcat.py`) returns two things, and
@@ -376,23 +399,30 @@ _ = exercises.check_matching_learn_rates(matching_learn_rates)
 # </details>
 #
 # Exercise 3's Adam had no clipping. spaCy's default Adam has `grad_clip = 1.0` (printed in §1).
-# The same training as §1, once as spaCy does it (summed) and once divided by `m`:
+# The same training as §1, once as spaCy does it (summed) and once divided by `m`, each time with
+# a fresh copy of §1's optimizer wrapped in `nlp_tools.ClipCounter`, which counts the gradient
+# arrays whose norm reaches `grad_clip` (thinc's test) and passes every update on unchanged:
 
 # %%
-textcat_mean = nlp_tools.train_textcat(train, n_epochs=10, seed=0, average=True)  # divides by m
-print(f"spaCy's default Adam, dev accuracy: summed gradient (§1) {nlp_tools.accuracy(textcat_nlp, dev):.3f} "
-      f"| divided by m {nlp_tools.accuracy(textcat_mean, dev):.3f}")
+for name, average in [("summed (§1)", False), ("divided by m", True)]:
+    counter = nlp_tools.ClipCounter(demo.create_optimizer())  # §1's optimizer, from the same config
+    model = nlp_tools.train_textcat(train, n_epochs=10, seed=0, optimizer=counter, average=average)
+    print(f"{name:<13} dev accuracy {nlp_tools.accuracy(model, dev):.3f} | gradient arrays clipped: "
+          f"{counter.clipped} of {counter.updates}")
 
 # %% [markdown]
-# **What to notice.** Without clipping, Adam's per-weight scaling cancels the 1/m: that is why
-# spaCy can leave notebook 01's 1/m out. Clipping makes the scale matter again: a gradient array
-# whose norm reaches 1.0 is scaled down before Adam sees it, and a summed gradient, `m` times
-# longer than the mean, is clipped far more often, so the two trainings above differ on dev. With
-# plain SGD, leaving the 1/m out is the same as a learning rate `m` times larger. (The optional
-# §1e shows both on the classifier and counts the clipped updates.)
+# **What to notice.** Summed, more than half of the gradient arrays are clipped; divided by `m`,
+# only a few (the summed run is §1's training again, same optimizer and seed, and scores the
+# same). A clipped array is scaled down to norm 1.0 before Adam sees it, and the summed gradient,
+# `m` times longer than the mean, reaches that norm far more often: so under spaCy's default the
+# 1/m changes the steps, and the model. Without clipping, Adam's per-weight scaling cancels the
+# 1/m (Exercise 3). That is a plausible reason for spaCy to leave notebook 01's 1/m out, but a
+# guess: spaCy does not document one. With plain SGD, leaving the 1/m out is the same as a
+# learning rate `m` times larger. (The optional §1e shows both without clipping, and how thinc
+# clips one array at a time.)
 
 # %% [markdown]
-# ### 1e · The 1/m on the classifier, and gradient clipping (optional, 9 min)
+# ### 1e · The 1/m on the classifier, and gradient clipping (optional, 10 min)
 #
 # Watch Exercise 3's answer on the classifier. Five trainings on `train` in batches of `m = 15`
 # (225 = 15 x 15, so every batch has the same `m`), without clipping or weight decay so that only
@@ -448,39 +478,6 @@ print(f"the norm of both gradients together: {numpy.sqrt(4 * 1.5**2 + 4 * 0.1**2
 # (printed last) would have shrunk `b` as well. The clipping is not Adam's: thinc's
 # `Optimizer.__call__` (`thinc/optimizers.py`) clips each array's gradient before whichever update
 # rule follows, SGD's (as here) or Adam's. spaCy only computes the gradients.
-#
-# **How often does spaCy's default clip?** §1d's two trainings again, with an optimizer wrapped so
-# that it counts the gradient arrays whose norm reaches `grad_clip` (thinc's test) before passing
-# them on. `Adam(0.001, L2=0.01)` with thinc's defaults is the optimizer printed in §1; the
-# largest score difference shows the summed run is §1's model.
-
-# %%
-class CountClips:
-    """Pass every update on to ``optimizer``, counting the gradient arrays it will clip."""
-
-    def __init__(self, optimizer):
-        self.optimizer, self.updates, self.clipped = optimizer, 0, 0
-
-    def __call__(self, key, weights, gradient, *, lr_scale=1.0):
-        self.updates += 1
-        self.clipped += bool(numpy.linalg.norm(gradient) >= self.optimizer.grad_clip)
-        return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
-
-    def __getattr__(self, name):  # learn_rate, step_schedules, ...: the wrapped optimizer's
-        return getattr(self.optimizer, name)
-
-
-for name, average, same_as in [("summed", False, textcat_nlp), ("divided by m", True, textcat_mean)]:
-    counter = CountClips(Adam(0.001, L2=0.01, grad_clip=1.0))
-    model = nlp_tools.train_textcat(train, n_epochs=10, seed=0, optimizer=counter, average=average)
-    print(f"{name:<13} {counter.clipped} of {counter.updates} gradient arrays clipped | dev accuracy "
-          f"{nlp_tools.accuracy(model, dev):.3f} | largest score difference from §1d's: "
-          f"{largest_gap(model, same_as):.4f}")
-
-# %% [markdown]
-# **What to notice.** Summed, more than half of the gradient arrays are clipped; divided by `m`,
-# only a few. So under spaCy's default the 1/m changes the steps, and the model: not because of
-# Adam, because of the clipping before it.
 
 # %% [markdown]
 # ### 1f · Save, load back, and score once on test (4 min)
@@ -532,7 +529,7 @@ print(f"test accuracy {nlp_tools.accuracy(textcat_nlp, test_rows):.3f} | dev acc
 # plain way, in the gold, on nine sentences, and Exercise 4 writes the rehearsal examples.
 
 # %% [markdown]
-# ### 2a · Teach the NER a new label, LIBRARY (optional, 15 min, with Exercise 4)
+# ### 2a · Teach the NER a new label, LIBRARY (optional, 16 min, with Exercise 4)
 #
 # The gold of each sentence below is its new `LIBRARY` names plus the entities the pretrained NER
 # already finds there. We fine-tune a second copy; `nlp` stays as it was.
@@ -624,7 +621,7 @@ _ = exercises.check_rehearsal_examples(rehearsal_examples, nlp)
 # </details>
 
 # %% [markdown]
-# ## 3 · Japanese with GiNZA (10 min, with Exercise 5)
+# ## 3 · Japanese with GiNZA (11 min, with Exercise 5)
 #
 # English words are separated by spaces; Japanese writes none, so a tokenizer cannot split on
 # spaces. Here is the English pipeline's tokenizer on a Japanese sentence:
@@ -663,11 +660,11 @@ print("author:", nlp_ja.meta["author"], "| ja_ginza", nlp_ja.meta["version"],  #
 doc_ja = nlp_ja("彼女は東京大学で自然言語処理を研究しています。")
 pad = nlp_tools.pad  # like str.ljust, but counts a Japanese character as two columns
 print(pad("text", 14) + pad("lemma_", 14) + pad("reading", 20) + f"{'pos_':<7}{'dep_':<7}"
-      + pad("head", 10) + "tag_")
+      + pad("head", 14) + "tag_")
 for t in doc_ja:
     reading = t.morph.get("Reading")[0] if t.morph.get("Reading") else ""
     print(pad(t.text, 14) + pad(t.lemma_, 14) + pad(reading, 20) + f"{t.pos_:<7}{t.dep_:<7}"
-          + pad(t.head.text, 10) + t.tag_)
+          + pad(t.head.text, 14) + t.tag_)
 
 # %% [markdown]
 # **What to notice.** `し -> する`, `い -> いる`: lemmas are dictionary forms of conjugated verbs
@@ -698,7 +695,7 @@ _ = exercises.check_content_lemmas(content_lemmas, nlp_ja)
 # </details>
 
 # %% [markdown]
-# ### 3b · More of GiNZA: the parse drawn, bunsetsu, split modes, entities, vectors (optional, 7 min)
+# ### 3b · More of GiNZA: the parse drawn, bunsetsu, split modes, entities, vectors (optional, 8 min)
 #
 # The parse of the sentence above, drawn:
 
@@ -766,7 +763,7 @@ print([t.text for t in spacy.blank("de")("Wie geht's dir? Ich heiße Anna.")])
 print("installed trained pipelines:", sorted(spacy.util.get_installed_models()))  # differs on Colab
 
 # %% [markdown]
-# ## 4 · Bridge to notebook 03: words vs subword tokens (9 min)
+# ## 4 · Bridge to notebook 03: words vs subword tokens (10 min, with the summary)
 #
 # A Llama does not see spaCy's words. It sees **subword tokens**: a fixed vocabulary learned from
 # frequencies in its training text, frequent words one piece, rare words split into pieces, no
@@ -827,7 +824,7 @@ for name, tok in tokenizers.items():
 #
 # - Training is a loop over `Example`s with `nlp.update`; the optimizer is thinc's Adam from
 #   `nlp.initialize` (or `nlp.resume_training` to keep trained weights). `spacy train` runs the
-#   same loop from a config and `DocBin` files. Choose on dev against a baseline, and score on
+#   same loop from a config and `DocBin` files (§1c). Choose on dev against a baseline, and score on
 #   test once; to improve the data, read cross-validated training mistakes (§1b).
 # - spaCy's gradient is a sum over the batch. Without clipping, Adam's per-weight scaling makes
 #   notebook 01's 1/m nearly irrelevant, while plain SGD needs it (or a learning rate `m` times
