@@ -73,7 +73,10 @@ def pipeline_package(lang: str = "en") -> str:
     """
     if not isinstance(lang, str) or lang.strip().lower() not in PIPELINES:
         supported = ", ".join(repr(code) for code in PIPELINES)
-        raise ValueError(f"no pipeline for language {lang!r}: supported languages are {supported}")
+        raise ValueError(
+            f"no pipeline for language {lang!r}: this series installs pipelines for {supported} "
+            "only (spaCy publishes trained pipelines for many more languages, e.g. fr_core_news_sm; "
+            "for one of those, pip-install its package and call spacy.load with its name)")
     lang = lang.strip().lower()
     for package in PIPELINES[lang]:
         if is_installed(package):

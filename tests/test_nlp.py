@@ -71,7 +71,7 @@ def test_language_code_is_normalised(monkeypatch):
 
 @pytest.mark.parametrize("lang", ["fr", "", "english", None, 3])
 def test_unknown_language_lists_the_supported_ones(lang):
-    with pytest.raises(ValueError, match="supported languages are 'en', 'ja'"):
+    with pytest.raises(ValueError, match="this series installs pipelines for 'en', 'ja'"):
         N.load_pipeline(lang)
 
 

@@ -72,9 +72,9 @@ for token in doc:
 # Llama's subword tokens are in **notebook 02b**.
 #
 # **Time.** The core path (every section without "optional" in its heading, with its exercises)
-# adds up to 52 minutes in the headings: §1 12, §2 5, §3 10, §4 6, §5 3, §7 7, §8 9; with this
-# introduction and the summary, a first reading takes about an hour. The parts marked
-# "(optional, N min)" add 76 more: §1a 2, §1b 2, §3a 5, §3b 10, §5b 7, §5c 9, §6 5, Exercise 4
+# adds up to 63 minutes in the headings: §1 16, §2 6, §3 10, §4 7, §5 4, §7 8, §8 12; with this
+# introduction (5) and the summary (2), a first reading takes about 70 minutes. The parts marked
+# "(optional, N min)" add 79 more: §1a 2, §1b 2, §3a 5, §3b 13, §5b 7, §5c 9, §6 5, Exercise 4
 # (in §7) 4, §7b 13, §8b 5, §9 14. Top to bottom the notebook runs in well under two minutes.
 
 # %%
@@ -101,7 +101,7 @@ from nnlib.plots import plot_throughput
 print("spaCy", spacy.__version__)  # Colab's and yours may differ: the rest holds for either
 
 # %% [markdown]
-# ## 1 · A trained pipeline is a package on disk (12 min, with Exercise 1)
+# ## 1 · A trained pipeline is a package on disk (16 min, with Exercise 1)
 #
 # `spacy.load(name)` imports the package `name` and builds the pipeline from the data folder
 # inside it. The official English package is called `en_core_web_sm`; the cell at the top loaded
@@ -160,7 +160,7 @@ for component, labels in meta["labels"].items():
     if labels:
         print(f"{component:<16} {len(labels):>3} labels, e.g. {labels[:6]}")
 perf = meta["performance"]
-print(f"held-out accuracy: POS tags {perf['tag_acc']:.3f}, dependency LAS {perf['dep_las']:.3f}, "
+print(f"held-out accuracy: fine tags (tag_) {perf['tag_acc']:.3f}, dependency LAS {perf['dep_las']:.3f}, "
       f"entity F {perf['ents_f']:.3f}")
 
 # %% [markdown]
@@ -234,15 +234,16 @@ print("description:", meta["description"].splitlines()[0])
 #
 # spaCy ではこれを **学習済みパイプライン (trained pipeline)** と呼びます。`pip` でインストールする
 # Python パッケージで、中には組み立て方を書いた `config.cfg`、ラベルと精度を記した `meta.json`、
-# 語彙 (`vocab`)、トークナイザーの規則、そしてコンポーネントごとのフォルダがあります。`tok2vec`・
-# `tagger`・`parser`・`ner` は品詞・係り受け・固有表現を文に**付与する**小さなニューラルネット
-# (`parser` と `ner` は文を左から読み、次の「動作」を予測する遷移型) で、
+# 語彙 (`vocab`)、トークナイザーの規則、そしてコンポーネントごとのフォルダがあります。`tagger`・
+# `parser`・`ner` は品詞・係り受け・固有表現を文に**付与する**小さなニューラルネット
+# (`parser` と `ner` は文を左から読み、次の「動作」を予測する遷移型)、`tok2vec` は各トークンの
+# ベクトル (`doc.tensor`) を計算するだけのネットで、`tagger` と `parser` がそれを共有します。
 # `attribute_ruler` と `lemmatizer` はネットではなく規則と辞書の表です。次のトークンを予測する
 # Llama のような大規模言語モデルとは別物です。部品は足したり (§7) 外したり (§5b, §8) でき、自分のデータでの
 # 学習や微調整はノートブック 02b で行います。
 
 # %% [markdown]
-# ## 2 · Tokenization (5 min)
+# ## 2 · Tokenization (6 min)
 #
 # `nlp(text)` returns a `Doc`; `doc[i]` is a `Token`, `doc[i:j]` a `Span`. The first step is the
 # tokenizer, and for English it is rules, not a network: split on whitespace, then peel off
@@ -270,7 +271,7 @@ print("round trip:", doc.text == "".join(t.text_with_ws for t in doc), "|",
 #   only network of the four.
 # - `pos_`: the coarse, cross-language **Universal POS** tag (`NOUN`, `VERB`, `AUX`, ...), and
 # - `morph`: features such as `Tense=Past|VerbForm=Fin`. The `attribute_ruler` sets both, with
-#   token patterns over `tag_`, the word and, for a few, the parser's `dep_` (a cell below counts
+#   token patterns over `tag_`, the word and, for a few, the parser's `dep_` (optional §3b counts
 #   them).
 # - `lemma_`: the dictionary form. The `attribute_ruler` sets it for a list of words: pronouns,
 #   forms of *be*, *have*, *do*, contractions (`n't` -> `not`, `'ll` -> `will`, and the modal
@@ -301,8 +302,66 @@ print("lemmatizer overwrite:", nlp.config["components"]["lemmatizer"]["overwrite
 
 # %% [markdown]
 # `were -> be` (and `she`, `they`) come from the `attribute_ruler`, which runs before the
-# lemmatizer; the lemmatizer has `overwrite = false`, so it keeps them. What do the ruler's
-# patterns read, and which set a lemma?
+# lemmatizer; the lemmatizer has `overwrite = false`, so it keeps them. Every other lemma is the
+# lemmatizer's: optional §3a opens its tables and shows what it does on its own; optional §3b
+# counts what the ruler's patterns read and shows the few that read the parse.
+
+# %% [markdown]
+# ### 3a · The lemmatizer's tables, and what it does without them (optional, 5 min)
+#
+# Where does `running -> run` come from? The lemmatizer's tables answer:
+
+# %%
+tables = nlp.get_pipe("lemmatizer").lookups
+rules = tables.get_table("lemma_rules")["verb"]
+index = tables.get_table("lemma_index")["verb"]
+exceptions = tables.get_table("lemma_exc")["verb"]
+for word in ["running", "walked", "zorbing"]:
+    from_rules = [word[: len(word) - len(old)] + new for old, new in rules if word.endswith(old)]
+    print(f"{word:<8} suffix rules -> {from_rules} (in the verb index: {[f in index for f in from_rules]})"
+          f" | exception table -> {exceptions.get(word)}")
+upos = sorted(pos for pos in spacy.parts_of_speech.IDS if pos)
+for name in ["lemma_index", "lemma_exc", "lemma_rules"]:
+    print(f"{name:<12} has tables for {[pos for pos in upos if pos.lower() in tables.get_table(name)]}")
+print("lemma_rules for PUNCT:", tables.get_table("lemma_rules")["punct"])
+
+# %% [markdown]
+# **What to notice.** The suffix rules would turn `running` into `runne` or `runn`, neither of
+# them a known verb; the **exception table** maps it to `run`. The rules do the job for regular
+# forms: `walked` -> `walk` is in the index, and has no exception. And a made-up `zorbing` has no
+# exception and no known output, yet the rules still give it one. Four POS have all three
+# tables; `PUNCT` has suffix rules only, which straighten curly quotes. The lemmatizer uses a
+# POS's tables when any of the three has an entry for it. What does it do with the other POS, and
+# with a base form? Six tokens, one per case, through `is_base_form` and `rule_lemmatize` (its
+# code is in spaCy's `pipeline/lemmatizer.py`, and English's `is_base_form` in
+# `lang/en/lemmatizer.py`):
+
+# %%
+lemmatizer = nlp.get_pipe("lemmatizer")
+seen, first = nlp(sentence), nlp("Apple is looking at buying U.K. startup for $1 billion.")
+quoted = nlp("“Hi,” she said.")
+for t in [seen[1], seen[11], quoted[0], seen[7], first[0], first[6]]:
+    has_tables = any(t.pos_.lower() in tables.get_table(name) for name in tables.tables)
+    print(f"{t.text:<8} {t.pos_:<6} {str(t.morph):<33} is_base_form {lemmatizer.is_base_form(t)!s:<6}"
+          f" tables for {t.pos_:<6} {has_tables!s:<6} -> {lemmatizer.rule_lemmatize(t)}")
+
+# %% [markdown]
+# **What to notice.** So a lemma has five sources. (1) The attribute_ruler's patterns (the
+# lemmatizer keeps their lemmas). Then, in the lemmatizer: (2) `is_base_form`: when `morph` says
+# the form is already basic, the word lowercased, tables unread (the noun `saw`); (3) the
+# exception table and (4) the suffix rules, exceptions first, for a POS with tables (the verb
+# `saw` -> `see`; for `PUNCT`, rules only: `“` -> `"`): a rule's output that is in the index wins,
+# and when none is, the first output is taken anyway, so even an unknown form gets a lemma
+# (`zorbing` -> `zorbe`); (5) the word itself when no table
+# applies: lowercased for a POS without tables (`were` is `AUX`: on its own the lemmatizer leaves
+# `were`, which is why the ruler's `be` matters), but a `PROPN` unchanged (`Apple` stays `Apple`),
+# and unchanged too when its POS's tables have nothing for it (`startup`, tagged as a verb in the
+# notebook's first cell).
+
+# %% [markdown]
+# ### 3b · What the attribute_ruler reads, and an experiment: it reads the parse (optional, 13 min)
+#
+# What do the ruler's patterns read, and which set a lemma?
 
 # %%
 ruler_patterns = nlp.get_pipe("attribute_ruler").patterns
@@ -332,62 +391,10 @@ print("the ones for modals (tag MD):", [(p["patterns"][0][0]["LOWER"], p["attrs"
 # **What to notice.** The patterns that read the tag alone are the map from each of the tagger's
 # tags to a POS and morphology (`VBD` -> `VERB`, `Tense=Past|VerbForm=Fin`). Those that read the
 # tag *and* the word refine it word by word: pronouns, determiners, modals, forms of *be*, *have*
-# and *do*. A few read the parser's `dep_` (optional §3b shows them, and what changes without the
-# parser). Of the modals, only the contracted forms get a lemma here. Every other lemma is the
-# lemmatizer's; optional §3a opens its tables and shows what it does on its own.
+# and *do*. A few read the parser's `dep_`: the experiment below shows them, and what changes
+# without the parser. Of the modals, only the contracted forms get a lemma here.
 
 # %% [markdown]
-# ### 3a · The lemmatizer's tables, and what it does without them (optional, 5 min)
-#
-# Where does `running -> run` come from? The lemmatizer's tables answer:
-
-# %%
-tables = nlp.get_pipe("lemmatizer").lookups
-rules = tables.get_table("lemma_rules")["verb"]
-index = tables.get_table("lemma_index")["verb"]
-exceptions = tables.get_table("lemma_exc")["verb"]
-for word in ["running", "walked"]:
-    from_rules = [word[: len(word) - len(old)] + new for old, new in rules if word.endswith(old)]
-    print(f"{word:<8} suffix rules -> {from_rules} (in the verb index: {[f in index for f in from_rules]})"
-          f" | exception table -> {exceptions.get(word)}")
-upos = sorted(pos for pos in spacy.parts_of_speech.IDS if pos)
-for name in ["lemma_index", "lemma_exc", "lemma_rules"]:
-    print(f"{name:<12} has tables for {[pos for pos in upos if pos.lower() in tables.get_table(name)]}")
-print("lemma_rules for PUNCT:", tables.get_table("lemma_rules")["punct"])
-
-# %% [markdown]
-# **What to notice.** The suffix rules would turn `running` into `runne` or `runn`, neither of
-# them a known verb; the **exception table** maps it to `run`. The rules do the job for regular
-# forms: `walked` -> `walk` is in the index, and has no exception. Four POS have all three
-# tables; `PUNCT` has suffix rules only, which straighten curly quotes. The lemmatizer uses a
-# POS's tables when any of the three has an entry for it. What does it do with the other POS, and
-# with a base form? Six tokens, one per case, through `is_base_form` and `rule_lemmatize` (its
-# code is in spaCy's `pipeline/lemmatizer.py`, and English's `is_base_form` in
-# `lang/en/lemmatizer.py`):
-
-# %%
-lemmatizer = nlp.get_pipe("lemmatizer")
-seen, first = nlp(sentence), nlp("Apple is looking at buying U.K. startup for $1 billion.")
-quoted = nlp("“Hi,” she said.")
-for t in [seen[1], seen[11], quoted[0], seen[7], first[0], first[6]]:
-    has_tables = any(t.pos_.lower() in tables.get_table(name) for name in tables.tables)
-    print(f"{t.text:<8} {t.pos_:<6} {str(t.morph):<33} is_base_form {lemmatizer.is_base_form(t)!s:<6}"
-          f" tables for {t.pos_:<6} {has_tables!s:<6} -> {lemmatizer.rule_lemmatize(t)}")
-
-# %% [markdown]
-# **What to notice.** So a lemma has five sources. (1) The attribute_ruler's patterns (the
-# lemmatizer keeps their lemmas). Then, in the lemmatizer: (2) `is_base_form`: when `morph` says
-# the form is already basic, the word lowercased, tables unread (the noun `saw`); (3) the
-# exception table and (4) the suffix rules, exceptions first, for a POS with tables (the verb
-# `saw` -> `see`; for `PUNCT`, rules only: `“` -> `"`); (5) the word itself when no table
-# applies: lowercased for a POS without tables (`were` is `AUX`: on its own the lemmatizer leaves
-# `were`, which is why the ruler's `be` matters), but a `PROPN` unchanged (`Apple` stays `Apple`),
-# and unchanged too when its POS's tables have nothing for it (`startup`, tagged as a verb in the
-# notebook's first cell).
-
-# %% [markdown]
-# ### 3b · An experiment: the attribute_ruler reads the parse (optional, 10 min)
-#
 # The pipeline runs `tagger`, `parser`, *then* `attribute_ruler`. Why after the parser? Take the
 # parser out and compare `pos_`, token by token:
 
@@ -450,7 +457,7 @@ _ = exercises.check_pos_without_parser(pos_without_parser, nlp)  # prints feedba
 # </details>
 
 # %% [markdown]
-# ## 4 · The dependency parse (6 min)
+# ## 4 · The dependency parse (7 min)
 #
 # The parser links every token to its **head** with a labelled arc (`nsubj` subject, `dobj`
 # object, `prep` preposition, `pobj` its object, ...). One token per sentence is the `ROOT`.
@@ -482,7 +489,7 @@ print("without the tagger: 'startup' is", untagged[6].dep_, "of", repr(untagged[
       "| same tree as with it:", [(t.dep_, t.head.i) for t in untagged] == [(t.dep_, t.head.i) for t in doc])
 
 # %% [markdown]
-# ## 5 · Named entities (3 min)
+# ## 5 · Named entities (4 min)
 #
 # The `ner` marks spans with a label from `meta.json`'s list (`ORG`, `GPE` = countries, cities,
 # states, `MONEY`, `DATE`, ...). `doc.ents` is a tuple of `Span`s with token and character offsets.
@@ -627,7 +634,7 @@ print(textwrap.fill(str(caught[0].message), width=100))
 # spelling", not meaning.
 
 # %% [markdown]
-# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (7 min)
+# ## 7 · Rules next to statistics: Matcher, PhraseMatcher, EntityRuler (8 min)
 #
 # - `Matcher`: patterns over token attributes, one dict per token (`LOWER`, `LEMMA`, `POS`,
 #   `LIKE_NUM`, operators `?` `+` `*`).
@@ -764,7 +771,7 @@ _ = exercises.check_drop_cardinals(drop_cardinals, placement, nlp)
 # </details>
 
 # %% [markdown]
-# ## 8 · Speed: batches, and only the components you need (9 min, with Exercise 6)
+# ## 8 · Speed: batches, and only the components you need (12 min, with Exercise 6)
 #
 # Something to run the pipeline over: the short questions of `data/textcat` (notebook 02b trains a
 # classifier on them).
@@ -786,6 +793,8 @@ print(len(texts), "texts,", sum(len(nlp.make_doc(t)) for t in texts), "tokens")
 # same lemmas as the whole pipeline on any English text. Work back from the lemmatizer: what does
 # it read, who sets that and from what (§3), and what does each of those listen to (§1)? The
 # checker runs your list on a few sentences, then again without each of your components in turn.
+# "The same lemmas" is not "correct lemmas": the whole pipeline's lemma can be wrong (the cell
+# after the solution shows one, `having`), and your list must reproduce it.
 
 # %%
 def lemma_components() -> list[str]:
@@ -997,7 +1006,8 @@ print("pos_ still set:", {r["text"]: r["pos_"] for r in analysis.rows if r["pos_
 # read the parser's `dep_` (no `tag_` needed), and `I` as `nsubj` gets its `morph`. "Empty" is a
 # claim about one sentence; the source of a column is what to reason from.
 #
-# One switch empties no column at all: `tok2vec`. The tagger and the parser listen to it (§1).
+# The lemmatizer's switch empties no column (the attribute_ruler's lemmas stay), and neither does
+# `tok2vec`'s, for another reason: the tagger and the parser listen to it (§1).
 # Without it `doc.tensor` stays empty, and each listener, rather than fail, hands its component a
 # matrix of zeros of the right shape (`Tok2VecListener`'s `forward` in spaCy's
 # `pipeline/tok2vec.py`). The `ner` has its own tok2vec inside. Predict what the tags, the heads
