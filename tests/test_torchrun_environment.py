@@ -42,7 +42,9 @@ def test_torchrun_variables_are_those_init_process_group_reads_plus_local_rank()
 def test_the_variables_are_what_torch_reads_and_a_subset_of_what_torchrun_sets():
     """The names init_process_group's env:// rendezvous reads are in torch's source, and a real
     ``torchrun --nproc_per_node 1`` gives its process every one of ours, with our values (but the
-    port), and more besides."""
+    port, and MASTER_ADDR: torchrun gives rank 0's --local-addr, else socket.getfqdn()), and more
+    besides. The run passes PET_LOCAL_ADDR=127.0.0.1 (= --local-addr) as the notebook does: on a
+    Mac whose host name does not resolve, torchrun otherwise hangs retrying address lookups."""
     import importlib
     import inspect
     import json
@@ -54,12 +56,14 @@ def test_the_variables_are_what_torch_reads_and_a_subset_of_what_torchrun_sets()
     show = "import os, json; print(json.dumps(dict(os.environ)))"
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                           "--no-python", sys.executable, "-c", show],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+                         capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "PET_LOCAL_ADDR": "127.0.0.1"}).stdout
     env = json.loads(out.strip().splitlines()[-1])
     ours = torchrun_variables()
     assert all(name in env for name in ours)
-    assert {k: env[k] for k in ours if k != "MASTER_PORT"} == {k: v for k, v in ours.items()
-                                                              if k != "MASTER_PORT"}
+    same = [k for k in ours if k not in ("MASTER_ADDR", "MASTER_PORT")]
+    assert {k: env[k] for k in same} == {k: ours[k] for k in same}
+    assert env["MASTER_ADDR"] == "127.0.0.1"  # the --local-addr given; without it, socket.getfqdn()
     assert "GROUP_RANK" in env and "LOCAL_WORLD_SIZE" in env  # torchrun sets more than we do
 
 
@@ -135,5 +139,31 @@ def test_this_torchs_torchrun_picks_a_free_port_on_one_node():
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
                           "--no-python", sys.executable, "-c",
                           "import os; print(os.environ['MASTER_PORT'])"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+                         capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "PET_LOCAL_ADDR": "127.0.0.1"}).stdout.strip()
     assert (out != "29500") == picks_free, (out, picks_free)
+
+
+def test_pet_local_addr_is_torchruns_local_addr_flag(monkeypatch):
+    """The notebook's torchrun cells pass PET_LOCAL_ADDR=127.0.0.1: this torch's run.py has
+    --local-addr, read from PET_<dest> by its ``env`` action."""
+    import inspect
+
+    import torch.distributed.argparse_util as argparse_util
+    import torch.distributed.run as run
+
+    assert '"--local-addr"' in inspect.getsource(run.get_args_parser)
+    assert 'f"PET_{dest.upper()}"' in inspect.getsource(argparse_util.env)
+    monkeypatch.delenv("PET_LOCAL_ADDR", raising=False)
+    assert run.parse_args(["x.py"]).local_addr is None
+    monkeypatch.setenv("PET_LOCAL_ADDR", "127.0.0.1")
+    assert run.parse_args(["x.py"]).local_addr == "127.0.0.1"
+
+
+def test_nccl_call_lines_for_a_cuda_torch_without_a_gpu():
+    from nnlib.llama.devices import device_facts
+
+    err = ValueError("ProcessGroupNCCL is only supported with GPUs, no GPUs found!")
+    lines = device_notes.nccl_call_lines(device_facts(), err)
+    assert lines[0].startswith("ValueError: ProcessGroupNCCL")
+    assert "sees no GPU" in lines[1] and device_notes.NCCL_MISSING in lines[1]

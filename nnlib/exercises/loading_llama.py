@@ -175,7 +175,8 @@ def check_mp_split(split: Callable[..., Any], merge: Callable[..., Any]) -> Verd
                 return report(False, "", f"merge({name!r}, {n} shards) gave {got_shape}, expected "
                                f"{tuple(t.shape)}; {hint}.")
     return report(True, "Column-parallel weights join on dim 0, row-parallel on dim 1, norms are "
-                   "copied: nnlib's merge_shards does exactly this for 13B (MP=2) and 70B (MP=8).", "")
+                   "copied: nnlib's merge_shards does exactly this for Llama 2 13B (MP=2) and 70B (MP=8) "
+                   "(Llama 3 70B splits its embedding on dim 0 instead).", "")
 
 
 #: Exercise 03b's snippet, numbered as the notebook prints it.

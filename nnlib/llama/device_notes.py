@@ -84,6 +84,11 @@ def dtype_rule_lines(facts: DeviceFacts, macos_version: str | None = None) -> li
 def nccl_call_lines(facts: DeviceFacts, error: BaseException | None) -> list[str]:
     """Notebook 03 §1: what ``init_process_group("nccl")`` under torchrun's variables did here
     (``error`` is what it raised, None when it worked)."""
+    if isinstance(error, ValueError):  # a CUDA torch (NCCL built in) that sees no GPU
+        return [f"{type(error).__name__}: {error}",
+                "This torch has NCCL built in but sees no GPU, so NCCL has nothing to run on; "
+                "the seed's error is a different one, from a torch without NCCL (a Mac, a "
+                f'CPU-only torch, Windows): "RuntimeError: {NCCL_MISSING}".']
     if error is not None:
         return [f"{type(error).__name__}: {error}"]
     return [f'init_process_group("nccl") worked: this torch has NCCL and sees {facts.n_cuda} '

@@ -233,7 +233,8 @@ def process_group_backend(device: DeviceLike = None) -> str:
 
 
 def init_process_group_if_needed(device: DeviceLike = None) -> bool:
-    """Start a one-process group only when launched by torchrun (RANK/WORLD_SIZE set).
+    """Join the group of WORLD_SIZE processes torchrun started, only when launched by torchrun
+    (RANK/WORLD_SIZE set); with ``--nproc_per_node 1`` that is a group of one.
 
     In a notebook there is no torchrun and nothing to start: returns False. Loading on one device
     never needs a group; this exists for scripts that are launched with torchrun anyway.
@@ -266,8 +267,11 @@ TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER
 
 
 def torchrun_variables(port: int | None = None) -> dict[str, str]:
-    """``TORCHRUN_VARIABLES`` with the values ``torchrun --nproc_per_node 1`` gives its one
-    process: rank 0 of 1, GPU 0, meeting at localhost on ``port`` (default: a free one)."""
+    """``TORCHRUN_VARIABLES`` as ``torchrun --nproc_per_node 1`` gives them to its one process:
+    rank 0 of 1, GPU 0, meeting on ``port`` (default: a free one). For ``MASTER_ADDR`` torchrun
+    gives rank 0's host: ``--local-addr`` (env ``PET_LOCAL_ADDR``) if given, else
+    ``socket.getfqdn()`` (torch's ``RendezvousStoreInfo.build``); here it is "localhost", which
+    names this machine on every host, so one process can meet itself."""
     return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "localhost",
             "MASTER_PORT": str(free_port() if port is None else port)}
 

@@ -53,11 +53,11 @@
 # | `model_parallel_size`, `glob("*.pth")`, "Loading a checkpoint for MP=2 but world size is 1" | §2, §6 (optional part) |
 # | `from_pretrained(..., device_map="auto")`, "Expected all tensors to be on the same device" | 03b |
 #
-# **Time:** about 46 minutes for the core path (each heading gives its minutes: introduction
-# and set-up 3, §1 10, §2 6, §3 7, §4 7, §5 7, Exercise 1 6). The parts marked
-# "(optional, N min)" add about 52 minutes: a real one-process group and torchrun's port 3, bf16's
-# speed and rounding 3, the tokenizer's pieces 3, the memory charts 4, a damaged download 3,
-# §6's Hugging Face layout 4 and model-parallel split 12, Exercise 2 12 and Exercise 3 8. It runs
+# **Time:** about 62 minutes for the core path (each heading gives its minutes: introduction
+# and set-up 5, §1 12, §2 9, §3 8, §4 10, §5 9, Exercise 1 7, summary 2). The parts marked
+# "(optional, N min)" add about 63 minutes: a real one-process group and torchrun's port 4, bf16's
+# speed and rounding 4, the tokenizer's pieces 3, the memory charts 5, a damaged download 3,
+# §6's Hugging Face layout 5 and model-parallel split 15, Exercise 2 15 and Exercise 3 9. It runs
 # top to bottom in well under two minutes and 2 GB on a 2-core laptop CPU; the last cell
 # measures both.
 
@@ -119,7 +119,7 @@ workdir = tempfile.TemporaryDirectory(prefix="nnlib-03-")  # for §6's copies; t
 WORK = Path(workdir.name)
 
 # %% [markdown]
-# ## 1 · The NCCL error, for real, and its fix (10 min)
+# ## 1 · The NCCL error, for real, and its fix (12 min)
 #
 # Meta's `Llama.build(ckpt_dir, tokenizer_path, max_seq_len, max_batch_size)` turns the files on
 # disk into an object whose `generate` you can call (§2 goes through it line by line). Its very
@@ -151,8 +151,10 @@ except (ValueError, RuntimeError) as err:
 # %% [markdown]
 # Not the seed's error yet: without torchrun the call fails earlier, looking for `RANK`. nnlib's
 # `torchrun_environment()` sets, for the length of a `with` block, the variables above as
-# `torchrun --nproc_per_node 1` sets them for its one process; afterwards it puts the environment
-# back and destroys any process group started inside, so the rest of the notebook runs as before.
+# `torchrun --nproc_per_node 1` sets them for its one process (but `MASTER_ADDR`: torchrun gives
+# this machine's host name, `socket.getfqdn()`, or its `--local-addr`; `localhost` names the same
+# machine); afterwards it puts the environment back and destroys any process group started
+# inside, so the rest of the notebook runs as before.
 
 # %%
 print({k: ("<a free port>" if k == "MASTER_PORT" else v) for k, v in torchrun_variables().items()})
@@ -165,7 +167,7 @@ with torchrun_environment():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch also warns that it has no NCCL timeout to use
             dist.init_process_group("nccl")  # Meta's first line of build
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:  # ValueError: a CUDA torch that sees no GPU
         nccl_error = err
 print("\n".join(nccl_call_lines(device_facts(), nccl_error)))
 print("after the block: process group running:", dist.is_initialized(), "| RANK set:", "RANK" in os.environ)
@@ -183,7 +185,8 @@ print("after the block: process group running:", dist.is_initialized(), "| RANK 
 # **The fix.** One device needs no process group at all. `nnlib.llama.Llama.build` keeps Meta's
 # arguments, adds `device` and `dtype`, and puts every tensor on the device it chooses (§3); under
 # torchrun it starts a group with a backend this machine has. This repository's
-# `example_text_completion.py` is Meta's example, with the same flags, on top of it. Here is the
+# `example_text_completion.py` is Meta's example, with the same flags but its own prompts (the
+# seed's question and three a base model continues well), on top of it. Here is the
 # seed's command, run by torchrun on the shipped tiny model: the tiny model's paths stand in for
 # `llama-2-7b/` and `tokenizer.model`, and one flag is added, `--max_gen_len 24`, to keep it
 # short. It samples (Meta's `temperature=0.6, top_p=0.9`) and torchrun's log lines vary, so only
@@ -198,8 +201,15 @@ command = [*launcher, "--nproc_per_node", "1", "example_text_completion.py",
            "--ckpt_dir", "data/tiny-llama/", "--tokenizer_path", "data/tiny-llama/tokenizer.model",
            "--max_seq_len", "128", "--max_batch_size", "4", "--max_gen_len", "24"]
 print("$", " ".join(["torchrun"] + command[len(launcher):]))
-env = {**os.environ, "OMP_NUM_THREADS": "1"}
-run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+# PET_LOCAL_ADDR=127.0.0.1 is torchrun's --local-addr: without it, on a Mac whose host name does
+# not resolve, torchrun hangs retrying address lookups.
+env = {**os.environ, "OMP_NUM_THREADS": "1", "PET_LOCAL_ADDR": "127.0.0.1"}
+try:
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+except subprocess.TimeoutExpired:
+    print("torchrun did not finish within 120 s (a network look-up hanging?); "
+          "the tiny model itself loads in under a second")
+    run = subprocess.CompletedProcess(command, returncode=-1, stdout="", stderr="")
 print(run.stdout[-1500:])
 if run.returncode:
     print(run.stderr[-1500:])
@@ -210,11 +220,12 @@ print("the seed's torchrun command ran on this machine (exit code 0):", run.retu
 
 # %% [markdown]
 # What to notice: the command that failed on the seed's Mac runs here, in one process. The last
-# line of its output says on which device `Llama.build` put the model and which backend the
-# process group got: `process_group_backend` picks `nccl` only with CUDA and a torch built with
+# line reads the device off the child's own output ("Loaded in ... on cpu"); the backend is
+# computed here, in the notebook, from that device, with the function the child's
+# `Llama.build` uses: `process_group_backend` picks `nccl` only with CUDA and a torch built with
 # NCCL, and `gloo` (torch's CPU backend, built everywhere) otherwise.
 #
-# ### (optional, 3 min) A real one-process group, and torchrun's port
+# ### (optional, 4 min) A real one-process group, and torchrun's port
 #
 # `init_process_group_if_needed`, which `Llama.build` calls, starts a group only when torchrun's
 # variables are set. Here it starts one for real, in this process, inside `torchrun_environment()`,
@@ -247,11 +258,15 @@ print("after the block: process group running:", dist.is_initialized(), "| RANK 
 # NBVAL_IGNORE_OUTPUT
 show_port = [*launcher, "--nproc_per_node", "1", "--no-python", sys.executable, "-c",
              "import os; print(os.environ['MASTER_PORT'])"]
-port = subprocess.run(show_port, capture_output=True, text=True, timeout=60, env=env).stdout.strip()
+try:  # env: PET_LOCAL_ADDR=127.0.0.1, as above
+    port = subprocess.run(show_port, capture_output=True, text=True, timeout=60, env=env).stdout.strip()
+except subprocess.TimeoutExpired:
+    port = ""
+    print("torchrun did not finish within 60 s (a network look-up hanging?)")
 print(torchrun_port_line(port, torch.__version__))
 
 # %% [markdown]
-# ## 2 · Meta's `build`, line by line, and what a Mac must patch (6 min)
+# ## 2 · Meta's `build`, line by line, and what a Mac must patch (9 min)
 #
 # Every line of the seed's `build` serves §1's one job, several processes on several NVIDIA GPUs:
 #
@@ -299,12 +314,13 @@ except TypeError as err:
 # | `llama/generation.py`, `Llama.build` | `torch.set_default_tensor_type(torch.cuda.HalfTensor)` (Llama 3's code: `torch.cuda.BFloat16Tensor` where `torch.cuda.is_bf16_supported()`) | a CPU type: `torch.FloatTensor` (MPS has no such tensor type; build on the CPU, then `.to("mps")`) |
 # | `llama/generation.py`, `generate` | `torch.full(..., device="cuda")`, `torch.tensor(..., device="cuda")` (the `tokens` grid, the prompts, `eos_reached`) | the model's device |
 # | `llama/model.py`, `Attention.__init__` | `torch.zeros(...).cuda()` for `cache_k` and `cache_v` | `.to(device)`, or no `.cuda()` on the CPU |
+# | `llama/model.py`, `precompute_freqs_cis`, `apply_rotary_emb` | the rotary embedding in complex numbers: `torch.polar`, `torch.view_as_complex` | MPS lacks complex tensors in many torch versions: compute it on the CPU, or rewrite it with real cos/sin tables (nnlib's `model.py` does) |
 #
 # This repository's `example_text_completion.py` (§1) takes the other road: the seed's command
 # and flags, on `nnlib`'s `Llama.build`, which needs none of those patches.
 
 # %% [markdown]
-# ## 3 · Device placement and dtype (7 min)
+# ## 3 · Device placement and dtype (8 min)
 #
 # `nnlib`'s `Llama.build(device=None)` picks CUDA if there is a GPU, then Apple's MPS, then the
 # CPU, and a dtype that suits the device: half precision on a GPU, float32 on the CPU (half-
@@ -395,7 +411,7 @@ for name, m in [("float32", llama), ("bfloat16", llama_bf16)]:
 # What to notice: weights and cache halve exactly, 4 bytes per number to 2. On a GPU,
 # bf16/fp16 is the normal way to run, and much faster than fp32.
 #
-# ### (optional, 3 min) bf16's speed and rounding
+# ### (optional, 4 min) bf16's speed and rounding
 #
 # On a CPU, whether bf16 is faster depends on the processor: recent x86 chips with AVX-512 BF16
 # or AMX compute it natively, many others convert it in software. This machine's answer (the
@@ -433,10 +449,11 @@ print(f"bf16 vs fp32 within the bf16 limit ({check.limit:.2g} nats of KL at any 
 # machine's best device and checks it against transformers with a tolerance fitted to the dtype.
 
 # %% [markdown]
-# ## 4 · What a checkpoint holds (7 min)
+# ## 4 · What a checkpoint holds (10 min)
 #
 # `Llama.build` read a folder with the three files of a Meta checkpoint (plus a model card,
-# `README.md`, which it does not read). Llama 3's `download.sh` puts all three, with
+# `README.md`, and `loss_curve.png` and `training_log.json` from its training, which it does not
+# read). Llama 3's `download.sh` puts all three, with
 # `checklist.chk` (md5 sums), in each model's folder (`Meta-Llama-3-8B/`). Llama 2's puts
 # `params.json`, `consolidated.*.pth` and `checklist.chk` in each model's folder (`llama-2-7b/`),
 # and one `tokenizer.model` (with `tokenizer_checklist.chk`) in the folder above, shared by all
@@ -509,11 +526,18 @@ for name, t in state_dict.items():
     groups[kind] += t.numel()
 for kind, n in groups.most_common():
     print(f"  {kind:<13} {n:>10,}  {100 * n / n_params:5.1f} %")
+big = KNOWN_MODELS["7B"]  # Llama 2 7B's params.json
+big_total, big_vocab = count_parameters(**big), 2 * big["vocab_size"] * big["dim"]
+print(f"\nLlama 2 7B: vocabulary {big['vocab_size']:,} ({big['vocab_size'] / params['vocab_size']:.1f}x), "
+      f"dim {big['dim']:,} ({big['dim'] / params['dim']:.1f}x), n_layers {big['n_layers']} "
+      f"({big['n_layers'] / params['n_layers']:.0f}x); embedding + output {big_vocab:,} "
+      f"= {100 * big_vocab / big_total:.1f} % of {big_total:,}")
 
 # %% [markdown]
 # What to notice: the feed-forward layers hold most of the parameters; the norms are a rounding
 # error. In the tiny model the embedding and output (vocabulary 2048 × 192) are a quarter of it;
-# in a 7B model, whose width is far larger for a similar vocabulary, they are a small share.
+# in Llama 2 7B they are 3.9 %: they grow with vocabulary × dim, the blocks with dim² ×
+# n_layers, and dim and n_layers grew more than the vocabulary.
 #
 # ### `tokenizer.model`: text to ids and back
 #
@@ -553,7 +577,7 @@ print(" | ".join(tokenizer.id_to_piece(i) for i in odd_ids))
 print("round trip:", tokenizer.decode(odd_ids) == odd)
 
 # %% [markdown]
-# ## 5 · Memory: will it fit? (7 min)
+# ## 5 · Memory: will it fit? (9 min)
 #
 # Memory is parameters × bytes per parameter, plus the KV cache (below), plus some working space
 # for activations. Bytes per parameter depend on the dtype:
@@ -564,20 +588,23 @@ for dtype, nbytes in BYTES_PER_PARAM.items():
 
 # %% [markdown]
 # fp32 is the CPU default; bf16 and fp16 are what GPUs run; int8 and int4 are *quantized*
-# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files), expanded on the fly at a small cost in
-# quality. Their columns count the codes only (real formats add a scale per block of weights;
-# 03b §4 reads the real bits per weight off a file). `memory_table` computes each model's
-# parameters from its `params.json`, as §4 did. A laptop counts at two thirds of its memory: on
-# an 8 or 16 GB Mac that is the most Metal recommends its GPU use
+# weights (bitsandbytes, GPTQ, llama.cpp's GGUF files), which those runtimes expand on the fly,
+# block by block, at a small cost in quality. Their columns count the codes only (real formats
+# add a scale per block of weights; 03b §4 reads the real bits per weight off a file). `memory_table` computes each model's
+# parameters from its `params.json`, as §4 did. Memory is sold in GiB (2³⁰ bytes); the table
+# counts GB (10⁹ bytes). A laptop counts at two thirds of its memory: on an 8 or 16 GiB Mac
+# that is the most Metal recommends its GPU use
 # (`torch.mps.recommended_max_memory()`; more on larger Macs), and nnlib's memory check on MPS
 # refuses, before loading, a model whose weights and cache exceed it; elsewhere the system and
 # other programs take their share.
 
 # %%
 rows = memory_table(max_seq_len=2048, max_batch_size=1)
-LAPTOP_SHARE = 2 / 3  # of a laptop's memory, for a model: on an 8 or 16 GB Mac, Metal's GPU limit
-BUDGETS = {"laptop, 8 GB": 8 * LAPTOP_SHARE, "laptop, 16 GB": 16 * LAPTOP_SHARE, "RTX 4090, 24 GB": 24,
-           "A100, 40 GB": 40, "A100/H100, 80 GB": 80}
+GIB = 2**30 / 1e9  # GB (10^9 bytes) in a GiB (2^30 bytes), the unit memory is sold in
+LAPTOP_SHARE = 2 / 3  # of a laptop's memory, for a model: on an 8 or 16 GiB Mac, Metal's GPU limit
+BUDGETS = {"laptop, 8 GiB": 8 * GIB * LAPTOP_SHARE, "laptop, 16 GiB": 16 * GIB * LAPTOP_SHARE,
+           "T4, 16 GiB": 16 * GIB, "RTX 4090, 24 GiB": 24 * GIB, "A100, 40 GiB": 40 * GIB,
+           "A100/H100, 80 GiB": 80 * GIB}
 print("a model may use: " + "; ".join(f"{label}: {gb:.1f} GB" for label, gb in BUDGETS.items()) + "\n")
 dtypes = ("fp32", "bf16", "int8", "int4")
 print(f"{'model':<12} {'params':>7}  " + "  ".join(f"{d:>6}" for d in dtypes) + "   fits (weights alone) in")
@@ -590,12 +617,16 @@ for model_name in KNOWN_MODELS:
           + f"   bf16: {smallest_fit['bf16']}; int4: {smallest_fit['int4']}")
 
 # %% [markdown]
-# What to notice: Llama 2 7B in fp32 (27 GB) fits neither laptop, which is why a CPU-only
-# learner loads a smaller model or a quantized one. bf16 or fp16 halves it to 13.5 GB, still more
-# than the 10.7 GB a 16 GB laptop leaves: on a 16 GB Mac, `Llama.build` refuses Llama 2 7B in
-# fp16 on MPS before loading, and a quantized file (int8 6.7 GB, int4 3.4 GB; 03b opens one) is
-# the way. int4 brings the 70B models to about 35 GB. "Fits" is still generous: leave 10–20 %
-# for activations and the framework.
+# What to notice: Llama 2 7B in fp32 (27.0 GB) fits neither laptop, which is why a CPU-only
+# learner loads a smaller model. bf16 or fp16 halves it to 13.5 GB: a 16 GiB GPU such as a T4
+# holds it, but it is more than the 11.5 GB a 16 GiB laptop leaves: on a 16 GiB Mac,
+# `Llama.build` refuses Llama 2 7B in fp16 on MPS before loading. The int8 and int4 columns
+# (6.7 GB, 3.4 GB) hold for runtimes that compute on the codes (llama.cpp, Ollama,
+# bitsandbytes). nnlib does not: it expands a quantized file to the compute dtype as it loads
+# it (03b opens one), so in nnlib a 4-bit Llama 2 7B still needs the bf16 column's 13.5 GB.
+# int4 brings the 70B models to about 35 GB. "Fits" is still generous: leave 10–20 %
+# for activations and the framework, which Llama 3 8B in bf16 (16.1 GB) on a 16 GiB card does
+# not.
 #
 # ### The KV cache: what `max_seq_len` and `max_batch_size` cost
 #
@@ -646,7 +677,7 @@ print("weights on disk (fp16):", f"{(TINY_DIR / 'consolidated.00.pth').stat().st
 # the tensors (§3's build cell, when `psutil` is installed): Python, torch's allocator and the
 # memory-mapped file all take their share.
 #
-# ### (optional, 4 min) The memory in two charts
+# ### (optional, 5 min) The memory in two charts
 #
 # The table above as bars, against what a model may use on common machines, and the KV cache against
 # `max_seq_len` for Llama 2 7B (32 key/value heads) and Llama 3 8B (8):
@@ -694,7 +725,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # reading any weight, which also catches a single damaged byte that loads without complaint.
 
 # %% [markdown]
-# ## 6 · (optional, 4 min) Other layouts: Hugging Face's, and a model-parallel split
+# ## 6 · (optional, 5 min) Other layouts: Hugging Face's, and a model-parallel split
 #
 # The same `Llama.build` reads Hugging Face's layout (`config.json` + `*.safetensors`). To see
 # it, write the tiny model out in that layout in a temporary folder (deleted at the end of the
@@ -725,12 +756,13 @@ with torch.inference_mode():
 print("logits from Hugging Face's layout identical to those from Meta's:", same)
 
 # %% [markdown]
-# What to notice: two folders on disk, one model in memory, bit-for-bit the same logits. The
+# What to notice: two folders on disk, two `Llama` objects with the same numbers, bit-for-bit
+# the same logits. The
 # check is exact equality, with no tolerance, on purpose: renaming and un-permuting move numbers
 # around but never change them. (Comparing two *different* implementations, as 03b does, needs
 # a tolerance fitted to the dtype.)
 #
-# ### (optional, 12 min) A model-parallel split (MP=2)
+# ### (optional, 15 min) A model-parallel split (MP=2)
 #
 # Meta's 13B ships as two files (MP=2) and 70B as eight. Each shard holds a slice of every big
 # matrix, cut so that each GPU computes its part alone; the processes exchange tensors only
@@ -834,10 +866,11 @@ for name, m in [("Meta layout", llama), ("Hugging Face layout", llama_hf), ("MP=
     print(f"{name:<20} {m.text_completion(['ROMEO:'], temperature=0.0, max_gen_len=16)[0]['generation']!r}")
 
 # %% [markdown]
-# What to notice: three folders on disk, one model in memory, bit-for-bit the same logits and
+# What to notice: three folders on disk, three `Llama` objects with the same numbers,
+# bit-for-bit the same logits and
 # the same greedy text: concatenating, like renaming, moves numbers without changing them.
 #
-# ## 7 · Exercise 1 (6 min)
+# ## 7 · Exercise 1 (7 min)
 #
 # Each exercise has a checker that says right or not yet. Solutions are hidden below each one;
 # try first.
@@ -870,7 +903,7 @@ check_kv_cache_bytes(kv_cache_size)
 # </details>
 
 # %% [markdown]
-# ### (optional, 12 min) Exercise 2: count the parameters
+# ### (optional, 15 min) Exercise 2: count the parameters
 #
 # Count a Llama's parameters from its `params.json` alone (the output matrix is separate from
 # `tok_embeddings`). `nnlib.llama.model.ffn_hidden_dim(ModelArgs(...))` gives the feed-forward
@@ -904,7 +937,7 @@ check_llama_parameter_count(llama_parameter_count)
 # </details>
 
 # %% [markdown]
-# ### (optional, 8 min, with §6's split) Exercise 3: split and merge
+# ### (optional, 9 min, with §6's split) Exercise 3: split and merge
 #
 # Split one weight the way an MP=`n_shards` checkpoint stores it (Llama 2 style, as in §6), and
 # merge the shards back. The weight's name tells you its kind: the part before `.weight`, e.g.
@@ -945,7 +978,7 @@ check_mp_split(split, merge)
 # ```
 # </details>
 #
-# ## Summary
+# ## Summary (2 min)
 #
 # - "Distributed package doesn't have NCCL built in": Meta's code assumes one process per NVIDIA
 #   GPU. On one device no process group is needed; where one is, use `gloo` off CUDA. Meta's
@@ -956,7 +989,7 @@ check_mp_split(split, merge)
 #   tensors, loaded with `weights_only=True, mmap=True`) and `tokenizer.model` (text ↔ ids).
 # - Memory ≈ parameters × bytes per parameter + the KV cache (`kv_cache_bytes`, §5), which
 #   Meta's code allocates up front: choose `max_seq_len` and `max_batch_size` to fit. On a
-#   laptop count on about two thirds of its memory (an 8 or 16 GB Mac's GPU gets no more).
+#   laptop count on about two thirds of its memory (an 8 or 16 GiB Mac's GPU gets no more).
 # - Meta's layout, Hugging Face's layout and model-parallel shards (§6, optional) are the same
 #   numbers in different files: renamed, permuted, cut on dim 0 or 1. The logits are equal.
 #
