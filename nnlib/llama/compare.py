@@ -6,7 +6,9 @@ float32 (``scripts/device_check.py``), with the KV cache against without it (not
 runs never round in the same places, so their numbers differ; this module decides whether a
 difference is rounding or a bug. Each rule is written in the *rounding unit* of the dtype the
 test run computed in, ``rounding_eps(dtype)``: the machine epsilon, but never below 2^-10 (a
-"float32" run on a GPU may multiply in TF32, which keeps fp16's 10 fraction bits).
+"float32" run on a GPU multiplies in TF32, which keeps fp16's 10 fraction bits, if the user
+turns TF32 on: torch leaves it off, and neither nnlib nor transformers' loading and generation
+turn it on).
 
 **Logits: the largest per-position KL divergence** (``compare_logits``). At every position of a
 sequence, ``KL(softmax(reference) || softmax(test))`` in nats; the runs agree when the largest is
@@ -14,8 +16,9 @@ at most ``KL_LIMIT * rounding_eps(dtype)**2``. Why this statistic: a logit offse
 whole vocabulary changes nothing (softmax ignores it), the tokens the model finds likely weigh
 most, and rounding (small, independent errors in every logit) moves the KL by the square of its
 size, while a bug moves the distributions themselves. Why every position of a few dozen tokens:
-a bug in positions (rotary tables, the q/k row order) changes nothing at the first token and
-grows with the distance between tokens; at one position it can hide.
+a bug in positions (rotary tables, the q/k row order) gives a KL of zero at position 0 and a
+non-zero one at every later position, by an amount that varies with the position; at one
+position it can hide.
 
 Measured on 2026-12-02 on a CPU (torch 2.13, transformers 5.24, CPU float32/bfloat16/float16
 kernels; ``compare_logits``, every position): the reference is transformers' float32 model of

@@ -48,12 +48,13 @@
 # | how much memory? | §4 |
 # | the learner's `open_llama_3b`, your own weights | §5 |
 #
-# **Time:** about 52 minutes for the core path (each heading gives its minutes: the set-up with
-# §1 13, §2 13, §3 12, §4 8, the exercise 6); §2 opens with the seed's error (or, on a CPU, why it
-# cannot happen) about a quarter of an hour in. The parts marked "(optional, N min)" add about 23
-# minutes: the source lines behind `device_map="auto"` 4, saving transformers' model as a folder
-# 2, the rounding unit behind the agreement rule 3, a planted bug the rule catches 4, that folder
-# read by nnlib 4, and §5, your own weights, 6 on the tiny model (more with real weights). The
+# **Time:** about 61 minutes for the core path (each heading gives its minutes: the set-up with
+# §1 14, §2 15, §3 14, §4 9, the exercise 6, the summary 3); §2 opens with the seed's error (or,
+# on a CPU, why it cannot happen) about a quarter of an hour in. The parts marked "(optional, N
+# min)" add about 32 minutes: the source lines behind `device_map="auto"` 5, saving transformers'
+# model as a folder 4, the rounding unit behind the agreement rule 5, a planted bug the rule
+# catches 5, that folder read by nnlib 5, and §5, your own weights, 8 on the tiny model (more
+# with real weights). The
 # last cell prints how long the run took and its peak memory; the slow step is transformers
 # reading the GGUF file, which happens once.
 
@@ -122,7 +123,7 @@ print(f"this run: nnlib uses {DEVICE} in {str(DTYPE).replace('torch.', '')}; "
       f"{torch.cuda.device_count()} CUDA device(s), MPS {'available' if mps_available() else 'not available'}")
 
 # %% [markdown]
-# ## 1 · The seed's way: transformers with `device_map="auto"` (13 min, with the set-up)
+# ## 1 · The seed's way: transformers with `device_map="auto"` (14 min, with the set-up)
 #
 # The seed loaded its model with `from_pretrained(model_path, torch_dtype=torch.float16,
 # device_map='auto')`. In transformers 5 `torch_dtype=` is called `dtype=` (the old name still
@@ -172,7 +173,7 @@ print("\n".join(placement_lines(FACTS, model.device, model.dtype, getattr(model,
 # With one device (the CPU, one GPU, or a Mac's `"mps"`) there is no `hf_device_map`: the model
 # was simply put there whole. §2 shows what that means for your inputs.
 #
-# ### (optional, 4 min) The lines that decide, from the installed source
+# ### (optional, 5 min) The lines that decide, from the installed source
 #
 # Which devices `"auto"` may fill comes from accelerate's `get_max_memory` (on a Mac it lists
 # `"mps"` in place of the CPU). transformers wraps it, and computes the map itself: its own
@@ -182,8 +183,9 @@ print("\n".join(placement_lines(FACTS, model.device, model.dtype, getattr(model,
 # meets. Last, the old keyword: `from_pretrained` pops `torch_dtype=` without a word ("kept for
 # BC"); the deprecation warning comes from the config's old `torch_dtype` attribute.
 # `AutoModelForCausalLM.from_pretrained` passes the keyword on to `AutoConfig`, whose `from_dict`
-# reads that attribute (`hasattr(config, key)`), so the seed's line, through the Auto class,
-# prints the warning once. The lines, from the installed versions:
+# reads that attribute (`hasattr(config, key)`), so only the Auto class prints the warning (once).
+# The seed's own line, `LlamaForCausalLM.from_pretrained(..., torch_dtype=...)`, makes no
+# `AutoConfig` and prints nothing. The lines, from the installed versions:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -220,7 +222,7 @@ print(" | ".join(repr(hf_tokenizer.decode([i])) for i in input_ids[0]))
 # What to notice: no BOS token in front. SmolLM2's tokenizer does not add one (its files say
 # so), unlike Llama 2's `<s>`; nnlib follows the file, as transformers does.
 #
-# ## 2 · "Expected all tensors to be on the same device", on this machine (13 min)
+# ## 2 · "Expected all tensors to be on the same device", on this machine (15 min)
 #
 # The seed's model was on `cuda:0` and its `input_ids` on the CPU. A forward call,
 # `model(input_ids)` (what §3 calls to read the logits), takes the ids where they are. The next
@@ -307,7 +309,7 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # answer better than the facts, and greedy decoding then keeps writing quiz lines (`B:`,
 # `C:`) because the prompt looked like a quiz. Notebook 04 steps through this distribution.
 #
-# ## 3 · nnlib's way: the same file, checked against transformers (12 min)
+# ## 3 · nnlib's way: the same file, checked against transformers (14 min)
 #
 # `Llama.build` reads the GGUF file itself (`load_smol()` is `Llama.build` on the installed file),
 # maps llama.cpp's tensor names to Meta's and dequantizes with the `gguf` library. Before it
@@ -315,7 +317,7 @@ print(SEED_PROMPT + hf_tokenizer.decode(hf_new, skip_special_tokens=True))
 # prompt and its greedy continuation, the greedy tokens and each step's scores, all in small
 # tensors) and free that model: two float32 copies at once would double the memory.
 #
-# ### (optional, 2 min) First, save transformers' model as a Hugging Face folder
+# ### (optional, 4 min) First, save transformers' model as a Hugging Face folder
 #
 # A third route, read by nnlib at the end of this section: transformers writes its model as an
 # ordinary Hugging Face folder (`config.json`, `model.safetensors`, `tokenizer.json`), and
@@ -370,8 +372,8 @@ print(f"load_smol(): {from_gguf.load_seconds:.1f} s on {from_gguf.device}")
 # same places, so their next-token distributions differ a little at every position.
 # `compare_logits` (from `nnlib.llama.compare`, the series' one rule) measures that difference
 # as the KL divergence between the two softmaxes, at every position of the prompt and
-# transformers' greedy continuation (a bug in how positions are encoded changes nothing at the
-# first token and grows with the distance between tokens), and accepts the largest up to a
+# transformers' greedy continuation (a bug in how positions are encoded gives a KL of zero at
+# position 0 and a non-zero one at every later position), and accepts the largest up to a
 # limit set by the dtype's precision: a coarser dtype is allowed more. (The verdict is the same
 # in every dtype; the numbers behind it, in the cell after, depend on this run's dtype.)
 
@@ -389,19 +391,25 @@ print(f"{str(DTYPE).replace('torch.', '')}: largest KL {check.max_kl:.2g} nats (
       f"of {check.n_positions}), limit {check.limit:.2g}; max |logit difference| {check.max_abs_diff:.2g}")
 
 # %% [markdown]
-# ### (optional, 3 min) The limit: the rounding unit, and why TF32 sets a floor
+# ### (optional, 5 min) The limit: the rounding unit, and why TF32 sets a floor
 #
 # The limit is `KL_LIMIT * rounding_eps(dtype)**2`. Its unit, `rounding_eps(dtype)`, is the
 # dtype's machine epsilon `torch.finfo(dtype).eps`: the gap between 1 and the next number the
 # dtype holds, 2^-p for p fraction bits (23 in float32, 10 in float16, 7 in bfloat16). Rounding
 # to the nearest number errs by at most half of that, relative to the number: eps/2, the *unit
-# roundoff* of numerical analysis. The series' rules count in whole eps. The limit grows with its square because
-# rounding (small, independent errors in every logit) moves the KL by the square of its size,
-# while a bug moves the distributions themselves. One floor: never finer than TF32's 2^-10. On
-# a GPU a "float32" matrix product may run in TF32, which keeps only float16's 10 fraction bits,
-# so a float32 run is allowed float16's rounding. Each dtype's numbers:
+# roundoff* of numerical analysis. The series' rules count in whole eps. The limit grows with
+# its square because rounding (small, independent errors in every logit) moves the KL by the
+# square of its size, while a bug moves the distributions themselves. One floor: never finer
+# than TF32's 2^-10. TF32 (float16's 10 fraction bits, on NVIDIA GPUs) is off by default in
+# torch (`torch.backends.cuda.matmul.allow_tf32` is False, `torch.get_float32_matmul_precision()`
+# is `'highest'`, as the next cell prints); nnlib never turns it on, nor does transformers when
+# it loads or generates (only its `TrainingArguments(tf32=True)` does). The floor is a
+# deliberate allowance for a learner who turns it on: a float32 run is allowed float16's
+# rounding. Each dtype's numbers:
 
 # %%
+print(f"TF32 in this torch: allow_tf32 {torch.backends.cuda.matmul.allow_tf32}, "
+      f"float32 matmul precision {torch.get_float32_matmul_precision()!r}")
 for dt in (torch.float32, torch.float16, torch.bfloat16):
     eps = torch.finfo(dt).eps
     print(f"{str(dt).replace('torch.', ''):<9} eps {eps:.2g} (2^{math.log2(eps):.0f}), unit roundoff "
@@ -409,7 +417,7 @@ for dt in (torch.float32, torch.float16, torch.bfloat16):
           f"KL limit {KL_LIMIT:.0f} x rounding_eps^2 = {kl_limit(dt):.2g} nats")
 
 # %% [markdown]
-# ### (optional, 4 min) Would the rule catch a real bug?
+# ### (optional, 5 min) Would the rule catch a real bug?
 #
 # Plant the mistake a converter makes: layer 0's `wq` and `wk` rows left in Hugging Face's
 # rotate-half order (`permute_for_hf`, the per-head reordering nnlib undoes when it reads a
@@ -437,9 +445,10 @@ print(f"largest KL {broken.max_kl:.2g} nats (position {broken.at}), limit {broke
 
 # %% [markdown]
 # What to notice: one layer's rows in the wrong order, and the verdict flips from True to False
-# in every dtype. At the first token the bug changes nothing (its rotation angle is zero, and
-# the same rows are reordered in queries and keys); it grows with the distance between tokens,
-# which is why the rule reads every position, and why a planted bug is the way to test a check.
+# in every dtype. At position 0 the bug changes nothing (its rotation angle is zero, and the
+# same rows are reordered in queries and keys); at every later position it does, by an amount
+# that varies from position to position, which is why the rule reads every position, and why
+# a planted bug is the way to test a check.
 #
 # ### Greedy tokens
 #
@@ -462,7 +471,7 @@ _ = gc.collect()
 # What to notice: the same model in two libraries, and the check says they agree, at every
 # position, within the rounding of this run's dtype.
 #
-# ### (optional, 4 min) A third route: the folder transformers saved
+# ### (optional, 5 min) A third route: the folder transformers saved
 #
 # The folder saved at the start of this section (run that optional part first). Its
 # `tokenizer.json` has none of Llama 2's or Llama 3's special tokens; nnlib takes BOS and EOS
@@ -499,7 +508,7 @@ print(f"transformers {transformers.__version__} saved eos = {folder_eos} ({saved
 # by nnlib, and the folder transformers saved, read by nnlib: identical between the two nnlib
 # loads (the same dequantized numbers in the same code), and within rounding of transformers.
 #
-# ## 4 · Memory: why a 4-bit file needs so much more memory (8 min)
+# ## 4 · Memory: why a 4-bit file needs so much more memory (9 min)
 #
 # Notebook 03 computed memory as parameters × bytes per parameter plus the KV cache. The same
 # helpers, on this model's shape (read from the GGUF metadata; tied embeddings counted once).
@@ -553,7 +562,7 @@ del reader
 # GPU that has it natively, else float16, as on a Mac). llama.cpp instead computes on the quantized
 # blocks directly, so its memory stays close to the file's size.
 #
-# ## 5 · (optional, 6 min) Your own weights
+# ## 5 · (optional, 8 min) Your own weights
 #
 # The learner's own checkpoint was OpenLLaMA 3B (`open_llama_3b`), in Hugging Face's layout. Its
 # `config.json` is enough to size it: `hidden_size` 3200, 26 layers, 32 heads,
@@ -624,11 +633,12 @@ for number, line in enumerate(SNIPPET_LINES, 1):
     print(number, line)
 
 # %% [markdown]
-# Predict which line raises "Expected all tensors to be on the same device" there (on this
-# CPU none does), then write `fixed_forward(model, inputs)`: the logits for `inputs` (what the
-# tokenizer returned, on the CPU) on whatever device `model` is. The checker runs it on a small
-# stand-in model that says it is on `meta` (a second device every torch has), then on the CPU;
-# like a real Llama on one GPU, the stand-in raises the device error for ids left elsewhere.
+# Predict which line raises "Expected all tensors to be on the same device" there (on a CPU
+# none does; on one GPU or a Mac one line does), then write `fixed_forward(model, inputs)`:
+# the logits for `inputs` (what the tokenizer returned, on the CPU) on whatever device `model`
+# is. The checker runs it on a small stand-in model that says it is on `meta` (a second device
+# every torch has), then on the CPU; like a real Llama on one GPU, the stand-in raises the
+# device error for ids left elsewhere.
 
 # %%
 def failing_line():
@@ -656,7 +666,7 @@ check_forward_on_model_device(failing_line, fixed_forward)
 # the model reads a tensor that is not on its device: line 4, with `ids` still on the CPU.
 # </details>
 #
-# ## Summary
+# ## Summary (3 min)
 #
 # - transformers reads GGUF files (`gguf_file=`) into an ordinary, dequantized model;
 #   `device_map="auto"` places it, and `model.device` says where the inputs must go.
@@ -677,4 +687,7 @@ check_forward_on_model_device(failing_line, fixed_forward)
 # %%
 # NBVAL_IGNORE_OUTPUT
 workdir.cleanup()  # the Hugging Face folder §3's optional part saved
-print(_clock.report("one float32 SmolLM2 at a time: transformers', then nnlib's"))
+_nn_dtype = str(DTYPE).replace("torch.", "")
+print(_clock.report(f"one SmolLM2 at a time: transformers' in float32, then nnlib's in {_nn_dtype} on "
+                    f"{DEVICE}; the peak is this host process's memory"
+                    + ("" if DEVICE.type == "cpu" else f", not the {DEVICE.type} memory the models sat in")))
