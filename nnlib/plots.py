@@ -263,7 +263,7 @@ def _np(x):
 def plot_token_grid(tokens, input_text_mask=None, pad_id: int = -1, labels=None, ax=None,
                     title: str = ""):
     """Meta's ``tokens`` tensor (B, total_len) as a grid: prompt positions (``input_text_mask``
-    True) dark, generated positions orange, ``pad_id`` positions empty. Each cell shows its id, or
+    True) blue, generated positions orange, ``pad_id`` positions empty. Each cell shows its id, or
     ``labels[b][t]`` when given. Rows are the batch, columns the positions."""
     import matplotlib.pyplot as plt
     import numpy as np

@@ -455,3 +455,23 @@ def test_a_new_stepper_does_not_depend_on_what_ran_before_it():
     llama.text_completion([prompt + " The blue whale", "Hi"], max_gen_len=8, temperature=0)
     after_a_batch.reset()
     assert torch.equal(after_a_batch.next_logits, untouched)
+
+
+def test_the_empty_prompt_message_gives_advice_that_works_for_every_tokenizer():
+    """``encode("", bos=True)`` is ``[BOS]`` for the tiny SentencePiece model but ``[]`` for SmolLM2
+    (its GGUF says add_bos_token False), so the message must not promise that bos=True helps; its
+    advice, a start token such as ``[tokenizer.bos_id]``, is a valid request for both."""
+    from nnlib.llama import load_smol
+    from nnlib.llama.generation import check_request
+
+    tiny, smol = load_tiny(device="cpu"), load_smol()
+    assert tiny.tokenizer.encode("", bos=True, eos=False) == [tiny.tokenizer.bos_id]
+    assert smol.tokenizer.encode("", bos=True, eos=False) == []
+    with pytest.raises(ValueError) as err:
+        check_request(smol.model.params, [[]], 4, 0.0, 0.9)
+    msg = str(err.value)
+    assert "Prompt 0 is empty" in msg and "[tokenizer.bos_id]" in msg
+    assert "encode with bos=True" not in msg
+    for llama in (tiny, smol):  # the advice, a start token, is a valid request for both
+        assert llama.tokenizer.bos_id >= 0
+        check_request(llama.model.params, [[llama.tokenizer.bos_id]], 4, 0.0, 0.9)

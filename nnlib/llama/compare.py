@@ -80,7 +80,8 @@ from dataclasses import dataclass
 
 import torch
 
-#: The coarsest rounding a run in a dtype may see: float32 matmuls on a GPU may use TF32.
+#: The coarsest rounding a run in a dtype may see: float32 matmuls on a GPU run in TF32 if the
+#: user turns it on (torch leaves it off; nnlib never turns it on).
 TF32_EPS = 2.0 ** -10
 #: The largest per-position KL (nats) allowed, in units of rounding_eps(dtype) ** 2.
 KL_LIMIT = 500.0
@@ -94,7 +95,7 @@ TIE_EPS = 16.0
 def rounding_eps(dtype: torch.dtype) -> float:
     """The rounding unit of a run computed in ``dtype``: ``torch.finfo(dtype).eps`` (2^-7 for
     bfloat16, 2^-10 for float16), but never finer than TF32's 2^-10, which a float32 run on a
-    GPU may use for its matrix products."""
+    GPU uses for its matrix products once the user turns TF32 on (off by default)."""
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype such as torch.bfloat16; "
                          f"got {dtype!r}.")
@@ -112,8 +113,9 @@ def logprob_tolerance(dtype: torch.dtype) -> float:
     """The largest |difference| between two correct computations of the same token's logprob in
     ``dtype``: ``LOGPROB_EPS * rounding_eps(dtype)``, i.e. 48 × max(eps, 2^-10) (0.375 in
     bfloat16; 0.046875 in float16 and in float32 alike, because the 2^-10 floor, TF32's unit,
-    covers a GPU's float32 matrix products run in TF32). The mistakes it must catch (a shift by
-    one position, a stale cache, a raw logit taken for a logprob) move logprobs by 1 or more."""
+    covers a GPU's float32 matrix products should the user turn TF32 on). The mistakes it must
+    catch (a shift by one position, a stale cache, a raw logit taken for a logprob) move logprobs
+    by 1 or more."""
     return LOGPROB_EPS * rounding_eps(dtype)
 
 

@@ -67,8 +67,11 @@ def check_request(params: ModelArgs, prompt_tokens: Sequence[Sequence[int]], max
         if isinstance(t, (str, bytes)) or not isinstance(t, Sequence):
             raise ValueError(f"Prompt {i} is {type(t).__name__}, not a list of token ids.")
         if len(t) == 0:
-            raise ValueError(f"Prompt {i} is empty: a prompt needs at least one token "
-                             "(encode with bos=True to start from BOS alone).")
+            raise ValueError(f"Prompt {i} is empty: the model needs at least one token to "
+                             "predict the next. Give some text, or a start token yourself, e.g. "
+                             "[tokenizer.bos_id] for a model that puts a BOS in front "
+                             "(encode('', bos=True) stays [] where the tokenizer adds no BOS, "
+                             "as SmolLM2's).")
         if len(t) > params.max_seq_len:
             raise ValueError(
                 f"Prompt {i} has {len(t)} tokens, longer than max_seq_len={params.max_seq_len}. "
@@ -296,8 +299,9 @@ class Llama:
               use_cache: bool = True) -> Iterator[GenerationStep]:
         """Generate one token at a time, yielding a ``GenerationStep`` for each; stops after a stop
         token (yielded, with ``eos=True``) or ``max_gen_len`` tokens. ``prompt`` is text (encoded
-        with BOS) or token ids. With ``seed`` the draws come from a fresh generator with that
-        seed; otherwise from torch's default one, exactly as ``generate`` would draw them for one
+        with ``bos=True``: a BOS in front where the tokenizer adds one) or token ids. With
+        ``seed`` the draws come from a fresh generator with that seed; otherwise from torch's
+        default one, exactly as ``generate`` would draw them for one
         prompt."""
         ids = self.tokenizer.encode(prompt, bos=True, eos=False) if isinstance(prompt, str) else list(prompt)
         check_request(self.model.params, [ids], max_gen_len, temperature, top_p)

@@ -241,7 +241,8 @@ class GenerationStepper:
             [int(x) for x in prompt]
         max_seq_len = llama.model.params.max_seq_len
         if not ids:
-            raise ValueError("The prompt is empty: give some text (or token ids starting with BOS).")
+            raise ValueError("The prompt is empty: give some text, or token ids such as "
+                             "[tokenizer.bos_id] for a model that puts a BOS in front.")
         if len(ids) >= max_seq_len:
             raise ValueError(f"The prompt has {len(ids)} tokens, leaving no room under "
                              f"max_seq_len={max_seq_len}. Shorten it or build with a larger "

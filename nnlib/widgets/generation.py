@@ -152,7 +152,8 @@ class ExplorerChart:
 class GenerationExplorer:
     """Step through generation one token at a time and see how each token is drawn.
 
-    ``GenerationExplorer(llama, prompt)``: ``prompt`` is text (encoded with BOS) or token ids.
+    ``GenerationExplorer(llama, prompt)``: ``prompt`` is text (encoded with ``bos=True``: a
+    BOS in front where the tokenizer adds one) or token ids.
     The chart shows the candidates for the *next* position, ranked by raw logit (so temperature
     never reorders them): the probability the draw uses (after temperature and the sampler's
     cut, renormalised over the kept tokens) with its value before the cut as a label, faint

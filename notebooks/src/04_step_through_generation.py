@@ -55,8 +55,8 @@
 # | `token_logprobs = -F.cross_entropy(...)` | §5d, §6; §13 (optional: its history) |
 #
 # **Time:** about an hour for the core path. Each heading gives its minutes, and the core's add up
-# to 61: set-up and §1 5, §2 10, §3 6, §4 7, §5 13 (its 5d 5), §6 6, §8 7 and Exercise 3 right
-# after it 7. The parts marked "(optional, N min)" take about 97 minutes more; the longest are §13
+# to 66: set-up and §1 5, §2 10, §3 7, §4 7, §5 17 (5a-c 9, 5d 8), §6 6, §8 7 and Exercise 3
+# right after it 7. The parts marked "(optional, N min)" take about 97 minutes more; the longest are §13
 # with Exercise 4 (20), §14's two exercises (12), §11 (10) and §8's top-p against top-k and min-p
 # (10).
 # Running every cell takes up to about two minutes on a laptop CPU (the last cell prints how
@@ -191,15 +191,12 @@ explorer
 # **What to notice:** `u` is this step's one random number, drawn from the seed before you
 # touch anything; a slider changes only the layout of the stretches under it. That is why the
 # same seed gives another token at another temperature, and why the draw stays fair: `u` is
-# uniform whatever the settings. This is the inverse-CDF draw; Karpathy's llama2.c samples the
-# same way (its `sample_topp` walks the sorted kept tokens until their running sum passes one
-# random `coin` times their total mass). `generate` uses `torch.multinomial` instead, so at the
-# same seed it picks other tokens from the same distribution. Step a few tokens at Meta's
-# defaults, then try greedy (it ignores the temperature slider: it always takes the top row) and
-# step to the end of its answer.
+# uniform whatever the settings (an inverse-CDF draw, as in Karpathy's llama2.c; `generate` uses
+# `torch.multinomial`, so at the same seed it picks other tokens from the same distribution).
+# Step a few tokens, then try greedy (it always takes the top row) and step to its answer's end.
 
 # %% [markdown]
-# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 6 min)
+# ## 3. Temperature first, then the cut: the two interact (SmolLM2, 7 min)
 #
 # In Meta's `generate` the order is written out: `probs = torch.softmax(logits[:, -1] /
 # temperature, dim=-1)`, then `sample_top_p(probs, top_p)`. We look at the first position after
@@ -251,10 +248,12 @@ print("top-k keeps 40 at both:", kept_at["top-k", 0.6] == kept_at["top-k", 1.0] 
 #
 # **The order is a choice.** Meta applies temperature first, then the cut, and so does Hugging
 # Face `transformers` (the optional part below reads it from the source). llama.cpp builds a
-# *sampler chain* whose order you can set (its `--samplers` option), so there temperature can
-# come *after* the cut: a high temperature then livens up the kept tokens without letting the
-# tail back in. (That engine is not installed here, so this notebook cannot show its code; read
-# its README for its current default.) When you compare settings across tools, say the order:
+# *sampler chain* whose order you can set (its `--samplers` option), and by default temperature
+# comes *last*, after the cuts: the default list in `common/common.h`
+# (`common_params_sampling::samplers`, also shown by `--help` under `--samplers`) runs
+# penalties, DRY, top-n-sigma, top-k, typical-p, top-p, min-p, XTC, then temperature. A high
+# temperature there livens up the kept tokens without letting the tail back in. (That engine is
+# not installed here, so this notebook cannot run it; the list can change between versions.) When you compare settings across tools, say the order:
 # `top_p=0.9` at `temperature=0.6` in Meta's code is not the same sampler as in an engine that
 # cuts first.
 
@@ -314,9 +313,10 @@ print("transformers applies temperature before top-k, top-p and min-p:",
 # ## 4. From a prompt to token ids, and from ids to a distribution (SmolLM2, 7 min)
 #
 # The rest of the notebook walks through Meta's `generate()`. It starts from token ids: Meta's
-# `text_completion` encodes each prompt with `bos=True, eos=False`, a BOS id in front where the
-# tokenizer uses one (SmolLM2's does not) and no EOS at the end (the model is to continue the
-# text, not to see it end):
+# `text_completion` encodes each prompt with `bos=True, eos=False`: in Meta's tokenizers
+# `bos=True` always puts the BOS id in front; nnlib's tokenizers put it there only where the model
+# file says the model uses one (GGUF `add_bos_token`; SmolLM2's says no). No EOS at the end: the
+# model is to continue the text, not to see it end:
 
 # %%
 prompt_tokens = tok.encode(prompt, bos=True, eos=False)
@@ -425,7 +425,7 @@ for new in sampled:
 
 
 # %% [markdown]
-# ## 5. Meta's `generate()`, block by block (SmolLM2, 13 min)
+# ## 5. Meta's `generate()`, block by block (SmolLM2, 17 min: 5a-c 9, 5d 8)
 #
 # `Llama.generate` in `nnlib/llama/generation.py` follows Meta's function line by line, with
 # `ValueError`s that say what to fix where Meta has `assert`s. We run it on a batch of three
@@ -514,25 +514,20 @@ for n, call in enumerate(trace.calls):
 # of the loop is bookkeeping for each row; 5d runs it on a small batch.
 
 # %% [markdown]
-# ### 5d. The rest of the loop on one batch: teacher forcing, `eos_reached`, the cut (5 min)
+# ### 5d. The rest of the loop: teacher forcing, `eos_reached`, the cut (SmolLM2, 8 min)
 #
 # Three things remain. `next_token = torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos],
 # next_token)` keeps a longer prompt's own text where the loop reaches a column before that
 # row's prompt has ended (**teacher forcing**). `eos_reached |= (~input_text_mask[:, cur_pos]) &
 # (next_token == eos_id)` marks a row as done when it *generates* EOS; the loop ends once every row
 # is done. After the loop each row is cut at `len(prompt) + max_gen_len` or just before its first
-# generated EOS, whichever comes first; with `echo=True` the row keeps its prompt too.
-# `logprobs=True` adds each token's **logprob**: the log of the probability the model gave that
-# token (at T = 1; 0 means certain). With `echo`, prompt tokens get one too, and the first gets 0.0,
-# as nothing predicts it (which row of logits scores which token is a one-token shift: Exercise 4,
-# §14, optional).
+# generated EOS, whichever comes first; `echo=True` keeps the prompt too, and `logprobs=True` adds
+# each token's **logprob** (the log of the probability the model gave it at T = 1; 0 means certain;
+# the first prompt token gets 0.0, as nothing predicts it).
 #
-# To see a row end, two questions as chats: `encode_dialog` wraps each in SmolLM2's chat template
-# (§11, optional, prints it), and a chat model ends its reply with `<|im_end|>`, SmolLM2's
-# `eos_id`. The cell prints, step by step, what the loop wrote into each row ("prompt, kept" where
-# `input_text_mask` is True) and `eos_reached` after the step, rebuilt from the `tokens` tensor
-# `trace.grid` catches; then each row as `generate` returned it, with the logprobs of its new
-# tokens.
+# To let a row end, we ask two questions as chats: `encode_dialog` wraps each in SmolLM2's chat
+# template (§11, optional, prints it), and a chat model ends its reply with `<|im_end|>`, SmolLM2's
+# `eos_id`. The table shows, per row, what `generate` returned:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -542,20 +537,17 @@ chat_gen_len = 10
 with trace_calls(llama) as chat_trace:
     replies, reply_lps = llama.generate(chats, chat_gen_len, temperature=0.0, logprobs=True,
                                         echo=True)
-grid, lengths = chat_trace.grid, torch.tensor([len(c) for c in chats])
-is_prompt = torch.arange(grid.shape[1]) < lengths[:, None]  # input_text_mask, as in 5b
-stop_ids = torch.tensor(tok.stop_tokens)  # nnlib stops at any of these; for SmolLM2: eos_id
-eos_reached = torch.zeros(len(chats), dtype=torch.bool)
-for cur_pos in range(int(lengths.min()), grid.shape[1]):  # min_prompt_len .. total_len - 1
-    eos_reached |= ~is_prompt[:, cur_pos] & torch.isin(grid[:, cur_pos], stop_ids)
-    wrote = ["prompt, kept" if is_prompt[k, cur_pos] else piece(grid[k, cur_pos]) for k in (0, 1)]
-    print(f"cur_pos {cur_pos}: row 0 {wrote[0]:>14}   row 1 {wrote[1]:>14}   "
-          f"eos_reached {eos_reached.tolist()}")
-for k, (reply, lps) in enumerate(zip(replies, reply_lps)):
-    n = len(chats[k])
-    print(f"row {k}: {n} prompt + {len(reply) - n} new tokens, {len(lps)} logprobs (the first "
-          f"{lps[0]}): {tok.decode(reply[n:])!r}\n       new tokens' logprobs "
+grid = chat_trace.grid.tolist()  # the tokens tensor after the loop: prompt + everything generated
+ended = [any(x in tok.stop_tokens for x in row[len(c):]) for row, c in zip(grid, chats)]
+print("row  prompt  new  ended at EOS  reply (echo cut off here)          logprobs of the new tokens")
+for k, (reply, lps, c) in enumerate(zip(replies, reply_lps, chats)):
+    n = len(c)
+    print(f"{k:3d}  {n:6d}  {len(reply) - n:3d}  {str(ended[k]):>12}  {tok.decode(reply[n:])!r:34} "
           f"{[round(x, 2) for x in lps[n:]]}")
+
+# %% [markdown]
+# Which row ends at EOS depends on near ties, and so on the dtype and the machine; the checks
+# below hold whatever the greedy path:
 
 # %%
 def cut_end(row, n_prompt):  # len(prompt) + max_gen_len, or the first EOS generated, if sooner
@@ -563,25 +555,22 @@ def cut_end(row, n_prompt):  # len(prompt) + max_gen_len, or the first EOS gener
     return min([n_prompt + chat_gen_len] + eos)
 
 
-print("each prompt stayed where input_text_mask marks it:",
-      all(row[: len(c)] == c for row, c in zip(grid.tolist(), chats)))
-print("row 0 generated <|im_end|>, row 1 did not:", eos_reached.tolist() == [True, False])
-print("each returned row is the tokens up to its first EOS or len(prompt) + max_gen_len:",
-      all(r == row[: cut_end(row, len(c))] for r, row, c in zip(replies, grid.tolist(), chats)))
-print("one logprob per returned token, 0.0 for the first:",
+print("prompts kept (teacher forcing):", all(row[: len(c)] == c for row, c in zip(grid, chats)))
+print("each row is cut at its first EOS, or at len(prompt) + max_gen_len:",
+      all(r == row[: cut_end(row, len(c))] for r, row, c in zip(replies, grid, chats)))
+print("one logprob per token, 0.0 for the first:",
       all(len(lp) == len(r) and lp[0] == 0.0 for r, lp in zip(replies, reply_lps)))
 
 # %% [markdown]
-# **What to notice:** in the first step row 0 was still in its prompt, so `torch.where` kept the
-# prompt's token and threw the model's guess away. Row 0 generated `<|im_end|>`, so `eos_reached`
-# turned True for it, yet the loop went on while row 1 was not done: row 0 kept getting tokens, and
-# the cut threw them away with the EOS. Row 1 never ended and was cut at `len(prompt) +
+# **What to notice:** the prompts came back unchanged: where a row was still in its prompt,
+# `torch.where` kept the prompt's token and threw the model's guess away. A row that generated
+# `<|im_end|>` was marked done, yet the loop went on while another row was not: it kept getting
+# tokens, and the cut threw them away with the EOS. A row without EOS was cut at `len(prompt) +
 # max_gen_len`. (nnlib looks for EOS only after the prompt; with `echo=True`, Meta's cut at the
 # row's first EOS lands inside a chat prompt, which holds `<|im_end|>` after each turn: §11 shows
 # it.) 5e and 5f (optional) draw the whole `tokens` tensor of the first batch and count what its
 # cut drops.
 
-# %% [markdown]
 # ### 5e. (optional, 4 min) Teacher forcing as a grid:
 # `torch.where(input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token)`
 #
@@ -663,7 +652,9 @@ print(f"{len(with_cache)} tokens; largest gap in this run: {gap:.1e}; the tolera
 # ### (optional, 5 min) What the cache saves, counted and timed
 #
 # Now the cost, on the tiny model, which generates long texts in seconds. Without the cache,
-# token `t` costs work proportional to `t`, so `n` tokens cost about `n²/2`; with it, about `n`.
+# token `t` feeds all `t` positions again, so `n` tokens feed about `n²/2` positions; with it,
+# about `n` (attention still reads the `t` cached keys at each step, so what the cache saves is
+# everything else: recomputing the earlier positions' projections and MLPs).
 # We count the work (the positions the model reads, from `trace_calls` as in §5c) and time it:
 
 # %%
@@ -944,7 +935,7 @@ print(f"{len(chat_tokens)} tokens; stop tokens: "
 
 # %% [markdown]
 # The template added a system message of its own. A chat model ends its reply with `<|im_end|>`
-# too (SmolLM2's `eos_id`). As 5d showed, `eos_reached` only *marks* a row as done (an EOS inside a
+# too (SmolLM2's `eos_id`). As 5d stated, `eos_reached` only *marks* a row as done (an EOS inside a
 # prompt does not count): the batch is computed column by column, so a finished row goes on getting
 # tokens until `all(eos_reached)` ends the loop, and the cut hides them. Two short questions in one
 # batch, with a system message that asks for short answers: each reply is cut at its own
@@ -1000,7 +991,8 @@ print("explorer at T = 0 equals greedy:", explorer.tokens == greedy_tokens)
 
 # %% [markdown]
 # Branching: from the prompt again, five greedy tokens to the position after `' the'`, then force
-# `' blue'` instead of greedy's `' Great'` and let greedy decoding go on. The cell sets its
+# `' blue'` instead of greedy's choice there (printed; in the float32 run `' Great'`) and let
+# greedy decoding go on. The cell sets its
 # controls itself (greedy through top-p at T = 0, seed 0), so it gives the same text however
 # often you run it. It first prints where `' blue'` stood among the candidates there:
 
@@ -1016,6 +1008,7 @@ here = explorer.stepper.next_logits
 if here is None:  # only if the answer ended (EOS) within those five tokens
     print("the answer ended before the branch point; nothing to force")
 else:
+    print("greedy's choice there:", repr(piece(int(here.argmax()))))
     print(f"' blue' there: rank {int((here > here[blue]).sum()) + 1}, p = "
           f"{float(torch.softmax(here.float(), -1)[blue]):.4f} at T = 1")
     explorer.force(blue)
