@@ -603,7 +603,7 @@ rows = memory_table(max_seq_len=2048, max_batch_size=1)
 GIB = 2**30 / 1e9  # GB (10^9 bytes) in a GiB (2^30 bytes), the unit memory is sold in
 LAPTOP_SHARE = 2 / 3  # of a laptop's memory, for a model: on an 8 or 16 GiB Mac, Metal's GPU limit
 BUDGETS = {"laptop, 8 GiB": 8 * GIB * LAPTOP_SHARE, "laptop, 16 GiB": 16 * GIB * LAPTOP_SHARE,
-           "T4, 16 GiB": 16 * GIB, "RTX 4090, 24 GiB": 24 * GIB, "A100, 40 GiB": 40 * GIB,
+           "GPU, 16 GiB": 16 * GIB, "RTX 4090, 24 GiB": 24 * GIB, "A100, 40 GiB": 40 * GIB,
            "A100/H100, 80 GiB": 80 * GIB}
 print("a model may use: " + "; ".join(f"{label}: {gb:.1f} GB" for label, gb in BUDGETS.items()) + "\n")
 dtypes = ("fp32", "bf16", "int8", "int4")
@@ -618,15 +618,15 @@ for model_name in KNOWN_MODELS:
 
 # %% [markdown]
 # What to notice: Llama 2 7B in fp32 (27.0 GB) fits neither laptop, which is why a CPU-only
-# learner loads a smaller model. bf16 or fp16 halves it to 13.5 GB: a 16 GiB GPU such as a T4
-# holds it, but it is more than the 11.5 GB a 16 GiB laptop leaves: on a 16 GiB Mac,
+# learner loads a smaller model. bf16 or fp16 halves it to 13.5 GB: a 16 GiB GPU holds it (so
+# does a T4, which shows about 15 GiB of its 16 for use), but it is more than the 11.5 GB a 16 GiB laptop leaves: on a 16 GiB Mac,
 # `Llama.build` refuses Llama 2 7B in fp16 on MPS before loading. The int8 and int4 columns
 # (6.7 GB, 3.4 GB) hold for runtimes that compute on the codes (llama.cpp, Ollama,
 # bitsandbytes). nnlib does not: it expands a quantized file to the compute dtype as it loads
 # it (03b opens one), so in nnlib a 4-bit Llama 2 7B still needs the bf16 column's 13.5 GB.
 # int4 brings the 70B models to about 35 GB. "Fits" is still generous: leave 10–20 %
 # for activations and the framework, which Llama 3 8B in bf16 (16.1 GB) on a 16 GiB card does
-# not.
+# not (on a T4 its weights alone do not fit).
 #
 # ### The KV cache: what `max_seq_len` and `max_batch_size` cost
 #
