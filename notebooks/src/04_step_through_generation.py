@@ -563,9 +563,9 @@ print("one logprob per token, 0.0 for the first:",
 
 # %% [markdown]
 # **What to notice:** the prompts came back unchanged: where a row was still in its prompt,
-# `torch.where` kept the prompt's token and threw the model's guess away. A row that generated
-# `<|im_end|>` was marked done, yet the loop went on while another row was not: it kept getting
-# tokens, and the cut threw them away with the EOS. A row without EOS was cut at `len(prompt) +
+# `torch.where` kept the prompt's token and threw the model's guess away. A row that generates
+# `<|im_end|>` (in the float32 run, the first one) is marked done, yet the loop goes on while
+# another row is not: it keeps getting tokens, and the cut throws them away with the EOS. A row without EOS was cut at `len(prompt) +
 # max_gen_len`. (nnlib looks for EOS only after the prompt; with `echo=True`, Meta's cut at the
 # row's first EOS lands inside a chat prompt, which holds `<|im_end|>` after each turn: §11 shows
 # it.) 5e and 5f (optional) draw the whole `tokens` tensor of the first batch and count what its
@@ -872,7 +872,8 @@ print("unsure position: top-p keeps more tokens than min-p and top-k:",
 # the padding of §5 and the teacher forcing make that so. (In half precision a batched row's
 # numbers can round differently; where two candidates are that close, the tokens could differ.)
 # So this check runs in float32 on every device, as notebook 05's optional section on batching
-# prompts of different lengths (§7) does: then it is about the padding, not the rounding. It runs
+# prompts of different lengths (§7) does: then it is mostly about the padding, far less the rounding (a batch still adds in another
+# order than one row alone, so a near tie could still differ). It runs
 # four generations of 20 tokens, so it uses the tiny model, where that takes a blink:
 
 # %%
