@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .verdict import Verdict, as_tensor, attempt, report
+from .verdict import Verdict, attempt, report, tensor_answer
 
 LOOP_PROMPTS = ("ROMEO:", "To be, or not to be", "JULIET:\nO Romeo")
 LOOP_STEPS = 10
@@ -169,11 +169,10 @@ def check_position_ids(position_ids_from_mask: Callable[[Any], Any]) -> Verdict:
         attempted, got = attempt(position_ids_from_mask, mask.clone())
         if not attempted:
             return Verdict(False)
-        answer = as_tensor(got)
-        if answer is None:
-            return report(False, "", f"return a tensor of shape {tuple(mask.shape)}, got "
-                          f"{type(got).__name__}")
-        got = answer.long()
+        got, refused = tensor_answer(got, mask.shape)
+        if refused is not None:
+            return refused
+        got = got.long()
         if got.shape != mask.shape:
             return report(False, "", f"for a mask of shape {tuple(mask.shape)} return the same "
                           f"shape, got {tuple(got.shape)}")

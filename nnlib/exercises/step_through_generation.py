@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .verdict import Verdict, as_tensor, attempt, report
+from .verdict import Verdict, as_tensor, attempt, report, tensor_answer
 
 # The checkers build their own cases with torch and compare exactly (the top-p cases hold binary
 # fractions, so even the equality case is exact). None of them changes torch's default generator.
@@ -47,11 +47,9 @@ def check_top_k(top_k_probs: Callable[[Any, int], Any]) -> Verdict:
         if not attempted:
             return Verdict(False)
         want = _top_k_reference(probs, k)
-        answer = as_tensor(got, torch.float32)
-        if answer is None:
-            return report(False, "", f"return a tensor of shape {tuple(probs.shape)}, got "
-                           f"{type(got).__name__}")
-        got = answer
+        got, refused = tensor_answer(got, probs.shape, torch.float32)
+        if refused is not None:
+            return refused
         if got.shape != want.shape:
             return report(False, "", f"for probs of shape {tuple(probs.shape)} and k={k} "
                            f"expected the same shape back, got {tuple(got.shape)}")
@@ -202,11 +200,9 @@ def check_prompt_logprobs(prompt_logprobs: Callable[[Any, Any, int], Any]) -> Ve
         if not attempted:
             return Verdict(False)
         want = _prompt_logprobs_reference(logits, tokens, pad_id)
-        answer = as_tensor(got, torch.float32)
-        if answer is None:
-            return report(False, "", f"return a tensor of shape {tuple(tokens.shape)}, got "
-                           f"{type(got).__name__}")
-        got = answer
+        got, refused = tensor_answer(got, tokens.shape, torch.float32)
+        if refused is not None:
+            return refused
         if got.shape != want.shape:
             return report(False, "", f"for tokens of shape {tuple(tokens.shape)} return one "
                            f"logprob per token, shape {tuple(tokens.shape)}; got {tuple(got.shape)}")

@@ -48,3 +48,12 @@ def as_tensor(answer: Any, dtype: Any = None) -> Any:
         return torch.as_tensor(answer, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
         return None
+
+
+def tensor_answer(got: Any, shape: Any, dtype: Any = None) -> tuple[Any, Verdict | None]:
+    """(the learner's answer as a tensor, None), or (None, the "Not yet" saying which shape was
+    wanted) when the answer is not array-like: one wording for every checker that wants a tensor."""
+    answer = as_tensor(got, dtype)
+    if answer is None:
+        return None, report(False, "", f"return a tensor of shape {tuple(shape)}, got {type(got).__name__}")
+    return answer, None
