@@ -114,7 +114,8 @@ check-setup:
 	$(PYTHON) scripts/check_setup.py --venv $(VENV)
 
 # On a machine with a CUDA GPU or an Apple MPS device: each shipped model on the device against
-# CPU float32, the seed's torchrun command and notebooks 03/04 under nbval there (exit 0 without one).
+# CPU float32, the seed's torchrun command and notebooks 03, 03b, 04 and 05 under nbval there
+# (exit 0 without one).
 device-check: install
 	$(PY) scripts/device_check.py
 
